@@ -1,0 +1,29 @@
+//! Microscope's wire protocol between the helper (`microscoped`) and its
+//! clients (the app, the `microscope` command line, tests).
+//!
+//! A connection starts with each side sending an 8-byte [`Preamble`]: the
+//! magic `MSCP` and a protocol version. After that every message is a frame:
+//! a little-endian `u32` length, then that many bytes of a `postcard`-encoded
+//! [`ClientMessage`] or [`HelperMessage`].
+//!
+//! [`FrameDecoder`] is a push-based state machine that does no I/O: feed it
+//! bytes as they arrive and pull whole messages out. [`Connection`] is a thin
+//! blocking client on top of a Unix socket.
+//!
+//! Serialization uses [`postcard`]: serde-driven, compact, stable and well
+//! maintained, so messages are plain Rust types rather than hand-written byte
+//! layouts. These are the wire types; the app converts them into its own model
+//! types.
+
+mod client;
+mod codec;
+mod messages;
+
+pub use client::{ClientError, Connection, DEFAULT_SOCKET_PATH, Writer};
+pub use codec::{
+    FrameDecoder, MAGIC, MAX_FRAME_BYTES, PROTOCOL_VERSION, Preamble, WireError, encode_frame,
+};
+pub use messages::{
+    Aggregates, Availability, Capabilities, ClientMessage, Event, EventBatch, EventData,
+    HelperInfo, HelperMessage, ProbeInfo, ProbeKind, ProbeStats,
+};

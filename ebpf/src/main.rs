@@ -1,0 +1,315 @@
+//! Microscope's eBPF programs.
+//!
+//! Streamed probes reserve a record in the `EVENTS` ring buffer, fill it in
+//! place and submit it with `BPF_RB_NO_WAKEUP`: the helper polls the buffer on
+//! a timer, so the kernel never wakes it per event (wake-ups themselves cost
+//! ~80k context switches/s at full rate, see ARCHITECTURE.md). A full buffer
+//! bumps the per-CPU `DROPS` counter of that event kind.
+//!
+//! Aggregated probes never touch the ring buffer: syscall counts and the
+//! latency histogram are per-CPU arrays that the helper sums and diffs.
+//!
+//! Tracepoint field offsets are read from `u32` globals that the helper sets
+//! at load time from each tracepoint's `format` file (see
+//! `probes_common::FIELD_GLOBALS`).
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::BPF_RB_NO_WAKEUP,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+        bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes,
+    },
+    macros::{map, tracepoint},
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+    programs::TracePointContext,
+    EbpfContext as _,
+};
+use probes_common::{
+    EventHeader, EventKind, OpenatEvent, SchedExecEvent, SchedExitEvent, SchedForkEvent,
+    SchedSwitchEvent, SchedWakeupEvent, COMM_LEN, EVENT_KINDS, FIELD_MISSING, LATENCY_BUCKETS,
+    RING_BYTES, SYSCALL_SLOTS, SYSCALL_START_ENTRIES,
+};
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
+
+/// Records lost because `EVENTS` was full, per CPU, indexed by `EventKind`.
+#[map]
+static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(EVENT_KINDS, 0);
+
+/// Syscalls entered, per CPU, indexed by syscall number.
+#[map]
+static SYSCALL_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(SYSCALL_SLOTS, 0);
+
+/// Log2 histogram of syscall latency in ns, per CPU.
+#[map]
+static SYSCALL_LATENCY: PerCpuArray<u64> = PerCpuArray::with_max_entries(LATENCY_BUCKETS, 0);
+
+/// When each thread (by kernel pid) entered its current syscall, in ns. LRU so
+/// that threads which die inside a syscall cannot fill it up.
+#[map]
+static SYSCALL_START: LruHashMap<u32, u64> =
+    LruHashMap::with_max_entries(SYSCALL_START_ENTRIES, 0);
+
+// Field offsets, set by the helper from tracefs (`FIELD_MISSING` until then).
+// Read through `offset()` so the compiler cannot fold them into constants.
+macro_rules! offsets {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[unsafe(no_mangle)]
+            static $name: u32 = FIELD_MISSING;
+        )*
+    };
+}
+
+offsets!(
+    SWITCH_PREV_COMM,
+    SWITCH_PREV_PID,
+    SWITCH_PREV_PRIO,
+    SWITCH_PREV_STATE,
+    SWITCH_NEXT_COMM,
+    SWITCH_NEXT_PID,
+    SWITCH_NEXT_PRIO,
+    WAKEUP_COMM,
+    WAKEUP_PID,
+    WAKEUP_PRIO,
+    WAKEUP_TARGET_CPU,
+    FORK_PARENT_PID,
+    FORK_CHILD_PID,
+    EXEC_FILENAME,
+    EXEC_PID,
+    EXEC_OLD_PID,
+    EXIT_PID,
+    EXIT_PRIO,
+    EXIT_GROUP_DEAD,
+    OPENAT_DFD,
+    OPENAT_FILENAME,
+    OPENAT_FLAGS,
+    OPENAT_MODE,
+    RAW_ENTER_ID,
+);
+
+#[inline(always)]
+fn offset(global: &u32) -> usize {
+    // SAFETY: `global` is a valid reference; the volatile read only stops the
+    // compiler from assuming the value it was initialised with.
+    unsafe { core::ptr::read_volatile(global) as usize }
+}
+
+/// Reads a field of type `T` at the offset held by `global`, or `T`'s zero
+/// value when the read fails (the helper never attaches a program whose
+/// fields are missing, so this only guards the verifier's view).
+#[inline(always)]
+fn field<T: Default>(ctx: &TracePointContext, global: &u32) -> T {
+    // SAFETY: `read_at` goes through `bpf_probe_read`, which copes with any
+    // offset; a bad one yields an error, not a fault.
+    unsafe { ctx.read_at::<T>(offset(global)) }.unwrap_or_default()
+}
+
+#[inline(always)]
+fn comm_field(ctx: &TracePointContext, global: &u32) -> [u8; COMM_LEN] {
+    // SAFETY: as in `field`.
+    unsafe { ctx.read_at::<[u8; COMM_LEN]>(offset(global)) }.unwrap_or([0; COMM_LEN])
+}
+
+#[inline(always)]
+fn header(kind: EventKind) -> EventHeader {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    EventHeader {
+        kind: kind as u32,
+        // SAFETY: plain BPF helpers without arguments.
+        cpu: unsafe { bpf_get_smp_processor_id() },
+        // SAFETY: as above.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        pid: pid_tgid as u32,
+        tgid: (pid_tgid >> 32) as u32,
+        comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
+    }
+}
+
+#[inline(always)]
+fn count_drop(kind: EventKind) {
+    if let Some(slot) = DROPS.get_ptr_mut(kind as u32) {
+        // SAFETY: per-CPU slot, only this CPU writes it (preemption is off in
+        // tracepoint programs).
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Reserves a `T` in the ring buffer, lets `fill` write it, submits it
+/// without waking the reader. Counts a drop when the buffer is full.
+#[inline(always)]
+fn emit<T: 'static>(kind: EventKind, fill: impl FnOnce(*mut T)) -> u32 {
+    match EVENTS.reserve::<T>(0) {
+        Some(mut entry) => {
+            fill(entry.as_mut_ptr());
+            entry.submit(BPF_RB_NO_WAKEUP as u64);
+        }
+        None => count_drop(kind),
+    }
+    0
+}
+
+#[tracepoint]
+pub fn sched_switch(ctx: TracePointContext) -> u32 {
+    emit::<SchedSwitchEvent>(EventKind::SchedSwitch, |e| {
+        // SAFETY: `e` points at a reserved record of the right size.
+        unsafe {
+            (*e).header = header(EventKind::SchedSwitch);
+            (*e).prev_pid = field(&ctx, &SWITCH_PREV_PID);
+            (*e).next_pid = field(&ctx, &SWITCH_NEXT_PID);
+            (*e).prev_prio = field(&ctx, &SWITCH_PREV_PRIO);
+            (*e).next_prio = field(&ctx, &SWITCH_NEXT_PRIO);
+            (*e).prev_state = field(&ctx, &SWITCH_PREV_STATE);
+            (*e).prev_comm = comm_field(&ctx, &SWITCH_PREV_COMM);
+            (*e).next_comm = comm_field(&ctx, &SWITCH_NEXT_COMM);
+        }
+    })
+}
+
+#[tracepoint]
+pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
+    emit::<SchedWakeupEvent>(EventKind::SchedWakeup, |e| {
+        // SAFETY: `e` points at a reserved record of the right size.
+        unsafe {
+            (*e).header = header(EventKind::SchedWakeup);
+            (*e).pid = field(&ctx, &WAKEUP_PID);
+            (*e).prio = field(&ctx, &WAKEUP_PRIO);
+            (*e).target_cpu = field(&ctx, &WAKEUP_TARGET_CPU);
+            (*e)._pad = 0;
+            (*e).comm = comm_field(&ctx, &WAKEUP_COMM);
+        }
+    })
+}
+
+#[tracepoint]
+pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
+    emit::<SchedForkEvent>(EventKind::SchedFork, |e| {
+        // SAFETY: `e` points at a reserved record of the right size.
+        unsafe {
+            (*e).header = header(EventKind::SchedFork);
+            (*e).parent_pid = field(&ctx, &FORK_PARENT_PID);
+            (*e).child_pid = field(&ctx, &FORK_CHILD_PID);
+        }
+    })
+}
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    emit::<SchedExecEvent>(EventKind::SchedExec, |e| {
+        // SAFETY: `e` points at a reserved record of the right size. The
+        // filename is a `__data_loc` field: a u32 whose low 16 bits are the
+        // string's offset from the start of the record.
+        unsafe {
+            (*e).header = header(EventKind::SchedExec);
+            (*e).pid = field(&ctx, &EXEC_PID);
+            (*e).old_pid = field(&ctx, &EXEC_OLD_PID);
+            let loc: u32 = field(&ctx, &EXEC_FILENAME);
+            let src = ctx.as_ptr().cast::<u8>().add((loc & 0xffff) as usize);
+            if bpf_probe_read_kernel_str_bytes(src, &mut (*e).filename).is_err() {
+                (*e).filename[0] = 0;
+            }
+        }
+    })
+}
+
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    emit::<SchedExitEvent>(EventKind::SchedExit, |e| {
+        // SAFETY: `e` points at a reserved record of the right size.
+        unsafe {
+            (*e).header = header(EventKind::SchedExit);
+            (*e).pid = field(&ctx, &EXIT_PID);
+            (*e).prio = field(&ctx, &EXIT_PRIO);
+            (*e).group_dead = u32::from(field::<u8>(&ctx, &EXIT_GROUP_DEAD));
+            (*e)._pad = 0;
+        }
+    })
+}
+
+#[tracepoint]
+pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
+    emit::<OpenatEvent>(EventKind::Openat, |e| {
+        // SAFETY: `e` points at a reserved record of the right size. Syscall
+        // arguments are 8-byte fields whatever their C type.
+        unsafe {
+            (*e).header = header(EventKind::Openat);
+            (*e).dfd = field::<u64>(&ctx, &OPENAT_DFD) as i32;
+            (*e).flags = field::<u64>(&ctx, &OPENAT_FLAGS) as u32;
+            (*e).mode = field::<u64>(&ctx, &OPENAT_MODE) as u32;
+            (*e)._pad = 0;
+            let path = field::<u64>(&ctx, &OPENAT_FILENAME) as *const u8;
+            if bpf_probe_read_user_str_bytes(path, &mut (*e).filename).is_err() {
+                (*e).filename[0] = 0;
+            }
+        }
+    })
+}
+
+/// `raw_syscalls:sys_enter`, counting: one per-CPU increment per syscall.
+#[tracepoint]
+pub fn sys_enter_count(ctx: TracePointContext) -> u32 {
+    let id: i64 = field(&ctx, &RAW_ENTER_ID);
+    if (0..i64::from(SYSCALL_SLOTS)).contains(&id)
+        && let Some(slot) = SYSCALL_COUNTS.get_ptr_mut(id as u32)
+    {
+        // SAFETY: per-CPU slot, written only from this CPU.
+        unsafe { *slot += 1 };
+    }
+    0
+}
+
+/// `raw_syscalls:sys_enter`, latency half: remember when this thread entered.
+#[tracepoint]
+pub fn sys_enter_latency(_ctx: TracePointContext) -> u32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: plain BPF helper.
+    let now_ns = unsafe { bpf_ktime_get_ns() };
+    // A full LRU map evicts the oldest entry, so insert cannot meaningfully fail.
+    let _ = SYSCALL_START.insert(&tid, &now_ns, 0);
+    0
+}
+
+/// `raw_syscalls:sys_exit`, latency half: log2-bucket the time since entry.
+#[tracepoint]
+pub fn sys_exit_latency(_ctx: TracePointContext) -> u32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(start) = SYSCALL_START.get_ptr(&tid) else {
+        return 0;
+    };
+    // SAFETY: the pointer comes from a successful lookup; plain BPF helper.
+    let (start_ns, now_ns) = unsafe { (*start, bpf_ktime_get_ns()) };
+    let _ = SYSCALL_START.remove(&tid);
+    let bucket = log2(now_ns.saturating_sub(start_ns));
+    if let Some(slot) = SYSCALL_LATENCY.get_ptr_mut(bucket) {
+        // SAFETY: per-CPU slot, written only from this CPU.
+        unsafe { *slot += 1 };
+    }
+    0
+}
+
+/// Floor of log2 of `v` (0 for 0), loop-free so the verifier sees a fixed
+/// number of instructions.
+#[inline(always)]
+fn log2(mut v: u64) -> u32 {
+    let mut r = 0;
+    for shift in [32u32, 16, 8, 4, 2, 1] {
+        if v >> shift != 0 {
+            v >>= shift;
+            r += shift;
+        }
+    }
+    r
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

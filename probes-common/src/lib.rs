@@ -1,0 +1,268 @@
+//! Data shared between Microscope's eBPF programs (`ebpf/`) and its helper
+//! (`app/helper`).
+//!
+//! Everything here is `no_std` and `#[repr(C)]`: the kernel writes these
+//! structs into the ring buffer and the maps, and the helper reads the very
+//! same definitions back. Each struct is laid out without implicit padding
+//! (explicit `_pad` fields) and its size is checked at compile time, so the two
+//! sides cannot drift apart.
+//!
+//! Time stamps are `bpf_ktime_get_ns()`: nanoseconds of `CLOCK_MONOTONIC`.
+#![no_std]
+
+/// Length of a task's command name, as in the kernel's `TASK_COMM_LEN`.
+pub const COMM_LEN: usize = 16;
+/// Longest path copied from a tracepoint or from user memory, NUL included.
+pub const PATH_LEN: usize = 256;
+
+/// Capacity of the event ring buffer in bytes (a power of two, a multiple of
+/// the page size). 16 MiB holds ~50 ms of the fastest `openat` loop this
+/// project was measured with, so a 10 ms poll keeps up with room to spare.
+pub const RING_BYTES: u32 = 16 << 20;
+
+/// Number of slots in the per-syscall counter array; syscall numbers on
+/// x86_64 stay below 512.
+pub const SYSCALL_SLOTS: u32 = 512;
+/// Number of buckets of the log2 latency histogram: bucket `i` counts
+/// latencies `d` (in ns) with `2^i <= d < 2^(i+1)` (bucket 0 also holds 0).
+pub const LATENCY_BUCKETS: u32 = 64;
+/// Entries of the map that remembers when each thread entered its syscall.
+pub const SYSCALL_START_ENTRIES: u32 = 65_536;
+
+/// What a ring buffer record is. Stored in [`EventHeader::kind`].
+///
+/// One kind per streamed probe; the value also indexes the `DROPS` array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// `sched:sched_switch`, [`SchedSwitchEvent`].
+    SchedSwitch = 0,
+    /// `sched:sched_wakeup`, [`SchedWakeupEvent`].
+    SchedWakeup = 1,
+    /// `sched:sched_process_fork`, [`SchedForkEvent`].
+    SchedFork = 2,
+    /// `sched:sched_process_exec`, [`SchedExecEvent`].
+    SchedExec = 3,
+    /// `sched:sched_process_exit`, [`SchedExitEvent`].
+    SchedExit = 4,
+    /// `syscalls:sys_enter_openat`, [`OpenatEvent`].
+    Openat = 5,
+}
+
+/// Number of [`EventKind`]s, the length of the `DROPS` array.
+pub const EVENT_KINDS: u32 = 6;
+
+impl EventKind {
+    /// Every kind, in discriminant order.
+    pub const ALL: [EventKind; EVENT_KINDS as usize] = [
+        EventKind::SchedSwitch,
+        EventKind::SchedWakeup,
+        EventKind::SchedFork,
+        EventKind::SchedExec,
+        EventKind::SchedExit,
+        EventKind::Openat,
+    ];
+
+    /// The kind stored as `raw`, if it is one.
+    pub fn from_u32(raw: u32) -> Option<Self> {
+        Self::ALL.get(raw as usize).copied()
+    }
+}
+
+/// Common start of every ring buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EventHeader {
+    /// An [`EventKind`] as `u32`.
+    pub kind: u32,
+    /// CPU the event happened on.
+    pub cpu: u32,
+    /// Time of the event, ns of `CLOCK_MONOTONIC`.
+    pub ts_ns: u64,
+    /// Kernel pid of the current task (a thread id in user-space terms).
+    pub pid: u32,
+    /// Thread group id of the current task (the process id).
+    pub tgid: u32,
+    /// Command name of the current task, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// `sched:sched_switch`: `prev` leaves the CPU, `next` takes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SchedSwitchEvent {
+    pub header: EventHeader,
+    /// Pid of the task leaving the CPU.
+    pub prev_pid: u32,
+    /// Pid of the task taking the CPU.
+    pub next_pid: u32,
+    /// Kernel priority of `prev` (lower runs first; 120 is nice 0).
+    pub prev_prio: i32,
+    /// Kernel priority of `next`.
+    pub next_prio: i32,
+    /// State `prev` left in: 0 = runnable (preempted), else `TASK_*` bits.
+    pub prev_state: u64,
+    /// Command name of `prev`.
+    pub prev_comm: [u8; COMM_LEN],
+    /// Command name of `next`.
+    pub next_comm: [u8; COMM_LEN],
+}
+
+/// `sched:sched_wakeup`: a sleeping task was made runnable.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SchedWakeupEvent {
+    pub header: EventHeader,
+    /// Pid of the task woken up.
+    pub pid: u32,
+    /// Its kernel priority.
+    pub prio: i32,
+    /// CPU it was queued on.
+    pub target_cpu: u32,
+    pub _pad: u32,
+    /// Its command name.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// `sched:sched_process_fork`: a task created a child (process or thread).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SchedForkEvent {
+    pub header: EventHeader,
+    /// Pid of the parent.
+    pub parent_pid: u32,
+    /// Pid of the new child.
+    pub child_pid: u32,
+}
+
+/// `sched:sched_process_exec`: a process replaced its program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SchedExecEvent {
+    pub header: EventHeader,
+    /// Pid after exec.
+    pub pid: u32,
+    /// Pid before exec (differs when a non-leader thread execs).
+    pub old_pid: u32,
+    /// Path of the new program, NUL-terminated.
+    pub filename: [u8; PATH_LEN],
+}
+
+/// `sched:sched_process_exit`: a task is exiting.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SchedExitEvent {
+    pub header: EventHeader,
+    /// Pid of the exiting task.
+    pub pid: u32,
+    /// Its kernel priority.
+    pub prio: i32,
+    /// 1 when the whole thread group (the process) is gone, else 0.
+    pub group_dead: u32,
+    pub _pad: u32,
+}
+
+/// `syscalls:sys_enter_openat`: a task asks to open a path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OpenatEvent {
+    pub header: EventHeader,
+    /// Directory fd the path is relative to (`AT_FDCWD` = -100).
+    pub dfd: i32,
+    /// `O_*` flags.
+    pub flags: u32,
+    /// Creation mode bits.
+    pub mode: u32,
+    pub _pad: u32,
+    /// The path as the task passed it, NUL-terminated (truncated to
+    /// [`PATH_LEN`] - 1 bytes).
+    pub filename: [u8; PATH_LEN],
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<EventHeader>() == 40);
+    assert!(core::mem::size_of::<SchedSwitchEvent>() == 40 + 24 + 32);
+    assert!(core::mem::size_of::<SchedWakeupEvent>() == 40 + 16 + 16);
+    assert!(core::mem::size_of::<SchedForkEvent>() == 40 + 8);
+    assert!(core::mem::size_of::<SchedExecEvent>() == 40 + 8 + PATH_LEN);
+    assert!(core::mem::size_of::<SchedExitEvent>() == 40 + 16);
+    assert!(core::mem::size_of::<OpenatEvent>() == 40 + 16 + PATH_LEN);
+};
+
+/// A tracepoint field whose offset the eBPF programs read from a global that
+/// the helper sets at load time from the tracepoint's `format` file.
+///
+/// Tracepoint layouts are not a stable ABI (for example `sched_process_fork`
+/// changed its comm fields to `__data_loc` in 6.x), so offsets are looked up
+/// on the running kernel rather than compiled in.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldGlobal {
+    /// Name of the `u32` global in the eBPF object.
+    pub global: &'static str,
+    /// Tracepoint category, e.g. `sched`.
+    pub category: &'static str,
+    /// Tracepoint name, e.g. `sched_switch`.
+    pub name: &'static str,
+    /// Field name in the format file.
+    pub field: &'static str,
+}
+
+macro_rules! field_globals {
+    ($($global:ident = $category:literal / $name:literal . $field:literal;)*) => {
+        /// Every offset global the eBPF object declares (see [`FieldGlobal`]).
+        pub const FIELD_GLOBALS: &[FieldGlobal] = &[
+            $(FieldGlobal { global: stringify!($global), category: $category, name: $name, field: $field },)*
+        ];
+    };
+}
+
+field_globals! {
+    SWITCH_PREV_COMM = "sched" / "sched_switch" . "prev_comm";
+    SWITCH_PREV_PID = "sched" / "sched_switch" . "prev_pid";
+    SWITCH_PREV_PRIO = "sched" / "sched_switch" . "prev_prio";
+    SWITCH_PREV_STATE = "sched" / "sched_switch" . "prev_state";
+    SWITCH_NEXT_COMM = "sched" / "sched_switch" . "next_comm";
+    SWITCH_NEXT_PID = "sched" / "sched_switch" . "next_pid";
+    SWITCH_NEXT_PRIO = "sched" / "sched_switch" . "next_prio";
+    WAKEUP_COMM = "sched" / "sched_wakeup" . "comm";
+    WAKEUP_PID = "sched" / "sched_wakeup" . "pid";
+    WAKEUP_PRIO = "sched" / "sched_wakeup" . "prio";
+    WAKEUP_TARGET_CPU = "sched" / "sched_wakeup" . "target_cpu";
+    FORK_PARENT_PID = "sched" / "sched_process_fork" . "parent_pid";
+    FORK_CHILD_PID = "sched" / "sched_process_fork" . "child_pid";
+    EXEC_FILENAME = "sched" / "sched_process_exec" . "filename";
+    EXEC_PID = "sched" / "sched_process_exec" . "pid";
+    EXEC_OLD_PID = "sched" / "sched_process_exec" . "old_pid";
+    EXIT_PID = "sched" / "sched_process_exit" . "pid";
+    EXIT_PRIO = "sched" / "sched_process_exit" . "prio";
+    EXIT_GROUP_DEAD = "sched" / "sched_process_exit" . "group_dead";
+    OPENAT_DFD = "syscalls" / "sys_enter_openat" . "dfd";
+    OPENAT_FILENAME = "syscalls" / "sys_enter_openat" . "filename";
+    OPENAT_FLAGS = "syscalls" / "sys_enter_openat" . "flags";
+    OPENAT_MODE = "syscalls" / "sys_enter_openat" . "mode";
+    RAW_ENTER_ID = "raw_syscalls" / "sys_enter" . "id";
+}
+
+/// Sentinel offset: the field was not found on this kernel; programs that
+/// need it are not attached.
+pub const FIELD_MISSING: u32 = u32::MAX;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all these are `#[repr(C)]`, `Copy`, made only of integers and
+    // integer arrays, with no implicit padding (sizes asserted above), so every
+    // bit pattern is a valid value.
+    unsafe impl aya::Pod for super::EventHeader {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SchedSwitchEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SchedWakeupEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SchedForkEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SchedExecEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SchedExitEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::OpenatEvent {}
+}
