@@ -1,1 +1,64 @@
-fn main() {}
+//! `cargo xtask`: the one entry point for every developer task of Microscope.
+//!
+//! Each subcommand lives in its own module; this file only parses arguments
+//! and prepares the environment that every child process shares.
+
+mod bench;
+mod helper;
+mod openloop;
+mod proc;
+mod run;
+mod screenshot;
+mod setup;
+mod test;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Developer tasks for Microscope.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install what building and running need (apt packages, nightly
+    /// rust-src, bpf-linker, tracefs). Quick when everything is present.
+    Setup,
+    /// Build, start the helper as root, and open the desktop app.
+    Run(run::Options),
+    /// Run fmt, clippy, unit and GUI tests, and (as root) the kernel tests.
+    Test,
+    /// Capture a screenshot of the real app tracing a small workload.
+    Screenshot(screenshot::Options),
+    /// Measure what tracing costs a syscall-heavy loop.
+    Bench(bench::Options),
+    /// Internal: the `openat`+`close` loop that `bench` measures.
+    #[command(name = "__openloop", hide = true)]
+    OpenLoop(openloop::Options),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    workspace::prepare_environment();
+    let result = match cli.command {
+        Command::Setup => setup::run(),
+        Command::Run(options) => run::run(&options),
+        Command::Test => test::run(),
+        Command::Screenshot(options) => screenshot::run(&options),
+        Command::Bench(options) => bench::run(&options),
+        Command::OpenLoop(options) => openloop::run(&options),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,447 @@
+//! `cargo xtask bench pipeline`: what tracing costs a syscall-heavy loop.
+//!
+//! The loop (`openat("/dev/null")` + `close`, pinned to CPU 0) runs untraced,
+//! then while the real helper streams every `sys_enter_openat` event to a
+//! decoding client (`microscope watch`), then under two bpftrace scripts for
+//! comparison. Benchmarks are not tests: a missed target is reported, not
+//! turned into a failure.
+
+use std::fs;
+use std::io::{BufRead as _, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+
+use crate::helper::{self, Started};
+use crate::proc::{self, ChildGuard};
+use crate::{run, setup, workspace};
+
+const PROBE: &str = "syscalls:sys_enter_openat";
+/// The loop runs here; the tracers' consumers get the other CPUs.
+const LOOP_CPU: usize = 0;
+/// Microscope's streaming may cost at most this share of the untraced rate.
+const TARGET_OVERHEAD_PERCENT: f64 = 20.0;
+const COUNT_SCRIPT: &str = "tracepoint:syscalls:sys_enter_openat { @[pid] = count(); }";
+const PRINTF_SCRIPT: &str =
+    "tracepoint:syscalls:sys_enter_openat { printf(\"%s\\n\", str(args->filename)); }";
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, Args)]
+pub struct Options {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Loop throughput untraced, with Microscope streaming, and with bpftrace.
+    Pipeline {
+        /// How long each configuration runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+}
+
+/// One line of the results table.
+struct Row {
+    config: &'static str,
+    result: Result<Measured>,
+}
+
+struct Measured {
+    ops_per_sec: f64,
+    events: Option<u64>,
+    drops: Option<u64>,
+}
+
+/// Runs `cargo xtask bench ...`.
+pub fn run(options: &Options) -> Result<()> {
+    let Bench::Pipeline { seconds } = options.bench;
+    if seconds == 0 {
+        bail!("--seconds must be at least 1");
+    }
+    setup::run()?;
+    run::build(true)?;
+    proc::survive_ctrl_c();
+
+    let mut rows = Vec::new();
+    println!("bench: untraced loop ({seconds} s)");
+    let untraced = open_loop(seconds);
+    rows.push(Row {
+        config: "untraced",
+        result: untraced.map(|ops_per_sec| Measured {
+            ops_per_sec,
+            events: None,
+            drops: None,
+        }),
+    });
+
+    println!("bench: Microscope streaming {PROBE} ({seconds} s)");
+    rows.push(Row {
+        config: "microscope watch (stream)",
+        result: with_microscope(seconds),
+    });
+
+    if proc::succeeds(Command::new("bpftrace").arg("--version")) {
+        println!("bench: bpftrace counting per pid ({seconds} s)");
+        rows.push(Row {
+            config: "bpftrace count()",
+            result: with_bpftrace_count(seconds),
+        });
+        println!("bench: bpftrace printf to /dev/null ({seconds} s)");
+        rows.push(Row {
+            config: "bpftrace printf",
+            result: with_bpftrace_printf(seconds),
+        });
+    } else {
+        println!("bench: bpftrace is not installed; skipping the bpftrace comparisons");
+    }
+
+    print_table(&rows);
+    Ok(())
+}
+
+/// Runs the pinned loop for `seconds` and returns its ops/s.
+fn open_loop(seconds: u64) -> Result<f64> {
+    let exe = std::env::current_exe().context("could not find the xtask binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["__openloop", "--seconds", &seconds.to_string()])
+        .args(["--cpu", &LOOP_CPU.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    let output = cmd
+        .output()
+        .with_context(|| format!("could not start the load loop `{}`", proc::describe(&cmd)))?;
+    if !output.status.success() {
+        bail!(
+            "the load loop failed ({}); its error is above",
+            output.status
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("ops_per_sec "))
+        .and_then(|rate| rate.trim().parse().ok())
+        .with_context(|| format!("the load loop printed no rate: {stdout:?}"))
+}
+
+/// (b): the helper streams every openat event to `microscope watch`.
+fn with_microscope(seconds: u64) -> Result<Measured> {
+    let dir = std::env::temp_dir().join(format!("microscope-bench-{}", std::process::id()));
+    fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let _cleanup = RemoveDir(dir.clone());
+    let socket = dir.join("helper.sock");
+
+    let _helper = match helper::start(&workspace::built_binary("microscoped", true), &socket)? {
+        Started::Ours(guard) => guard,
+        Started::AlreadyRunning => bail!("something already listens on {}", socket.display()),
+        Started::NoPrivilege(how) => bail!("the helper needs root: {how}"),
+    };
+
+    // The client outlives the loop by a margin: it needs a moment to
+    // subscribe, and its last line reports the final partial second.
+    let watch_seconds = seconds + 3;
+    let app = workspace::built_binary("microscope", true);
+    let mut cmd = Command::new(&app);
+    cmd.args([
+        "watch",
+        "--probe",
+        PROBE,
+        "--seconds",
+        &watch_seconds.to_string(),
+    ])
+    .arg("--socket")
+    .arg(&socket)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    let mut watch = proc::spawn_guarded(&mut cmd, "microscope watch", "Run `cargo xtask setup`.")?;
+    // The first per-second line means the subscription is live.
+    let (ready, lines) = read_lines(&mut watch, |line| line.starts_with(PROBE))?;
+    wait_ready(
+        &ready,
+        &mut watch,
+        Duration::from_secs(5),
+        "microscope watch",
+    )?;
+
+    let ops_per_sec = open_loop(seconds)?;
+
+    let status = watch
+        .wait_timeout(Duration::from_secs(watch_seconds + 10))?
+        .ok_or_else(|| anyhow!("microscope watch did not exit after --seconds {watch_seconds}"))?;
+    let lines = join_lines(lines)?;
+    if !status.success() {
+        bail!("microscope watch failed ({status}); its error is above");
+    }
+    let (events, drops) = parse_watch(&lines);
+    Ok(Measured {
+        ops_per_sec,
+        events: Some(events),
+        drops: Some(drops),
+    })
+}
+
+/// Sums `syscalls:sys_enter_openat <n>` lines; a line that mentions drops
+/// contributes its first number to the drop count.
+fn parse_watch(lines: &[String]) -> (u64, u64) {
+    let mut events = 0;
+    let mut drops = 0;
+    for line in lines {
+        if line.to_ascii_lowercase().contains("drop") {
+            drops += first_number(line).unwrap_or(0);
+        } else if let Some(rest) = line.strip_prefix(PROBE) {
+            events += first_number(rest).unwrap_or(0);
+        }
+    }
+    (events, drops)
+}
+
+fn first_number(text: &str) -> Option<u64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|word| !word.is_empty())
+        .and_then(|digits| digits.parse().ok())
+}
+
+/// bpftrace as root, in its own process group so SIGINT reaches it via
+/// `sudo`; `None` when we cannot become root without a prompt.
+fn bpftrace(script: &str) -> Option<Command> {
+    let mut cmd = if workspace::is_root() {
+        Command::new("bpftrace")
+    } else if proc::succeeds(Command::new("sudo").args(["-n", "true"])) {
+        let mut cmd = Command::new("sudo");
+        cmd.args(["-n", "bpftrace"]);
+        cmd
+    } else {
+        return None;
+    };
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.args(["-e", script]).stdin(Stdio::null());
+    Some(cmd)
+}
+
+/// (c): bpftrace counts events per pid in a map.
+fn with_bpftrace_count(seconds: u64) -> Result<Measured> {
+    let mut cmd =
+        bpftrace(COUNT_SCRIPT).context("bpftrace needs root (or sudo without a password)")?;
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut tracer = proc::spawn_guarded(&mut cmd, "bpftrace", "Install bpftrace.")?
+        .with_stop_signal(libc::SIGINT);
+    let (ready, lines) = read_lines(&mut tracer, |line| line.starts_with("Attaching"))?;
+    wait_ready(&ready, &mut tracer, Duration::from_secs(30), "bpftrace")?;
+
+    let ops_per_sec = open_loop(seconds)?;
+
+    // On SIGINT bpftrace prints the map (`@[pid]: count`) and exits.
+    tracer.stop()?;
+    let lines = join_lines(lines)?;
+    let events = lines
+        .iter()
+        .filter_map(|line| line.strip_prefix("@[")?.split_once("]:"))
+        .filter_map(|(_pid, count)| count.trim().parse::<u64>().ok())
+        .sum();
+    Ok(Measured {
+        ops_per_sec,
+        events: Some(events),
+        drops: None,
+    })
+}
+
+/// (d): bpftrace prints every filename, to /dev/null.
+fn with_bpftrace_printf(seconds: u64) -> Result<Measured> {
+    let mut cmd =
+        bpftrace(PRINTF_SCRIPT).context("bpftrace needs root (or sudo without a password)")?;
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut tracer = proc::spawn_guarded(&mut cmd, "bpftrace", "Install bpftrace.")?
+        .with_stop_signal(libc::SIGINT);
+    // Its "Attaching" line goes to /dev/null with the rest, so watch for the
+    // perf event it attaches the program through instead.
+    wait_attached(&mut tracer)?;
+
+    let ops_per_sec = open_loop(seconds)?;
+    tracer.stop()?;
+    Ok(Measured {
+        ops_per_sec,
+        events: None,
+        drops: None,
+    })
+}
+
+/// Waits until `tracer` holds a perf event fd (bpftrace attaches tracepoint
+/// programs through one). Without root we cannot look, so we wait a while.
+fn wait_attached(tracer: &mut ChildGuard) -> Result<()> {
+    if !workspace::is_root() {
+        thread::sleep(Duration::from_secs(5));
+        return Ok(());
+    }
+    let fd_dir = PathBuf::from(format!("/proc/{}/fd", tracer.id()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = tracer.try_wait()? {
+            bail!("bpftrace exited ({status}) before attaching");
+        }
+        if has_perf_event_fd(&fd_dir) {
+            // The program is attached right after the fd is opened.
+            thread::sleep(Duration::from_millis(200));
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    bail!("bpftrace did not attach within 30 s")
+}
+
+fn has_perf_event_fd(fd_dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(fd_dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().contains("perf_event"))
+    })
+}
+
+/// Reads the child's stdout on a thread, collecting every line; `ready`
+/// receives one message when a line matches `is_ready`.
+fn read_lines(
+    child: &mut ChildGuard,
+    is_ready: fn(&str) -> bool,
+) -> Result<(mpsc::Receiver<()>, JoinHandle<Vec<String>>)> {
+    let stdout = child
+        .child_mut()
+        .stdout
+        .take()
+        .context("the child's stdout was not piped")?;
+    let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+    let reader = thread::Builder::new()
+        .name("bench-stdout".to_owned())
+        .spawn(move || collect_lines(stdout, &ready_tx, is_ready))
+        .context("could not start a thread to read the child's output")?;
+    Ok((ready_rx, reader))
+}
+
+fn collect_lines(
+    stdout: impl Read,
+    ready: &mpsc::SyncSender<()>,
+    is_ready: fn(&str) -> bool,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut signalled = false;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if !signalled && is_ready(&line) {
+            signalled = true;
+            let _receiver_gone = ready.try_send(());
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+fn join_lines(reader: JoinHandle<Vec<String>>) -> Result<Vec<String>> {
+    reader
+        .join()
+        .map_err(|_panic| anyhow!("the thread reading a child's output panicked"))
+}
+
+/// Waits for `ready`, failing when the child exits first or time runs out.
+fn wait_ready(
+    ready: &mpsc::Receiver<()>,
+    child: &mut ChildGuard,
+    timeout: Duration,
+    name: &str,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match ready.recv_timeout(Duration::from_millis(100)) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait()?;
+                bail!("{name} exited ({status}) before it was ready; its messages above say why");
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() >= deadline {
+            bail!("{name} was not ready within {} s", timeout.as_secs());
+        }
+    }
+}
+
+/// Removes a temporary directory when dropped.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ignored = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let untraced = rows
+        .first()
+        .and_then(|row| row.result.as_ref().ok())
+        .map(|m| m.ops_per_sec);
+    let percent_of_untraced = |ops: f64| untraced.map(|base| 100.0 * ops / base);
+    let number = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+
+    println!(
+        "\n{:<26}  {:>12}  {:>13}  {:>15}  {:>8}",
+        "configuration", "loop ops/s", "% of untraced", "events received", "drops"
+    );
+    println!("{}", "-".repeat(26 + 12 + 13 + 15 + 8 + 8));
+    for row in rows {
+        match &row.result {
+            Ok(m) => println!(
+                "{:<26}  {:>12.0}  {:>13}  {:>15}  {:>8}",
+                row.config,
+                m.ops_per_sec,
+                percent_of_untraced(m.ops_per_sec)
+                    .map_or_else(|| "-".to_owned(), |p| format!("{p:.1} %")),
+                number(m.events),
+                number(m.drops),
+            ),
+            Err(err) => println!("{:<26}  failed: {err:#}", row.config),
+        }
+    }
+
+    let microscope = rows
+        .iter()
+        .find(|row| row.config.starts_with("microscope"))
+        .and_then(|row| row.result.as_ref().ok())
+        .and_then(|m| percent_of_untraced(m.ops_per_sec));
+    let verdict = match microscope {
+        Some(percent) if 100.0 - percent <= TARGET_OVERHEAD_PERCENT => {
+            format!("met (costs {:.1} %)", 100.0 - percent)
+        }
+        Some(percent) => format!("MISSED (costs {:.1} %)", 100.0 - percent),
+        None => "not measured".to_owned(),
+    };
+    println!(
+        "\ntarget: Microscope streaming costs at most {TARGET_OVERHEAD_PERCENT:.0} % of the \
+         untraced loop rate: {verdict}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_watch_output() {
+        let lines: Vec<String> = [
+            "syscalls:sys_enter_openat 120000",
+            "syscalls:sys_enter_openat 130001",
+            "drops: 17 events lost in the kernel",
+            "",
+            "garbage",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(parse_watch(&lines), (250_001, 17));
+        assert_eq!(parse_watch(&[]), (0, 0));
+    }
+}

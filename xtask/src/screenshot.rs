@@ -1,0 +1,230 @@
+//! `cargo xtask screenshot`: the real app, on a virtual display, tracing a
+//! small workload through the real helper, captured to a PNG.
+//!
+//! Every process started here sits in a guard, so an error anywhere still
+//! stops Xvfb, the app and the helper.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+
+use crate::helper::{self, Started};
+use crate::proc::{self, ChildGuard};
+use crate::{run, setup, workspace};
+
+/// Probes the app enables at start (`--enable`), chosen so that every view
+/// has something to show.
+const PROBES: &[&str] = &[
+    "sched:sched_switch",
+    "syscalls:sys_enter_openat",
+    "raw_syscalls:sys_enter",
+    "syscalls:latency",
+];
+/// Displays tried for Xvfb, first free one wins.
+const DISPLAYS: std::ops::RangeInclusive<u32> = 97..=120;
+/// How long the app traces before the capture.
+const SETTLE: Duration = Duration::from_secs(8);
+const WINDOW_TITLE: &str = "Microscope";
+
+/// Options of `cargo xtask screenshot`.
+#[derive(Debug, Args)]
+pub struct Options {
+    /// Where to write the PNG (default: assets/screenshot.png in the workspace).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Runs `cargo xtask screenshot`.
+pub fn run(options: &Options) -> Result<()> {
+    let out = options
+        .out
+        .clone()
+        .unwrap_or_else(|| workspace::root().join("assets/screenshot.png"));
+    setup::run()?;
+    run::build(true)?;
+    proc::survive_ctrl_c();
+
+    let temp = TempDir::create()?;
+    let socket = temp.0.join("helper.sock");
+
+    let (display, _xvfb) = start_xvfb()?;
+    println!("screenshot: Xvfb on :{display}");
+
+    let _helper = match helper::start(&workspace::built_binary("microscoped", true), &socket)? {
+        Started::Ours(guard) => guard,
+        Started::AlreadyRunning => bail!("something already listens on {}", socket.display()),
+        Started::NoPrivilege(how) => {
+            bail!("the screenshot needs the helper, which needs root: {how}")
+        }
+    };
+
+    let _workload = Workload::start()?;
+
+    let app_binary = workspace::built_binary("microscope", true);
+    let mut cmd = Command::new(&app_binary);
+    cmd.arg("--socket").arg(&socket);
+    for probe in PROBES {
+        cmd.args(["--enable", probe]);
+    }
+    cmd.env("DISPLAY", format!(":{display}"))
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::null());
+    let mut app = proc::spawn_guarded(&mut cmd, "the app", "Run `cargo xtask setup`.")?;
+
+    let window = find_window(display, &mut app)?;
+    println!(
+        "screenshot: window {window}; tracing for {} s",
+        SETTLE.as_secs()
+    );
+    let deadline = Instant::now() + SETTLE;
+    while Instant::now() < deadline {
+        if let Some(status) = app.try_wait()? {
+            bail!("the app exited ({status}) before the capture; its messages above say why");
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    }
+    proc::run_checked(
+        Command::new("import")
+            .env("DISPLAY", format!(":{display}"))
+            .args(["-window", &window])
+            .arg(&out),
+        "capturing the window with ImageMagick's import",
+        "Run `cargo xtask setup` to install imagemagick.",
+    )?;
+    println!("screenshot: wrote {}", out.display());
+    Ok(())
+}
+
+/// Starts Xvfb on the first free display and waits for its socket.
+fn start_xvfb() -> Result<(u32, ChildGuard)> {
+    let display = DISPLAYS
+        .clone()
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        })
+        .context("no free X display between :97 and :120 (stale /tmp/.X*-lock files?)")?;
+    // -noreset: without it the pointer jumps to the centre when a client
+    // connects, and a tooltip then spoils the shot.
+    let mut xvfb = proc::spawn_guarded(
+        Command::new("Xvfb")
+            .arg(format!(":{display}"))
+            .args([
+                "-screen",
+                "0",
+                "1280x900x24",
+                "-noreset",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "Xvfb",
+        "Run `cargo xtask setup` to install xvfb.",
+    )?;
+    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{display}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        if let Some(status) = xvfb.try_wait()? {
+            bail!("Xvfb exited ({status}) on display :{display}");
+        }
+        if Instant::now() >= deadline {
+            bail!("Xvfb did not open display :{display} within 10 s");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    Ok((display, xvfb))
+}
+
+/// Polls `xdotool search` (bounded, unlike `--sync`) for the app's window.
+fn find_window(display: u32, app: &mut ChildGuard) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = app.try_wait()? {
+            bail!(
+                "the app exited ({status}) before opening its window; its messages above say why"
+            );
+        }
+        let found = proc::stdout_of(
+            Command::new("xdotool")
+                .env("DISPLAY", format!(":{display}"))
+                .args(["search", "--onlyvisible", "--name", WINDOW_TITLE]),
+        );
+        if let Some(id) = found.as_deref().and_then(|out| out.lines().next()) {
+            return Ok(id.trim().to_owned());
+        }
+        if Instant::now() >= deadline {
+            bail!("no visible window named {WINDOW_TITLE:?} appeared within 30 s");
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A background thread that opens /dev/null and spawns `true` a few times a
+/// second, so the traced views have steady, recognisable activity.
+struct Workload {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Workload {
+    fn start() -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name("workload".to_owned())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    for _ in 0..20 {
+                        let _file = File::open("/dev/null");
+                    }
+                    let _status = Command::new("true").status();
+                    thread::sleep(Duration::from_millis(200));
+                }
+            })
+            .context("could not start the workload thread")?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _panicked = thread.join();
+        }
+    }
+}
+
+/// A private temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create() -> Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("microscope-screenshot-{}", std::process::id()));
+        fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ignored = fs::remove_dir_all(&self.0);
+    }
+}

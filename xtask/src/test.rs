@@ -1,0 +1,290 @@
+//! `cargo xtask test`: everything CI runs, in one command.
+//!
+//! fmt, clippy per default member, clippy on the eBPF crate (nightly, BPF
+//! target), unit and GUI tests, then the kernel tests (root only). Every step
+//! runs even after a failure; a table at the end says what passed.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+use crate::{proc, setup, workspace};
+
+/// The package holding the kernel integration tests, and that test target.
+const HELPER_PACKAGE: &str = "microscoped";
+const KERNEL_TEST: &str = "kernel";
+
+enum Outcome {
+    Pass,
+    Fail,
+    Skip(String),
+}
+
+struct Step {
+    name: String,
+    outcome: Outcome,
+    seconds: f64,
+}
+
+/// A workspace package as `cargo metadata` describes it.
+struct Package {
+    name: String,
+    has_lib: bool,
+    has_bins: bool,
+    test_targets: Vec<String>,
+}
+
+/// Runs `cargo xtask test`.
+pub fn run() -> Result<()> {
+    setup::run()?;
+    let packages = default_members()?;
+    let mut steps = Vec::new();
+
+    let mut fmt = workspace::cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    steps.push(run_step(
+        "fmt",
+        &mut fmt,
+        "run `cargo fmt --all` to fix the formatting",
+    ));
+
+    for package in &packages {
+        let mut clippy = workspace::cargo();
+        clippy.args([
+            "clippy",
+            "--all-targets",
+            "-p",
+            &package.name,
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        steps.push(run_step(
+            &format!("clippy {}", package.name),
+            &mut clippy,
+            "fix the warnings above",
+        ));
+    }
+    steps.push(run_step(
+        "clippy microscope-ebpf",
+        &mut ebpf_clippy(),
+        "fix the warnings above (nightly, bpfel-unknown-none)",
+    ));
+
+    for package in &packages {
+        for (name, mut cmd) in test_commands(package) {
+            steps.push(run_step(&name, &mut cmd, "see the failing tests above"));
+        }
+    }
+
+    steps.push(kernel_tests(&packages));
+
+    print_summary(&steps);
+    let failed: Vec<&str> = steps
+        .iter()
+        .filter(|step| matches!(step.outcome, Outcome::Fail))
+        .map(|step| step.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        bail!("{} step(s) failed: {}", failed.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
+fn run_step(name: &str, cmd: &mut Command, hint: &str) -> Step {
+    println!("\n==> {name}: {}", proc::describe(cmd));
+    let started = Instant::now();
+    let outcome = match proc::run_checked(cmd, name, hint) {
+        Ok(()) => Outcome::Pass,
+        Err(err) => {
+            eprintln!("==> {name}: {err:#}");
+            Outcome::Fail
+        }
+    };
+    Step {
+        name: name.to_owned(),
+        outcome,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Clippy on the eBPF crate, from `ebpf/` so its `.cargo/config.toml`
+/// (target, build-std) and `rust-toolchain.toml` (nightly) apply.
+fn ebpf_clippy() -> Command {
+    // The rustup proxy, not `$CARGO`: that is the stable cargo this xtask
+    // runs under, and RUSTUP_TOOLCHAIN would override ebpf's toolchain file.
+    let mut cmd = Command::new("cargo");
+    cmd.env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .current_dir(workspace::root().join("ebpf"))
+        .args([
+            "+nightly",
+            "clippy",
+            "-p",
+            "microscope-ebpf",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+    cmd
+}
+
+/// The test commands for one package. The kernel test target is left out
+/// here: it needs root and runs alone, one test at a time.
+fn test_commands(package: &Package) -> Vec<(String, Command)> {
+    let name = format!("test {}", package.name);
+    let has_kernel_tests = package.test_targets.iter().any(|t| t == KERNEL_TEST);
+    let mut cmd = workspace::cargo();
+    cmd.args(["test", "-p", &package.name]);
+    if !has_kernel_tests {
+        return vec![(name, cmd)];
+    }
+
+    if package.has_lib {
+        cmd.arg("--lib");
+    }
+    if package.has_bins {
+        cmd.arg("--bins");
+    }
+    for target in package.test_targets.iter().filter(|t| *t != KERNEL_TEST) {
+        cmd.args(["--test", target]);
+    }
+    let mut commands = vec![(name, cmd)];
+    if package.has_lib {
+        // Doc tests cannot be selected together with other targets.
+        let mut doc = workspace::cargo();
+        doc.args(["test", "-p", &package.name, "--doc"]);
+        commands.push((format!("doctest {}", package.name), doc));
+    }
+    commands
+}
+
+fn kernel_tests(packages: &[Package]) -> Step {
+    let name = format!("kernel tests ({HELPER_PACKAGE})");
+    let exists = packages
+        .iter()
+        .any(|p| p.name == HELPER_PACKAGE && p.test_targets.iter().any(|t| t == KERNEL_TEST));
+    if !exists {
+        let reason = format!(
+            "skipped: package {HELPER_PACKAGE} has no `{KERNEL_TEST}` test target (app/helper/tests/{KERNEL_TEST}.rs) yet"
+        );
+        println!("\n==> {name}: {reason}");
+        return skipped(name, reason);
+    }
+    if !workspace::is_root() {
+        let reason = "skipped: they load eBPF programs, which needs root; \
+                      run `sudo -E cargo xtask test` to include them"
+            .to_owned();
+        println!("\n==> {name}: {reason}");
+        return skipped(name, reason);
+    }
+    let mut cmd = workspace::cargo();
+    cmd.args([
+        "test",
+        "-p",
+        HELPER_PACKAGE,
+        "--test",
+        KERNEL_TEST,
+        "--",
+        "--test-threads=1",
+    ]);
+    run_step(&name, &mut cmd, "see the failing kernel tests above")
+}
+
+fn skipped(name: String, reason: String) -> Step {
+    Step {
+        name,
+        outcome: Outcome::Skip(reason),
+        seconds: 0.0,
+    }
+}
+
+fn print_summary(steps: &[Step]) {
+    let width = steps.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+    println!("\n{:<width$}  {:<6}  {:>8}", "step", "result", "seconds");
+    println!("{}", "-".repeat(width + 18));
+    for step in steps {
+        let result = match step.outcome {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "FAIL",
+            Outcome::Skip(_) => "skip",
+        };
+        println!("{:<width$}  {result:<6}  {:>8.1}", step.name, step.seconds);
+    }
+    for step in steps {
+        if let Outcome::Skip(reason) = &step.outcome {
+            println!("note: {}: {reason}", step.name);
+        }
+    }
+}
+
+/// The workspace's default members, read from `cargo metadata`.
+fn default_members() -> Result<Vec<Package>> {
+    let mut cmd = workspace::cargo();
+    cmd.args(["metadata", "--no-deps", "--format-version", "1"]);
+    let output = cmd
+        .output()
+        .with_context(|| format!("could not run `{}`", proc::describe(&cmd)))?;
+    if !output.status.success() {
+        bail!(
+            "`{}` failed: {}. Check that every Cargo.toml in the workspace parses.",
+            proc::describe(&cmd),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let metadata: Value =
+        serde_json::from_slice(&output.stdout).context("cargo metadata printed invalid JSON")?;
+    let default_ids: Vec<&str> = metadata["workspace_default_members"]
+        .as_array()
+        .context("cargo metadata has no workspace_default_members (cargo older than 1.71?)")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let packages = metadata["packages"]
+        .as_array()
+        .context("cargo metadata has no packages")?;
+
+    let mut members = Vec::new();
+    for package in packages {
+        let Some(id) = package["id"].as_str() else {
+            continue;
+        };
+        if !default_ids.contains(&id) {
+            continue;
+        }
+        let mut member = Package {
+            name: package["name"].as_str().unwrap_or_default().to_owned(),
+            has_lib: false,
+            has_bins: false,
+            test_targets: Vec::new(),
+        };
+        for target in package["targets"].as_array().into_iter().flatten() {
+            let kinds: Vec<&str> = target["kind"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let target_name = target["name"].as_str().unwrap_or_default();
+            if kinds.iter().any(|k| {
+                matches!(
+                    *k,
+                    "lib" | "rlib" | "dylib" | "cdylib" | "staticlib" | "proc-macro"
+                )
+            }) {
+                member.has_lib = true;
+            }
+            if kinds.contains(&"bin") {
+                member.has_bins = true;
+            }
+            if kinds.contains(&"test") {
+                member.test_targets.push(target_name.to_owned());
+            }
+        }
+        members.push(member);
+    }
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(members)
+}
