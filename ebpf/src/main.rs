@@ -21,9 +21,9 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
         bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes,
     },
-    macros::{map, tracepoint},
+    macros::{fentry, map, tracepoint},
     maps::{LruHashMap, PerCpuArray, RingBuf},
-    programs::TracePointContext,
+    programs::{FEntryContext, TracePointContext},
     EbpfContext as _,
 };
 use probes_common::{
@@ -302,6 +302,13 @@ fn log2(mut v: u64) -> u32 {
         }
     }
     r
+}
+
+/// Never attached: the helper only tries to load it, to learn whether this
+/// kernel allows fentry programs at all (lockdown refuses them with EPERM).
+#[fentry(function = "do_sys_openat2")]
+pub fn fentry_check(_ctx: FEntryContext) -> u32 {
+    0
 }
 
 #[cfg(not(test))]

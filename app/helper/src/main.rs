@@ -1,1 +1,61 @@
-fn main() {}
+//! `microscoped`: run as root; see the crate docs and the README.
+
+use anyhow::Context as _;
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Microscope's privileged helper: loads eBPF probes and streams their events
+/// to authorised local clients over a Unix socket.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Unix socket to listen on.
+    #[arg(long, default_value = microscope_wire::DEFAULT_SOCKET_PATH)]
+    socket: PathBuf,
+    /// Group whose members may connect (root always may).
+    #[arg(long, default_value = microscoped::DEFAULT_GROUP)]
+    group: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!(
+            "microscoped must run as root to load eBPF programs; start it with `sudo microscoped` \
+             (or `cargo xtask run`)"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("microscoped-rt")
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            log::info!("stopping: detaching every probe");
+            let _ = stop_tx.send(true);
+        });
+        microscoped::run(microscoped::Config { socket: args.socket, group: args.group }, stop_rx)
+            .await
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
+        }
+        _ => {
+            log::error!("could not install signal handlers; stop the helper with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}

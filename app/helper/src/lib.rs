@@ -1,0 +1,127 @@
+//! `microscoped`, Microscope's privileged helper.
+//!
+//! It loads the eBPF programs of `ebpf/` with aya, detects what the running
+//! kernel can trace, and serves clients on a Unix socket (protocol in
+//! `microscope-wire`). It only ever loads its own embedded programs: clients
+//! choose probes by id, never send code.
+//!
+//! Modules, in the order an event flows through them:
+//! - [`tracefs`]: tracepoint formats, from which field offsets are set;
+//! - `catalogue`: the probes offered and the programs behind each;
+//! - `tracer`: the loaded object; attach, detach, drain, read aggregates;
+//! - `decode`: ring buffer records → wire events;
+//! - `server`: the socket, the peer check (`auth`), the hub that batches.
+//!
+//! Dependencies: `aya` (pure-Rust BPF loader, no libbpf/C toolchain needed),
+//! `tokio` (one runtime, created in `main`, for the socket server), `nix` (safe
+//! wrappers for chown/mount/group lookups instead of raw `libc` calls).
+
+mod auth;
+mod capabilities;
+mod catalogue;
+mod decode;
+mod server;
+pub mod tracefs;
+mod tracer;
+
+pub use auth::{Peer, Policy};
+pub use catalogue::PROBES;
+pub use tracer::{LoadError, Tracer};
+
+use anyhow::Context as _;
+use microscope_wire::HelperInfo;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+
+/// Default group whose members may connect.
+pub const DEFAULT_GROUP: &str = "microscope";
+
+/// How the helper is set up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Socket path.
+    pub socket: PathBuf,
+    /// Group allowed to connect besides root.
+    pub group: String,
+}
+
+/// Loads the probes, listens on the socket and serves until `shutdown` flips
+/// to true. Every probe is detached and the socket removed before it returns.
+pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let tracefs = match tracefs::find_or_mount() {
+        Ok(path) => Some(path),
+        Err(reason) => {
+            log::warn!("{reason}");
+            None
+        }
+    };
+    let mut tracer = Tracer::load(tracefs.as_deref())?;
+    let capabilities = capabilities::detect(tracefs.as_deref(), Some(tracer.ebpf_mut()));
+    let info = HelperInfo {
+        helper_version: env!("CARGO_PKG_VERSION").to_owned(),
+        kernel_release: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        capabilities,
+    };
+    for probe in server::probe_list(&tracer, &Default::default()) {
+        if !probe.availability.available {
+            log::warn!("probe {} unavailable: {}", probe.id, probe.availability.reason);
+        }
+    }
+    let policy = Policy::for_group(&config.group);
+    let listener = listen(&config.socket, &policy)?;
+    log::info!(
+        "microscoped {} listening on {} (root and group `{}`)",
+        info.helper_version,
+        config.socket.display(),
+        config.group
+    );
+    server::serve(listener, tracer, info, policy, shutdown).await;
+    if let Err(err) = std::fs::remove_file(&config.socket) {
+        log::warn!("could not remove {}: {err}", config.socket.display());
+    }
+    Ok(())
+}
+
+/// Creates the socket: parent directory, stale-file check, mode 0660,
+/// group ownership.
+fn listen(path: &Path, policy: &Policy) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create the socket directory {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("could not set the mode of {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "another helper is already listening on {}; stop it first (or pass --socket)",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("could not remove the stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("could not listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("could not set the mode of {}", path.display()))?;
+    match policy.group_gid {
+        Some(gid) => nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
+            .with_context(|| format!("could not give {} to group {gid}", path.display()))?,
+        None => log::warn!(
+            "group `{}` does not exist, so only root can connect; create it with \
+             `sudo groupadd {}` and add users with `sudo usermod -aG {} <user>`",
+            policy.group_name,
+            policy.group_name,
+            policy.group_name
+        ),
+    }
+    Ok(listener)
+}

@@ -1,0 +1,142 @@
+//! tracefs: where it is, and the field layout of a tracepoint from its
+//! `format` file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Where tracefs is usually mounted, newest first.
+const TRACEFS_CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// The mounted tracefs, if any (a directory with `events/`).
+pub fn find() -> Option<PathBuf> {
+    TRACEFS_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("events").is_dir())
+}
+
+/// Mounts tracefs at `/sys/kernel/tracing` (needs root). Returns where it is.
+pub fn find_or_mount() -> Result<PathBuf, String> {
+    if let Some(path) = find() {
+        return Ok(path);
+    }
+    let target = Path::new(TRACEFS_CANDIDATES[0]);
+    nix::mount::mount(
+        Some("nodev"),
+        target,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|err| {
+        format!(
+            "tracefs is not mounted and mounting it at {} failed ({err}); \
+             run `sudo mount -t tracefs nodev {}`",
+            target.display(),
+            target.display()
+        )
+    })?;
+    find().ok_or_else(|| format!("mounted tracefs at {} but it has no events/", target.display()))
+}
+
+/// One field of a tracepoint record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// C declaration type, e.g. `char[16]`, `__data_loc char[]`, `pid_t`.
+    pub c_type: String,
+    /// Byte offset from the start of the record.
+    pub offset: u32,
+    /// Size in bytes.
+    pub size: u32,
+}
+
+/// Parses a tracepoint `format` file into its fields by name.
+///
+/// Lines look like
+/// `\tfield:char prev_comm[16];\toffset:8;\tsize:16;\tsigned:0;`.
+pub fn parse_format(text: &str) -> HashMap<String, Field> {
+    let mut fields = HashMap::new();
+    for line in text.lines() {
+        let mut decl = None;
+        let mut offset = None;
+        let mut size = None;
+        for part in line.split(';') {
+            let part = part.trim();
+            if let Some(rest) = part.strip_prefix("field:") {
+                decl = Some(rest.trim());
+            } else if let Some(rest) = part.strip_prefix("offset:") {
+                offset = rest.trim().parse().ok();
+            } else if let Some(rest) = part.strip_prefix("size:") {
+                size = rest.trim().parse().ok();
+            }
+        }
+        let (Some(decl), Some(offset), Some(size)) = (decl, offset, size) else {
+            continue;
+        };
+        if let Some((c_type, name)) = split_declaration(decl) {
+            fields.insert(name, Field { c_type, offset, size });
+        }
+    }
+    fields
+}
+
+/// `char prev_comm[16]` → (`char[16]`, `prev_comm`); `pid_t pid` → (`pid_t`, `pid`).
+fn split_declaration(decl: &str) -> Option<(String, String)> {
+    let (decl, array) = match decl.find('[') {
+        Some(i) if decl.ends_with(']') => (&decl[..i], &decl[i..]),
+        _ => (decl, ""),
+    };
+    let name_start = decl.rfind(|c: char| c.is_whitespace() || c == '*')? + 1;
+    let name = decl[name_start..].trim();
+    if name.is_empty() {
+        return None;
+    }
+    let c_type = format!("{}{array}", decl[..name_start].trim());
+    Some((c_type, name.to_owned()))
+}
+
+/// Reads and parses the format of `category:name` under `tracefs`.
+pub fn read_format(
+    tracefs: &Path,
+    category: &str,
+    name: &str,
+) -> Result<HashMap<String, Field>, String> {
+    let path = tracefs.join("events").join(category).join(name).join("format");
+    let text = std::fs::read_to_string(&path).map_err(|err| {
+        format!("this kernel has no tracepoint {category}:{name} ({}: {err})", path.display())
+    })?;
+    Ok(parse_format(&text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SWITCH: &str = "name: sched_switch\nID: 316\nformat:\n\
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+\tfield:char prev_comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\
+\tfield:pid_t prev_pid;\toffset:24;\tsize:4;\tsigned:1;\n\
+\tfield:const char * filename;\toffset:24;\tsize:8;\tsigned:0;\n\
+\tfield:__data_loc char[] parent_comm;\toffset:8;\tsize:4;\tsigned:0;\n\
+\nprint fmt: \"prev_comm=%s\", REC->prev_comm\n";
+
+    #[test]
+    fn parses_fields_of_every_shape() {
+        let fields = parse_format(SWITCH);
+        assert_eq!(
+            fields["prev_comm"],
+            Field { c_type: "char[16]".into(), offset: 8, size: 16 }
+        );
+        assert_eq!(fields["prev_pid"], Field { c_type: "pid_t".into(), offset: 24, size: 4 });
+        assert_eq!(fields["common_type"].c_type, "unsigned short");
+        assert_eq!(fields["filename"].c_type, "const char *");
+        assert_eq!(fields["parent_comm"].c_type, "__data_loc char[]");
+        assert_eq!(fields.len(), 5);
+    }
+
+    #[test]
+    fn garbage_gives_no_fields() {
+        assert!(parse_format("").is_empty());
+        assert!(parse_format("field:;offset:x;size:;\nfield:int;offset:1;size:4;").is_empty());
+    }
+}
