@@ -1,0 +1,34 @@
+//! What widgets ask for. Views push [`Command`]s while drawing; the app
+//! applies them in one place after the frame's widgets are laid out.
+
+/// A request from a widget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Turn a probe on or off.
+    SetProbeEnabled {
+        /// Probe id.
+        probe: String,
+        /// Wanted state.
+        enabled: bool,
+    },
+    /// Keep the timeline scrolled to the newest data, or let the user pan and zoom.
+    SetFollowLive(bool),
+}
+
+/// Collects the commands of one frame.
+#[derive(Debug, Default)]
+pub struct CommandQueue {
+    commands: Vec<Command>,
+}
+
+impl CommandQueue {
+    /// Queues a command.
+    pub fn send(&mut self, command: Command) {
+        self.commands.push(command);
+    }
+
+    /// Takes the queued commands, oldest first.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Command> {
+        self.commands.drain(..)
+    }
+}

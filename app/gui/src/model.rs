@@ -1,0 +1,263 @@
+//! Everything the UI shows, and how updates from the ingest thread change it.
+
+use crate::counter::CumulativeCounter;
+use crate::histogram::LatencyHistogram;
+use crate::timeline::Timeline;
+use crate::update::{HelperSummary, Probe, ProbeDrops, ProbeKind, Update};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+/// The state of the link to the helper.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// No answer yet from the first attempt.
+    Connecting,
+    /// Handshake done.
+    Connected,
+    /// Not connected; the ingest thread keeps retrying.
+    Disconnected {
+        /// What happened, in a sentence.
+        reason: String,
+    },
+}
+
+/// The UI's state.
+#[derive(Debug)]
+pub struct Model {
+    /// Link to the helper.
+    pub connection: ConnectionState,
+    /// Identity of the helper, once connected (kept after a disconnect).
+    pub helper: Option<HelperSummary>,
+    /// The probe catalogue (kept after a disconnect).
+    pub probes: Vec<Probe>,
+    /// Probes the user asked for; re-enabled by the ingest thread on reconnect.
+    pub wanted: BTreeSet<String>,
+    /// Events per second of each probe.
+    pub timeline: Timeline,
+    /// Syscall latencies since the first aggregate.
+    pub latency: LatencyHistogram,
+    /// Latest drop totals per probe key.
+    pub drops: BTreeMap<u16, ProbeDrops>,
+    /// The last error the helper reported.
+    pub last_helper_error: Option<String>,
+    /// Baselines of aggregated probes, by probe id.
+    aggregate_counters: BTreeMap<String, CumulativeCounter>,
+}
+
+impl Model {
+    /// An empty model whose timeline starts at `epoch`.
+    pub fn new(epoch: Instant) -> Self {
+        Self {
+            connection: ConnectionState::Connecting,
+            helper: None,
+            probes: Vec::new(),
+            wanted: BTreeSet::new(),
+            timeline: Timeline::new(epoch),
+            latency: LatencyHistogram::default(),
+            drops: BTreeMap::new(),
+            last_helper_error: None,
+            aggregate_counters: BTreeMap::new(),
+        }
+    }
+
+    /// Whether the helper is connected.
+    pub fn is_connected(&self) -> bool {
+        self.connection == ConnectionState::Connected
+    }
+
+    /// The probe with this id.
+    pub fn probe(&self, id: &str) -> Option<&Probe> {
+        self.probes.iter().find(|probe| probe.id == id)
+    }
+
+    /// Ids of the probes the helper currently sends us.
+    pub fn enabled_probes(&self) -> impl Iterator<Item = &str> {
+        self.probes
+            .iter()
+            .filter(|p| p.enabled)
+            .map(|p| p.id.as_str())
+    }
+
+    /// Kernel drops over all probes, since the helper started.
+    pub fn kernel_drops(&self) -> u64 {
+        self.drops.values().map(|d| d.kernel_drops).sum()
+    }
+
+    /// Events the helper dropped because we read too slowly.
+    pub fn client_drops(&self) -> u64 {
+        self.drops.values().map(|d| d.client_drops).sum()
+    }
+
+    /// Applies one update from the ingest thread.
+    pub fn apply(&mut self, update: Update) {
+        match update {
+            Update::Connected(helper) => {
+                self.connection = ConnectionState::Connected;
+                self.helper = Some(helper);
+                self.last_helper_error = None;
+                self.reset_aggregates();
+            }
+            Update::Disconnected { reason } => {
+                self.connection = ConnectionState::Disconnected { reason };
+                for probe in &mut self.probes {
+                    probe.enabled = false;
+                }
+                self.reset_aggregates();
+            }
+            Update::Probes(probes) => self.probes = probes,
+            Update::ProbeState { probe, enabled } => {
+                if let Some(p) = self.probes.iter_mut().find(|p| p.id == probe) {
+                    p.enabled = enabled;
+                }
+                if !enabled {
+                    self.aggregate_counters.remove(&probe);
+                    if self
+                        .probe(&probe)
+                        .is_some_and(|p| p.kind == ProbeKind::SyscallLatency)
+                    {
+                        self.latency.reset();
+                    }
+                }
+            }
+            Update::Events {
+                arrived,
+                counts,
+                drops,
+            } => {
+                for count in counts {
+                    if let Some(probe) = self.probes.iter().find(|p| p.key == count.key) {
+                        self.timeline.record(&probe.id, arrived, count.events);
+                    }
+                }
+                for drop in drops {
+                    self.drops.insert(drop.key, drop);
+                }
+            }
+            Update::Aggregates {
+                arrived,
+                syscall_total,
+                latency_log2_ns,
+            } => {
+                self.latency.observe(&latency_log2_ns);
+                let latency_total =
+                    (!latency_log2_ns.is_empty()).then(|| latency_log2_ns.iter().sum());
+                for probe in self.probes.iter().filter(|p| p.enabled) {
+                    let total = match probe.kind {
+                        ProbeKind::Stream => continue,
+                        ProbeKind::SyscallCounts => syscall_total,
+                        ProbeKind::SyscallLatency => latency_total,
+                    };
+                    let Some(total) = total else { continue };
+                    let increase = self
+                        .aggregate_counters
+                        .entry(probe.id.clone())
+                        .or_default()
+                        .advance(total);
+                    self.timeline.record(&probe.id, arrived, increase);
+                }
+            }
+            Update::HelperError { message } => self.last_helper_error = Some(message),
+        }
+    }
+
+    /// Moves the timeline of enabled probes forward to `now`.
+    pub fn tick(&mut self, now: Instant) {
+        if self.is_connected() {
+            let enabled: Vec<String> = self.enabled_probes().map(str::to_owned).collect();
+            self.timeline
+                .advance(enabled.iter().map(String::as_str), now);
+        }
+    }
+
+    fn reset_aggregates(&mut self) {
+        self.aggregate_counters.clear();
+        self.latency.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::update::ProbeCount;
+
+    fn probe(id: &str, key: u16, kind: ProbeKind) -> Probe {
+        Probe {
+            id: id.into(),
+            key,
+            subsystem: "Test".into(),
+            description: String::new(),
+            kind,
+            unavailable_reason: None,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn events_of_known_probes_reach_the_timeline() {
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        model.apply(Update::Probes(vec![probe("a", 1, ProbeKind::Stream)]));
+        model.apply(Update::Events {
+            arrived: epoch,
+            counts: vec![
+                ProbeCount { key: 1, events: 3 },
+                ProbeCount { key: 7, events: 3 },
+            ],
+            drops: vec![ProbeDrops {
+                key: 1,
+                kernel_drops: 4,
+                client_drops: 1,
+            }],
+        });
+        assert_eq!(
+            model.timeline.series("a").map(|s| s.points().len()),
+            Some(1)
+        );
+        assert_eq!(model.timeline.all_series().count(), 1);
+        assert_eq!((model.kernel_drops(), model.client_drops()), (4, 1));
+    }
+
+    #[test]
+    fn aggregated_probes_count_increases() {
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        model.apply(Update::Probes(vec![
+            probe("counts", 1, ProbeKind::SyscallCounts),
+            probe("latency", 2, ProbeKind::SyscallLatency),
+        ]));
+        let aggregates = |total, latency: Vec<u64>| Update::Aggregates {
+            arrived: epoch,
+            syscall_total: Some(total),
+            latency_log2_ns: latency,
+        };
+        model.apply(aggregates(100, vec![1, 1]));
+        model.apply(aggregates(110, vec![3, 1]));
+        let rate = |id| {
+            model
+                .timeline
+                .series(id)
+                .and_then(|s| s.points().last())
+                .map(|p| p[1])
+        };
+        assert_eq!(rate("counts"), Some(40.0));
+        assert_eq!(rate("latency"), Some(8.0));
+        assert_eq!(model.latency.counts(), vec![2, 0]);
+    }
+
+    #[test]
+    fn a_disconnect_keeps_the_catalogue_but_clears_enabled_flags() {
+        let mut model = Model::new(Instant::now());
+        model.apply(Update::Probes(vec![probe("a", 1, ProbeKind::Stream)]));
+        model.apply(Update::Disconnected {
+            reason: "gone".into(),
+        });
+        assert_eq!(
+            model.connection,
+            ConnectionState::Disconnected {
+                reason: "gone".into()
+            }
+        );
+        assert_eq!(model.probes.len(), 1);
+        assert_eq!(model.enabled_probes().count(), 0);
+    }
+}

@@ -1,0 +1,41 @@
+//! Colours and spacing, in one place.
+
+use egui::{Color32, Margin};
+
+/// Background of the "not connected" banner.
+pub const BANNER_FILL: Color32 = Color32::from_rgb(0x8a, 0x3b, 0x12);
+/// Text on the banner.
+pub const BANNER_TEXT: Color32 = Color32::from_rgb(0xff, 0xf4, 0xe8);
+/// Inner margin of the banner.
+pub const BANNER_MARGIN: Margin = Margin::symmetric(10, 6);
+/// "Connected" in the status bar.
+pub const CONNECTED: Color32 = Color32::from_rgb(0x4c, 0xaf, 0x50);
+/// "Not connected" in the status bar, and non-zero drop counts.
+pub const WARNING: Color32 = Color32::from_rgb(0xe5, 0x73, 0x3b);
+/// Bars of the latency histogram.
+pub const HISTOGRAM_BAR: Color32 = Color32::from_rgb(0x5c, 0x9d, 0xe0);
+/// Gap between items in a row, in points.
+pub const ITEM_GAP: f32 = 12.0;
+/// Vertical space between sections, in points.
+pub const SECTION_GAP: f32 = 8.0;
+/// Default width of the probe list, in points.
+pub const PROBE_PANEL_WIDTH: f32 = 240.0;
+/// Share of the central area given to the timeline; the histogram gets the rest.
+pub const TIMELINE_SHARE: f32 = 0.6;
+
+/// Distinct line colours for the timeline, reused in order.
+const SERIES: [Color32; 8] = [
+    Color32::from_rgb(0x5c, 0x9d, 0xe0),
+    Color32::from_rgb(0xe0, 0x8e, 0x3c),
+    Color32::from_rgb(0x6c, 0xc0, 0x6a),
+    Color32::from_rgb(0xd0, 0x5c, 0x8a),
+    Color32::from_rgb(0xb0, 0x8c, 0xe8),
+    Color32::from_rgb(0xd8, 0xc8, 0x4a),
+    Color32::from_rgb(0x4a, 0xc8, 0xc0),
+    Color32::from_rgb(0xc8, 0x6a, 0x4a),
+];
+
+/// Line colour of the `index`-th series.
+pub fn series_color(index: usize) -> Color32 {
+    SERIES[index % SERIES.len()]
+}

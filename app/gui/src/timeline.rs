@@ -1,0 +1,209 @@
+//! Events per second of each probe, in fixed time buckets.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Width of one timeline bucket.
+pub const BUCKET: Duration = Duration::from_millis(250);
+
+/// Longest history kept per probe, in buckets (about 69 hours at 250 ms); the
+/// oldest tenth is dropped when a series grows past it.
+const MAX_POINTS_PER_SERIES: usize = 1_000_000;
+
+/// The rate history of one probe.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    /// `[seconds since the timeline's epoch (bucket start), events per second]`,
+    /// sorted by time, one point per bucket.
+    points: Vec<[f64; 2]>,
+    /// Bucket index of the last point.
+    last_bucket: Option<u64>,
+}
+
+impl Series {
+    /// The points, sorted by time.
+    pub fn points(&self) -> &[[f64; 2]] {
+        &self.points
+    }
+
+    /// Adds `events` to bucket `bucket`, filling skipped buckets with zeros.
+    fn add(&mut self, bucket: u64, events: u64) {
+        let rate_per_sec = events as f64 / BUCKET.as_secs_f64();
+        match self.last_bucket {
+            Some(last) if bucket == last => {
+                if let Some(point) = self.points.last_mut() {
+                    point[1] += rate_per_sec;
+                }
+            }
+            Some(last) if bucket < last => {
+                // Stamped just before a bucket the UI already zero-filled.
+                let x = bucket_start_secs(bucket);
+                if let Some(point) = self.points.iter_mut().rev().find(|p| p[0] == x) {
+                    point[1] += rate_per_sec;
+                }
+            }
+            last => {
+                if let Some(last) = last {
+                    // Two zeros are enough to draw a long silence as a flat line.
+                    let gap = (last + 1)..bucket;
+                    if gap.end - gap.start > 2 {
+                        self.points.push([bucket_start_secs(gap.start), 0.0]);
+                        self.points.push([bucket_start_secs(gap.end - 1), 0.0]);
+                    } else {
+                        self.points.extend(gap.map(|b| [bucket_start_secs(b), 0.0]));
+                    }
+                }
+                self.points.push([bucket_start_secs(bucket), rate_per_sec]);
+                self.last_bucket = Some(bucket);
+                if self.points.len() > MAX_POINTS_PER_SERIES {
+                    self.points.drain(..MAX_POINTS_PER_SERIES / 10);
+                }
+            }
+        }
+    }
+
+    /// Sum of events in buckets `from..to`.
+    fn events_in(&self, from: u64, to: u64) -> f64 {
+        let (from_secs, to_secs) = (bucket_start_secs(from), bucket_start_secs(to));
+        let start = self.points.partition_point(|p| p[0] < from_secs);
+        self.points[start..]
+            .iter()
+            .take_while(|p| p[0] < to_secs)
+            .map(|p| p[1] * BUCKET.as_secs_f64())
+            .sum()
+    }
+}
+
+fn bucket_start_secs(bucket: u64) -> f64 {
+    bucket as f64 * BUCKET.as_secs_f64()
+}
+
+/// Rate histories of all probes that produced data, by probe id.
+#[derive(Clone, Debug)]
+pub struct Timeline {
+    epoch: Instant,
+    series: BTreeMap<String, Series>,
+}
+
+impl Timeline {
+    /// An empty timeline whose time axis starts at `epoch`.
+    pub fn new(epoch: Instant) -> Self {
+        Self {
+            epoch,
+            series: BTreeMap::new(),
+        }
+    }
+
+    /// Seconds from the epoch to `at` (0 before the epoch).
+    pub fn secs_since_epoch(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.epoch).as_secs_f64()
+    }
+
+    fn bucket_of(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos / BUCKET.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Counts `events` of `probe` at time `at`.
+    pub fn record(&mut self, probe: &str, at: Instant, events: u64) {
+        let bucket = self.bucket_of(at);
+        match self.series.get_mut(probe) {
+            Some(series) => series.add(bucket, events),
+            None => {
+                let mut series = Series::default();
+                series.add(bucket, events);
+                self.series.insert(probe.to_owned(), series);
+            }
+        }
+    }
+
+    /// Extends the series of `probes` with zero buckets up to `now`, so a
+    /// probe that goes quiet draws as a line falling to zero.
+    pub fn advance<'a>(&mut self, probes: impl IntoIterator<Item = &'a str>, now: Instant) {
+        for probe in probes {
+            self.record(probe, now, 0);
+        }
+    }
+
+    /// The series of one probe, if it produced data.
+    pub fn series(&self, probe: &str) -> Option<&Series> {
+        self.series.get(probe)
+    }
+
+    /// All series, by probe id.
+    pub fn all_series(&self) -> impl Iterator<Item = (&str, &Series)> {
+        self.series.iter().map(|(id, series)| (id.as_str(), series))
+    }
+
+    /// Events per second over the last second of complete buckets, over all probes.
+    pub fn total_rate_per_sec(&self, now: Instant) -> f64 {
+        let to = self.bucket_of(now);
+        let buckets_per_sec = (1.0 / BUCKET.as_secs_f64()).round() as u64;
+        let from = to.saturating_sub(buckets_per_sec);
+        let seconds = (to - from) as f64 * BUCKET.as_secs_f64();
+        if seconds == 0.0 {
+            return 0.0;
+        }
+        self.series
+            .values()
+            .map(|s| s.events_in(from, to))
+            .sum::<f64>()
+            / seconds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_land_in_their_bucket_as_a_rate() {
+        let epoch = Instant::now();
+        let mut timeline = Timeline::new(epoch);
+        timeline.record("a", epoch + Duration::from_millis(10), 10);
+        timeline.record("a", epoch + Duration::from_millis(200), 15);
+        timeline.record("a", epoch + Duration::from_millis(300), 1);
+        let points = timeline.series("a").map(Series::points);
+        assert_eq!(points, Some(&[[0.0, 100.0], [0.25, 4.0]][..]));
+    }
+
+    #[test]
+    fn skipped_buckets_are_zero_and_long_gaps_stay_small() {
+        let epoch = Instant::now();
+        let mut timeline = Timeline::new(epoch);
+        timeline.record("a", epoch, 1);
+        timeline.record("a", epoch + Duration::from_millis(750), 1);
+        timeline.record("a", epoch + Duration::from_secs(3600), 1);
+        let points = timeline.series("a").map(Series::points).unwrap_or_default();
+        assert_eq!(
+            &points[..4],
+            &[[0.0, 4.0], [0.25, 0.0], [0.5, 0.0], [0.75, 4.0]]
+        );
+        assert_eq!(points.len(), 7);
+    }
+
+    #[test]
+    fn late_events_join_an_earlier_bucket() {
+        let epoch = Instant::now();
+        let mut timeline = Timeline::new(epoch);
+        timeline.advance(["a"], epoch + Duration::from_millis(600));
+        timeline.record("a", epoch + Duration::from_millis(100), 2);
+        // `advance` created only the current bucket; the late event has no
+        // bucket to join and is dropped rather than reordering the series.
+        let points = timeline.series("a").map(Series::points).unwrap_or_default();
+        assert!(points.windows(2).all(|w| w[0][0] < w[1][0]));
+    }
+
+    #[test]
+    fn total_rate_covers_the_last_second() {
+        let epoch = Instant::now();
+        let mut timeline = Timeline::new(epoch);
+        for i in 0..8 {
+            timeline.record("a", epoch + Duration::from_millis(250 * i), 100);
+            timeline.record("b", epoch + Duration::from_millis(250 * i), 50);
+        }
+        let now = epoch + Duration::from_secs(2);
+        assert!((timeline.total_rate_per_sec(now) - 600.0).abs() < 1e-9);
+        assert_eq!(Timeline::new(epoch).total_rate_per_sec(epoch), 0.0);
+    }
+}

@@ -1,0 +1,62 @@
+//! The syscall latency histogram: one bar per log2 bucket.
+
+use crate::histogram::bucket_label;
+use crate::model::Model;
+use crate::theme;
+use crate::update::ProbeKind;
+use egui_plot::{Bar, BarChart, Plot};
+
+/// Draws the histogram.
+pub fn histogram_ui(ui: &mut egui::Ui, model: &Model) {
+    ui.strong("Syscall latency (since the first aggregate)");
+    let latency_probe = model
+        .probes
+        .iter()
+        .find(|p| p.kind == ProbeKind::SyscallLatency);
+    if !model.latency.has_data() {
+        let hint = match latency_probe {
+            Some(probe) => format!("Enable `{}` to see how long syscalls take.", probe.id),
+            None => "The helper offers no syscall latency probe.".to_owned(),
+        };
+        ui.weak(hint);
+        return;
+    }
+    let counts = model.latency.counts();
+    let first = counts.iter().position(|&c| c > 0).unwrap_or(0);
+    let last = counts.iter().rposition(|&c| c > 0).unwrap_or(0);
+    // Show a little context around the buckets that have data.
+    let shown = first.saturating_sub(2)..(last + 3).min(counts.len());
+    let bars = counts
+        .get(shown.clone())
+        .unwrap_or_default()
+        .iter()
+        .zip(shown)
+        .map(|(&count, bucket)| {
+            Bar::new(bucket as f64, count as f64)
+                .width(0.9)
+                .name(format!(
+                    "{} – {}",
+                    bucket_label(bucket),
+                    bucket_label(bucket + 1)
+                ))
+        })
+        .collect();
+    Plot::new("latency")
+        .x_axis_label("latency (log2 buckets, lower bound)")
+        .y_axis_label("syscalls")
+        .x_axis_formatter(|mark, _range| {
+            let bucket = mark.value;
+            if bucket >= 0.0 && bucket.fract() == 0.0 {
+                bucket_label(bucket as usize)
+            } else {
+                String::new()
+            }
+        })
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .include_y(0.0)
+        .show(ui, |plot_ui| {
+            plot_ui.bar_chart(BarChart::new("latency", bars).color(theme::HISTOGRAM_BAR));
+        });
+}

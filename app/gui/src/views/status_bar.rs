@@ -1,0 +1,79 @@
+//! The status bar: connection, event rate, drops, helper and kernel versions.
+
+use crate::model::{ConnectionState, Model};
+use crate::theme;
+use std::time::Instant;
+
+/// Draws the status bar.
+pub fn status_bar_ui(ui: &mut egui::Ui, model: &Model, now: Instant) {
+    ui.horizontal(|ui| {
+        ui.spacing_mut().item_spacing.x = theme::ITEM_GAP;
+        match &model.connection {
+            ConnectionState::Connected => {
+                ui.colored_label(theme::CONNECTED, "● Connected");
+            }
+            ConnectionState::Connecting => {
+                ui.colored_label(theme::WARNING, "○ Connecting");
+            }
+            ConnectionState::Disconnected { .. } => {
+                ui.colored_label(theme::WARNING, "○ Not connected");
+            }
+        }
+        ui.separator();
+        let rate = model.timeline.total_rate_per_sec(now);
+        ui.label(format!("{} events/s", format_count(rate.round() as u64)));
+        ui.separator();
+        let kernel_drops = model.kernel_drops();
+        let drops = format!("kernel drops: {}", format_count(kernel_drops));
+        if kernel_drops > 0 {
+            ui.colored_label(theme::WARNING, drops)
+                .on_hover_text("Events lost because the kernel ring buffer was full.");
+        } else {
+            ui.label(drops);
+        }
+        let client_drops = model.client_drops();
+        if client_drops > 0 {
+            ui.colored_label(
+                theme::WARNING,
+                format!("app drops: {}", format_count(client_drops)),
+            )
+            .on_hover_text("Events the helper dropped because this app read too slowly.");
+        }
+        if let Some(helper) = &model.helper {
+            ui.separator();
+            ui.label(format!("microscoped {}", helper.helper_version));
+            ui.separator();
+            ui.label(format!("kernel {}", helper.kernel_release));
+        }
+        if let Some(error) = &model.last_helper_error {
+            ui.separator();
+            ui.colored_label(theme::WARNING, format!("helper error: {error}"));
+        }
+    });
+}
+
+/// `1234567` → `1 234 567`, so large rates stay readable.
+pub fn format_count(count: u64) -> String {
+    let digits = count.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(format_count(0), "0");
+        assert_eq!(format_count(999), "999");
+        assert_eq!(format_count(1000), "1 000");
+        assert_eq!(format_count(1_234_567), "1 234 567");
+    }
+}

@@ -1,0 +1,70 @@
+//! The live timeline: events per second of each probe.
+
+use crate::command::{Command, CommandQueue};
+use crate::decimate::decimate_min_max;
+use crate::model::Model;
+use crate::theme;
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+use std::time::Instant;
+
+/// Seconds of history shown while following live data.
+pub const LIVE_WINDOW_SECS: f64 = 60.0;
+
+/// Draws the timeline in `height` points.
+pub fn timeline_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    follow_live: bool,
+    now: Instant,
+    height: f32,
+    commands: &mut CommandQueue,
+) {
+    ui.horizontal(|ui| {
+        ui.strong("Events per second");
+        ui.add_space(theme::ITEM_GAP);
+        let mut follow = follow_live;
+        if ui
+            .checkbox(&mut follow, "Follow live")
+            .on_hover_text("Keep the last minute in view; untick to pan and zoom.")
+            .changed()
+        {
+            commands.send(Command::SetFollowLive(follow));
+        }
+    });
+    let now_secs = model.timeline.secs_since_epoch(now);
+    let width_px = ui.available_width().max(1.0);
+    let plot = Plot::new("timeline")
+        .height(height)
+        .legend(Legend::default())
+        .x_axis_label("seconds since start")
+        .y_axis_label("events/s")
+        .allow_drag(!follow_live)
+        .allow_zoom(!follow_live)
+        .allow_scroll(!follow_live)
+        .include_y(0.0);
+    plot.show(ui, |plot_ui| {
+        let (x_min, x_max) = if follow_live {
+            (
+                (now_secs - LIVE_WINDOW_SECS).max(0.0),
+                now_secs.max(LIVE_WINDOW_SECS),
+            )
+        } else {
+            let bounds = plot_ui.plot_bounds();
+            (bounds.min()[0], bounds.max()[0])
+        };
+        // One column per pixel of the plot's width (approximately: axes take a
+        // little of it, which only means slightly more points than needed).
+        let columns = width_px as usize;
+        let mut y_max: f64 = 1.0;
+        for (index, (probe, series)) in model.timeline.all_series().enumerate() {
+            let points = decimate_min_max(series.points(), x_min, x_max, columns);
+            y_max = points.iter().map(|p| p[1]).fold(y_max, f64::max);
+            plot_ui
+                .line(Line::new(probe, PlotPoints::new(points)).color(theme::series_color(index)));
+        }
+        if follow_live {
+            plot_ui.set_plot_bounds_x(x_min..=x_max);
+            plot_ui.set_plot_bounds_y(0.0..=y_max * 1.1);
+        }
+    });
+}
