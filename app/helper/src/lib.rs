@@ -79,11 +79,11 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         config.socket.display(),
         config.group
     );
-    server::serve(listener, tracer, info, policy, shutdown).await;
+    let served = server::serve(listener, tracer, info, policy, shutdown).await;
     if let Err(err) = std::fs::remove_file(&config.socket) {
         log::warn!("could not remove {}: {err}", config.socket.display());
     }
-    Ok(())
+    served.map_err(|reason| anyhow::anyhow!("{reason}; every probe was detached"))
 }
 
 /// Creates the socket: parent directory, stale-file check, mode 0660,

@@ -76,18 +76,18 @@ impl ClientState {
 }
 
 /// Serves clients on `listener` until `shutdown` flips to true. Returns after
-/// every probe has been detached.
+/// every probe has been detached; an error if the hub crashed.
 pub async fn serve(
     listener: UnixListener,
     tracer: Tracer,
     info: HelperInfo,
     policy: Policy,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> Result<(), String> {
     let (hub_tx, hub_rx) = mpsc::channel(1024);
     let info = Arc::new(info);
     let policy = Arc::new(policy);
-    let hub = tokio::spawn(hub(tracer, hub_rx, shutdown.clone()));
+    let mut hub = tokio::spawn(hub(tracer, hub_rx, shutdown.clone()));
     let mut next_id: ClientId = 0;
     loop {
         tokio::select! {
@@ -103,12 +103,18 @@ pub async fn serve(
                 }
             },
             _ = shutdown.changed() => break,
+            // The hub only ends early by panicking; unwinding dropped the
+            // tracer, which detached every probe. Stop serving.
+            result = &mut hub => {
+                return Err(match result {
+                    Err(err) => format!("the hub task failed: {err}"),
+                    Ok(()) => "the hub task stopped unexpectedly".to_owned(),
+                });
+            }
         }
     }
     drop(hub_tx);
-    if let Err(err) = hub.await {
-        log::error!("the hub task failed: {err}");
-    }
+    hub.await.map_err(|err| format!("the hub task failed: {err}"))
 }
 
 async fn serve_client(
