@@ -18,7 +18,7 @@ pub mod region {
     /// The top banner shown while not connected.
     pub const BANNER: &str = "Connection banner";
     /// The left panel with the probe checkboxes.
-    pub const PROBES: &str = "Probes";
+    pub const PROBES: &str = "Probe list";
     /// The events-per-second plot.
     pub const TIMELINE: &str = "Timeline";
     /// The syscall latency histogram.

@@ -10,13 +10,13 @@ pub fn status_bar_ui(ui: &mut egui::Ui, model: &Model, now: Instant) {
         ui.spacing_mut().item_spacing.x = theme::ITEM_GAP;
         match &model.connection {
             ConnectionState::Connected => {
-                ui.colored_label(theme::CONNECTED, "● Connected");
+                ui.colored_label(theme::CONNECTED, "Connected");
             }
             ConnectionState::Connecting => {
-                ui.colored_label(theme::WARNING, "○ Connecting");
+                ui.colored_label(theme::WARNING, "Connecting");
             }
             ConnectionState::Disconnected { .. } => {
-                ui.colored_label(theme::WARNING, "○ Not connected");
+                ui.colored_label(theme::WARNING, "Not connected");
             }
         }
         ui.separator();

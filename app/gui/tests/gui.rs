@@ -1,0 +1,239 @@
+//! The window, driven headless with `egui_kittest` on lavapipe: no helper, no
+//! socket, no display. Each test builds the app from channel ends it holds.
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use microscope::{
+    ConnectionState, HelperSummary, MicroscopeApp, Probe, ProbeCount, ProbeKind, Update, region,
+};
+use microscope_wire::ClientMessage;
+use std::time::Instant;
+
+struct Fixture {
+    harness: Harness<'static, MicroscopeApp>,
+    updates: Sender<Update>,
+    to_helper: Receiver<ClientMessage>,
+}
+
+fn fixture() -> Fixture {
+    let (updates, update_rx) = bounded(64);
+    let (command_tx, to_helper) = bounded(64);
+    let app = MicroscopeApp::new(update_rx, command_tx);
+    let harness = Harness::builder()
+        .with_size([1000.0, 640.0])
+        .build_ui_state(|ui, app: &mut MicroscopeApp| app.show_ui(ui), app);
+    Fixture {
+        harness,
+        updates,
+        to_helper,
+    }
+}
+
+fn probe(id: &str, key: u16, subsystem: &str, unavailable_reason: Option<&str>) -> Probe {
+    Probe {
+        id: id.into(),
+        key,
+        subsystem: subsystem.into(),
+        description: format!("{id} events"),
+        kind: ProbeKind::Stream,
+        unavailable_reason: unavailable_reason.map(str::to_owned),
+        enabled: false,
+    }
+}
+
+fn catalogue() -> Vec<Probe> {
+    vec![
+        probe("sched:sched_switch", 1, "Scheduler", None),
+        probe("sched:sched_wakeup", 2, "Scheduler", None),
+        probe("syscalls:sys_enter_openat", 3, "Files", None),
+        probe(
+            "kprobe:vfs_read",
+            4,
+            "Files",
+            Some("this kernel has no kprobes (CONFIG_KPROBES is not set)"),
+        ),
+    ]
+}
+
+fn helper() -> HelperSummary {
+    HelperSummary {
+        helper_version: "0.1.0".into(),
+        kernel_release: "6.18.0-test".into(),
+        capabilities: Vec::new(),
+    }
+}
+
+fn connect(fixture: &mut Fixture) {
+    fixture.updates.send(Update::Connected(helper())).unwrap();
+    fixture.updates.send(Update::Probes(catalogue())).unwrap();
+    fixture.harness.run_steps(2);
+}
+
+#[test]
+fn clicking_a_probe_checkbox_sends_enable() {
+    let mut fixture = fixture();
+    connect(&mut fixture);
+    fixture
+        .harness
+        .get_by_label(region::PROBES)
+        .get_by_role_and_label(Role::CheckBox, "sched:sched_switch")
+        .click();
+    fixture.harness.run_steps(2);
+    assert_eq!(
+        fixture.to_helper.try_recv(),
+        Ok(ClientMessage::Enable {
+            probe: "sched:sched_switch".into()
+        })
+    );
+    assert!(
+        fixture
+            .harness
+            .state()
+            .model()
+            .wanted
+            .contains("sched:sched_switch")
+    );
+
+    // And unticking disables it.
+    fixture
+        .harness
+        .get_by_label(region::PROBES)
+        .get_by_role_and_label(Role::CheckBox, "sched:sched_switch")
+        .click();
+    fixture.harness.run_steps(2);
+    assert_eq!(
+        fixture.to_helper.try_recv(),
+        Ok(ClientMessage::Disable {
+            probe: "sched:sched_switch".into()
+        })
+    );
+    assert!(
+        fixture.to_helper.try_recv().is_err(),
+        "one message per click"
+    );
+}
+
+#[test]
+fn an_unavailable_probe_cannot_be_enabled() {
+    let mut fixture = fixture();
+    connect(&mut fixture);
+    let checkbox = fixture
+        .harness
+        .get_by_label(region::PROBES)
+        .get_by_role_and_label(Role::CheckBox, "kprobe:vfs_read");
+    assert!(checkbox.accesskit_node().is_disabled());
+    checkbox.click();
+    fixture.harness.run_steps(2);
+    assert!(fixture.to_helper.try_recv().is_err());
+}
+
+#[test]
+fn an_event_batch_moves_the_timeline() {
+    let mut fixture = fixture();
+    connect(&mut fixture);
+    fixture
+        .updates
+        .send(Update::ProbeState {
+            probe: "sched:sched_switch".into(),
+            enabled: true,
+        })
+        .unwrap();
+    fixture
+        .updates
+        .send(Update::Events {
+            arrived: Instant::now(),
+            counts: vec![ProbeCount {
+                key: 1,
+                events: 500,
+            }],
+            drops: Vec::new(),
+        })
+        .unwrap();
+    fixture.harness.run_steps(3);
+
+    let model = fixture.harness.state().model();
+    let series = model
+        .timeline
+        .series("sched:sched_switch")
+        .expect("a series for the probe");
+    assert!(
+        series.points().iter().any(|p| p[1] > 0.0),
+        "{:?}",
+        series.points()
+    );
+    assert!(model.timeline.series("sched:sched_wakeup").is_none());
+    // The plot legend lists the series.
+    fixture
+        .harness
+        .get_by_label(region::TIMELINE)
+        .get_by_role_and_label(Role::CheckBox, "sched:sched_switch");
+}
+
+#[test]
+fn a_disconnect_shows_the_banner() {
+    let mut fixture = fixture();
+    connect(&mut fixture);
+    assert!(fixture.harness.query_by_label(region::BANNER).is_none());
+    let reason = "the helper closed the connection";
+    fixture
+        .updates
+        .send(Update::Disconnected {
+            reason: reason.into(),
+        })
+        .unwrap();
+    fixture.harness.run_steps(2);
+    assert_eq!(
+        fixture.harness.state().model().connection,
+        ConnectionState::Disconnected {
+            reason: reason.into()
+        }
+    );
+    fixture
+        .harness
+        .get_by_label(region::BANNER)
+        .get_by_label_contains(&format!(
+            "Not connected to the helper: {reason}. Start it with `sudo microscoped`"
+        ));
+    // The probe list stays usable while disconnected.
+    fixture
+        .harness
+        .get_by_label(region::PROBES)
+        .get_by_label("sched:sched_wakeup");
+}
+
+#[test]
+fn the_window_opens_without_a_helper() {
+    let mut fixture = fixture();
+    fixture.harness.run_steps(2);
+    fixture
+        .harness
+        .get_by_label(region::BANNER)
+        .get_by_label_contains("Connecting to the helper");
+    fixture
+        .harness
+        .get_by_label(region::PROBES)
+        .get_by_label_contains("No probes yet");
+    fixture
+        .harness
+        .get_by_label(region::STATUS)
+        .get_by_label_contains("Connecting");
+}
+
+#[test]
+fn snapshot_disconnected_with_probes() {
+    let mut fixture = fixture();
+    fixture.updates.send(Update::Probes(catalogue())).unwrap();
+    fixture
+        .updates
+        .send(Update::Disconnected {
+            reason: "no Microscope helper is running at /run/microscope/microscoped.sock \
+                     (No such file or directory (os error 2)); start it with \
+                     `sudo microscoped` or `cargo xtask run`"
+                .into(),
+        })
+        .unwrap();
+    fixture.harness.run_steps(3);
+    fixture.harness.snapshot("disconnected_with_probes");
+}
