@@ -130,14 +130,21 @@ impl fmt::Display for DropLine {
     }
 }
 
+/// `(kernel, client)` drop totals, first seen and last seen.
+#[derive(Clone, Copy, Debug)]
+struct DropTotals {
+    first: (u64, u64),
+    last: (u64, u64),
+}
+
 /// Counts events per probe for the current window.
 #[derive(Debug)]
 pub struct WatchTally {
     probes: Vec<WatchProbe>,
     window: Vec<u64>,
     counters: Vec<CumulativeCounter>,
-    /// `(first seen, last seen)` `(kernel, client)` drop totals per key.
-    drops: BTreeMap<u16, ((u64, u64), (u64, u64))>,
+    /// First and last drop totals seen, per probe key.
+    drops: BTreeMap<u16, DropTotals>,
 }
 
 impl WatchTally {
@@ -167,8 +174,11 @@ impl WatchTally {
                     let now = (stats.kernel_drops, stats.client_drops);
                     self.drops
                         .entry(stats.probe)
-                        .and_modify(|(_, last)| *last = now)
-                        .or_insert((now, now));
+                        .and_modify(|totals| totals.last = now)
+                        .or_insert(DropTotals {
+                            first: now,
+                            last: now,
+                        });
                 }
             }
             HelperMessage::Aggregates(aggregates) => {
@@ -227,7 +237,10 @@ impl WatchTally {
         self.probes
             .iter()
             .filter_map(|probe| {
-                let ((k0, c0), (k1, c1)) = self.drops.get(&probe.key)?;
+                let DropTotals {
+                    first: (k0, c0),
+                    last: (k1, c1),
+                } = self.drops.get(&probe.key)?;
                 let line = DropLine {
                     probe: probe.id.clone(),
                     kernel_drops: k1.saturating_sub(*k0),

@@ -1,6 +1,11 @@
 //! The window, driven headless with `egui_kittest` on lavapipe: no helper, no
 //! socket, no display. Each test builds the app from channel ends it holds.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a failed send is a broken test; panicking says so"
+)]
+
 use crossbeam_channel::{Receiver, Sender, bounded};
 use egui::accesskit::Role;
 use egui_kittest::Harness;

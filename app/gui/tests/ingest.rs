@@ -1,0 +1,212 @@
+//! The ingest thread against a fake helper on a real Unix socket: handshake,
+//! probe list, enabling, streaming, disconnect and re-enable on reconnect.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a failed step is a broken test; panicking says so"
+)]
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use microscope::{Update, spawn_ingest};
+use microscope_wire::{
+    Availability, Capabilities, ClientMessage, Event, EventBatch, EventData, FrameDecoder,
+    HelperInfo, HelperMessage, Preamble, ProbeInfo, ProbeKind, encode_frame,
+};
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn socket_path(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "microscope-ingest-{name}-{}.sock",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn send(stream: &mut UnixStream, message: &HelperMessage) {
+    let mut frame = Vec::new();
+    encode_frame(message, &mut frame).unwrap();
+    stream.write_all(&frame).unwrap();
+}
+
+fn hello() -> HelperInfo {
+    let yes = || Availability::yes("test");
+    HelperInfo {
+        helper_version: "9.9.9".into(),
+        kernel_release: "6.18.0-fake".into(),
+        capabilities: Capabilities {
+            tracefs: yes(),
+            btf: yes(),
+            kprobes: yes(),
+            fentry: yes(),
+            uprobes: yes(),
+        },
+    }
+}
+
+fn probes() -> Vec<ProbeInfo> {
+    vec![ProbeInfo {
+        id: "sched:sched_switch".into(),
+        key: 1,
+        subsystem: "Scheduler".into(),
+        description: "switches".into(),
+        kind: ProbeKind::Stream,
+        availability: Availability::yes(""),
+        enabled: false,
+    }]
+}
+
+/// Serves one connection: answers the handshake, `ListProbes` and `Enable`
+/// (with a `ProbeState` and a batch of three events), reports every client
+/// message on `seen`, and hangs up after `hang_up_after` messages.
+fn serve_one(listener: &UnixListener, seen: &Sender<ClientMessage>, hang_up_after: usize) {
+    let (mut stream, _) = listener.accept().unwrap();
+    let mut preamble = [0; Preamble::LEN];
+    stream.read_exact(&mut preamble).unwrap();
+    Preamble::check(preamble).unwrap();
+    stream.write_all(&Preamble::current().to_bytes()).unwrap();
+    send(&mut stream, &HelperMessage::Hello(hello()));
+    let mut decoder = FrameDecoder::<ClientMessage>::new();
+    let mut buf = [0; 4096];
+    let mut handled = 0;
+    while handled < hang_up_after {
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            return;
+        }
+        decoder.push(&buf[..n]);
+        while let Some(message) = decoder.next_message().unwrap() {
+            match &message {
+                ClientMessage::ListProbes => send(&mut stream, &HelperMessage::Probes(probes())),
+                ClientMessage::Enable { probe } => {
+                    send(
+                        &mut stream,
+                        &HelperMessage::ProbeState {
+                            probe: probe.clone(),
+                            enabled: true,
+                        },
+                    );
+                    let event = Event {
+                        probe: 1,
+                        cpu: 0,
+                        ts_ns: 1,
+                        pid: 1,
+                        tgid: 1,
+                        comm: "t".into(),
+                        data: EventData::SchedFork {
+                            parent_pid: 1,
+                            child_pid: 2,
+                        },
+                    };
+                    let batch = EventBatch {
+                        events: vec![event; 3],
+                        stats: vec![],
+                    };
+                    send(&mut stream, &HelperMessage::Batch(batch));
+                }
+                ClientMessage::Disable { .. } => {}
+            }
+            seen.send(message).unwrap();
+            handled += 1;
+        }
+    }
+    // Dropping the stream hangs up.
+}
+
+fn start_ingest(socket: PathBuf) -> (Receiver<Update>, Sender<ClientMessage>) {
+    let (update_tx, updates) = bounded(64);
+    let (commands, command_rx) = bounded(64);
+    spawn_ingest(socket, update_tx, command_rx, Arc::new(|| {})).unwrap();
+    (updates, commands)
+}
+
+fn next_update(updates: &Receiver<Update>) -> Update {
+    updates.recv_timeout(TIMEOUT).unwrap()
+}
+
+#[test]
+fn no_helper_reports_disconnected_with_a_sentence() {
+    let (updates, _commands) = start_ingest(socket_path("absent"));
+    let Update::Disconnected { reason } = next_update(&updates) else {
+        panic!("expected a disconnect")
+    };
+    assert!(
+        reason.contains("no Microscope helper is running"),
+        "{reason}"
+    );
+    assert!(reason.contains("sudo microscoped"), "{reason}");
+}
+
+#[test]
+fn streams_and_reenables_after_a_reconnect() {
+    let path = socket_path("reconnect");
+    let listener = UnixListener::bind(&path).unwrap();
+    let (seen_tx, seen) = bounded(64);
+    // First connection: hang up after ListProbes and one Enable; second: stay.
+    let helper = std::thread::spawn(move || {
+        serve_one(&listener, &seen_tx, 2);
+        serve_one(&listener, &seen_tx, usize::MAX);
+    });
+
+    let (updates, commands) = start_ingest(path);
+    assert!(
+        matches!(next_update(&updates), Update::Connected(info) if info.helper_version == "9.9.9")
+    );
+    assert!(matches!(next_update(&updates), Update::Probes(p) if p.len() == 1));
+    assert_eq!(
+        seen.recv_timeout(TIMEOUT).unwrap(),
+        ClientMessage::ListProbes
+    );
+
+    commands
+        .send(ClientMessage::Enable {
+            probe: "sched:sched_switch".into(),
+        })
+        .unwrap();
+    assert_eq!(
+        next_update(&updates),
+        Update::ProbeState {
+            probe: "sched:sched_switch".into(),
+            enabled: true
+        }
+    );
+    let Update::Events { counts, .. } = next_update(&updates) else {
+        panic!("expected events")
+    };
+    assert_eq!(counts[0].events, 3);
+
+    // The fake helper hung up: a disconnect, then a reconnect that re-enables
+    // the probe without the UI asking again.
+    let Update::Disconnected { reason } = next_update(&updates) else {
+        panic!("expected a disconnect")
+    };
+    assert_eq!(reason, "the helper closed the connection");
+    assert!(matches!(next_update(&updates), Update::Connected(_)));
+    assert_eq!(
+        seen.recv_timeout(TIMEOUT).unwrap(),
+        ClientMessage::Enable {
+            probe: "sched:sched_switch".into()
+        }
+    );
+    assert_eq!(
+        seen.recv_timeout(TIMEOUT).unwrap(),
+        ClientMessage::ListProbes
+    );
+    assert_eq!(
+        seen.recv_timeout(TIMEOUT).unwrap(),
+        ClientMessage::Enable {
+            probe: "sched:sched_switch".into()
+        }
+    );
+
+    // Dropping the UI's ends stops the ingest thread, which hangs up.
+    drop(commands);
+    drop(updates);
+    helper.join().unwrap();
+}
