@@ -16,6 +16,9 @@ pub fn histogram_ui(ui: &mut egui::Ui, model: &Model) {
     if !model.latency.has_data() {
         let hint = match latency_probe {
             Some(probe) => format!("Enable `{}` to see how long syscalls take.", probe.id),
+            None if model.probes.is_empty() => {
+                "Syscall latencies appear here once the helper is connected.".to_owned()
+            }
             None => "The helper offers no syscall latency probe.".to_owned(),
         };
         ui.weak(hint);
