@@ -56,7 +56,25 @@ struct Row {
 struct Measured {
     ops_per_sec: f64,
     events: Option<u64>,
-    drops: Option<u64>,
+    drops: Option<Drops>,
+}
+
+/// Events lost: in the kernel (ring buffer full) and in the helper (client
+/// too slow).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Drops {
+    kernel: u64,
+    client: u64,
+}
+
+impl Drops {
+    fn describe(&self) -> String {
+        if self.client == 0 {
+            self.kernel.to_string()
+        } else {
+            format!("{} (+{} client)", self.kernel, self.client)
+        }
+    }
 }
 
 /// Runs `cargo xtask bench ...`.
@@ -103,6 +121,16 @@ pub fn run(options: &Options) -> Result<()> {
     }
 
     print_table(&rows);
+    println!(
+        "note: events received count every process's openat while the tracer ran, \
+         not only the loop's"
+    );
+    if let Some(load) = load_average().filter(|load| *load > 0.5) {
+        println!(
+            "note: the 1-minute load average was {load:.2}; other busy processes \
+             sharing CPU {LOOP_CPU} lower every rate"
+        );
+    }
     Ok(())
 }
 
@@ -188,25 +216,29 @@ fn with_microscope(seconds: u64) -> Result<Measured> {
     })
 }
 
-/// Sums `syscalls:sys_enter_openat <n>` lines; a line that mentions drops
-/// contributes its first number to the drop count.
-fn parse_watch(lines: &[String]) -> (u64, u64) {
+/// Sums the `syscalls:sys_enter_openat <n>` lines, and the `kernel=` and
+/// `client=` counts of `# drops <probe> kernel=<n> client=<n>` lines (the
+/// format `microscope watch` documents as stable).
+fn parse_watch(lines: &[String]) -> (u64, Drops) {
     let mut events = 0;
-    let mut drops = 0;
+    let mut drops = Drops::default();
     for line in lines {
-        if line.to_ascii_lowercase().contains("drop") {
-            drops += first_number(line).unwrap_or(0);
-        } else if let Some(rest) = line.strip_prefix(PROBE) {
-            events += first_number(rest).unwrap_or(0);
+        if let Some(rest) = line.strip_prefix("# drops ") {
+            for field in rest.split_whitespace() {
+                if let Some(n) = field.strip_prefix("kernel=") {
+                    drops.kernel += n.parse::<u64>().unwrap_or(0);
+                } else if let Some(n) = field.strip_prefix("client=") {
+                    drops.client += n.parse::<u64>().unwrap_or(0);
+                }
+            }
+        } else if let Some(count) = line
+            .strip_prefix(PROBE)
+            .and_then(|rest| rest.strip_prefix(' '))
+        {
+            events += count.trim().parse::<u64>().unwrap_or(0);
         }
     }
     (events, drops)
-}
-
-fn first_number(text: &str) -> Option<u64> {
-    text.split(|c: char| !c.is_ascii_digit())
-        .find(|word| !word.is_empty())
-        .and_then(|digits| digits.parse().ok())
 }
 
 /// bpftrace as root, in its own process group so SIGINT reaches it via
@@ -371,6 +403,16 @@ fn wait_ready(
     }
 }
 
+/// The 1-minute load average, to flag a busy machine.
+fn load_average() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Removes a temporary directory when dropped.
 struct RemoveDir(PathBuf);
 
@@ -402,7 +444,9 @@ fn print_table(rows: &[Row]) {
                 percent_of_untraced(m.ops_per_sec)
                     .map_or_else(|| "-".to_owned(), |p| format!("{p:.1} %")),
                 number(m.events),
-                number(m.drops),
+                m.drops
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), Drops::describe),
             ),
             Err(err) => println!("{:<26}  failed: {err:#}", row.config),
         }
@@ -435,13 +479,18 @@ mod tests {
         let lines: Vec<String> = [
             "syscalls:sys_enter_openat 120000",
             "syscalls:sys_enter_openat 130001",
-            "drops: 17 events lost in the kernel",
+            "syscalls:sys_enter_openat_x 5",
+            "# drops syscalls:sys_enter_openat kernel=17 client=3",
             "",
             "garbage",
         ]
         .map(str::to_owned)
         .to_vec();
-        assert_eq!(parse_watch(&lines), (250_001, 17));
-        assert_eq!(parse_watch(&[]), (0, 0));
+        let drops = Drops {
+            kernel: 17,
+            client: 3,
+        };
+        assert_eq!(parse_watch(&lines), (250_001, drops));
+        assert_eq!(parse_watch(&[]), (0, Drops::default()));
     }
 }

@@ -1,7 +1,9 @@
 //! Spawning child processes: failures become sentences, and long-running
 //! children are stopped by a guard when the task ends, also on error.
 
+use std::ffi::OsStr;
 use std::io;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,7 +17,14 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// `program arg arg` for messages.
 pub fn describe(cmd: &Command) -> String {
-    let mut text = cmd.get_program().to_string_lossy().into_owned();
+    let program = Path::new(cmd.get_program());
+    // `$CARGO` is an absolute path into the toolchain; "cargo" reads better
+    // and is what a user would type.
+    let mut text = if program.file_name() == Some(OsStr::new("cargo")) {
+        "cargo".to_owned()
+    } else {
+        program.to_string_lossy().into_owned()
+    };
     for arg in cmd.get_args() {
         text.push(' ');
         text.push_str(&arg.to_string_lossy());
