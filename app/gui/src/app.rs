@@ -39,6 +39,11 @@ impl MicroscopeApp {
         }
     }
 
+    /// Queues a command as if a widget had sent it; applied on the next frame.
+    pub fn request(&mut self, command: Command) {
+        self.commands.send(command);
+    }
+
     /// What the app currently shows.
     pub fn model(&self) -> &Model {
         &self.model

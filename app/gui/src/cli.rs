@@ -13,6 +13,10 @@ pub struct Cli {
     /// Socket of the helper daemon.
     #[arg(long, global = true, value_name = "PATH", default_value = microscope_wire::DEFAULT_SOCKET_PATH)]
     pub socket: PathBuf,
+    /// Probe to enable as soon as the window opens (repeatable), e.g.
+    /// `--enable sched:sched_switch`; the same as ticking its box.
+    #[arg(long = "enable", value_name = "ID")]
+    pub enable: Vec<String>,
     /// What to do; opens the window if omitted.
     #[command(subcommand)]
     pub command: Option<CliCommand>,
@@ -50,6 +54,8 @@ mod tests {
             PathBuf::from(microscope_wire::DEFAULT_SOCKET_PATH)
         );
         assert!(cli.command.is_none());
+        let cli = Cli::parse_from(["microscope", "--enable", "a:b", "--enable", "c:d"]);
+        assert_eq!(cli.enable, ["a:b", "c:d"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Opening the window: channels, the ingest thread, eframe.
 
 use crate::app::MicroscopeApp;
+use crate::command::Command;
 use crate::ingest::spawn_ingest;
 use anyhow::Context as _;
 use std::path::PathBuf;
@@ -17,7 +18,8 @@ const UPDATE_CHANNEL_CAPACITY: usize = 4096;
 const COMMAND_CHANNEL_CAPACITY: usize = 256;
 
 /// Opens the window, connected to the helper at `socket`, until it is closed.
-pub fn run_gui(socket: PathBuf) -> anyhow::Result<()> {
+/// The probes in `enable` are switched on as if their boxes were ticked.
+pub fn run_gui(socket: PathBuf, enable: Vec<String>) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(WINDOW_TITLE)
@@ -39,7 +41,14 @@ pub fn run_gui(socket: PathBuf) -> anyhow::Result<()> {
                 Arc::new(move || ctx.request_repaint()),
             )
             .context("could not start the connection thread")?;
-            Ok(Box::new(MicroscopeApp::new(update_rx, command_tx)))
+            let mut app = MicroscopeApp::new(update_rx, command_tx);
+            for probe in enable {
+                app.request(Command::SetProbeEnabled {
+                    probe,
+                    enabled: true,
+                });
+            }
+            Ok(Box::new(app))
         }),
     )
     .map_err(|err| anyhow::anyhow!("could not open the window: {err}"))

@@ -42,6 +42,8 @@ pub struct Model {
     pub last_helper_error: Option<String>,
     /// Baselines of aggregated probes, by probe id.
     aggregate_counters: BTreeMap<String, CumulativeCounter>,
+    /// When the previous total of each aggregated probe arrived.
+    aggregate_arrivals: BTreeMap<String, Instant>,
 }
 
 impl Model {
@@ -57,6 +59,7 @@ impl Model {
             drops: BTreeMap::new(),
             last_helper_error: None,
             aggregate_counters: BTreeMap::new(),
+            aggregate_arrivals: BTreeMap::new(),
         }
     }
 
@@ -153,7 +156,14 @@ impl Model {
                         .entry(probe.id.clone())
                         .or_default()
                         .advance(total);
-                    self.timeline.record(&probe.id, arrived, increase);
+                    let since = self.aggregate_arrivals.insert(probe.id.clone(), arrived);
+                    match since {
+                        Some(since) => {
+                            self.timeline
+                                .record_spread(&probe.id, since, arrived, increase);
+                        }
+                        None => self.timeline.record(&probe.id, arrived, increase),
+                    }
                 }
             }
             Update::HelperError { message } => self.last_helper_error = Some(message),

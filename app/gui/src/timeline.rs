@@ -74,6 +74,10 @@ impl Series {
     }
 }
 
+fn bucket_duration(bucket: u64) -> Duration {
+    BUCKET.saturating_mul(u32::try_from(bucket).unwrap_or(u32::MAX))
+}
+
 fn bucket_start_secs(bucket: u64) -> f64 {
     bucket as f64 * BUCKET.as_secs_f64()
 }
@@ -114,6 +118,35 @@ impl Timeline {
                 series.add(bucket, events);
                 self.series.insert(probe.to_owned(), series);
             }
+        }
+    }
+
+    /// Counts `events` of `probe` that happened evenly between `from` and
+    /// `to`, split across the buckets that interval covers.
+    ///
+    /// Aggregated probes arrive as a total every ~250 ms with jitter; putting
+    /// each increase in its arrival bucket would leave some buckets with two
+    /// readings and some with none, a saw-tooth that is not in the data.
+    pub fn record_spread(&mut self, probe: &str, from: Instant, to: Instant, events: u64) {
+        let (first, last) = (self.bucket_of(from), self.bucket_of(to));
+        if first >= last || to <= from {
+            self.record(probe, to, events);
+            return;
+        }
+        let span_ns = to.duration_since(from).as_nanos() as f64;
+        let mut assigned = 0u64;
+        for bucket in first..=last {
+            let start = self.epoch + bucket_duration(bucket);
+            let end = start + BUCKET;
+            let overlap = end.min(to).saturating_duration_since(start.max(from));
+            let share = if bucket == last {
+                events - assigned
+            } else {
+                ((events as f64) * overlap.as_nanos() as f64 / span_ns).round() as u64
+            }
+            .min(events - assigned);
+            assigned += share;
+            self.record(probe, start.max(from), share);
         }
     }
 
@@ -180,6 +213,39 @@ mod tests {
             &[[0.0, 4.0], [0.25, 0.0], [0.5, 0.0], [0.75, 4.0]]
         );
         assert_eq!(points.len(), 7);
+    }
+
+    #[test]
+    fn spread_totals_split_by_overlap_and_keep_every_event() {
+        let epoch = Instant::now();
+        let mut timeline = Timeline::new(epoch);
+        // 300 events between 0.125 s and 0.5 s: a third in bucket 0, two
+        // thirds in bucket 1, none lost to rounding.
+        let from = epoch + Duration::from_millis(125);
+        timeline.record_spread("a", from, epoch + Duration::from_millis(500), 300);
+        let points = timeline.series("a").map(Series::points).unwrap_or_default();
+        assert_eq!(&points[..2], &[[0.0, 400.0], [0.25, 800.0]]);
+        let total: f64 = points.iter().map(|p| p[1] * BUCKET.as_secs_f64()).sum();
+        assert_eq!(total, 300.0);
+        // Jittered readings no longer leave empty buckets between them.
+        let mut jittery = Timeline::new(epoch);
+        let mut prev = epoch;
+        for ms in [240, 510, 740, 1010, 1240] {
+            let at = epoch + Duration::from_millis(ms);
+            jittery.record_spread("b", prev, at, 250);
+            prev = at;
+        }
+        let rates: Vec<f64> = jittery
+            .series("b")
+            .unwrap()
+            .points()
+            .iter()
+            .map(|p| p[1])
+            .collect();
+        assert!(
+            rates[..4].iter().all(|r| (*r - 1000.0).abs() < 150.0),
+            "{rates:?}"
+        );
     }
 
     #[test]
