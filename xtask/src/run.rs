@@ -1,6 +1,7 @@
 //! `cargo xtask run`: build, start the helper as root, open the app, and
 //! stop the helper when the app exits.
 
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -77,6 +78,10 @@ pub fn run(options: &Options) -> Result<()> {
         .status()
         .with_context(|| format!("could not start the app {}", app_binary.display()))?;
     // `_helper` drops on return: SIGTERM, then wait.
+    if let Some(signal) = status.signal() {
+        println!("run: the app was stopped by signal {signal}");
+        return Ok(());
+    }
     anyhow::ensure!(
         status.success(),
         "the app exited with {status}; its messages above say why"
