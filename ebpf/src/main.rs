@@ -16,20 +16,20 @@
 #![no_main]
 
 use aya_ebpf::{
+    EbpfContext as _,
     bindings::BPF_RB_NO_WAKEUP,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes,
     },
     macros::{fentry, map, tracepoint},
     maps::{LruHashMap, PerCpuArray, RingBuf},
     programs::{FEntryContext, TracePointContext},
-    EbpfContext as _,
 };
 use probes_common::{
-    EventHeader, EventKind, OpenatEvent, SchedExecEvent, SchedExitEvent, SchedForkEvent,
-    SchedSwitchEvent, SchedWakeupEvent, COMM_LEN, EVENT_KINDS, FIELD_MISSING, LATENCY_BUCKETS,
-    RING_BYTES, SYSCALL_SLOTS, SYSCALL_START_ENTRIES,
+    COMM_LEN, EVENT_KINDS, EventHeader, EventKind, FIELD_MISSING, LATENCY_BUCKETS, OpenatEvent,
+    RING_BYTES, SYSCALL_SLOTS, SYSCALL_START_ENTRIES, SchedExecEvent, SchedExitEvent,
+    SchedForkEvent, SchedSwitchEvent, SchedWakeupEvent,
 };
 
 #[map]
@@ -50,8 +50,7 @@ static SYSCALL_LATENCY: PerCpuArray<u64> = PerCpuArray::with_max_entries(LATENCY
 /// When each thread (by kernel pid) entered its current syscall, in ns. LRU so
 /// that threads which die inside a syscall cannot fill it up.
 #[map]
-static SYSCALL_START: LruHashMap<u32, u64> =
-    LruHashMap::with_max_entries(SYSCALL_START_ENTRIES, 0);
+static SYSCALL_START: LruHashMap<u32, u64> = LruHashMap::with_max_entries(SYSCALL_START_ENTRIES, 0);
 
 // Field offsets, set by the helper from tracefs (`FIELD_MISSING` until then).
 // Read through `offset()` so the compiler cannot fold them into constants.
@@ -268,7 +267,7 @@ pub fn sys_enter_latency(_ctx: TracePointContext) -> u32 {
     // SAFETY: plain BPF helper.
     let now_ns = unsafe { bpf_ktime_get_ns() };
     // A full LRU map evicts the oldest entry, so insert cannot meaningfully fail.
-    let _ = SYSCALL_START.insert(&tid, &now_ns, 0);
+    let _ = SYSCALL_START.insert(tid, now_ns, 0);
     0
 }
 
@@ -276,12 +275,12 @@ pub fn sys_enter_latency(_ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_exit_latency(_ctx: TracePointContext) -> u32 {
     let tid = bpf_get_current_pid_tgid() as u32;
-    let Some(start) = SYSCALL_START.get_ptr(&tid) else {
+    let Some(start) = SYSCALL_START.get_ptr(tid) else {
         return 0;
     };
     // SAFETY: the pointer comes from a successful lookup; plain BPF helper.
     let (start_ns, now_ns) = unsafe { (*start, bpf_ktime_get_ns()) };
-    let _ = SYSCALL_START.remove(&tid);
+    let _ = SYSCALL_START.remove(tid);
     let bucket = log2(now_ns.saturating_sub(start_ns));
     if let Some(slot) = SYSCALL_LATENCY.get_ptr_mut(bucket) {
         // SAFETY: per-CPU slot, written only from this CPU.

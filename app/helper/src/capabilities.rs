@@ -12,7 +12,9 @@ pub fn detect(tracefs: Option<&Path>, ebpf: Option<&mut Ebpf>) -> Capabilities {
     let btf = if btf_path.exists() {
         Availability::yes("kernel BTF at /sys/kernel/btf/vmlinux")
     } else {
-        Availability::no("this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing; CONFIG_DEBUG_INFO_BTF is off)")
+        Availability::no(
+            "this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing; CONFIG_DEBUG_INFO_BTF is off)",
+        )
     };
     let tracefs_av = match tracefs {
         Some(p) => Availability::yes(format!("tracefs at {}", p.display())),
@@ -20,10 +22,13 @@ pub fn detect(tracefs: Option<&Path>, ebpf: Option<&mut Ebpf>) -> Capabilities {
             "tracefs is not mounted; run `sudo mount -t tracefs nodev /sys/kernel/tracing`",
         ),
     };
-    let pmu = |name: &str| Path::new("/sys/bus/event_source/devices").join(name).join("type").exists();
-    let kprobes = if pmu("kprobe")
-        || tracefs.is_some_and(|t| t.join("kprobe_events").exists())
-    {
+    let pmu = |name: &str| {
+        Path::new("/sys/bus/event_source/devices")
+            .join(name)
+            .join("type")
+            .exists()
+    };
+    let kprobes = if pmu("kprobe") || tracefs.is_some_and(|t| t.join("kprobe_events").exists()) {
         Availability::yes("kprobe PMU present")
     } else {
         Availability::no(
@@ -43,7 +48,13 @@ pub fn detect(tracefs: Option<&Path>, ebpf: Option<&mut Ebpf>) -> Capabilities {
             None => Availability::no("not tested: the eBPF object did not load"),
         }
     };
-    Capabilities { tracefs: tracefs_av, btf, kprobes, fentry, uprobes }
+    Capabilities {
+        tracefs: tracefs_av,
+        btf,
+        kprobes,
+        fentry,
+        uprobes,
+    }
 }
 
 /// The kernel-internal ENOTSUPP, which BPF syscalls leak to user space.
@@ -74,7 +85,9 @@ fn try_fentry(ebpf: &mut Ebpf) -> Availability {
         Err(aya::programs::ProgramError::LoadError { io_error, .. })
             if io_error.raw_os_error() == Some(ENOTSUPP) =>
         {
-            Availability::no("this kernel has no BPF trampoline support (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS is off)")
+            Availability::no(
+                "this kernel has no BPF trampoline support (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS is off)",
+            )
         }
         Err(err) => Availability::no(format!(
             "loading a test fentry program failed: {}",

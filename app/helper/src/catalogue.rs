@@ -35,7 +35,11 @@ pub struct ProbeDef {
 }
 
 const fn tp(program: &'static str, category: &'static str, name: &'static str) -> Attachment {
-    Attachment { program, category, name }
+    Attachment {
+        program,
+        category,
+        name,
+    }
 }
 
 /// Every built-in probe. The index of a probe is its wire key.
@@ -121,7 +125,10 @@ pub fn probe(key: u16) -> Option<&'static ProbeDef> {
 
 /// The wire key of the streamed probe producing `kind` records.
 pub fn key_of_event(kind: EventKind) -> u16 {
-    PROBES.iter().position(|p| p.event == Some(kind)).map_or(u16::MAX, |i| i as u16)
+    PROBES
+        .iter()
+        .position(|p| p.event == Some(kind))
+        .map_or(u16::MAX, |i| i as u16)
 }
 
 #[cfg(test)]
@@ -131,7 +138,11 @@ mod tests {
     #[test]
     fn every_event_kind_has_exactly_one_probe() {
         for kind in EventKind::ALL {
-            assert_eq!(PROBES.iter().filter(|p| p.event == Some(kind)).count(), 1, "{kind:?}");
+            assert_eq!(
+                PROBES.iter().filter(|p| p.event == Some(kind)).count(),
+                1,
+                "{kind:?}"
+            );
         }
     }
 

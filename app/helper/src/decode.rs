@@ -31,7 +31,11 @@ pub enum DecodeError {
 fn read<T: aya::Pod>(bytes: &[u8], kind: Option<EventKind>) -> Result<T, DecodeError> {
     let need = size_of::<T>();
     if bytes.len() < need {
-        return Err(DecodeError::Short { kind, len: bytes.len(), need });
+        return Err(DecodeError::Short {
+            kind,
+            len: bytes.len(),
+            need,
+        });
     }
     // SAFETY: `bytes` holds at least `size_of::<T>()` bytes, `T: Pod` accepts
     // any bit pattern, and `read_unaligned` has no alignment requirement.
@@ -87,7 +91,13 @@ pub fn decode_record(
         }
         EventKind::SchedFork => {
             let e: SchedForkEvent = read(bytes, k)?;
-            (e.header, EventData::SchedFork { parent_pid: e.parent_pid, child_pid: e.child_pid })
+            (
+                e.header,
+                EventData::SchedFork {
+                    parent_pid: e.parent_pid,
+                    child_pid: e.child_pid,
+                },
+            )
         }
         EventKind::SchedExec => {
             let e: SchedExecEvent = read(bytes, k)?;
@@ -104,7 +114,11 @@ pub fn decode_record(
             let e: SchedExitEvent = read(bytes, k)?;
             (
                 e.header,
-                EventData::SchedExit { pid: e.pid, prio: e.prio, group_dead: e.group_dead != 0 },
+                EventData::SchedExit {
+                    pid: e.pid,
+                    prio: e.prio,
+                    group_dead: e.group_dead != 0,
+                },
             )
         }
         EventKind::Openat => {
@@ -139,7 +153,14 @@ mod tests {
     fn header(kind: EventKind) -> EventHeader {
         let mut comm = [0; COMM_LEN];
         comm[..4].copy_from_slice(b"test");
-        EventHeader { kind: kind as u32, cpu: 1, ts_ns: 42, pid: 7, tgid: 5, comm }
+        EventHeader {
+            kind: kind as u32,
+            cpu: 1,
+            ts_ns: 42,
+            pid: 7,
+            tgid: 5,
+            comm,
+        }
     }
 
     fn bytes_of<T: aya::Pod>(value: &T) -> Vec<u8> {
@@ -163,10 +184,18 @@ mod tests {
         let event = decode_record(&bytes_of(&raw), |_| 3).unwrap();
         assert_eq!(event.probe, 3);
         assert_eq!(event.comm, "test");
-        assert_eq!((event.pid, event.tgid, event.cpu, event.ts_ns), (7, 5, 1, 42));
+        assert_eq!(
+            (event.pid, event.tgid, event.cpu, event.ts_ns),
+            (7, 5, 1, 42)
+        );
         assert_eq!(
             event.data,
-            EventData::Openat { dfd: -100, filename: "/tmp/abc".into(), flags: 2, mode: 0o644 }
+            EventData::Openat {
+                dfd: -100,
+                filename: "/tmp/abc".into(),
+                flags: 2,
+                mode: 0o644
+            }
         );
     }
 
@@ -185,7 +214,13 @@ mod tests {
             next_comm,
         };
         let event = decode_record(&bytes_of(&raw), |_| 0).unwrap();
-        let EventData::SchedSwitch { prev_comm, next_comm, next_pid, prev_state, .. } = event.data
+        let EventData::SchedSwitch {
+            prev_comm,
+            next_comm,
+            next_pid,
+            prev_state,
+            ..
+        } = event.data
         else {
             panic!("wrong kind: {event:?}");
         };
@@ -197,16 +232,30 @@ mod tests {
 
     #[test]
     fn short_and_unknown_records_are_errors() {
-        assert!(matches!(decode_record(&[], |_| 0), Err(DecodeError::Short { kind: None, .. })));
-        let fork = SchedForkEvent { header: header(EventKind::SchedFork), parent_pid: 1, child_pid: 2 };
+        assert!(matches!(
+            decode_record(&[], |_| 0),
+            Err(DecodeError::Short { kind: None, .. })
+        ));
+        let fork = SchedForkEvent {
+            header: header(EventKind::SchedFork),
+            parent_pid: 1,
+            child_pid: 2,
+        };
         let bytes = bytes_of(&fork);
         assert_eq!(
             decode_record(&bytes[..bytes.len() - 1], |_| 0),
-            Err(DecodeError::Short { kind: Some(EventKind::SchedFork), len: 47, need: 48 })
+            Err(DecodeError::Short {
+                kind: Some(EventKind::SchedFork),
+                len: 47,
+                need: 48
+            })
         );
         let mut bad = header(EventKind::SchedFork);
         bad.kind = 99;
-        assert_eq!(decode_record(&bytes_of(&bad), |_| 0), Err(DecodeError::UnknownKind(99)));
+        assert_eq!(
+            decode_record(&bytes_of(&bad), |_| 0),
+            Err(DecodeError::UnknownKind(99))
+        );
     }
 
     #[test]

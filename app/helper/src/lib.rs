@@ -68,7 +68,11 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
     };
     for probe in server::probe_list(&tracer, &Default::default()) {
         if !probe.availability.available {
-            log::warn!("probe {} unavailable: {}", probe.id, probe.availability.reason);
+            log::warn!(
+                "probe {} unavailable: {}",
+                probe.id,
+                probe.availability.reason
+            );
         }
     }
     let policy = Policy::for_group(&config.group);

@@ -39,14 +39,23 @@ fn main() -> anyhow::Result<()> {
             log::info!("stopping: detaching every probe");
             let _ = stop_tx.send(true);
         });
-        microscoped::run(microscoped::Config { socket: args.socket, group: args.group }, stop_rx)
-            .await
+        microscoped::run(
+            microscoped::Config {
+                socket: args.socket,
+                group: args.group,
+            },
+            stop_rx,
+        )
+        .await
     })
 }
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {},

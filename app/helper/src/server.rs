@@ -41,9 +41,17 @@ type ClientId = u64;
 
 /// A request from a client task to the hub.
 enum HubRequest {
-    Join { id: ClientId, frames: mpsc::Sender<Arc<Vec<u8>>> },
-    Message { id: ClientId, message: ClientMessage },
-    Leave { id: ClientId },
+    Join {
+        id: ClientId,
+        frames: mpsc::Sender<Arc<Vec<u8>>>,
+    },
+    Message {
+        id: ClientId,
+        message: ClientMessage,
+    },
+    Leave {
+        id: ClientId,
+    },
 }
 
 /// The hub's view of one client.
@@ -71,7 +79,9 @@ impl ClientState {
     }
 
     fn wants_kind(&self, kind: ProbeKind) -> bool {
-        self.enabled.iter().any(|k| catalogue::probe(*k).is_some_and(|p| p.kind == kind))
+        self.enabled
+            .iter()
+            .any(|k| catalogue::probe(*k).is_some_and(|p| p.kind == kind))
     }
 }
 
@@ -114,7 +124,8 @@ pub async fn serve(
         }
     }
     drop(hub_tx);
-    hub.await.map_err(|err| format!("the hub task failed: {err}"))
+    hub.await
+        .map_err(|err| format!("the hub task failed: {err}"))
 }
 
 async fn serve_client(
@@ -125,7 +136,11 @@ async fn serve_client(
     policy: Arc<Policy>,
 ) {
     let peer = match stream.peer_cred() {
-        Ok(cred) => Peer { uid: cred.uid(), gid: cred.gid(), pid: cred.pid().filter(|p| *p > 0) },
+        Ok(cred) => Peer {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid().filter(|p| *p > 0),
+        },
         Err(err) => {
             log::warn!("client {id}: cannot read peer credentials ({err}); closing");
             return;
@@ -136,21 +151,24 @@ async fn serve_client(
     // Handshake: both sides send a preamble; we then send Hello or an Error.
     let mut first = Preamble::current().to_bytes().to_vec();
     let mut preamble = [0; Preamble::LEN];
-    let refusal = match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.read_exact(&mut preamble)).await {
-        Err(_) => Some("no preamble within 5 s; closing".to_owned()),
-        Ok(Err(err)) => {
-            log::debug!("client {id}: closed during handshake ({err})");
-            return;
-        }
-        Ok(Ok(_)) => match Preamble::check(preamble) {
-            Err(err) => Some(err.to_string()),
-            Ok(_) => policy.check(&peer).err(),
-        },
-    };
+    let refusal =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.read_exact(&mut preamble)).await {
+            Err(_) => Some("no preamble within 5 s; closing".to_owned()),
+            Ok(Err(err)) => {
+                log::debug!("client {id}: closed during handshake ({err})");
+                return;
+            }
+            Ok(Ok(_)) => match Preamble::check(preamble) {
+                Err(err) => Some(err.to_string()),
+                Ok(_) => policy.check(&peer).err(),
+            },
+        };
     let hello = match &refusal {
         Some(message) => {
             log::warn!("client {id} (uid {}) refused: {message}", peer.uid);
-            HelperMessage::Error { message: message.clone() }
+            HelperMessage::Error {
+                message: message.clone(),
+            }
         }
         None => HelperMessage::Hello((*info).clone()),
     };
@@ -161,10 +179,21 @@ async fn serve_client(
         let _ = writer.shutdown().await;
         return;
     }
-    log::info!("client {id} connected (uid {}, pid {:?})", peer.uid, peer.pid);
+    log::info!(
+        "client {id} connected (uid {}, pid {:?})",
+        peer.uid,
+        peer.pid
+    );
 
     let (frames_tx, mut frames_rx) = mpsc::channel::<Arc<Vec<u8>>>(CLIENT_QUEUE_FRAMES);
-    if hub.send(HubRequest::Join { id, frames: frames_tx.clone() }).await.is_err() {
+    if hub
+        .send(HubRequest::Join {
+            id,
+            frames: frames_tx.clone(),
+        })
+        .await
+        .is_err()
+    {
         return;
     }
     let writer_task = tokio::spawn(async move {
@@ -297,7 +326,10 @@ fn handle_message(
 ) -> HelperMessage {
     match message {
         ClientMessage::ListProbes => {
-            let enabled = clients.get(&id).map(|c| c.enabled.clone()).unwrap_or_default();
+            let enabled = clients
+                .get(&id)
+                .map(|c| c.enabled.clone())
+                .unwrap_or_default();
             HelperMessage::Probes(probe_list(tracer, &enabled))
         }
         ClientMessage::Enable { probe } => {
@@ -310,7 +342,10 @@ fn handle_message(
             if let Some(client) = clients.get_mut(&id) {
                 client.enabled.insert(key);
             }
-            HelperMessage::ProbeState { probe, enabled: true }
+            HelperMessage::ProbeState {
+                probe,
+                enabled: true,
+            }
         }
         ClientMessage::Disable { probe } => {
             let Some(key) = catalogue::key_of(&probe) else {
@@ -321,7 +356,10 @@ fn handle_message(
                 client.pending.retain(|e| e.probe != key);
             }
             detach_if_unwanted(tracer, clients, key);
-            HelperMessage::ProbeState { probe, enabled: false }
+            HelperMessage::ProbeState {
+                probe,
+                enabled: false,
+            }
         }
     }
 }
@@ -372,10 +410,17 @@ fn distribute(clients: &mut HashMap<ClientId, ClientState>, events: &mut Vec<Eve
         if i + 1 == count {
             // The last client takes the events themselves; the others get copies.
             let enabled = &client.enabled;
-            client.pending.extend(events.drain(..).filter(|e| enabled.contains(&e.probe)));
+            client
+                .pending
+                .extend(events.drain(..).filter(|e| enabled.contains(&e.probe)));
         } else {
             let enabled = &client.enabled;
-            client.pending.extend(events.iter().filter(|e| enabled.contains(&e.probe)).cloned());
+            client.pending.extend(
+                events
+                    .iter()
+                    .filter(|e| enabled.contains(&e.probe))
+                    .cloned(),
+            );
         }
         if client.pending.len() > before && client.oldest_pending.is_none() {
             client.oldest_pending = Some(now);
@@ -411,7 +456,9 @@ fn send_aggregates(tracer: &Tracer, clients: &HashMap<ClientId, ClientState>, ts
         let latency = client.wants_kind(ProbeKind::SyscallLatency);
         if counts || latency {
             // A full queue only loses this snapshot; the next one is cumulative.
-            client.send(&HelperMessage::Aggregates(tracer.aggregates(counts, latency, ts_ns)));
+            client.send(&HelperMessage::Aggregates(
+                tracer.aggregates(counts, latency, ts_ns),
+            ));
         }
     }
 }

@@ -36,7 +36,12 @@ pub fn find_or_mount() -> Result<PathBuf, String> {
             target.display()
         )
     })?;
-    find().ok_or_else(|| format!("mounted tracefs at {} but it has no events/", target.display()))
+    find().ok_or_else(|| {
+        format!(
+            "mounted tracefs at {} but it has no events/",
+            target.display()
+        )
+    })
 }
 
 /// One field of a tracepoint record.
@@ -50,11 +55,14 @@ pub struct Field {
     pub size: u32,
 }
 
+/// The fields of one tracepoint, by name.
+pub type Fields = HashMap<String, Field>;
+
 /// Parses a tracepoint `format` file into its fields by name.
 ///
 /// Lines look like
 /// `\tfield:char prev_comm[16];\toffset:8;\tsize:16;\tsigned:0;`.
-pub fn parse_format(text: &str) -> HashMap<String, Field> {
+pub fn parse_format(text: &str) -> Fields {
     let mut fields = HashMap::new();
     for line in text.lines() {
         let mut decl = None;
@@ -74,7 +82,14 @@ pub fn parse_format(text: &str) -> HashMap<String, Field> {
             continue;
         };
         if let Some((c_type, name)) = split_declaration(decl) {
-            fields.insert(name, Field { c_type, offset, size });
+            fields.insert(
+                name,
+                Field {
+                    c_type,
+                    offset,
+                    size,
+                },
+            );
         }
     }
     fields
@@ -96,14 +111,17 @@ fn split_declaration(decl: &str) -> Option<(String, String)> {
 }
 
 /// Reads and parses the format of `category:name` under `tracefs`.
-pub fn read_format(
-    tracefs: &Path,
-    category: &str,
-    name: &str,
-) -> Result<HashMap<String, Field>, String> {
-    let path = tracefs.join("events").join(category).join(name).join("format");
+pub fn read_format(tracefs: &Path, category: &str, name: &str) -> Result<Fields, String> {
+    let path = tracefs
+        .join("events")
+        .join(category)
+        .join(name)
+        .join("format");
     let text = std::fs::read_to_string(&path).map_err(|err| {
-        format!("this kernel has no tracepoint {category}:{name} ({}: {err})", path.display())
+        format!(
+            "this kernel has no tracepoint {category}:{name} ({}: {err})",
+            path.display()
+        )
     })?;
     Ok(parse_format(&text))
 }
@@ -125,9 +143,20 @@ mod tests {
         let fields = parse_format(SWITCH);
         assert_eq!(
             fields["prev_comm"],
-            Field { c_type: "char[16]".into(), offset: 8, size: 16 }
+            Field {
+                c_type: "char[16]".into(),
+                offset: 8,
+                size: 16
+            }
         );
-        assert_eq!(fields["prev_pid"], Field { c_type: "pid_t".into(), offset: 24, size: 4 });
+        assert_eq!(
+            fields["prev_pid"],
+            Field {
+                c_type: "pid_t".into(),
+                offset: 24,
+                size: 4
+            }
+        );
         assert_eq!(fields["common_type"].c_type, "unsigned short");
         assert_eq!(fields["filename"].c_type, "const char *");
         assert_eq!(fields["parent_comm"].c_type, "__data_loc char[]");

@@ -9,14 +9,16 @@ use aya::programs::TracePoint;
 use aya::programs::trace_point::TracePointLinkId;
 use aya::{Ebpf, EbpfLoader};
 use microscope_wire::{Aggregates, Availability, Event, ProbeStats};
-use probes_common::{
-    EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, SYSCALL_SLOTS,
-};
+use probes_common::{EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, SYSCALL_SLOTS};
 use std::collections::HashMap;
 use std::path::Path;
 
 /// The eBPF object built from `ebpf/`, embedded at compile time.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/microscope-ebpf"));
+static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/microscope-ebpf"));
+
+/// Parsed `format` files by (category, name), or why one could not be read.
+type Formats = HashMap<(&'static str, &'static str), Result<tracefs::Fields, String>>;
 
 /// Loading the eBPF object failed as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -65,14 +67,15 @@ impl Tracer {
     /// loads (but does not attach) every program the kernel can run.
     pub fn load(tracefs: Option<&Path>) -> Result<Self, LoadError> {
         // Offsets from the running kernel's format files.
-        let mut formats: HashMap<(&str, &str), Result<HashMap<String, tracefs::Field>, String>> =
-            HashMap::new();
+        let mut formats: Formats = HashMap::new();
         let mut offsets: Vec<(&'static str, u32)> = Vec::new();
         for g in FIELD_GLOBALS {
-            let format = formats.entry((g.category, g.name)).or_insert_with(|| match tracefs {
-                Some(root) => tracefs::read_format(root, g.category, g.name),
-                None => Err("tracefs is not mounted".to_owned()),
-            });
+            let format = formats
+                .entry((g.category, g.name))
+                .or_insert_with(|| match tracefs {
+                    Some(root) => tracefs::read_format(root, g.category, g.name),
+                    None => Err("tracefs is not mounted".to_owned()),
+                });
             let offset = match format {
                 Ok(fields) => fields.get(g.field).map_or(FIELD_MISSING, |f| f.offset),
                 Err(_) => FIELD_MISSING,
@@ -83,23 +86,23 @@ impl Tracer {
         for (global, offset) in &offsets {
             loader.override_global(global, offset, true);
         }
-        let mut ebpf = loader.load(EBPF_OBJECT).map_err(|source| LoadError::Ebpf { source })?;
+        let mut ebpf = loader
+            .load(EBPF_OBJECT)
+            .map_err(|source| LoadError::Ebpf { source })?;
 
-        let ring = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)
-            .map_err(|source| LoadError::Map { name: "EVENTS", source })?;
+        let ring =
+            RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?).map_err(|source| LoadError::Map {
+                name: "EVENTS",
+                source,
+            })?;
         let drops = per_cpu(&mut ebpf, "DROPS")?;
         let syscall_counts = per_cpu(&mut ebpf, "SYSCALL_COUNTS")?;
         let latency = per_cpu(&mut ebpf, "SYSCALL_LATENCY")?;
 
         let mut availability = Vec::with_capacity(PROBES.len());
         for probe in PROBES {
-            let verdict = probe_availability(
-                &mut ebpf,
-                probe.attachments,
-                tracefs,
-                &formats,
-                &offsets,
-            );
+            let verdict =
+                probe_availability(&mut ebpf, probe.attachments, tracefs, &formats, &offsets);
             availability.push(verdict);
         }
         Ok(Self {
@@ -140,7 +143,10 @@ impl Tracer {
         let probe = catalogue::probe(key).ok_or_else(|| format!("no probe with key {key}"))?;
         let availability = self.availability(key);
         if !availability.available {
-            return Err(format!("{} is not available here: {}", probe.id, availability.reason));
+            return Err(format!(
+                "{} is not available here: {}",
+                probe.id, availability.reason
+            ));
         }
         let mut links = Vec::new();
         for a in probe.attachments {
@@ -203,7 +209,9 @@ impl Tracer {
                 Err(err) => {
                     self.decode_errors += 1;
                     if self.decode_errors == 1 {
-                        log::error!("undecodable ring buffer record ({err}); counting further ones");
+                        log::error!(
+                            "undecodable ring buffer record ({err}); counting further ones"
+                        );
                     }
                 }
             }
@@ -236,11 +244,17 @@ impl Tracer {
             Vec::new()
         };
         let latency_log2_ns = if latency {
-            (0..LATENCY_BUCKETS).map(|b| sum_slot(&self.latency, b)).collect()
+            (0..LATENCY_BUCKETS)
+                .map(|b| sum_slot(&self.latency, b))
+                .collect()
         } else {
             Vec::new()
         };
-        Aggregates { ts_ns, syscall_counts, latency_log2_ns }
+        Aggregates {
+            ts_ns,
+            syscall_counts,
+            latency_log2_ns,
+        }
     }
 }
 
@@ -254,7 +268,9 @@ impl Drop for Tracer {
 }
 
 fn sum_slot(map: &PerCpuArray<MapData, u64>, index: u32) -> u64 {
-    map.get(&index, 0).map(|values| values.iter().sum()).unwrap_or(0)
+    map.get(&index, 0)
+        .map(|values| values.iter().sum())
+        .unwrap_or(0)
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
@@ -269,7 +285,8 @@ fn tracepoint<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut TracePoin
     let prog = ebpf
         .program_mut(program)
         .ok_or_else(|| format!("the eBPF object has no program {program}"))?;
-    prog.try_into().map_err(|e: aya::programs::ProgramError| e.to_string())
+    prog.try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())
 }
 
 /// Checks the tracepoints and fields of one probe and loads its programs.
@@ -277,7 +294,7 @@ fn probe_availability(
     ebpf: &mut Ebpf,
     attachments: &[catalogue::Attachment],
     tracefs: Option<&Path>,
-    formats: &HashMap<(&str, &str), Result<HashMap<String, tracefs::Field>, String>>,
+    formats: &Formats,
     offsets: &[(&'static str, u32)],
 ) -> Availability {
     if tracefs.is_none() {
@@ -330,7 +347,10 @@ fn probe_availability(
 /// A sentence for a program the kernel would not load.
 pub fn describe_load_error(err: &aya::programs::ProgramError) -> String {
     match err {
-        aya::programs::ProgramError::LoadError { io_error, verifier_log } => {
+        aya::programs::ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
             let log = verifier_log.to_string();
             let last_lines: Vec<&str> = log.lines().rev().take(3).collect();
             format!(

@@ -3,6 +3,10 @@
 //!
 //! They need root (to load BPF) and are skipped with a message otherwise.
 //! Run them one at a time: `cargo test -p microscoped --test kernel -- --test-threads=1`.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers report failures by panicking"
+)]
 
 use microscope_wire::{
     ClientError, ClientMessage, Connection, EventData, FrameDecoder, HelperMessage, Preamble,
@@ -41,7 +45,11 @@ impl Helper {
             .env("RUST_LOG", "error")
             .spawn()
             .expect("spawn microscoped");
-        let helper = Self { child: Some(child), socket, _dir: dir };
+        let helper = Self {
+            child: Some(child),
+            socket,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if helper.socket.exists() {
@@ -79,10 +87,16 @@ fn signal(child: &Child, sig: nix::sys::signal::Signal) {
 }
 
 fn enable(conn: &mut Connection, probe: &str) {
-    conn.send(&ClientMessage::Enable { probe: probe.into() }).unwrap();
+    conn.send(&ClientMessage::Enable {
+        probe: probe.into(),
+    })
+    .unwrap();
     loop {
         match conn.recv().unwrap() {
-            HelperMessage::ProbeState { probe: p, enabled: true } if p == probe => return,
+            HelperMessage::ProbeState {
+                probe: p,
+                enabled: true,
+            } if p == probe => return,
             HelperMessage::Error { message } => panic!("enabling {probe} failed: {message}"),
             _ => {}
         }
@@ -95,7 +109,8 @@ fn collect_events(
     window: Duration,
     mut keep: impl FnMut(&microscope_wire::Event),
 ) {
-    conn.set_recv_timeout(Some(Duration::from_millis(100))).unwrap();
+    conn.set_recv_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let deadline = Instant::now() + window;
     while Instant::now() < deadline {
         match conn.recv() {
@@ -112,7 +127,10 @@ const OUR_PROGRAMS: [&str; 3] = ["sched_switch", "sys_enter_opena", "sched_proce
 fn our_program_ids() -> Vec<u32> {
     aya::programs::loaded_programs()
         .filter_map(Result::ok)
-        .filter(|p| p.name_as_str().is_some_and(|n| OUR_PROGRAMS.iter().any(|o| n.starts_with(o))))
+        .filter(|p| {
+            p.name_as_str()
+                .is_some_and(|n| OUR_PROGRAMS.iter().any(|o| n.starts_with(o)))
+        })
         .map(|p| p.id())
         .collect()
 }
@@ -140,11 +158,17 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn openat_events_match_the_workload_exactly() {
-    let Some(helper) = Helper::start() else { return };
+    let Some(helper) = Helper::start() else {
+        return;
+    };
     let mut conn = helper.connect();
     enable(&mut conn, "syscalls:sys_enter_openat");
 
-    let path = format!("/tmp/microscope-kernel-test-{}-{}", std::process::id(), rand_suffix());
+    let path = format!(
+        "/tmp/microscope-kernel-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    );
     const OPENS: usize = 257;
     for _ in 0..OPENS {
         // The path does not exist: the syscall fails, but it was entered.
@@ -166,9 +190,15 @@ fn openat_events_match_the_workload_exactly() {
 
 #[test]
 fn a_child_fork_exec_and_exit_each_arrive_once() {
-    let Some(helper) = Helper::start() else { return };
+    let Some(helper) = Helper::start() else {
+        return;
+    };
     let mut conn = helper.connect();
-    for probe in ["sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit"] {
+    for probe in [
+        "sched:sched_process_fork",
+        "sched:sched_process_exec",
+        "sched:sched_process_exit",
+    ] {
         enable(&mut conn, probe);
     }
     let status = Command::new("/bin/true").status().unwrap();
@@ -177,52 +207,85 @@ fn a_child_fork_exec_and_exit_each_arrive_once() {
     let me = std::process::id();
     let (mut forks, mut execs, mut exits) = (Vec::new(), Vec::new(), Vec::new());
     collect_events(&mut conn, Duration::from_millis(600), |e| match &e.data {
-        EventData::SchedFork { parent_pid, child_pid } if e.tgid == me => {
+        EventData::SchedFork {
+            parent_pid,
+            child_pid,
+        } if e.tgid == me => {
             forks.push((*parent_pid, *child_pid));
         }
         EventData::SchedExec { pid, filename, .. } if filename.ends_with("/true") => {
             execs.push(*pid);
         }
-        EventData::SchedExit { pid, group_dead, .. } => exits.push((*pid, *group_dead, e.comm.clone())),
+        EventData::SchedExit {
+            pid, group_dead, ..
+        } => exits.push((*pid, *group_dead, e.comm.clone())),
         _ => {}
     });
     assert_eq!(forks.len(), 1, "forks from this test process: {forks:?}");
     let child = forks[0].1;
     assert_eq!(execs, vec![child], "exec events of /bin/true");
     let child_exits: Vec<_> = exits.iter().filter(|(pid, ..)| *pid == child).collect();
-    assert_eq!(child_exits.len(), 1, "exit events of the child: {child_exits:?}");
+    assert_eq!(
+        child_exits.len(),
+        1,
+        "exit events of the child: {child_exits:?}"
+    );
     assert!(child_exits[0].1, "the child's exit ends its process");
     assert_eq!(child_exits[0].2, "true");
 }
 
 #[test]
 fn hello_reports_capabilities_and_probe_list() {
-    let Some(helper) = Helper::start() else { return };
+    let Some(helper) = Helper::start() else {
+        return;
+    };
     let mut conn = helper.connect();
     let hello = conn.hello().clone();
     assert!(!hello.helper_version.is_empty());
-    assert!(hello.capabilities.tracefs.available, "{:?}", hello.capabilities.tracefs);
+    assert!(
+        hello.capabilities.tracefs.available,
+        "{:?}",
+        hello.capabilities.tracefs
+    );
     for cap in [&hello.capabilities.kprobes, &hello.capabilities.fentry] {
         // Whatever the verdict, it comes with a reason.
         assert!(!cap.reason.is_empty());
     }
     conn.send(&ClientMessage::ListProbes).unwrap();
-    let HelperMessage::Probes(probes) = conn.recv().unwrap() else { panic!("expected probes") };
+    let HelperMessage::Probes(probes) = conn.recv().unwrap() else {
+        panic!("expected probes")
+    };
     let ids: Vec<_> = probes.iter().map(|p| p.id.as_str()).collect();
-    for id in ["sched:sched_switch", "syscalls:sys_enter_openat", "raw_syscalls:sys_enter", "syscalls:latency"] {
+    for id in [
+        "sched:sched_switch",
+        "syscalls:sys_enter_openat",
+        "raw_syscalls:sys_enter",
+        "syscalls:latency",
+    ] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
     for p in &probes {
-        assert!(p.availability.available, "{} unavailable on this kernel: {}", p.id, p.availability.reason);
+        assert!(
+            p.availability.available,
+            "{} unavailable on this kernel: {}",
+            p.id, p.availability.reason
+        );
     }
-    conn.send(&ClientMessage::Enable { probe: "nope:nope".into() }).unwrap();
-    let HelperMessage::Error { message } = conn.recv().unwrap() else { panic!("expected an error") };
+    conn.send(&ClientMessage::Enable {
+        probe: "nope:nope".into(),
+    })
+    .unwrap();
+    let HelperMessage::Error { message } = conn.recv().unwrap() else {
+        panic!("expected an error")
+    };
     assert!(message.contains("microscope probes"), "{message}");
 }
 
 #[test]
 fn syscall_counts_and_latency_are_aggregated_in_the_kernel() {
-    let Some(helper) = Helper::start() else { return };
+    let Some(helper) = Helper::start() else {
+        return;
+    };
     let mut conn = helper.connect();
     enable(&mut conn, "raw_syscalls:sys_enter");
     enable(&mut conn, "syscalls:latency");
@@ -230,7 +293,10 @@ fn syscall_counts_and_latency_are_aggregated_in_the_kernel() {
         // Wait for a fresh snapshot.
         loop {
             if let HelperMessage::Aggregates(a) = conn.recv().unwrap() {
-                let n = a.syscall_counts.iter().find(|(nr, _)| *nr == libc::SYS_getppid as u32);
+                let n = a
+                    .syscall_counts
+                    .iter()
+                    .find(|(nr, _)| *nr == libc::SYS_getppid as u32);
                 return (n.map_or(0, |(_, c)| *c), a.latency_log2_ns.iter().sum());
             }
         }
@@ -243,37 +309,62 @@ fn syscall_counts_and_latency_are_aggregated_in_the_kernel() {
     let _ = getppid(&mut conn); // a snapshot may have been taken mid-loop
     let (after, lat_after) = getppid(&mut conn);
     // Other processes may call getppid too, so at least ours.
-    assert!(after - before >= CALLS, "getppid count grew by {} < {CALLS}", after - before);
-    assert!(lat_after - lat_before >= CALLS, "latency histogram grew by {}", lat_after - lat_before);
+    assert!(
+        after - before >= CALLS,
+        "getppid count grew by {} < {CALLS}",
+        after - before
+    );
+    assert!(
+        lat_after - lat_before >= CALLS,
+        "latency histogram grew by {}",
+        lat_after - lat_before
+    );
 }
 
 #[test]
 fn probes_are_detached_when_the_last_client_leaves_and_on_sigterm() {
     let programs_before = loaded_program_count();
-    let Some(mut helper) = Helper::start() else { return };
+    let Some(mut helper) = Helper::start() else {
+        return;
+    };
     let links_before = attached_link_count();
     let mut conn = helper.connect();
     enable(&mut conn, "sched:sched_switch");
-    assert_eq!(attached_link_count(), links_before + 1, "enabling attaches one link");
+    assert_eq!(
+        attached_link_count(),
+        links_before + 1,
+        "enabling attaches one link"
+    );
     drop(conn);
-    wait_until("the last client's probe is detached", || attached_link_count() == links_before);
+    wait_until("the last client's probe is detached", || {
+        attached_link_count() == links_before
+    });
 
     let mut conn = helper.connect();
     conn.send(&ClientMessage::ListProbes).unwrap();
-    let HelperMessage::Probes(probes) = conn.recv().unwrap() else { panic!("expected probes") };
-    assert!(probes.iter().all(|p| !p.enabled), "a new client starts with nothing enabled");
+    let HelperMessage::Probes(probes) = conn.recv().unwrap() else {
+        panic!("expected probes")
+    };
+    assert!(
+        probes.iter().all(|p| !p.enabled),
+        "a new client starts with nothing enabled"
+    );
     enable(&mut conn, "sched:sched_switch");
     enable(&mut conn, "syscalls:sys_enter_openat");
     assert_eq!(attached_link_count(), links_before + 2);
     let status = helper.stop();
     assert!(status.success(), "helper exited with {status}");
-    wait_until("the helper's programs are gone", || loaded_program_count() == programs_before);
+    wait_until("the helper's programs are gone", || {
+        loaded_program_count() == programs_before
+    });
 }
 
 #[test]
 fn programs_are_released_even_when_the_helper_is_killed() {
     let baseline = loaded_program_count();
-    let Some(mut helper) = Helper::start() else { return };
+    let Some(mut helper) = Helper::start() else {
+        return;
+    };
     let mut conn = helper.connect();
     enable(&mut conn, "syscalls:sys_enter_openat");
     let mut child = helper.child.take().unwrap();
@@ -281,12 +372,16 @@ fn programs_are_released_even_when_the_helper_is_killed() {
     child.wait().unwrap();
     // Every attachment is a file descriptor of the helper: the kernel
     // detaches and frees the programs when the process dies.
-    wait_until("the killed helper's programs are gone", || loaded_program_count() == baseline);
+    wait_until("the killed helper's programs are gone", || {
+        loaded_program_count() == baseline
+    });
 }
 
 #[test]
 fn a_client_of_another_version_gets_a_clear_error() {
-    let Some(helper) = Helper::start() else { return };
+    let Some(helper) = Helper::start() else {
+        return;
+    };
     let reply = raw_handshake(&helper.socket, &Preamble { version: 999 }.to_bytes());
     assert!(reply.contains("protocol version mismatch"), "{reply}");
     assert!(reply.contains("v999"), "{reply}");
@@ -297,11 +392,16 @@ fn a_client_of_another_version_gets_a_clear_error() {
 /// Sends `preamble`, returns the helper's first message as text.
 fn raw_handshake(socket: &Path, preamble: &[u8]) -> String {
     let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     stream.write_all(preamble).unwrap();
     let mut bytes = Vec::new();
     stream.read_to_end(&mut bytes).unwrap();
-    assert_eq!(Preamble::check(bytes[..8].try_into().unwrap()), Ok(Preamble::current()));
+    assert_eq!(
+        Preamble::check(bytes[..8].try_into().unwrap()),
+        Ok(Preamble::current())
+    );
     let mut decoder = FrameDecoder::<HelperMessage>::new();
     decoder.push(&bytes[8..]);
     match decoder.next_message().unwrap() {
@@ -312,7 +412,9 @@ fn raw_handshake(socket: &Path, preamble: &[u8]) -> String {
 
 #[test]
 fn an_unprivileged_user_outside_the_group_is_refused() {
-    let Some(helper) = Helper::start() else { return };
+    let Some(helper) = Helper::start() else {
+        return;
+    };
     // 1. The socket is 0660 root:root here, so the kernel refuses at connect().
     let reply = connect_as_nobody(&helper.socket);
     assert!(reply.contains("permission denied"), "{reply}");
@@ -330,7 +432,12 @@ fn an_unprivileged_user_outside_the_group_is_refused() {
 /// nobody and returns what it printed.
 fn connect_as_nobody(socket: &Path) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_connects_as_given", "--nocapture", "--ignored"])
+        .args([
+            "--exact",
+            "child_connects_as_given",
+            "--nocapture",
+            "--ignored",
+        ])
         .env("MICROSCOPE_TEST_SOCKET", socket)
         .uid(NOBODY)
         .gid(NOBODY)
@@ -342,7 +449,12 @@ fn connect_as_nobody(socket: &Path) -> String {
     stdout
         .lines()
         .find_map(|l| l.strip_prefix("CONNECT RESULT: "))
-        .unwrap_or_else(|| panic!("child printed no result: {stdout} {}", String::from_utf8_lossy(&out.stderr)))
+        .unwrap_or_else(|| {
+            panic!(
+                "child printed no result: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
         .to_owned()
 }
 
@@ -351,7 +463,9 @@ fn connect_as_nobody(socket: &Path) -> String {
 #[test]
 #[ignore = "run by another test as an unprivileged user"]
 fn child_connects_as_given() {
-    let Some(socket) = std::env::var_os("MICROSCOPE_TEST_SOCKET") else { return };
+    let Some(socket) = std::env::var_os("MICROSCOPE_TEST_SOCKET") else {
+        return;
+    };
     match Connection::connect(socket) {
         Ok(_) => println!("CONNECT RESULT: connected"),
         Err(err) => println!("CONNECT RESULT: {err}"),
@@ -359,5 +473,8 @@ fn child_connects_as_given() {
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }

@@ -77,10 +77,13 @@ impl Connection {
     pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
         let path = path.as_ref();
         let stream = UnixStream::connect(path).map_err(|source| match source.kind() {
-            io::ErrorKind::PermissionDenied => {
-                ClientError::PermissionDenied { path: path.to_owned() }
-            }
-            _ => ClientError::NotRunning { path: path.to_owned(), source },
+            io::ErrorKind::PermissionDenied => ClientError::PermissionDenied {
+                path: path.to_owned(),
+            },
+            _ => ClientError::NotRunning {
+                path: path.to_owned(),
+                source,
+            },
         })?;
         Self::handshake(stream, path)
     }
@@ -98,17 +101,27 @@ impl Connection {
         let mut read_buf = vec![0; 256 * 1024].into_boxed_slice();
         let first = recv_from(&mut stream, &mut decoder, &mut read_buf);
         if let Err(source) = version_check {
-            return Err(ClientError::Protocol { path: path.to_owned(), source });
+            return Err(ClientError::Protocol {
+                path: path.to_owned(),
+                source,
+            });
         }
         let hello = match first? {
             HelperMessage::Hello(info) => info,
             HelperMessage::Error { message } => return Err(ClientError::Refused(message)),
             other => {
-                return Err(ClientError::Refused(format!("expected a hello, got {other:?}")));
+                return Err(ClientError::Refused(format!(
+                    "expected a hello, got {other:?}"
+                )));
             }
         };
         stream.set_read_timeout(None)?;
-        Ok(Self { stream, decoder, hello, read_buf })
+        Ok(Self {
+            stream,
+            decoder,
+            hello,
+            read_buf,
+        })
     }
 
     /// What the helper said about itself and the kernel.
@@ -137,7 +150,9 @@ impl Connection {
 
     /// A second handle on the same socket, for a thread that only writes.
     pub fn writer(&self) -> Result<Writer, ClientError> {
-        Ok(Writer { stream: self.stream.try_clone()? })
+        Ok(Writer {
+            stream: self.stream.try_clone()?,
+        })
     }
 
     /// Closes both directions; a thread blocked in `recv` wakes with `Closed`.
@@ -179,7 +194,10 @@ fn read_exact(stream: &mut UnixStream, buf: &mut [u8]) -> Result<(), ClientError
 }
 
 fn is_timeout(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 fn recv_from(

@@ -79,7 +79,9 @@ impl Preamble {
 
     /// This build's preamble.
     pub fn current() -> Self {
-        Self { version: PROTOCOL_VERSION }
+        Self {
+            version: PROTOCOL_VERSION,
+        }
     }
 
     /// Encodes the preamble.
@@ -95,9 +97,14 @@ impl Preamble {
         let [m0, m1, m2, m3, v0, v1, v2, v3] = bytes;
         let found = [m0, m1, m2, m3];
         if found != MAGIC {
-            return Err(WireError::BadMagic { expected: MAGIC, found });
+            return Err(WireError::BadMagic {
+                expected: MAGIC,
+                found,
+            });
         }
-        Ok(Self { version: u32::from_le_bytes([v0, v1, v2, v3]) })
+        Ok(Self {
+            version: u32::from_le_bytes([v0, v1, v2, v3]),
+        })
     }
 
     /// Decodes a preamble and checks that it speaks [`PROTOCOL_VERSION`].
@@ -115,12 +122,16 @@ impl Preamble {
 
 /// Appends `message` to `out` as one frame (length prefix + postcard body).
 pub fn encode_frame<T: Serialize>(message: &T, out: &mut Vec<u8>) -> Result<(), WireError> {
-    let body =
-        postcard::to_allocvec(message).map_err(|err| WireError::Encode { reason: err.to_string() })?;
+    let body = postcard::to_allocvec(message).map_err(|err| WireError::Encode {
+        reason: err.to_string(),
+    })?;
     let len = u32::try_from(body.len())
         .ok()
         .filter(|len| *len <= MAX_FRAME_BYTES)
-        .ok_or(WireError::FrameTooLarge { len: u32::MAX, max: MAX_FRAME_BYTES })?;
+        .ok_or(WireError::FrameTooLarge {
+            len: u32::MAX,
+            max: MAX_FRAME_BYTES,
+        })?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&body);
     Ok(())
@@ -141,7 +152,11 @@ pub struct FrameDecoder<T> {
 
 impl<T> Default for FrameDecoder<T> {
     fn default() -> Self {
-        Self { buf: Vec::new(), pos: 0, _message: PhantomData }
+        Self {
+            buf: Vec::new(),
+            pos: 0,
+            _message: PhantomData,
+        }
     }
 }
 
@@ -178,14 +193,19 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
         };
         let len = u32::from_le_bytes(*len_bytes);
         if len > MAX_FRAME_BYTES {
-            return Err(WireError::FrameTooLarge { len, max: MAX_FRAME_BYTES });
+            return Err(WireError::FrameTooLarge {
+                len,
+                max: MAX_FRAME_BYTES,
+            });
         }
         let len = len as usize;
         let Some(body) = body.get(..len) else {
             return Ok(None);
         };
-        let message = postcard::from_bytes(body)
-            .map_err(|err| WireError::Malformed { len, reason: err.to_string() })?;
+        let message = postcard::from_bytes(body).map_err(|err| WireError::Malformed {
+            len,
+            reason: err.to_string(),
+        })?;
         self.pos += 4 + len;
         Ok(Some(message))
     }

@@ -70,12 +70,18 @@ pub struct Availability {
 impl Availability {
     /// Usable, with a note on how that was established.
     pub fn yes(note: impl Into<String>) -> Self {
-        Self { available: true, reason: note.into() }
+        Self {
+            available: true,
+            reason: note.into(),
+        }
     }
 
     /// Not usable, with the reason.
     pub fn no(reason: impl Into<String>) -> Self {
-        Self { available: false, reason: reason.into() }
+        Self {
+            available: false,
+            reason: reason.into(),
+        }
     }
 }
 

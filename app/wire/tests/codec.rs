@@ -1,4 +1,8 @@
 //! The framing and handshake, without sockets.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers report failures by panicking"
+)]
 
 use microscope_wire::{
     Aggregates, ClientMessage, Event, EventBatch, EventData, FrameDecoder, HelperMessage,
@@ -17,24 +21,41 @@ fn sample_batch() -> HelperMessage {
     };
     HelperMessage::Batch(EventBatch {
         events: vec![
-            event(5, EventData::Openat {
-                dfd: -100,
-                filename: "/etc/hostname".into(),
-                flags: 0,
-                mode: 0,
-            }),
-            event(0, EventData::SchedSwitch {
-                prev_pid: 42,
-                prev_comm: "cat".into(),
-                prev_prio: 120,
-                prev_state: 1,
-                next_pid: 0,
-                next_comm: "swapper/1".into(),
-                next_prio: 120,
-            }),
-            event(4, EventData::SchedExit { pid: 42, prio: 120, group_dead: true }),
+            event(
+                5,
+                EventData::Openat {
+                    dfd: -100,
+                    filename: "/etc/hostname".into(),
+                    flags: 0,
+                    mode: 0,
+                },
+            ),
+            event(
+                0,
+                EventData::SchedSwitch {
+                    prev_pid: 42,
+                    prev_comm: "cat".into(),
+                    prev_prio: 120,
+                    prev_state: 1,
+                    next_pid: 0,
+                    next_comm: "swapper/1".into(),
+                    next_prio: 120,
+                },
+            ),
+            event(
+                4,
+                EventData::SchedExit {
+                    pid: 42,
+                    prio: 120,
+                    group_dead: true,
+                },
+            ),
         ],
-        stats: vec![ProbeStats { probe: 5, kernel_drops: 3, client_drops: 0 }],
+        stats: vec![ProbeStats {
+            probe: 5,
+            kernel_drops: 3,
+            client_drops: 0,
+        }],
     })
 }
 
@@ -55,7 +76,9 @@ fn round_trip_of_several_messages() {
             syscall_counts: vec![(0, 10), (257, 3)],
             latency_log2_ns: vec![0; 64],
         }),
-        HelperMessage::Error { message: "no".into() },
+        HelperMessage::Error {
+            message: "no".into(),
+        },
     ];
     let bytes = frames(&messages);
     let mut decoder = FrameDecoder::<HelperMessage>::new();
@@ -69,7 +92,13 @@ fn round_trip_of_several_messages() {
 
 #[test]
 fn byte_at_a_time_gives_the_same_messages() {
-    let messages = vec![sample_batch(), HelperMessage::ProbeState { probe: "a:b".into(), enabled: true }];
+    let messages = vec![
+        sample_batch(),
+        HelperMessage::ProbeState {
+            probe: "a:b".into(),
+            enabled: true,
+        },
+    ];
     let bytes = frames(&messages);
     let mut decoder = FrameDecoder::<HelperMessage>::new();
     let mut got = Vec::new();
@@ -89,7 +118,10 @@ fn truncated_stream_is_reported_not_invented() {
         let mut decoder = FrameDecoder::<HelperMessage>::new();
         decoder.push(&bytes[..cut]);
         assert_eq!(decoder.next_message().unwrap(), None, "cut at {cut}");
-        assert_eq!(decoder.finish(), Err(WireError::Truncated { buffered: cut }));
+        assert_eq!(
+            decoder.finish(),
+            Err(WireError::Truncated { buffered: cut })
+        );
     }
 }
 
@@ -100,7 +132,10 @@ fn garbage_is_an_error_not_a_panic() {
     bytes.extend_from_slice(&[0xff; 6]);
     let mut decoder = FrameDecoder::<ClientMessage>::new();
     decoder.push(&bytes);
-    assert!(matches!(decoder.next_message(), Err(WireError::Malformed { len: 6, .. })));
+    assert!(matches!(
+        decoder.next_message(),
+        Err(WireError::Malformed { len: 6, .. })
+    ));
 
     // Pseudo-random garbage of many lengths never panics.
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -128,7 +163,10 @@ fn oversized_frame_is_refused_before_buffering_it() {
     decoder.push(&(MAX_FRAME_BYTES + 1).to_le_bytes());
     assert_eq!(
         decoder.next_message(),
-        Err(WireError::FrameTooLarge { len: MAX_FRAME_BYTES + 1, max: MAX_FRAME_BYTES })
+        Err(WireError::FrameTooLarge {
+            len: MAX_FRAME_BYTES + 1,
+            max: MAX_FRAME_BYTES
+        })
     );
 }
 
@@ -136,25 +174,45 @@ fn oversized_frame_is_refused_before_buffering_it() {
 fn preamble_round_trip() {
     let bytes = Preamble::current().to_bytes();
     assert_eq!(&bytes[..4], b"MSCP");
-    assert_eq!(Preamble::check(bytes), Ok(Preamble { version: PROTOCOL_VERSION }));
+    assert_eq!(
+        Preamble::check(bytes),
+        Ok(Preamble {
+            version: PROTOCOL_VERSION
+        })
+    );
 }
 
 #[test]
 fn wrong_magic_is_named() {
     let err = Preamble::check(*b"GET / HT").unwrap_err();
-    assert_eq!(err, WireError::BadMagic { expected: *b"MSCP", found: *b"GET " });
+    assert_eq!(
+        err,
+        WireError::BadMagic {
+            expected: *b"MSCP",
+            found: *b"GET "
+        }
+    );
     assert!(err.to_string().contains("not a Microscope"), "{err}");
 }
 
 #[test]
 fn wrong_version_says_what_to_do() {
-    let bytes = Preamble { version: PROTOCOL_VERSION + 1 }.to_bytes();
+    let bytes = Preamble {
+        version: PROTOCOL_VERSION + 1,
+    }
+    .to_bytes();
     let err = Preamble::check(bytes).unwrap_err();
     assert_eq!(
         err,
-        WireError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: PROTOCOL_VERSION + 1 }
+        WireError::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs: PROTOCOL_VERSION + 1
+        }
     );
     assert!(err.to_string().contains("same Microscope release"), "{err}");
     // `parse` accepts it: a peer can still read the version to report it.
-    assert_eq!(Preamble::parse(bytes).unwrap().version, PROTOCOL_VERSION + 1);
+    assert_eq!(
+        Preamble::parse(bytes).unwrap().version,
+        PROTOCOL_VERSION + 1
+    );
 }
