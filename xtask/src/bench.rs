@@ -44,6 +44,10 @@ enum Bench {
         /// How long each configuration runs.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// How many times the whole sequence runs; the table shows each
+        /// configuration's median round, so one noisy round cannot decide it.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
 }
 
@@ -79,46 +83,51 @@ impl Drops {
 
 /// Runs `cargo xtask bench ...`.
 pub fn run(options: &Options) -> Result<()> {
-    let Bench::Pipeline { seconds } = options.bench;
-    if seconds == 0 {
-        bail!("--seconds must be at least 1");
+    let Bench::Pipeline { seconds, rounds } = options.bench;
+    if seconds == 0 || rounds == 0 {
+        bail!("--seconds and --rounds must be at least 1");
     }
     setup::run()?;
     run::build(true)?;
     proc::survive_ctrl_c();
 
-    let mut rows = Vec::new();
-    println!("bench: untraced loop ({seconds} s)");
-    let untraced = open_loop(seconds);
-    rows.push(Row {
-        config: "untraced",
-        result: untraced.map(|ops_per_sec| Measured {
+    let has_bpftrace = proc::succeeds(Command::new("bpftrace").arg("--version"));
+    if !has_bpftrace {
+        println!("bench: bpftrace is not installed; skipping the bpftrace comparisons");
+    }
+    // Rounds interleave the configurations so slow drifts of the machine
+    // (other load, frequency, the VM's neighbours) hit all of them alike.
+    let mut all: Vec<(&'static str, Vec<Result<Measured>>)> = Vec::new();
+    let mut record = |config: &'static str, result: Result<Measured>| {
+        if let Ok(m) = &result {
+            println!("bench:   {config}: {:.0} ops/s", m.ops_per_sec);
+        }
+        match all.iter_mut().find(|(c, _)| *c == config) {
+            Some((_, results)) => results.push(result),
+            None => all.push((config, vec![result])),
+        }
+    };
+    for round in 1..=rounds {
+        println!("bench: round {round} of {rounds} ({seconds} s per configuration)");
+        let untraced = open_loop(seconds).map(|ops_per_sec| Measured {
             ops_per_sec,
             events: None,
             drops: None,
-        }),
-    });
-
-    println!("bench: Microscope streaming {PROBE} ({seconds} s)");
-    rows.push(Row {
-        config: "microscope watch (stream)",
-        result: with_microscope(seconds),
-    });
-
-    if proc::succeeds(Command::new("bpftrace").arg("--version")) {
-        println!("bench: bpftrace counting per pid ({seconds} s)");
-        rows.push(Row {
-            config: "bpftrace count()",
-            result: with_bpftrace_count(seconds),
         });
-        println!("bench: bpftrace printf to /dev/null ({seconds} s)");
-        rows.push(Row {
-            config: "bpftrace printf",
-            result: with_bpftrace_printf(seconds),
-        });
-    } else {
-        println!("bench: bpftrace is not installed; skipping the bpftrace comparisons");
+        record("untraced", untraced);
+        record("microscope watch (stream)", with_microscope(seconds));
+        if has_bpftrace {
+            record("bpftrace count()", with_bpftrace_count(seconds));
+            record("bpftrace printf", with_bpftrace_printf(seconds));
+        }
     }
+    let rows: Vec<Row> = all
+        .into_iter()
+        .map(|(config, results)| Row {
+            config,
+            result: median(results),
+        })
+        .collect();
 
     print_table(&rows);
     println!(
@@ -419,6 +428,26 @@ struct RemoveDir(PathBuf);
 impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ignored = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The median round by ops/s, or the first error if no round succeeded.
+fn median(results: Vec<Result<Measured>>) -> Result<Measured> {
+    let mut ok = Vec::new();
+    let mut first_err = None;
+    for result in results {
+        match result {
+            Ok(m) => ok.push(m),
+            Err(err) => {
+                first_err.get_or_insert(err);
+            }
+        }
+    }
+    ok.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
+    let middle = ok.len() / 2;
+    match ok.into_iter().nth(middle) {
+        Some(m) => Ok(m),
+        None => Err(first_err.unwrap_or_else(|| anyhow!("no round ran"))),
     }
 }
 

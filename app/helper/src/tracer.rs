@@ -352,12 +352,45 @@ pub fn describe_load_error(err: &aya::programs::ProgramError) -> String {
             verifier_log,
         } => {
             let log = verifier_log.to_string();
-            let last_lines: Vec<&str> = log.lines().rev().take(3).collect();
             format!(
                 "the kernel refused to load the program ({io_error}); verifier said: {}",
-                last_lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
+                verifier_verdict(&log)
             )
         }
         other => format!("loading the program failed: {other}"),
+    }
+}
+
+/// The lines of a verifier log that say why it refused: the last ones before
+/// the statistics it always prints at the end.
+fn verifier_verdict(log: &str) -> String {
+    let is_statistics = |line: &str| {
+        line.starts_with("verification time")
+            || line.starts_with("stack depth")
+            || line.starts_with("processed ")
+    };
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_statistics(l))
+        .collect();
+    lines[lines.len().saturating_sub(2)..].join(" / ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verifier_verdict;
+
+    #[test]
+    fn verdict_skips_the_statistics() {
+        let log = "0: (bf) r6 = r1\n1: (61) r1 = *(u32 *)(r6 +8)\n\
+                   R6 invalid ctx access off=8 size=4\n\
+                   verification time 1999 usec\nstack depth 64+0\n\
+                   processed 225 insns (limit 1000000) max_states_per_insn 1\n";
+        assert_eq!(
+            verifier_verdict(log),
+            "1: (61) r1 = *(u32 *)(r6 +8) / R6 invalid ctx access off=8 size=4"
+        );
+        assert_eq!(verifier_verdict(""), "");
     }
 }
