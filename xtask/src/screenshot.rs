@@ -30,7 +30,7 @@ const PROBES: &[&str] = &[
 /// Displays tried for Xvfb, first free one wins.
 const DISPLAYS: std::ops::RangeInclusive<u32> = 97..=120;
 /// How long the app traces before the capture.
-const SETTLE: Duration = Duration::from_secs(8);
+const SETTLE: Duration = Duration::from_secs(25);
 const WINDOW_TITLE: &str = "Microscope";
 
 /// Options of `cargo xtask screenshot`.

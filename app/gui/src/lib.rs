@@ -71,7 +71,7 @@ pub use histogram::{LatencyHistogram, bucket_label, format_ns};
 pub use ingest::{RETRY_INTERVAL, Wake, spawn_ingest};
 pub use model::{ConnectionState, Model};
 pub use probes_cmd::{format_probes, probes_report};
-pub use timeline::{BUCKET, Series, Timeline};
+pub use timeline::{BUCKET, SETTLE, Series, Timeline};
 pub use update::{Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, Update};
 pub use views::{banner_text, region};
 pub use watch::{

@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 /// Width of one timeline bucket.
 pub const BUCKET: Duration = Duration::from_millis(250);
 
+/// How late data may arrive for a bucket: batches come within 50 ms,
+/// aggregate totals every 250 ms plus jitter.
+pub const SETTLE: Duration = Duration::from_millis(300);
+
 /// Longest history kept per probe, in buckets (about 69 hours at 250 ms); the
 /// oldest tenth is dropped when a series grows past it.
 const MAX_POINTS_PER_SERIES: usize = 1_000_000;
@@ -158,6 +162,15 @@ impl Timeline {
         }
     }
 
+    /// Buckets starting at or after this time (seconds since the epoch) may
+    /// still be filling: the current one always is, and aggregated probes
+    /// report up to [`SETTLE`] late. Views stop their lines there instead of
+    /// showing a partial bucket as a sudden drop.
+    pub fn settled_until_secs(&self, now: Instant) -> f64 {
+        let settled = now.checked_sub(SETTLE).unwrap_or(self.epoch);
+        bucket_start_secs(self.bucket_of(settled))
+    }
+
     /// The series of one probe, if it produced data.
     pub fn series(&self, probe: &str) -> Option<&Series> {
         self.series.get(probe)
@@ -246,6 +259,18 @@ mod tests {
             rates[..4].iter().all(|r| (*r - 1000.0).abs() < 150.0),
             "{rates:?}"
         );
+    }
+
+    #[test]
+    fn only_settled_buckets_are_drawn() {
+        let epoch = Instant::now();
+        let timeline = Timeline::new(epoch);
+        // At 1.2 s, data up to 0.9 s is settled: buckets before 0.75 s.
+        assert_eq!(
+            timeline.settled_until_secs(epoch + Duration::from_millis(1200)),
+            0.75
+        );
+        assert_eq!(timeline.settled_until_secs(epoch), 0.0);
     }
 
     #[test]

@@ -156,6 +156,9 @@ fn an_event_batch_moves_the_timeline() {
             drops: Vec::new(),
         })
         .unwrap();
+    // The timeline draws a bucket once it has settled (no more late data can
+    // land in it): wait that long rather than draw a half-filled bucket.
+    std::thread::sleep(microscope::SETTLE + microscope::BUCKET * 2);
     fixture.harness.run_steps(3);
 
     let model = fixture.harness.state().model();

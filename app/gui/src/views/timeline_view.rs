@@ -4,6 +4,7 @@ use crate::command::{Command, CommandQueue};
 use crate::decimate::decimate_min_max;
 use crate::model::Model;
 use crate::theme;
+use crate::timeline::BUCKET;
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 use std::time::Instant;
 
@@ -56,8 +57,12 @@ pub fn timeline_ui(
         // little of it, which only means slightly more points than needed).
         let columns = width_px as usize;
         let mut y_max: f64 = 1.0;
+        // Stop before buckets that are still filling (see `settled_until_secs`);
+        // the half-bucket margin keeps the last settled point itself.
+        let data_x_max =
+            x_max.min(model.timeline.settled_until_secs(now) - 0.5 * BUCKET.as_secs_f64());
         for (index, (probe, series)) in model.timeline.all_series().enumerate() {
-            let points = decimate_min_max(series.points(), x_min, x_max, columns);
+            let points = decimate_min_max(series.points(), x_min, data_x_max, columns);
             y_max = points.iter().map(|p| p[1]).fold(y_max, f64::max);
             plot_ui
                 .line(Line::new(probe, PlotPoints::new(points)).color(theme::series_color(index)));
