@@ -1,23 +1,13 @@
 //! `microscope probes`: what the helper and the kernel offer.
 
-use microscope_wire::{
-    Availability, ClientError, ClientMessage, Connection, HelperInfo, HelperMessage, ProbeInfo,
-    ProbeKind,
-};
+use microscope_wire::{Availability, ClientError, Connection, HelperInfo, ProbeInfo, ProbeKind};
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// Connects, asks for the probe list and returns the report to print.
 pub fn probes_report(socket: &Path) -> Result<String, ClientError> {
     let mut connection = Connection::connect(socket)?;
-    connection.send(&ClientMessage::ListProbes)?;
-    let probes = loop {
-        match connection.recv()? {
-            HelperMessage::Probes(probes) => break probes,
-            HelperMessage::Error { message } => return Err(ClientError::Refused(message)),
-            _ => {}
-        }
-    };
+    let probes = connection.list_probes()?;
     connection.shutdown();
     Ok(format_probes(connection.hello(), &probes))
 }

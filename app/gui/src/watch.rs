@@ -300,14 +300,10 @@ pub fn run_watch(
     out: &mut impl Write,
 ) -> Result<(), WatchError> {
     let mut connection = Connection::connect(socket)?;
-    connection.send(&ClientMessage::ListProbes)?;
-    let catalogue = loop {
-        match connection.recv()? {
-            HelperMessage::Probes(probes) => break probes,
-            HelperMessage::Error { message } => return Err(WatchError::ListRefused(message)),
-            _ => {}
-        }
-    };
+    let catalogue = connection.list_probes().map_err(|err| match err {
+        ClientError::Refused(message) => WatchError::ListRefused(message),
+        other => other.into(),
+    })?;
     let probes = probe_ids
         .iter()
         .map(|id| {

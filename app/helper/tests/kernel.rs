@@ -431,7 +431,14 @@ fn an_unprivileged_user_outside_the_group_is_refused() {
 /// Runs `child_connects_as_given` in a copy of this test binary as uid
 /// nobody and returns what it printed.
 fn connect_as_nobody(socket: &Path) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
+    // The checkout may sit under a directory nobody cannot enter (/root):
+    // run a copy of this binary from a world-readable place.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.path().join("kernel-test-child");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(&exe)
         .args([
             "--exact",
             "child_connects_as_given",

@@ -142,6 +142,19 @@ impl Connection {
         recv_from(&mut self.stream, &mut self.decoder, &mut self.read_buf)
     }
 
+    /// Asks for the probe catalogue and waits for it, skipping any streamed
+    /// messages that arrive first. A helper error becomes [`ClientError::Refused`].
+    pub fn list_probes(&mut self) -> Result<Vec<crate::ProbeInfo>, ClientError> {
+        self.send(&ClientMessage::ListProbes)?;
+        loop {
+            match self.recv()? {
+                HelperMessage::Probes(probes) => return Ok(probes),
+                HelperMessage::Error { message } => return Err(ClientError::Refused(message)),
+                _ => {}
+            }
+        }
+    }
+
     /// Sets how long [`recv`](Self::recv) waits; `None` waits forever.
     pub fn set_recv_timeout(&self, timeout: Option<Duration>) -> Result<(), ClientError> {
         self.stream.set_read_timeout(timeout)?;
