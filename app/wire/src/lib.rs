@@ -10,6 +10,13 @@
 //! bytes as they arrive and pull whole messages out. [`Connection`] is a thin
 //! blocking client on top of a Unix socket.
 //!
+//! A recording ([`RecordingWriter`], [`Recording`]) stores the messages a
+//! client received, in a file with its own magic (`MSCR`), version,
+//! checksummed frames and an index; the format is described at the top of
+//! `src/recording.rs`. Only that module touches files; its frame decoding
+//! ([`decode_frame`]) is a pure function over bytes. Checksums use
+//! `crc32fast` (small, SIMD-accelerated, widely used).
+//!
 //! Serialization uses [`postcard`]: serde-driven, compact, stable and well
 //! maintained, so messages are plain Rust types rather than hand-written byte
 //! layouts. These are the wire types; the app converts them into its own model
@@ -18,6 +25,7 @@
 mod client;
 mod codec;
 mod messages;
+mod recording;
 
 pub use client::{ClientError, Connection, DEFAULT_SOCKET_PATH, Writer};
 pub use codec::{
@@ -26,4 +34,11 @@ pub use codec::{
 pub use messages::{
     Aggregates, Availability, Capabilities, ClientMessage, Event, EventBatch, EventData,
     HelperInfo, HelperMessage, ProbeInfo, ProbeKind, ProbeStats,
+};
+pub use recording::{
+    Damage, DamageReason, DecodedFrame, FLUSH_INTERVAL, FOOTER_LEN, FOOTER_MAGIC,
+    FinishedRecording, FrameBody, Frames, INDEX_INTERVAL_BYTES, INDEX_INTERVAL_FRAMES, IndexEntry,
+    IndexSource, ProbeDropTotals, RECORDING_MAGIC, RECORDING_VERSION, RecordedFrame, Recording,
+    RecordingError, RecordingHeader, RecordingIndex, RecordingSummary, RecordingTotals,
+    RecordingWriter, decode_frame,
 };
