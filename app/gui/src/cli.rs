@@ -36,6 +36,45 @@ pub enum CliCommand {
         #[arg(long, value_name = "N", default_value_t = 5)]
         seconds: u64,
     },
+    /// Enable probes and write everything the helper sends for N seconds to
+    /// a recording file that opens anywhere, without root.
+    Record {
+        /// Probe id to enable (repeatable), e.g. `sched:sched_switch`.
+        #[arg(long = "probe", value_name = "ID", required = true)]
+        probes: Vec<String>,
+        /// How long to record.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        seconds: u64,
+        /// The recording to create, e.g. `trace.mscr`.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Describe a recording: helper, kernel, time span, events and drops per
+    /// probe, index, damage.
+    Info {
+        /// The recording.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Convert a recording for other tools.
+    Export {
+        /// The recording.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// `perfetto` (Chrome trace JSON for ui.perfetto.dev), `csv` (a row per
+        /// event) or `folded` (`comm;probe count` for flame-graph tools).
+        #[arg(long, value_enum)]
+        format: crate::export::ExportFormat,
+        /// Where to write; `-` for standard output.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: PathBuf,
+        /// Overwrite OUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[cfg(test)]
@@ -76,5 +115,54 @@ mod tests {
         assert_eq!(probes, ["a:b", "c:d"]);
         assert_eq!(seconds, 3);
         assert!(Cli::try_parse_from(["microscope", "watch"]).is_err());
+    }
+
+    #[test]
+    fn record_info_and_export_parse() {
+        let cli = Cli::parse_from([
+            "microscope",
+            "record",
+            "--probe",
+            "a:b",
+            "--seconds",
+            "2",
+            "-o",
+            "x.mscr",
+        ]);
+        let Some(CliCommand::Record {
+            probes,
+            seconds,
+            output,
+            force,
+        }) = cli.command
+        else {
+            panic!("expected record");
+        };
+        assert_eq!((probes, seconds, force), (vec!["a:b".to_owned()], 2, false));
+        assert_eq!(output, PathBuf::from("x.mscr"));
+        assert!(Cli::try_parse_from(["microscope", "record", "--probe", "a:b"]).is_err());
+
+        let cli = Cli::parse_from(["microscope", "info", "x.mscr"]);
+        assert!(matches!(cli.command, Some(CliCommand::Info { .. })));
+
+        let cli = Cli::parse_from([
+            "microscope",
+            "export",
+            "x.mscr",
+            "--format",
+            "csv",
+            "-o",
+            "-",
+            "--force",
+        ]);
+        let Some(CliCommand::Export { format, force, .. }) = cli.command else {
+            panic!("expected export");
+        };
+        assert_eq!(format, crate::export::ExportFormat::Csv);
+        assert!(force);
+        assert!(
+            Cli::try_parse_from(["microscope", "export", "x", "--format", "pdf", "-o", "y"])
+                .is_err()
+        );
     }
 }

@@ -16,6 +16,9 @@
 //! - [`cli`]: the arguments; `main.rs` only dispatches on them.
 //! - `probes_cmd`, `watch`: the `probes` and `watch` subcommands; the watch
 //!   aggregation is a pure function ([`tally_seconds`]) with unit tests.
+//! - `record_cmd`, `info_cmd`, `export`: `record`, `info` and `export` of
+//!   recordings (the file format lives in `microscope-wire`); each export
+//!   format is a pure function from frames to a writer.
 //! - `ingest`: the named threads that own the connection, reconnect every
 //!   second and re-enable the wanted probes. They talk to the UI only through
 //!   two bounded channels, so the UI never waits on I/O.
@@ -40,6 +43,8 @@
 //! - `crossbeam-channel`: bounded channels with `select!` and deadlines, which
 //!   the ingest thread needs to wait on the UI and on its reader at once.
 //! - `clap` (derive): the command line.
+//! - `serde_json`, `csv`: the Perfetto (trace-event JSON) and CSV exports,
+//!   with correct escaping and quoting.
 //! - `thiserror` for this library's errors, `anyhow` at the binary boundary.
 //! - `log` + `env_logger`: diagnostics (`RUST_LOG=debug microscope`).
 //! - `egui_kittest` (dev, wgpu + snapshot): headless UI tests on lavapipe.
@@ -50,11 +55,14 @@ mod command;
 mod convert;
 mod counter;
 mod decimate;
+mod export;
 mod gui;
 mod histogram;
+mod info_cmd;
 mod ingest;
 mod model;
 mod probes_cmd;
+mod record_cmd;
 mod theme;
 mod timeline;
 mod update;
@@ -66,11 +74,17 @@ pub use command::Command;
 pub use convert::update_from_message;
 pub use counter::CumulativeCounter;
 pub use decimate::decimate_min_max;
+pub use export::{
+    ExportError, ExportFormat, ExportOutcome, export_csv, export_folded, export_perfetto,
+    run_export,
+};
 pub use gui::{WINDOW_TITLE, run_gui};
 pub use histogram::{LatencyHistogram, bucket_label, format_ns};
+pub use info_cmd::{format_info, info_report};
 pub use ingest::{RETRY_INTERVAL, Wake, spawn_ingest};
 pub use model::{ConnectionState, Model};
 pub use probes_cmd::{format_probes, probes_report};
+pub use record_cmd::{RecordError, RecordOutcome, run_record};
 pub use timeline::{BUCKET, SETTLE, Series, Timeline};
 pub use update::{Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, Update};
 pub use views::{banner_text, region};

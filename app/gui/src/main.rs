@@ -1,4 +1,5 @@
-//! `microscope`: the window, or `probes` / `watch` in a terminal.
+//! `microscope`: the window, or `probes` / `watch` / `record` / `info` /
+//! `export` in a terminal.
 
 use clap::Parser as _;
 use microscope::cli::{Cli, CliCommand};
@@ -35,5 +36,63 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(CliCommand::Record {
+            probes,
+            seconds,
+            output,
+            force,
+        }) => match microscope::run_record(&cli.socket, &probes, seconds, &output, force) {
+            Ok(outcome) => {
+                println!("{outcome}");
+                match &outcome.stopped_early {
+                    None => ExitCode::SUCCESS,
+                    Some(reason) => {
+                        eprintln!(
+                            "microscope: the recording stopped early ({reason}); \
+                             the file holds what arrived until then"
+                        );
+                        ExitCode::from(2)
+                    }
+                }
+            }
+            Err(err) => {
+                eprintln!("microscope: {err}");
+                ExitCode::from(err.exit_code())
+            }
+        },
+        Some(CliCommand::Info { file }) => match microscope::info_report(&file) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("microscope: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(CliCommand::Export {
+            file,
+            format,
+            output,
+            force,
+        }) => match microscope::run_export(&file, format, &output, force) {
+            Ok(outcome) => {
+                if let Some(warning) = &outcome.warning {
+                    eprintln!("microscope: warning: {warning}");
+                }
+                if output != std::path::Path::new("-") {
+                    eprintln!(
+                        "microscope: exported {} events to {}",
+                        outcome.events,
+                        output.display()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("microscope: {err}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

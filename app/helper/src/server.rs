@@ -116,6 +116,10 @@ pub async fn serve(
             // The hub only ends early by panicking; unwinding dropped the
             // tracer, which detached every probe. Stop serving.
             result = &mut hub => {
+                // The hub also watches `shutdown` and may notice it first.
+                if result.is_ok() && *shutdown.borrow() {
+                    return Ok(());
+                }
                 return Err(match result {
                     Err(err) => format!("the hub task failed: {err}"),
                     Ok(()) => "the hub task stopped unexpectedly".to_owned(),

@@ -1,0 +1,170 @@
+//! `microscope info FILE`: what a recording holds.
+
+use microscope_wire::{IndexSource, RECORDING_VERSION, Recording, RecordingError};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Opens the recording and returns the report to print.
+pub fn info_report(file: &Path) -> Result<String, RecordingError> {
+    Ok(format_info(&Recording::open(file)?))
+}
+
+/// The report: file, helper and kernel, time span, events and drops per
+/// probe, index, damage. Reads only what [`Recording::open`] read.
+pub fn format_info(recording: &Recording) -> String {
+    let mut out = String::new();
+    let header = recording.header();
+    let summary = recording.summary();
+    let totals = &summary.totals;
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "file: {} ({} bytes, recording format v{RECORDING_VERSION})",
+        recording.path().display(),
+        summary.file_bytes
+    );
+    let _ = writeln!(
+        out,
+        "recorded: {} UTC",
+        format_unix_ms(header.created_unix_ms)
+    );
+    if !header.note.is_empty() {
+        let _ = writeln!(out, "note: {}", header.note);
+    }
+    let _ = writeln!(out, "helper: microscoped {}", header.helper.helper_version);
+    let _ = writeln!(out, "kernel: {}", header.helper.kernel_release);
+    match totals.recv_span_ns {
+        Some((first, last)) => {
+            let _ = writeln!(
+                out,
+                "time span: {} ({} frames received from {} to {})",
+                seconds(last.saturating_sub(first)),
+                totals.frames,
+                seconds(first),
+                seconds(last)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "time span: none (no frames)");
+        }
+    }
+    if let Some((min, max)) = totals.event_span_ns {
+        let _ = writeln!(
+            out,
+            "event timestamps: {} of kernel time (CLOCK_MONOTONIC {min} to {max} ns)",
+            seconds(max.saturating_sub(min))
+        );
+    }
+
+    let _ = writeln!(out, "events: {}", totals.events);
+    let name = |key: u16| {
+        header
+            .probe(key)
+            .map_or_else(|| format!("probe#{key}"), |probe| probe.id.clone())
+    };
+    let mut rows: Vec<(String, u64)> = totals
+        .events_per_probe
+        .iter()
+        .map(|(&key, &events)| (name(key), events))
+        .collect();
+    // Probes that were recorded but delivered no event still get a line.
+    for probe in header.probes.iter().filter(|probe| probe.enabled) {
+        if !rows.iter().any(|(id, _)| *id == probe.id) {
+            rows.push((probe.id.clone(), 0));
+        }
+    }
+    let width = rows.iter().map(|(id, _)| id.len()).max().unwrap_or(0);
+    for (id, events) in &rows {
+        let _ = writeln!(out, "  {id:<width$}  {events}");
+    }
+    if totals.aggregates > 0 {
+        let _ = writeln!(out, "aggregates: {} snapshots", totals.aggregates);
+    }
+    if totals.errors > 0 {
+        let _ = writeln!(out, "helper errors: {}", totals.errors);
+    }
+
+    let lossy: Vec<_> = totals
+        .drops
+        .iter()
+        .filter(|(_, drops)| drops.kernel_drops_during() > 0 || drops.client_drops_during() > 0)
+        .collect();
+    if lossy.is_empty() {
+        let _ = writeln!(out, "drops: none while recording");
+    } else {
+        let _ = writeln!(out, "drops while recording (per probe; not per CPU):");
+        for (&key, drops) in lossy {
+            let _ = writeln!(
+                out,
+                "  {}  kernel={} client={}",
+                name(key),
+                drops.kernel_drops_during(),
+                drops.client_drops_during()
+            );
+        }
+    }
+    let _ = match summary.index_source {
+        IndexSource::Footer => writeln!(
+            out,
+            "index: present ({} seek points)",
+            summary.index_entries
+        ),
+        IndexSource::Scan => writeln!(
+            out,
+            "index: absent (the writer did not finish; rebuilt by reading every frame, \
+             {} seek points)",
+            summary.index_entries
+        ),
+    };
+    let _ = match &summary.damage {
+        None => writeln!(out, "damage: none"),
+        Some(damage) => writeln!(out, "damage: {damage}"),
+    };
+    out
+}
+
+/// `1.234 s`.
+fn seconds(ns: u64) -> String {
+    format!("{:.3} s", ns as f64 / 1e9)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time in ms (UTC).
+fn format_unix_ms(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, for non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_utc_calendar_dates() {
+        assert_eq!(format_unix_ms(0), "1970-01-01 00:00:00");
+        assert_eq!(format_unix_ms(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(format_unix_ms(1_700_000_000_123), "2023-11-14 22:13:20");
+    }
+}
