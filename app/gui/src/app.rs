@@ -4,7 +4,7 @@ use crate::command::{Command, CommandQueue};
 use crate::model::Model;
 use crate::theme;
 use crate::update::Update;
-use crate::views::{self, region};
+use crate::views::{self, CentralTab, CpuTimelineState, region};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
 use microscope_wire::ClientMessage;
@@ -25,6 +25,8 @@ pub struct MicroscopeApp {
     to_helper: Sender<ClientMessage>,
     commands: CommandQueue,
     follow_live: bool,
+    tab: CentralTab,
+    cpu_view: CpuTimelineState,
 }
 
 impl MicroscopeApp {
@@ -36,6 +38,8 @@ impl MicroscopeApp {
             to_helper,
             commands: CommandQueue::default(),
             follow_live: true,
+            tab: CentralTab::default(),
+            cpu_view: CpuTimelineState::default(),
         }
     }
 
@@ -77,6 +81,31 @@ impl MicroscopeApp {
                 });
             });
         egui::CentralPanel::default().show(ui, |ui| {
+            ui.scope_builder(UiBuilder::new().accessibility_label(region::TABS), |ui| {
+                ui.horizontal(|ui| {
+                    for tab in CentralTab::ALL {
+                        if ui.selectable_label(self.tab == tab, tab.title()).clicked() {
+                            self.commands.send(Command::ShowTab(tab));
+                        }
+                    }
+                });
+            });
+            ui.separator();
+            if self.tab == CentralTab::Cpus {
+                ui.scope_builder(
+                    UiBuilder::new().accessibility_label(region::CPU_TIMELINE),
+                    |ui| {
+                        views::cpu_timeline_ui(
+                            ui,
+                            &self.model,
+                            &mut self.cpu_view,
+                            now,
+                            &mut self.commands,
+                        );
+                    },
+                );
+                return;
+            }
             let timeline_height = ui.available_height() * theme::TIMELINE_SHARE;
             ui.scope_builder(
                 UiBuilder::new().accessibility_label(region::TIMELINE),
@@ -143,6 +172,7 @@ impl MicroscopeApp {
                     self.send_to_helper(message);
                 }
                 Command::SetFollowLive(follow) => self.follow_live = follow,
+                Command::ShowTab(tab) => self.tab = tab,
             }
         }
     }

@@ -13,6 +13,8 @@ pub enum Command {
     },
     /// Keep the timeline scrolled to the newest data, or let the user pan and zoom.
     SetFollowLive(bool),
+    /// Show another tab in the central area.
+    ShowTab(crate::views::CentralTab),
 }
 
 /// Collects the commands of one frame.

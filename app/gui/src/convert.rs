@@ -1,6 +1,9 @@
 //! The one place where wire types become the GUI's model types.
 
-use crate::update::{Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, Update};
+use crate::update::{
+    Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, SchedRecord, SwitchRecord,
+    Update, WakeupRecord,
+};
 use microscope_wire as wire;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -70,9 +73,17 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
             // Counting here, on the ingest thread, keeps the channel to the UI
             // small: one entry per probe instead of one per event.
             let mut counts = BTreeMap::<u16, u64>::new();
-            for event in &batch.events {
+            let mut sched = Vec::new();
+            for event in batch.events {
                 *counts.entry(event.probe).or_default() += 1;
+                if let Some(record) = sched_record(event) {
+                    sched.push(record);
+                }
             }
+            // Batches hold each CPU's events in order but not merged across
+            // CPUs; merging here (stable, so per-CPU order stays) lets a
+            // wake-up on one CPU come before the switch it causes on another.
+            sched.sort_by_key(SchedRecord::ts_ns);
             Update::Events {
                 arrived,
                 counts: counts
@@ -88,6 +99,7 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
                         client_drops: stats.client_drops,
                     })
                     .collect(),
+                sched,
             }
         }
         wire::HelperMessage::Aggregates(aggregates) => Update::Aggregates {
@@ -103,6 +115,45 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
         },
         wire::HelperMessage::Error { message } => Update::HelperError { message },
     })
+}
+
+/// The CPU timeline's part of an event, if it has one. Takes the event by
+/// value so the command names move instead of being copied.
+fn sched_record(event: wire::Event) -> Option<SchedRecord> {
+    match event.data {
+        wire::EventData::SchedSwitch {
+            prev_pid,
+            prev_comm,
+            prev_prio,
+            prev_state,
+            next_pid,
+            next_comm,
+            next_prio,
+        } => Some(SchedRecord::Switch(SwitchRecord {
+            cpu: event.cpu,
+            ts_ns: event.ts_ns,
+            prev_pid,
+            // At `sched_switch` the current task is the one leaving.
+            prev_tgid: event.tgid,
+            prev_comm,
+            prev_prio,
+            prev_state,
+            next_pid,
+            next_comm,
+            next_prio,
+        })),
+        wire::EventData::SchedWakeup {
+            pid, target_cpu, ..
+        } => Some(SchedRecord::Wakeup(WakeupRecord {
+            cpu: event.cpu,
+            ts_ns: event.ts_ns,
+            waker_pid: event.pid,
+            waker_comm: event.comm,
+            pid,
+            target_cpu,
+        })),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +200,73 @@ mod tests {
                     kernel_drops: 5,
                     client_drops: 0
                 }],
+                sched: Vec::new(),
+            })
+        );
+    }
+
+    #[test]
+    fn switches_and_wakeups_become_sched_records_merged_by_time() {
+        let switch = |cpu, ts_ns| wire::Event {
+            probe: 1,
+            cpu,
+            ts_ns,
+            pid: 10,
+            tgid: 9,
+            comm: "bash".into(),
+            data: wire::EventData::SchedSwitch {
+                prev_pid: 10,
+                prev_comm: "bash".into(),
+                prev_prio: 120,
+                prev_state: 1,
+                next_pid: 0,
+                next_comm: "swapper/0".into(),
+                next_prio: 120,
+            },
+        };
+        let wakeup = wire::Event {
+            probe: 2,
+            cpu: 1,
+            ts_ns: 150,
+            pid: 33,
+            tgid: 33,
+            comm: "kworker".into(),
+            data: wire::EventData::SchedWakeup {
+                pid: 10,
+                comm: "bash".into(),
+                prio: 120,
+                target_cpu: 0,
+            },
+        };
+        // CPU 0's events, then CPU 1's, as the helper may batch them.
+        let batch = wire::EventBatch {
+            events: vec![switch(0, 100), switch(0, 200), wakeup, event(3)],
+            stats: Vec::new(),
+        };
+        let Some(Update::Events { sched, counts, .. }) =
+            update_from_message(wire::HelperMessage::Batch(batch), Instant::now())
+        else {
+            panic!("expected events");
+        };
+        assert_eq!(counts.len(), 3, "every probe is still counted");
+        let times: Vec<u64> = sched.iter().map(SchedRecord::ts_ns).collect();
+        assert_eq!(times, [100, 150, 200]);
+        let SchedRecord::Switch(first) = &sched[0] else {
+            panic!("expected a switch");
+        };
+        assert_eq!(
+            (first.prev_pid, first.prev_tgid, first.prev_state),
+            (10, 9, 1)
+        );
+        assert_eq!(
+            sched[1],
+            SchedRecord::Wakeup(WakeupRecord {
+                cpu: 1,
+                ts_ns: 150,
+                waker_pid: 33,
+                waker_comm: "kworker".into(),
+                pid: 10,
+                target_cpu: 0,
             })
         );
     }

@@ -24,9 +24,10 @@
 //!   two bounded channels, so the UI never waits on I/O.
 //! - `update`, `convert`: the GUI's own types and the one conversion from the
 //!   wire types, so the protocol can evolve without touching views.
-//! - `model`, `timeline`, `histogram`, `counter`, `decimate`: UI state and the
-//!   pure logic behind it (rate buckets, cumulative-to-increase counters, the
-//!   latency histogram, min/max decimation for the plot).
+//! - `model`, `timeline`, `histogram`, `counter`, `decimate`, `cpu_timeline`:
+//!   UI state and the pure logic behind it (rate buckets, cumulative-to-increase
+//!   counters, the latency histogram, min/max decimation for the plot, per-CPU
+//!   scheduler slices built from `sched_switch`).
 //! - [`MicroscopeApp`], `command`, `views`, `theme`: one view per file,
 //!   widgets emit [`Command`]s, colours and spacing live in `theme`.
 //!
@@ -54,6 +55,7 @@ pub mod cli;
 mod command;
 mod convert;
 mod counter;
+mod cpu_timeline;
 mod decimate;
 mod export;
 mod gui;
@@ -73,6 +75,9 @@ pub use app::MicroscopeApp;
 pub use command::Command;
 pub use convert::update_from_message;
 pub use counter::CumulativeCounter;
+pub use cpu_timeline::{
+    CpuTimeline, LeaveState, MAX_SLICES, Slice, SliceKey, Wakeup, format_duration_ns,
+};
 pub use decimate::decimate_min_max;
 pub use export::{
     ExportError, ExportFormat, ExportOutcome, export_csv, export_folded, export_perfetto,
@@ -82,12 +87,15 @@ pub use gui::{WINDOW_TITLE, run_gui};
 pub use histogram::{LatencyHistogram, bucket_label, format_ns};
 pub use info_cmd::{format_info, info_report};
 pub use ingest::{RETRY_INTERVAL, Wake, spawn_ingest};
-pub use model::{ConnectionState, Model};
+pub use model::{ConnectionState, Model, SCHED_SWITCH};
 pub use probes_cmd::{format_probes, probes_report};
 pub use record_cmd::{RecordError, RecordOutcome, run_record};
 pub use timeline::{BUCKET, SETTLE, Series, Timeline};
-pub use update::{Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, Update};
-pub use views::{banner_text, region};
+pub use update::{
+    Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, SchedRecord, SwitchRecord,
+    Update, WakeupRecord,
+};
+pub use views::{CentralTab, CpuTimelineState, banner_text, region, slice_label};
 pub use watch::{
     DropLine, WatchError, WatchLine, WatchProbe, WatchTally, run_watch, tally_seconds,
 };

@@ -1,11 +1,15 @@
 //! Everything the UI shows, and how updates from the ingest thread change it.
 
 use crate::counter::CumulativeCounter;
+use crate::cpu_timeline::CpuTimeline;
 use crate::histogram::LatencyHistogram;
 use crate::timeline::Timeline;
 use crate::update::{HelperSummary, Probe, ProbeDrops, ProbeKind, Update};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
+
+/// The probe the CPU timeline is built from.
+pub const SCHED_SWITCH: &str = "sched:sched_switch";
 
 /// The state of the link to the helper.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +40,8 @@ pub struct Model {
     pub timeline: Timeline,
     /// Syscall latencies since the first aggregate.
     pub latency: LatencyHistogram,
+    /// Which task ran on which CPU, from `sched_switch` events.
+    pub cpu: CpuTimeline,
     /// Latest drop totals per probe key.
     pub drops: BTreeMap<u16, ProbeDrops>,
     /// The last error the helper reported.
@@ -56,6 +62,7 @@ impl Model {
             wanted: BTreeSet::new(),
             timeline: Timeline::new(epoch),
             latency: LatencyHistogram::default(),
+            cpu: CpuTimeline::new(),
             drops: BTreeMap::new(),
             last_helper_error: None,
             aggregate_counters: BTreeMap::new(),
@@ -99,6 +106,7 @@ impl Model {
                 self.helper = Some(helper);
                 self.last_helper_error = None;
                 self.reset_aggregates();
+                self.cpu.break_continuity();
             }
             Update::Disconnected { reason } => {
                 self.connection = ConnectionState::Disconnected { reason };
@@ -106,6 +114,7 @@ impl Model {
                     probe.enabled = false;
                 }
                 self.reset_aggregates();
+                self.cpu.break_continuity();
             }
             Update::Probes(probes) => self.probes = probes,
             Update::ProbeState { probe, enabled } => {
@@ -113,6 +122,9 @@ impl Model {
                     p.enabled = enabled;
                 }
                 if !enabled {
+                    if probe == SCHED_SWITCH {
+                        self.cpu.break_continuity();
+                    }
                     self.aggregate_counters.remove(&probe);
                     if self
                         .probe(&probe)
@@ -126,7 +138,12 @@ impl Model {
                 arrived,
                 counts,
                 drops,
+                sched,
             } => {
+                if !sched.is_empty() {
+                    let arrived_secs = self.timeline.secs_since_epoch(arrived);
+                    self.cpu.apply(sched, arrived_secs);
+                }
                 for count in counts {
                     if let Some(probe) = self.probes.iter().find(|p| p.key == count.key) {
                         self.timeline.record(&probe.id, arrived, count.events);
@@ -218,6 +235,7 @@ mod tests {
                 kernel_drops: 4,
                 client_drops: 1,
             }],
+            sched: Vec::new(),
         });
         assert_eq!(
             model.timeline.series("a").map(|s| s.points().len()),
@@ -225,6 +243,42 @@ mod tests {
         );
         assert_eq!(model.timeline.all_series().count(), 1);
         assert_eq!((model.kernel_drops(), model.client_drops()), (4, 1));
+    }
+
+    #[test]
+    fn scheduler_events_build_the_cpu_timeline() {
+        use crate::update::{SchedRecord, SwitchRecord};
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        let switch = |ts_ns, prev_pid, next_pid| {
+            SchedRecord::Switch(SwitchRecord {
+                cpu: 1,
+                ts_ns,
+                prev_pid,
+                prev_tgid: prev_pid,
+                prev_comm: format!("task{prev_pid}"),
+                prev_prio: 120,
+                prev_state: 1,
+                next_pid,
+                next_comm: format!("task{next_pid}"),
+                next_prio: 120,
+            })
+        };
+        model.apply(Update::Events {
+            arrived: epoch + std::time::Duration::from_secs(2),
+            counts: Vec::new(),
+            drops: Vec::new(),
+            sched: vec![switch(5_000, 0, 7), switch(9_000, 7, 0)],
+        });
+        assert_eq!(model.cpu.len(), 1);
+        assert_eq!(model.cpu.secs_of(9_000), Some(2.0));
+        // Switching the probe off forgets the running task: no slice may
+        // span the events that were not sent.
+        model.apply(Update::ProbeState {
+            probe: SCHED_SWITCH.into(),
+            enabled: false,
+        });
+        assert_eq!(model.cpu.count_overlapping(1, 0, u64::MAX), 1);
     }
 
     #[test]

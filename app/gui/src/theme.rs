@@ -39,3 +39,31 @@ const SERIES: [Color32; 8] = [
 pub fn series_color(index: usize) -> Color32 {
     SERIES[index % SERIES.len()]
 }
+
+/// Height of one CPU's lane in the CPU timeline, in points.
+pub const CPU_LANE_HEIGHT: f32 = 26.0;
+/// Vertical gap between CPU lanes, in points.
+pub const CPU_LANE_GAP: f32 = 3.0;
+/// Width of the "CPU n" labels left of the lanes, in points.
+pub const CPU_LANE_LABEL_WIDTH: f32 = 52.0;
+/// Height of the time axis under the lanes, in points.
+pub const TIME_AXIS_HEIGHT: f32 = 18.0;
+/// Behind a lane, where no slice is known.
+pub const CPU_LANE_FILL: Color32 = Color32::from_gray(22);
+/// A CPU's idle task: dim, so busy time stands out.
+pub const IDLE_SLICE: Color32 = Color32::from_gray(52);
+/// Command names written on slices.
+pub const SLICE_TEXT: Color32 = Color32::from_gray(16);
+/// Outline of the selected slice.
+pub const SELECTED_SLICE: Color32 = Color32::WHITE;
+/// Tick marks and labels of the time axis.
+pub const AXIS_TEXT: Color32 = Color32::from_gray(150);
+
+/// The colour of a process in the CPU timeline: stable for a `tgid`, and
+/// neighbouring ids far apart in hue (golden-ratio steps).
+pub fn process_color(tgid: u32) -> Color32 {
+    // The fractional part of tgid × 0.618034, in integers so large ids keep
+    // their precision.
+    let hue = ((u64::from(tgid) * 618_034) % 1_000_000) as f32 / 1_000_000.0;
+    egui::ecolor::Hsva::new(hue, 0.5, 0.8, 1.0).into()
+}

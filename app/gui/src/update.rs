@@ -104,7 +104,8 @@ pub enum Update {
         /// Whether we now receive it.
         enabled: bool,
     },
-    /// Events of one batch, counted per probe.
+    /// Events of one batch, counted per probe, plus the scheduler events the
+    /// CPU timeline is built from.
     Events {
         /// When the batch arrived (wall clock of this process).
         arrived: Instant,
@@ -112,6 +113,9 @@ pub enum Update {
         counts: Vec<ProbeCount>,
         /// Running drop totals.
         drops: Vec<ProbeDrops>,
+        /// `sched_switch` and `sched_wakeup` events of the batch, sorted by
+        /// time (empty when neither probe is on).
+        sched: Vec<SchedRecord>,
     },
     /// In-kernel aggregates (cumulative since the probe was enabled).
     Aggregates {
@@ -127,4 +131,65 @@ pub enum Update {
         /// A sentence for a person.
         message: String,
     },
+}
+
+/// A `sched:sched_switch` event, reduced to what the CPU timeline needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwitchRecord {
+    /// CPU that switched.
+    pub cpu: u32,
+    /// When, in ns of the kernel's `CLOCK_MONOTONIC`.
+    pub ts_ns: u64,
+    /// Thread leaving the CPU.
+    pub prev_pid: u32,
+    /// Its process (the event's current task is the one leaving).
+    pub prev_tgid: u32,
+    /// Its command name.
+    pub prev_comm: String,
+    /// Its kernel priority (lower runs first; 120 is nice 0).
+    pub prev_prio: i32,
+    /// Why it left: the tracepoint's `prev_state` (`TASK_REPORT` bits).
+    pub prev_state: u64,
+    /// Thread taking the CPU.
+    pub next_pid: u32,
+    /// Its command name.
+    pub next_comm: String,
+    /// Its kernel priority.
+    pub next_prio: i32,
+}
+
+/// A `sched:sched_wakeup` event, reduced to what the CPU timeline needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WakeupRecord {
+    /// CPU that reported the wake-up.
+    pub cpu: u32,
+    /// When, in ns of the kernel's `CLOCK_MONOTONIC`.
+    pub ts_ns: u64,
+    /// Thread running when the wake-up was reported: usually the waker.
+    pub waker_pid: u32,
+    /// Its command name.
+    pub waker_comm: String,
+    /// Thread woken.
+    pub pid: u32,
+    /// CPU whose run queue it was put on.
+    pub target_cpu: u32,
+}
+
+/// A scheduler event for the CPU timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SchedRecord {
+    /// A context switch.
+    Switch(SwitchRecord),
+    /// A task became runnable.
+    Wakeup(WakeupRecord),
+}
+
+impl SchedRecord {
+    /// When it happened, in ns of the kernel's `CLOCK_MONOTONIC`.
+    pub fn ts_ns(&self) -> u64 {
+        match self {
+            Self::Switch(switch) => switch.ts_ns,
+            Self::Wakeup(wakeup) => wakeup.ts_ns,
+        }
+    }
 }

@@ -154,6 +154,7 @@ fn an_event_batch_moves_the_timeline() {
                 events: 500,
             }],
             drops: Vec::new(),
+            sched: Vec::new(),
         })
         .unwrap();
     // The timeline draws a bucket once it has settled (no more late data can

@@ -2,12 +2,14 @@
 //! reports what the user asked for as [`Command`](crate::command::Command)s.
 
 mod banner;
+mod cpu_timeline_view;
 mod histogram_view;
 mod probes_panel;
 mod status_bar;
 mod timeline_view;
 
 pub use banner::{banner_text, banner_ui};
+pub use cpu_timeline_view::{CpuTimelineState, cpu_timeline_ui, slice_label};
 pub use histogram_view::histogram_ui;
 pub use probes_panel::probes_ui;
 pub use status_bar::status_bar_ui;
@@ -25,4 +27,33 @@ pub mod region {
     pub const LATENCY: &str = "Syscall latency";
     /// The bottom status bar.
     pub const STATUS: &str = "Status";
+    /// The tabs above the central area.
+    pub const TABS: &str = "Views";
+    /// The per-CPU scheduler view.
+    pub const CPU_TIMELINE: &str = "CPU timeline";
+    /// The details of the slice selected in the CPU timeline.
+    pub const SLICE_DETAILS: &str = "Slice details";
+}
+
+/// What the central area shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CentralTab {
+    /// Events per second and the latency histogram.
+    #[default]
+    Rates,
+    /// The CPU timeline.
+    Cpus,
+}
+
+impl CentralTab {
+    /// Every tab, in display order.
+    pub const ALL: [Self; 2] = [Self::Rates, Self::Cpus];
+
+    /// The tab's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Rates => "Rates",
+            Self::Cpus => "CPUs",
+        }
+    }
 }
