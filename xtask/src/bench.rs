@@ -1,4 +1,5 @@
 //! `cargo xtask bench pipeline`: what tracing costs a syscall-heavy loop.
+//! (`cargo xtask bench recording` lives in `bench_recording.rs`.)
 //!
 //! The loop (`openat("/dev/null")` + `close`, pinned to CPU 0) runs untraced,
 //! then while the real helper streams every `sys_enter_openat` event to a
@@ -49,6 +50,9 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Open time and peak memory of `microscope info` on a synthetic
+    /// recording of millions of events.
+    Recording(crate::bench_recording::Options),
 }
 
 /// One line of the results table.
@@ -83,7 +87,10 @@ impl Drops {
 
 /// Runs `cargo xtask bench ...`.
 pub fn run(options: &Options) -> Result<()> {
-    let Bench::Pipeline { seconds, rounds } = options.bench;
+    let (seconds, rounds) = match &options.bench {
+        Bench::Pipeline { seconds, rounds } => (*seconds, *rounds),
+        Bench::Recording(options) => return crate::bench_recording::run(options),
+    };
     if seconds == 0 || rounds == 0 {
         bail!("--seconds and --rounds must be at least 1");
     }
@@ -423,7 +430,7 @@ fn load_average() -> Option<f64> {
 }
 
 /// Removes a temporary directory when dropped.
-struct RemoveDir(PathBuf);
+pub(crate) struct RemoveDir(pub(crate) PathBuf);
 
 impl Drop for RemoveDir {
     fn drop(&mut self) {

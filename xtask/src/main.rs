@@ -4,6 +4,7 @@
 //! and prepares the environment that every child process shares.
 
 mod bench;
+mod bench_recording;
 mod helper;
 mod openloop;
 mod proc;
