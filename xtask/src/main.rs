@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_recording;
+mod demo;
 mod helper;
 mod openloop;
 mod proc;
@@ -12,6 +13,7 @@ mod run;
 mod screenshot;
 mod setup;
 mod test;
+mod workload;
 mod workspace;
 
 use std::process::ExitCode;
@@ -37,6 +39,8 @@ enum Command {
     Test,
     /// Capture a screenshot of the real app tracing a small workload.
     Screenshot(screenshot::Options),
+    /// Record the demo recording (assets/demo.mscr) on this kernel.
+    Demo(demo::Options),
     /// Measure what tracing costs a syscall-heavy loop.
     Bench(bench::Options),
     /// Internal: the `openat`+`close` loop that `bench` measures.
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Run(options) => run::run(&options),
         Command::Test => test::run(),
         Command::Screenshot(options) => screenshot::run(&options),
+        Command::Demo(options) => demo::run(&options),
         Command::Bench(options) => bench::run(&options),
         Command::OpenLoop(options) => openloop::run(&options),
     };

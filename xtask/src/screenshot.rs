@@ -4,12 +4,10 @@
 //! Every process started here sits in a guard, so an error anywhere still
 //! stops Xvfb, the app and the helper.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -17,6 +15,7 @@ use clap::Args;
 
 use crate::helper::{self, Started};
 use crate::proc::{self, ChildGuard};
+use crate::workload::Workload;
 use crate::{run, setup, workspace};
 
 /// Probes the app enables at start (`--enable`), chosen so that every view
@@ -169,45 +168,6 @@ fn find_window(display: u32, app: &mut ChildGuard) -> Result<String> {
             bail!("no visible window named {WINDOW_TITLE:?} appeared within 30 s");
         }
         thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A background thread that opens /dev/null and spawns `true` a few times a
-/// second, so the traced views have steady, recognisable activity.
-struct Workload {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Workload {
-    fn start() -> Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = thread::Builder::new()
-            .name("workload".to_owned())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    for _ in 0..20 {
-                        let _file = File::open("/dev/null");
-                    }
-                    let _status = Command::new("true").status();
-                    thread::sleep(Duration::from_millis(200));
-                }
-            })
-            .context("could not start the workload thread")?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Workload {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _panicked = thread.join();
-        }
     }
 }
 
