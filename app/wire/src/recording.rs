@@ -196,49 +196,60 @@ pub struct RecordingTotals {
 impl RecordingTotals {
     /// Adds one message frame.
     pub fn add(&mut self, recv_ns: u64, message: &HelperMessage) {
-        self.frames += 1;
-        self.recv_span_ns = Some(match self.recv_span_ns {
-            Some((first, last)) => (first.min(recv_ns), last.max(recv_ns)),
-            None => (recv_ns, recv_ns),
-        });
+        self.add_frame(recv_ns);
         match message {
-            HelperMessage::Batch(batch) => {
-                self.events += batch.events.len() as u64;
-                let mut run: Option<(u16, u64)> = None;
-                for event in &batch.events {
-                    self.event_span_ns = Some(match self.event_span_ns {
-                        Some((min, max)) => (min.min(event.ts_ns), max.max(event.ts_ns)),
-                        None => (event.ts_ns, event.ts_ns),
-                    });
-                    // Batches come in runs of one probe; count a run at once.
-                    match &mut run {
-                        Some((probe, count)) if *probe == event.probe => *count += 1,
-                        _ => {
-                            if let Some((probe, count)) = run {
-                                *self.events_per_probe.entry(probe).or_default() += count;
-                            }
-                            run = Some((event.probe, 1));
-                        }
-                    }
-                }
-                if let Some((probe, count)) = run {
-                    *self.events_per_probe.entry(probe).or_default() += count;
-                }
-                for stats in &batch.stats {
-                    self.drops
-                        .entry(stats.probe)
-                        .and_modify(|totals| totals.last = stats.clone())
-                        .or_insert_with(|| ProbeDropTotals {
-                            first: stats.clone(),
-                            last: stats.clone(),
-                        });
-                }
-            }
+            HelperMessage::Batch(batch) => self.add_batch(
+                batch.events.iter().map(|event| (event.probe, event.ts_ns)),
+                &batch.stats,
+            ),
             HelperMessage::Aggregates(_) => self.aggregates += 1,
             HelperMessage::Error { .. } => self.errors += 1,
             HelperMessage::Hello(_)
             | HelperMessage::Probes(_)
             | HelperMessage::ProbeState { .. } => {}
+        }
+    }
+
+    /// Counts a frame received at `recv_ns`.
+    fn add_frame(&mut self, recv_ns: u64) {
+        self.frames += 1;
+        self.recv_span_ns = Some(match self.recv_span_ns {
+            Some((first, last)) => (first.min(recv_ns), last.max(recv_ns)),
+            None => (recv_ns, recv_ns),
+        });
+    }
+
+    /// Counts a batch's events, given as `(probe, ts_ns)`, and its stats.
+    fn add_batch(&mut self, events: impl Iterator<Item = (u16, u64)>, stats: &[ProbeStats]) {
+        let mut run: Option<(u16, u64)> = None;
+        for (probe, ts_ns) in events {
+            self.events += 1;
+            self.event_span_ns = Some(match self.event_span_ns {
+                Some((min, max)) => (min.min(ts_ns), max.max(ts_ns)),
+                None => (ts_ns, ts_ns),
+            });
+            // Batches come in runs of one probe; count a run at once.
+            match &mut run {
+                Some((current, count)) if *current == probe => *count += 1,
+                _ => {
+                    if let Some((done, count)) = run {
+                        *self.events_per_probe.entry(done).or_default() += count;
+                    }
+                    run = Some((probe, 1));
+                }
+            }
+        }
+        if let Some((done, count)) = run {
+            *self.events_per_probe.entry(done).or_default() += count;
+        }
+        for stats in stats {
+            self.drops
+                .entry(stats.probe)
+                .and_modify(|totals| totals.last = stats.clone())
+                .or_insert_with(|| ProbeDropTotals {
+                    first: stats.clone(),
+                    last: stats.clone(),
+                });
         }
     }
 }
@@ -484,11 +495,11 @@ pub enum RecordingError {
 
 /// The result of [`decode_frame`] on the bytes at a frame boundary.
 #[derive(Debug, PartialEq)]
-pub enum DecodedFrame {
+pub enum DecodedFrame<B = FrameBody> {
     /// A whole, valid frame of `len` bytes (prefix included).
     Frame {
         /// The decoded body.
-        body: FrameBody,
+        body: B,
         /// Bytes the frame occupies.
         len: usize,
     },
@@ -504,6 +515,11 @@ pub enum DecodedFrame {
 
 /// Decodes the frame at the start of `bytes`. Pure: no I/O, never panics.
 pub fn decode_frame(bytes: &[u8]) -> DecodedFrame {
+    decode_frame_as(bytes)
+}
+
+/// [`decode_frame`] into any body type that shares [`FrameBody`]'s encoding.
+fn decode_frame_as<'a, B: Deserialize<'a>>(bytes: &'a [u8]) -> DecodedFrame<B> {
     let Some((prefix, rest)) = bytes.split_first_chunk::<FRAME_PREFIX>() else {
         return DecodedFrame::Incomplete {
             needed: FRAME_PREFIX,
@@ -895,11 +911,19 @@ impl Recording {
         let mut frames_since_entry = 0;
         let mut damage_reason = None;
         while offset < self.file_bytes {
-            match read_frame(reader, offset, self.file_bytes, &mut buf)
-                .map_err(|source| self.read_error(source))?
+            // The scan decodes into borrowed mirrors of the messages
+            // (`scan.rs`): no allocation per event.
+            match read_frame(
+                reader,
+                offset,
+                self.file_bytes,
+                &mut buf,
+                decode_frame_as::<scan::ScanBody<'_>>,
+            )
+            .map_err(|source| self.read_error(source))?
             {
                 DecodedFrame::Frame {
-                    body: FrameBody::Message(frame),
+                    body: scan::ScanBody::Message(frame),
                     len,
                 } => {
                     if index.entries.is_empty()
@@ -914,13 +938,13 @@ impl Recording {
                         bytes_since_entry = 0;
                         frames_since_entry = 0;
                     }
-                    index.totals.add(frame.recv_ns, &frame.message);
+                    frame.add_to(&mut index.totals);
                     offset += len as u64;
                     bytes_since_entry += len as u64;
                     frames_since_entry += 1;
                 }
                 DecodedFrame::Frame {
-                    body: FrameBody::Index(_),
+                    body: scan::ScanBody::Index(_),
                     len,
                 } => {
                     // The data ends at the index; what follows should be the
@@ -1179,30 +1203,33 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Reads the frame at `offset` (where `reader` stands) into `buf` and
-/// decodes it; never reads past `end`.
-fn read_frame(
+/// Reads the frame at `offset` (where `reader` stands) into `buf`, never
+/// past `end`, and decodes it with `decode`.
+fn read_frame<'b, T>(
     reader: &mut impl Read,
     offset: u64,
     end: u64,
-    buf: &mut Vec<u8>,
-) -> io::Result<DecodedFrame> {
-    let available = end.saturating_sub(offset);
+    buf: &'b mut Vec<u8>,
+    decode: impl FnOnce(&'b [u8]) -> T,
+) -> io::Result<T> {
+    let available = usize::try_from(end.saturating_sub(offset)).unwrap_or(usize::MAX);
     buf.clear();
-    buf.resize(FRAME_PREFIX.min(available as usize), 0);
+    buf.resize(FRAME_PREFIX.min(available), 0);
     let got = read_up_to(reader, buf)?;
     buf.truncate(got);
-    let needed = match decode_frame(buf) {
-        DecodedFrame::Incomplete { needed } => needed,
-        other => return Ok(other),
-    };
-    if needed <= FRAME_PREFIX || needed as u64 > available {
-        return Ok(DecodedFrame::Incomplete { needed });
+    if let Some(prefix) = buf.first_chunk::<4>()
+        && got == FRAME_PREFIX
+    {
+        let len = u32::from_le_bytes(*prefix);
+        // Past the limit or past the end, `decode` sees only the prefix and
+        // says why.
+        if len <= MAX_FRAME_BYTES && FRAME_PREFIX + len as usize <= available {
+            buf.resize(FRAME_PREFIX + len as usize, 0);
+            let got = read_up_to(reader, buf.get_mut(FRAME_PREFIX..).unwrap_or_default())?;
+            buf.truncate(FRAME_PREFIX + got);
+        }
     }
-    buf.resize(needed, 0);
-    let got = read_up_to(reader, buf.get_mut(FRAME_PREFIX..).unwrap_or_default())?;
-    buf.truncate(FRAME_PREFIX + got);
-    Ok(decode_frame(buf))
+    Ok(decode(buf))
 }
 
 /// Iterator over message frames, reading the file as it goes. After an
@@ -1233,7 +1260,13 @@ impl Iterator for Frames {
             return None;
         }
         let offset = self.offset;
-        let decoded = match read_frame(&mut self.reader, offset, self.end, &mut self.buf) {
+        let decoded = match read_frame(
+            &mut self.reader,
+            offset,
+            self.end,
+            &mut self.buf,
+            decode_frame,
+        ) {
             Ok(decoded) => decoded,
             Err(source) => {
                 self.failed = true;
@@ -1271,5 +1304,6 @@ impl Iterator for Frames {
     }
 }
 
+mod scan;
 #[cfg(test)]
 mod tests;

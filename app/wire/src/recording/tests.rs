@@ -205,6 +205,10 @@ fn read_all(recording: &Recording) -> Vec<RecordedFrame> {
 fn every_message_and_event_kind_round_trips_through_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let frames = frames_of(&every_message_kind());
+    let mut expected_totals = RecordingTotals::default();
+    for frame in &frames {
+        expected_totals.add(frame.recv_ns, &frame.message);
+    }
     for finish in [true, false] {
         let path = dir.path().join(format!("r-{finish}.mscr"));
         write(&path, &frames, finish);
@@ -221,6 +225,8 @@ fn every_message_and_event_kind_round_trips_through_a_file() {
 
         let summary = recording.summary();
         let totals = &summary.totals;
+        // The scan's borrowed mirror types count exactly what the writer did.
+        assert_eq!(totals, &expected_totals);
         assert_eq!(totals.frames, frames.len() as u64);
         assert_eq!(totals.events, 12);
         assert_eq!(totals.events_per_probe, BTreeMap::from([(1, 10), (2, 2)]));
