@@ -40,8 +40,9 @@ pub fn series_color(index: usize) -> Color32 {
     SERIES[index % SERIES.len()]
 }
 
-/// Height of one CPU's lane in the CPU timeline, in points.
-pub const CPU_LANE_HEIGHT: f32 = 26.0;
+/// Tallest a CPU's lane gets in the CPU timeline (they shrink to fit many
+/// CPUs), in points.
+pub const CPU_LANE_HEIGHT: f32 = 40.0;
 /// Vertical gap between CPU lanes, in points.
 pub const CPU_LANE_GAP: f32 = 3.0;
 /// Width of the "CPU n" labels left of the lanes, in points.
@@ -54,6 +55,8 @@ pub const CPU_LANE_FILL: Color32 = Color32::from_gray(22);
 pub const IDLE_SLICE: Color32 = Color32::from_gray(52);
 /// Command names written on slices.
 pub const SLICE_TEXT: Color32 = Color32::from_gray(16);
+/// "idle" written on the dim idle slices.
+pub const IDLE_SLICE_TEXT: Color32 = Color32::from_gray(150);
 /// Outline of the selected slice.
 pub const SELECTED_SLICE: Color32 = Color32::WHITE;
 /// Tick marks and labels of the time axis.

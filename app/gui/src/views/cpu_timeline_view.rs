@@ -42,7 +42,7 @@ const MIN_LABEL_WIDTH: f32 = 36.0;
 /// Height kept for the details under the lanes, in points.
 const DETAILS_HEIGHT: f32 = 120.0;
 /// Sensitivity of mouse-wheel zoom (per point scrolled).
-const WHEEL_ZOOM_PER_POINT: f64 = 0.003;
+const WHEEL_ZOOM_PER_POINT: f64 = 0.005;
 
 /// What the CPU timeline remembers between frames: the time in view and the
 /// selected slice. It is the view's own state, like a scroll position, so the
@@ -108,11 +108,16 @@ pub fn cpu_timeline_ui(
         ui.weak("No context switches yet.");
         return;
     }
-    let now_secs = model.timeline.secs_since_epoch(now);
+    // Following keeps the newest event at the right edge rather than the
+    // clock: batches arrive up to ~50 ms late, which would leave an empty
+    // strip at the edge, wide when zoomed in.
+    let live_edge_secs = cpu
+        .secs_of(cpu.latest_ns())
+        .unwrap_or_else(|| model.timeline.secs_since_epoch(now));
     if state.follow_live {
-        state.end_secs = now_secs;
+        state.end_secs = live_edge_secs;
     }
-    lanes_ui(ui, cpu, state, now_secs);
+    lanes_ui(ui, cpu, state, live_edge_secs);
     ui.add_space(theme::SECTION_GAP);
     ui.scope_builder(
         UiBuilder::new().accessibility_label(region::SLICE_DETAILS),
@@ -184,7 +189,12 @@ impl TimeAxis {
     }
 }
 
-fn lanes_ui(ui: &mut egui::Ui, cpu: &CpuTimeline, state: &mut CpuTimelineState, now_secs: f64) {
+fn lanes_ui(
+    ui: &mut egui::Ui,
+    cpu: &CpuTimeline,
+    state: &mut CpuTimelineState,
+    live_edge_secs: f64,
+) {
     let cpus: Vec<u32> = cpu.cpus().collect();
     let rows = cpus.len().max(1) as f32;
     let room = (ui.available_height() - DETAILS_HEIGHT - theme::TIME_AXIS_HEIGHT).max(rows * 8.0);
@@ -202,7 +212,7 @@ fn lanes_ui(ui: &mut egui::Ui, cpu: &CpuTimeline, state: &mut CpuTimelineState, 
         return;
     }
 
-    pan_and_zoom(ui, &background, rect, plot, state, now_secs);
+    pan_and_zoom(ui, &background, rect, plot, state, live_edge_secs);
     let axis = TimeAxis {
         start_secs: state.end_secs - state.span_secs,
         span_secs: state.span_secs,
@@ -253,7 +263,11 @@ fn lanes_ui(ui: &mut egui::Ui, cpu: &CpuTimeline, state: &mut CpuTimelineState, 
                         Align2::LEFT_CENTER,
                         cpu.task_name(&slice),
                         FontId::proportional(11.0),
-                        theme::SLICE_TEXT,
+                        if slice.is_idle() {
+                            theme::IDLE_SLICE_TEXT
+                        } else {
+                            theme::SLICE_TEXT
+                        },
                     );
                 }
                 if slice_rect.width() >= MIN_INTERACTIVE_WIDTH
@@ -334,7 +348,7 @@ fn pan_and_zoom(
     rect: Rect,
     plot: Rect,
     state: &mut CpuTimelineState,
-    now_secs: f64,
+    live_edge_secs: f64,
 ) {
     let seconds_per_point = state.span_secs / f64::from(plot.width());
     if background.dragged() {
@@ -371,7 +385,7 @@ fn pan_and_zoom(
         state.span_secs = span;
     }
     if state.follow_live {
-        state.end_secs = now_secs;
+        state.end_secs = live_edge_secs;
     }
 }
 
@@ -391,7 +405,13 @@ fn slice_rect(cpu: &CpuTimeline, slice: &Slice, lane: Rect, axis: TimeAxis) -> O
     if right < lane.left() || left > lane.right() {
         return None;
     }
-    let right = right.max(left + 1.0);
+    // A one-point gap between wide slices, so two threads of one process
+    // (one colour) read as two slices.
+    let right = if right - left >= 4.0 {
+        right - 1.0
+    } else {
+        right.max(left + 1.0)
+    };
     Some(Rect::from_min_max(
         Pos2::new(left, lane.top() + 1.0),
         Pos2::new(right, lane.bottom() - 1.0),
@@ -449,6 +469,10 @@ fn time_axis_ui(painter: &egui::Painter, plot: Rect, bottom: f32, axis: TimeAxis
     for tick in first..=last {
         let secs = tick as f64 * step;
         let x = axis.x_of(secs);
+        // A label cut by the edge reads as another number.
+        if x > plot.right() - 24.0 {
+            continue;
+        }
         painter.vline(
             x,
             plot.bottom()..=plot.bottom() + 4.0,
@@ -545,7 +569,10 @@ fn details_ui(ui: &mut egui::Ui, model: &Model, state: &mut CpuTimelineState) {
         }
         None if slice.is_idle() => {}
         None if model.probe("sched:sched_wakeup").is_some_and(|p| p.enabled) => {
-            ui.label("No wake-up before it: it was already runnable (preempted or yielding).");
+            ui.label(
+                "No wake-up before it: it was already runnable (preempted or yielding), \
+                 or it is a new task (fork wakes it without `sched_wakeup`).",
+            );
         }
         None => {
             ui.weak("Enable `sched:sched_wakeup` to see who woke it.");
