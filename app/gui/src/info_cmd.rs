@@ -1,6 +1,6 @@
 //! `microscope info FILE`: what a recording holds.
 
-use microscope_wire::{IndexSource, RECORDING_VERSION, Recording, RecordingError};
+use microscope_wire::{IndexSource, ProbeKind, RECORDING_VERSION, Recording, RecordingError};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -62,15 +62,21 @@ pub fn format_info(recording: &Recording) -> String {
             .probe(key)
             .map_or_else(|| format!("probe#{key}"), |probe| probe.id.clone())
     };
-    let mut rows: Vec<(String, u64)> = totals
+    let mut rows: Vec<(String, String)> = totals
         .events_per_probe
         .iter()
-        .map(|(&key, &events)| (name(key), events))
+        .map(|(&key, &events)| (name(key), events.to_string()))
         .collect();
     // Probes that were recorded but delivered no event still get a line.
     for probe in header.probes.iter().filter(|probe| probe.enabled) {
         if !rows.iter().any(|(id, _)| *id == probe.id) {
-            rows.push((probe.id.clone(), 0));
+            let events = match probe.kind {
+                ProbeKind::Stream => "0".to_owned(),
+                ProbeKind::SyscallCounts | ProbeKind::SyscallLatency => {
+                    "- (aggregated in the kernel, see aggregates)".to_owned()
+                }
+            };
+            rows.push((probe.id.clone(), events));
         }
     }
     let width = rows.iter().map(|(id, _)| id.len()).max().unwrap_or(0);

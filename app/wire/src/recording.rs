@@ -394,6 +394,12 @@ pub enum RecordingError {
         /// The file.
         path: PathBuf,
     },
+    /// There is no such file.
+    #[error("there is no file {}; check the name", path.display())]
+    NotFound {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file could not be created or opened.
     #[error("could not open {}: {source}", path.display())]
     Open {
@@ -416,7 +422,7 @@ pub enum RecordingError {
     },
     /// The file does not start with [`RECORDING_MAGIC`].
     #[error(
-        "{} is not a Microscope recording (it starts with {found:?}, not \"MSCR\"); \
+        "{} is not a Microscope recording (it starts with \"{found}\", not \"MSCR\"); \
          make one with `microscope record`",
         path.display()
     )]
@@ -830,9 +836,12 @@ impl Recording {
     /// not as an error.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, RecordingError> {
         let path = path.as_ref().to_owned();
-        let file = File::open(&path).map_err(|source| RecordingError::Open {
-            path: path.clone(),
-            source,
+        let file = File::open(&path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => RecordingError::NotFound { path: path.clone() },
+            _ => RecordingError::Open {
+                path: path.clone(),
+                source,
+            },
         })?;
         let read_error = |source| RecordingError::Io {
             action: "read",

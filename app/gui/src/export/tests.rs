@@ -329,7 +329,7 @@ fn run_export_reads_a_file_and_refuses_to_overwrite() {
         "events: 7\n",
         "  sched:sched_switch         4\n",
         "  syscalls:sys_enter_openat  3\n",
-        "  raw_syscalls:sys_enter     0\n",
+        "  raw_syscalls:sys_enter     - (aggregated in the kernel",
         "index: present",
         "damage: none\n",
         "recorded: 2023-11-14 22:13:20 UTC\n",

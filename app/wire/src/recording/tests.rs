@@ -485,7 +485,9 @@ fn bad_files_get_sentences_not_panics() {
     assert!(matches!(err, RecordingError::BadHeader { .. }), "{err}");
 
     let err = Recording::open(dir.path().join("missing")).unwrap_err();
-    assert!(matches!(err, RecordingError::Open { .. }), "{err}");
+    assert!(matches!(err, RecordingError::NotFound { .. }), "{err}");
+    let err = open(b"vm\n");
+    assert!(err.to_string().contains("starts with \"vm\\n\""), "{err}");
 }
 
 #[test]
