@@ -1,13 +1,18 @@
 //! The app: drains updates, lays out the views, applies their commands.
 
 use crate::command::{Command, CommandQueue};
-use crate::model::Model;
+use crate::ingest::Wake;
+use crate::model::{ConnectionState, Model};
+use crate::replay::ReplayControl;
+use crate::sources;
 use crate::theme;
 use crate::update::Update;
 use crate::views::{self, CentralTab, CpuTimelineState, region};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
 use microscope_wire::ClientMessage;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest the UI spends applying updates in one frame; the rest waits for
@@ -22,7 +27,15 @@ const LIVE_REPAINT_INTERVAL: Duration = Duration::from_millis(100);
 pub struct MicroscopeApp {
     model: Model,
     updates: Receiver<Update>,
-    to_helper: Sender<ClientMessage>,
+    /// Requests to the helper, while live.
+    to_helper: Option<Sender<ClientMessage>>,
+    /// Requests to the replay thread, while replaying.
+    replay_controls: Option<Sender<ReplayControl>>,
+    /// The helper's socket, to go live again after a replay.
+    socket: Option<PathBuf>,
+    /// Open the demo recording if the first connection attempt fails.
+    demo_if_unreachable: bool,
+    open_dialog: Option<egui_file::FileDialog>,
     commands: CommandQueue,
     follow_live: bool,
     tab: CentralTab,
@@ -35,12 +48,25 @@ impl MicroscopeApp {
         Self {
             model: Model::new(Instant::now()),
             updates,
-            to_helper,
+            to_helper: Some(to_helper),
+            replay_controls: None,
+            socket: None,
+            demo_if_unreachable: false,
+            open_dialog: None,
             commands: CommandQueue::default(),
             follow_live: true,
             tab: CentralTab::default(),
             cpu_view: CpuTimelineState::default(),
         }
+    }
+
+    /// Remembers the helper's socket so "Go live" can reconnect after a
+    /// replay, and, with `demo_if_unreachable`, opens the bundled demo
+    /// recording when the first connection attempt fails.
+    pub fn with_socket(mut self, socket: PathBuf, demo_if_unreachable: bool) -> Self {
+        self.socket = Some(socket);
+        self.demo_if_unreachable = demo_if_unreachable;
+        self
     }
 
     /// Queues a command as if a widget had sent it; applied on the next frame.
@@ -55,9 +81,12 @@ impl MicroscopeApp {
 
     /// Draws one frame into `ui` (the whole window).
     pub fn show_ui(&mut self, ui: &mut egui::Ui) {
-        let now = Instant::now();
+        let wall = Instant::now();
         self.drain_updates(ui.ctx());
+        // Views draw at the model's time: the wall clock, or the playhead.
+        let now = self.model.now(wall);
         self.model.tick(now);
+        self.open_dialog_ui(ui.ctx());
 
         if let Some(text) = views::banner_text(&self.model) {
             egui::Panel::top("banner")
@@ -68,6 +97,11 @@ impl MicroscopeApp {
                     });
                 });
         }
+        egui::Panel::top("replay").show(ui, |ui| {
+            ui.scope_builder(UiBuilder::new().accessibility_label(region::REPLAY), |ui| {
+                views::replay_bar_ui(ui, &self.model, wall, &mut self.commands);
+            });
+        });
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.scope_builder(UiBuilder::new().accessibility_label(region::STATUS), |ui| {
                 views::status_bar_ui(ui, &self.model, now);
@@ -129,8 +163,9 @@ impl MicroscopeApp {
             );
         });
 
-        self.apply_commands();
-        if self.model.is_connected() {
+        self.apply_commands(ui.ctx());
+        let replay_playing = self.model.replay.as_ref().is_some_and(|r| r.playing);
+        if self.model.is_connected() || replay_playing {
             ui.ctx().request_repaint_after(LIVE_REPAINT_INTERVAL);
         }
     }
@@ -144,6 +179,21 @@ impl MicroscopeApp {
                 return;
             }
             match self.updates.try_recv() {
+                Ok(Update::Disconnected { reason })
+                    if self.demo_if_unreachable
+                        && self.model.connection == ConnectionState::Connecting =>
+                {
+                    // No helper at start-up: show the demo rather than an empty window.
+                    log::info!("{reason}; opening the demo recording");
+                    self.demo_if_unreachable = false;
+                    match sources::demo_file() {
+                        Ok(path) => self.start_replay(path, true, ctx),
+                        Err(err) => self.model.apply(Update::Disconnected {
+                            reason: format!("{reason} (and the demo could not be opened: {err})"),
+                        }),
+                    }
+                    return;
+                }
                 Ok(update) => self.model.apply(update),
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Disconnected) => {
@@ -156,8 +206,60 @@ impl MicroscopeApp {
         }
     }
 
+    /// Replays `path` instead of what was shown before.
+    pub fn start_replay(&mut self, path: PathBuf, demo: bool, ctx: &egui::Context) {
+        self.model = Model::for_replay(Instant::now(), demo);
+        self.to_helper = None; // ends the ingest thread, so the helper detaches
+        match sources::replay(&path, self.model.epoch(), wake(ctx)) {
+            Ok((updates, controls)) => {
+                self.updates = updates;
+                self.replay_controls = Some(controls);
+            }
+            Err(err) => {
+                self.model.last_helper_error = Some(format!(
+                    "could not start replaying {}: {err}",
+                    path.display()
+                ));
+            }
+        }
+    }
+
+    /// Leaves a replay and connects to the helper.
+    fn go_live(&mut self, ctx: &egui::Context) {
+        let Some(socket) = self.socket.clone() else {
+            return;
+        };
+        self.replay_controls = None; // ends the replay thread
+        self.model = Model::new(Instant::now());
+        match sources::live(&socket, wake(ctx)) {
+            Ok((updates, to_helper)) => {
+                self.updates = updates;
+                self.to_helper = Some(to_helper);
+            }
+            Err(err) => {
+                self.model.apply(Update::Disconnected {
+                    reason: format!("could not start the connection thread: {err}"),
+                });
+            }
+        }
+    }
+
+    fn open_dialog_ui(&mut self, ctx: &egui::Context) {
+        let Some(dialog) = &mut self.open_dialog else {
+            return;
+        };
+        if dialog.show(ctx).selected()
+            && let Some(path) = dialog.path()
+        {
+            self.commands.send(Command::OpenRecording(path.to_owned()));
+        }
+        if !dialog.visible() {
+            self.open_dialog = None;
+        }
+    }
+
     /// The one place where commands change state.
-    fn apply_commands(&mut self) {
+    fn apply_commands(&mut self, ctx: &egui::Context) {
         let commands: Vec<Command> = self.commands.drain().collect();
         for command in commands {
             match command {
@@ -173,14 +275,34 @@ impl MicroscopeApp {
                 }
                 Command::SetFollowLive(follow) => self.follow_live = follow,
                 Command::ShowTab(tab) => self.tab = tab,
+                Command::Replay(control) => {
+                    if let Some(controls) = &self.replay_controls
+                        && controls.try_send(control).is_err()
+                    {
+                        log::warn!("the replay thread is busy or gone; dropped {control:?}");
+                    }
+                }
+                Command::ShowOpenDialog => {
+                    let mut dialog = egui_file::FileDialog::open_file()
+                        .title("Open a Microscope recording")
+                        .filename_filter(Box::new(|name: &str| name.ends_with(".mscr")));
+                    dialog.open();
+                    self.open_dialog = Some(dialog);
+                }
+                Command::OpenRecording(path) => self.start_replay(path, false, ctx),
+                Command::GoLive => self.go_live(ctx),
             }
         }
     }
 
     fn send_to_helper(&self, message: ClientMessage) {
+        let Some(to_helper) = &self.to_helper else {
+            log::info!("replaying a recording; {message:?} is not sent");
+            return;
+        };
         // Never block the UI: the channel only fills if the ingest thread is
         // stuck, and then dropping a click is the lesser evil.
-        match self.to_helper.try_send(message) {
+        match to_helper.try_send(message) {
             Ok(()) => {}
             Err(TrySendError::Full(message)) => {
                 log::warn!("the connection thread is busy; dropped {message:?}");
@@ -190,6 +312,12 @@ impl MicroscopeApp {
             }
         }
     }
+}
+
+/// Wakes the UI from a source thread.
+fn wake(ctx: &egui::Context) -> Wake {
+    let ctx = ctx.clone();
+    Arc::new(move || ctx.request_repaint())
 }
 
 impl eframe::App for MicroscopeApp {

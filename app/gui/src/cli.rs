@@ -17,6 +17,10 @@ pub struct Cli {
     /// `--enable sched:sched_switch`; the same as ticking its box.
     #[arg(long = "enable", value_name = "ID")]
     pub enable: Vec<String>,
+    /// Open this recording (made by `microscope record`) instead of
+    /// connecting to the helper; needs no privileges.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
     /// What to do; opens the window if omitted.
     #[command(subcommand)]
     pub command: Option<CliCommand>,

@@ -2,7 +2,7 @@
 //! applies them in one place after the frame's widgets are laid out.
 
 /// A request from a widget.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     /// Turn a probe on or off.
     SetProbeEnabled {
@@ -15,6 +15,14 @@ pub enum Command {
     SetFollowLive(bool),
     /// Show another tab in the central area.
     ShowTab(crate::views::CentralTab),
+    /// Play, pause, change speed or seek the replay.
+    Replay(crate::replay::ReplayControl),
+    /// Show the file picker for a recording.
+    ShowOpenDialog,
+    /// Replay this recording instead of the live kernel.
+    OpenRecording(std::path::PathBuf),
+    /// Leave the replay and connect to the helper.
+    GoLive,
 }
 
 /// Collects the commands of one frame.

@@ -65,6 +65,8 @@ mod ingest;
 mod model;
 mod probes_cmd;
 mod record_cmd;
+mod replay;
+mod sources;
 mod theme;
 mod timeline;
 mod update;
@@ -90,10 +92,11 @@ pub use ingest::{RETRY_INTERVAL, Wake, spawn_ingest};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
 pub use probes_cmd::{format_probes, probes_report};
 pub use record_cmd::{RecordError, RecordOutcome, run_record};
+pub use replay::{ReplayControl, ReplaySpeed, spawn_replay};
 pub use timeline::{BUCKET, SETTLE, Series, Timeline};
 pub use update::{
-    Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, SchedRecord, SwitchRecord,
-    Update, WakeupRecord,
+    Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplayStatus, SchedRecord,
+    SwitchRecord, Update, WakeupRecord,
 };
 pub use views::{CentralTab, CpuTimelineState, banner_text, region, slice_label};
 pub use watch::{

@@ -4,7 +4,7 @@ use crate::counter::CumulativeCounter;
 use crate::cpu_timeline::CpuTimeline;
 use crate::histogram::LatencyHistogram;
 use crate::timeline::Timeline;
-use crate::update::{HelperSummary, Probe, ProbeDrops, ProbeKind, Update};
+use crate::update::{HelperSummary, Probe, ProbeDrops, ProbeKind, ReplayStatus, Update};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -22,6 +22,11 @@ pub enum ConnectionState {
     Disconnected {
         /// What happened, in a sentence.
         reason: String,
+    },
+    /// Showing a recording, not the live kernel.
+    Replay {
+        /// Whether it is the bundled demo (shown because no helper answered).
+        demo: bool,
     },
 }
 
@@ -50,6 +55,10 @@ pub struct Model {
     aggregate_counters: BTreeMap<String, CumulativeCounter>,
     /// When the previous total of each aggregated probe arrived.
     aggregate_arrivals: BTreeMap<String, Instant>,
+    /// Where the replay stands, when showing a recording.
+    pub replay: Option<ReplayStatus>,
+    /// Start of the time axis of every view.
+    epoch: Instant,
 }
 
 impl Model {
@@ -67,7 +76,37 @@ impl Model {
             last_helper_error: None,
             aggregate_counters: BTreeMap::new(),
             aggregate_arrivals: BTreeMap::new(),
+            replay: None,
+            epoch,
         }
+    }
+
+    /// An empty model for replaying a recording (the demo or not).
+    pub fn for_replay(epoch: Instant, demo: bool) -> Self {
+        Self {
+            connection: ConnectionState::Replay { demo },
+            ..Self::new(epoch)
+        }
+    }
+
+    /// Start of the time axis: a replay delivers a frame received `t` after
+    /// its recording started at `epoch + t`.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// The time the views show: the wall clock when live, the playhead when
+    /// replaying.
+    pub fn now(&self, wall: Instant) -> Instant {
+        match &self.replay {
+            Some(status) => self.epoch + status.position_at(wall),
+            None => wall,
+        }
+    }
+
+    /// Whether a recording is shown.
+    pub fn is_replay(&self) -> bool {
+        matches!(self.connection, ConnectionState::Replay { .. })
     }
 
     /// Whether the helper is connected.
@@ -102,7 +141,10 @@ impl Model {
     pub fn apply(&mut self, update: Update) {
         match update {
             Update::Connected(helper) => {
-                self.connection = ConnectionState::Connected;
+                // A replay announces the recorded helper; it stays a replay.
+                if !self.is_replay() {
+                    self.connection = ConnectionState::Connected;
+                }
                 self.helper = Some(helper);
                 self.last_helper_error = None;
                 self.reset_aggregates();
@@ -184,12 +226,21 @@ impl Model {
                 }
             }
             Update::HelperError { message } => self.last_helper_error = Some(message),
+            Update::ReplayReset => {
+                let connection = self.connection.clone();
+                *self = Self {
+                    connection,
+                    ..Self::new(self.epoch)
+                };
+            }
+            Update::Replay(status) => self.replay = Some(status),
+            Update::ReplayFailed { reason } => self.last_helper_error = Some(reason),
         }
     }
 
     /// Moves the timeline of enabled probes forward to `now`.
     pub fn tick(&mut self, now: Instant) {
-        if self.is_connected() {
+        if self.is_connected() || self.replay.as_ref().is_some_and(|r| r.playing) {
             let enabled: Vec<String> = self.enabled_probes().map(str::to_owned).collect();
             self.timeline
                 .advance(enabled.iter().map(String::as_str), now);

@@ -70,3 +70,6 @@ pub fn process_color(tgid: u32) -> Color32 {
     let hue = ((u64::from(tgid) * 618_034) % 1_000_000) as f32 / 1_000_000.0;
     egui::ecolor::Hsva::new(hue, 0.5, 0.8, 1.0).into()
 }
+
+/// Width of the replay scrubber, in points.
+pub const SCRUBBER_WIDTH: f32 = 360.0;

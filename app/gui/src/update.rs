@@ -4,7 +4,9 @@
 //! These mirror the wire types only where the UI needs them; see
 //! [`convert`](crate::convert) for the one place that maps one to the other.
 
-use std::time::Instant;
+use crate::replay::ReplaySpeed;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// How a probe's data arrives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +128,15 @@ pub enum Update {
         /// 64 log2 latency buckets in ns; empty if the latency probe is off.
         latency_log2_ns: Vec<u64>,
     },
+    /// A replay is about to (re)start from the beginning: forget all data.
+    ReplayReset,
+    /// Where the replay's playhead is.
+    Replay(ReplayStatus),
+    /// The recording could not be opened.
+    ReplayFailed {
+        /// A sentence saying what happened and what to do.
+        reason: String,
+    },
     /// The helper reported an error (for example a probe failed to attach).
     HelperError {
         /// A sentence for a person.
@@ -191,5 +202,38 @@ impl SchedRecord {
             Self::Switch(switch) => switch.ts_ns,
             Self::Wakeup(wakeup) => wakeup.ts_ns,
         }
+    }
+}
+
+/// Where a replay stands, as the replay thread last reported it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayStatus {
+    /// The recording.
+    pub path: PathBuf,
+    /// Playhead, ns since the recording started.
+    pub position_ns: u64,
+    /// Length of the recording, ns.
+    pub duration_ns: u64,
+    /// Whether the playhead moves.
+    pub playing: bool,
+    /// How fast it moves.
+    pub speed: ReplaySpeed,
+    /// When this status was reported (to move the playhead between reports).
+    pub reported_at: Instant,
+    /// What could not be read from a damaged file, in a sentence.
+    pub damage: Option<String>,
+}
+
+impl ReplayStatus {
+    /// The playhead at wall time `now`, extrapolated from the last report.
+    pub fn position_at(&self, now: Instant) -> Duration {
+        let mut position_ns = self.position_ns;
+        if self.playing
+            && let ReplaySpeed::Times(factor) = self.speed
+        {
+            let since = now.saturating_duration_since(self.reported_at).as_nanos() as f64;
+            position_ns = position_ns.saturating_add((since * factor) as u64);
+        }
+        Duration::from_nanos(position_ns.min(self.duration_ns))
     }
 }

@@ -203,7 +203,7 @@ fn a_disconnect_shows_the_banner() {
         .harness
         .get_by_label(region::BANNER)
         .get_by_label_contains(&format!(
-            "Not connected to the helper: {reason}. Start it with `sudo microscoped`"
+            "Not connected to the helper: {reason}. Reconnecting"
         ));
     // The probe list stays usable while disconnected.
     fixture

@@ -5,6 +5,7 @@ mod banner;
 mod cpu_timeline_view;
 mod histogram_view;
 mod probes_panel;
+mod replay_bar;
 mod status_bar;
 mod timeline_view;
 
@@ -12,6 +13,7 @@ pub use banner::{banner_text, banner_ui};
 pub use cpu_timeline_view::{CpuTimelineState, cpu_timeline_ui, slice_label};
 pub use histogram_view::histogram_ui;
 pub use probes_panel::probes_ui;
+pub use replay_bar::replay_bar_ui;
 pub use status_bar::status_bar_ui;
 pub use timeline_view::timeline_ui;
 
@@ -25,6 +27,8 @@ pub mod region {
     pub const TIMELINE: &str = "Timeline";
     /// The syscall latency histogram.
     pub const LATENCY: &str = "Syscall latency";
+    /// The replay bar (play, speed, scrubber) or the "Open recording…" row.
+    pub const REPLAY: &str = "Replay";
     /// The bottom status bar.
     pub const STATUS: &str = "Status";
     /// The tabs above the central area.

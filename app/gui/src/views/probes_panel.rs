@@ -37,6 +37,22 @@ pub fn probes_ui(ui: &mut egui::Ui, model: &Model, commands: &mut CommandQueue) 
 }
 
 fn probe_checkbox_ui(ui: &mut egui::Ui, model: &Model, probe: &Probe, commands: &mut CommandQueue) {
+    if model.is_replay() {
+        // A recording holds what it holds: show it, but nothing to toggle.
+        let mut recorded = probe.enabled;
+        ui.add_enabled(false, egui::Checkbox::new(&mut recorded, &probe.id))
+            .on_disabled_hover_text(format!(
+                "{}
+{} Press Go live to choose probes on your own kernel.",
+                probe.description,
+                if recorded {
+                    "Recorded."
+                } else {
+                    "Not in this recording."
+                }
+            ));
+        return;
+    }
     let wanted = model.wanted.contains(&probe.id);
     let mut checked = wanted;
     let response = match &probe.unavailable_reason {

@@ -18,6 +18,9 @@ pub fn status_bar_ui(ui: &mut egui::Ui, model: &Model, now: Instant) {
             ConnectionState::Disconnected { .. } => {
                 ui.colored_label(theme::WARNING, "Not connected");
             }
+            ConnectionState::Replay { demo } => {
+                ui.colored_label(theme::CONNECTED, if *demo { "Demo" } else { "Replay" });
+            }
         }
         ui.separator();
         let rate = model.timeline.total_rate_per_sec(now);

@@ -1,0 +1,68 @@
+//! The replay bar: play/pause, speed, a scrubber, and the way back to live data.
+
+use crate::command::{Command, CommandQueue};
+use crate::model::Model;
+use crate::replay::{ReplayControl, ReplaySpeed};
+use crate::theme;
+use std::time::Instant;
+
+/// Draws the bar for the replay in `model` (nothing when live).
+pub fn replay_bar_ui(ui: &mut egui::Ui, model: &Model, now: Instant, commands: &mut CommandQueue) {
+    let Some(status) = &model.replay else {
+        ui.horizontal(|ui| {
+            if ui.button("Open recording…").clicked() {
+                commands.send(Command::ShowOpenDialog);
+            }
+        });
+        return;
+    };
+    ui.horizontal(|ui| {
+        ui.spacing_mut().item_spacing.x = theme::ITEM_GAP;
+        let (label, control) = if status.playing {
+            ("Pause", ReplayControl::Pause)
+        } else {
+            ("Play", ReplayControl::Play)
+        };
+        if ui.button(label).clicked() {
+            commands.send(Command::Replay(control));
+        }
+        for speed in ReplaySpeed::CHOICES {
+            if ui
+                .selectable_label(status.speed == speed, speed.label())
+                .clicked()
+            {
+                commands.send(Command::Replay(ReplayControl::Speed(speed)));
+            }
+        }
+        let duration_s = status.duration_ns as f64 / 1e9;
+        let mut position_s = status.position_at(now).as_secs_f64();
+        let text = format!("{position_s:.1} s / {duration_s:.1} s");
+        let slider = egui::Slider::new(&mut position_s, 0.0..=duration_s.max(0.001))
+            .show_value(false)
+            .text(text);
+        let response = ui.add_sized(
+            [theme::SCRUBBER_WIDTH, ui.spacing().interact_size.y],
+            slider,
+        );
+        if response.drag_stopped() || (response.changed() && !response.dragged()) {
+            let to_ns = (position_s * 1e9).round() as u64;
+            commands.send(Command::Replay(ReplayControl::Seek(to_ns)));
+        }
+        let name = status.path.file_name().map_or_else(
+            || status.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        ui.label(name)
+            .on_hover_text(status.path.display().to_string());
+        if ui.button("Open recording…").clicked() {
+            commands.send(Command::ShowOpenDialog);
+        }
+        if ui
+            .button("Go live")
+            .on_hover_text("Connect to the helper and show this kernel live.")
+            .clicked()
+        {
+            commands.send(Command::GoLive);
+        }
+    });
+}
