@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 
-use crate::helper::{self, Started};
+use crate::helper;
 use crate::proc::{self, ChildGuard};
 use crate::{run, setup, workspace};
 
@@ -182,11 +182,7 @@ fn with_microscope(seconds: u64) -> Result<Measured> {
     let _cleanup = RemoveDir(dir.clone());
     let socket = dir.join("helper.sock");
 
-    let _helper = match helper::start(&workspace::built_binary("microscoped", true), &socket)? {
-        Started::Ours(guard) => guard,
-        Started::AlreadyRunning => bail!("something already listens on {}", socket.display()),
-        Started::NoPrivilege(how) => bail!("the helper needs root: {how}"),
-    };
+    let _helper = helper::start_own(&socket, "the benchmark")?;
 
     // The client outlives the loop by a margin: it needs a moment to
     // subscribe, and its last line reports the final partial second.

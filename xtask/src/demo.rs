@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 
-use crate::helper::{self, Started};
+use crate::helper;
 use crate::workload::Workload;
 use crate::{proc, run, setup, workspace};
 
@@ -48,13 +48,7 @@ pub fn run(options: &Options) -> Result<()> {
     proc::survive_ctrl_c();
 
     let socket = std::env::temp_dir().join(format!("microscope-demo-{}.sock", std::process::id()));
-    let _helper = match helper::start(&workspace::built_binary("microscoped", true), &socket)? {
-        Started::Ours(guard) => guard,
-        Started::AlreadyRunning => bail!("something already listens on {}", socket.display()),
-        Started::NoPrivilege(how) => {
-            bail!("recording the demo needs the helper, which needs root: {how}")
-        }
-    };
+    let _helper = helper::start_own(&socket, "recording the demo")?;
     let _workload = Workload::start()?;
 
     let mut record = Command::new(workspace::built_binary("microscope", true));

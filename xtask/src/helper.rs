@@ -29,6 +29,16 @@ pub enum Started {
     NoPrivilege(String),
 }
 
+/// Starts our own release-built helper on a fresh `socket` for `task`, which
+/// cannot go on without it (screenshot, demo, bench).
+pub fn start_own(socket: &Path, task: &str) -> Result<ChildGuard> {
+    match start(&workspace::built_binary("microscoped", true), socket)? {
+        Started::Ours(guard) => Ok(guard),
+        Started::AlreadyRunning => bail!("something already listens on {}", socket.display()),
+        Started::NoPrivilege(how) => bail!("{task} needs the helper, which needs root: {how}"),
+    }
+}
+
 /// Starts `binary --socket socket` as root and waits for the socket.
 ///
 /// Errors mean the helper started but failed (exited, or never created its

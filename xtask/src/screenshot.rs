@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
-use crate::helper::{self, Started};
+use crate::helper;
 use crate::proc::{self, ChildGuard};
 use crate::workload::Workload;
 use crate::{run, setup, workspace};
@@ -56,13 +56,7 @@ pub fn run(options: &Options) -> Result<()> {
     let (display, _xvfb) = start_xvfb()?;
     println!("screenshot: Xvfb on :{display}");
 
-    let _helper = match helper::start(&workspace::built_binary("microscoped", true), &socket)? {
-        Started::Ours(guard) => guard,
-        Started::AlreadyRunning => bail!("something already listens on {}", socket.display()),
-        Started::NoPrivilege(how) => {
-            bail!("the screenshot needs the helper, which needs root: {how}")
-        }
-    };
+    let _helper = helper::start_own(&socket, "the screenshot")?;
 
     let _workload = Workload::start()?;
 
