@@ -227,3 +227,49 @@ fn opening_a_recording_and_pressing_play_moves_the_timeline() {
     // The replay bar is there, with the way back to live data.
     harness.get_by_role_and_label(Role::Button, "Go live");
 }
+
+#[test]
+fn a_replayed_timeline_equals_the_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_recording(dir.path());
+    let epoch = Instant::now();
+
+    // Live: the ingest thread applies each message as it arrives.
+    let mut live = microscope::Model::new(epoch);
+    live.apply(Update::Connected(header().helper.into()));
+    live.apply(Update::Probes(
+        header()
+            .probes
+            .into_iter()
+            .map(microscope::Probe::from)
+            .collect(),
+    ));
+    let recording = microscope_wire::Recording::open(&path).unwrap();
+    for frame in recording.frames().unwrap() {
+        let frame = frame.unwrap();
+        let arrived = epoch + Duration::from_nanos(frame.recv_ns);
+        if let Some(update) = microscope::update_from_message(frame.message, arrived) {
+            live.apply(update);
+        }
+    }
+
+    // Replay of the same file, as fast as possible.
+    let (update_tx, updates) = bounded(1024);
+    let (controls, control_rx) = bounded(16);
+    controls
+        .send(ReplayControl::Speed(ReplaySpeed::Max))
+        .unwrap();
+    spawn_replay(path, epoch, update_tx, control_rx, Arc::new(|| {})).unwrap();
+    let mut replayed = microscope::Model::for_replay(epoch, false);
+    for update in drain_until_end(&updates) {
+        replayed.apply(update);
+    }
+
+    let id = "syscalls:sys_enter_openat";
+    let live_points = live.timeline.series(id).unwrap().points().to_vec();
+    assert!(!live_points.is_empty());
+    assert_eq!(
+        replayed.timeline.series(id).unwrap().points(),
+        &live_points[..]
+    );
+}
