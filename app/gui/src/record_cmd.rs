@@ -7,8 +7,7 @@
 //! scanning) up to its last whole frame.
 
 use microscope_wire::{
-    ClientError, ClientMessage, Connection, HelperMessage, RecordingError, RecordingHeader,
-    RecordingTotals, RecordingWriter,
+    ClientError, Connection, RecordingError, RecordingHeader, RecordingTotals, RecordingWriter,
 };
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -152,23 +151,15 @@ fn record_into(
     seconds: u64,
 ) -> Result<Option<String>, RecordError> {
     for id in probe_ids {
-        connection.send(&ClientMessage::Enable { probe: id.clone() })?;
-        loop {
-            let message = connection.recv()?;
-            writer.write_received(&message)?;
-            match message {
-                HelperMessage::ProbeState {
-                    probe,
-                    enabled: true,
-                } if probe == *id => break,
-                HelperMessage::Error { message } => {
-                    return Err(RecordError::EnableRefused {
-                        probe: id.clone(),
-                        message,
-                    });
-                }
-                _ => {}
-            }
+        let received = connection.enable_probe(id).map_err(|err| match err {
+            ClientError::Refused(message) => RecordError::EnableRefused {
+                probe: id.clone(),
+                message,
+            },
+            other => other.into(),
+        })?;
+        for message in &received {
+            writer.write_received(message)?;
         }
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);

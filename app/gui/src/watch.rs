@@ -26,9 +26,7 @@
 //! events the helper dropped because this client read too slowly.
 
 use crate::counter::CumulativeCounter;
-use microscope_wire::{
-    ClientError, ClientMessage, Connection, HelperMessage, ProbeInfo, ProbeKind,
-};
+use microscope_wire::{ClientError, Connection, HelperMessage, ProbeInfo, ProbeKind};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
@@ -317,23 +315,17 @@ pub fn run_watch(
 
     let mut tally = WatchTally::new(probes.clone());
     for probe in &probes {
-        connection.send(&ClientMessage::Enable {
-            probe: probe.id.clone(),
-        })?;
-        loop {
-            match connection.recv()? {
-                HelperMessage::ProbeState {
-                    probe: id,
-                    enabled: true,
-                } if id == probe.id => break,
-                HelperMessage::Error { message } => {
-                    return Err(WatchError::EnableRefused {
-                        probe: probe.id.clone(),
-                        message,
-                    });
-                }
-                other => tally.record(&other),
-            }
+        let received = connection
+            .enable_probe(&probe.id)
+            .map_err(|err| match err {
+                ClientError::Refused(message) => WatchError::EnableRefused {
+                    probe: probe.id.clone(),
+                    message,
+                },
+                other => other.into(),
+            })?;
+        for message in &received {
+            tally.record(message);
         }
     }
     // Whatever arrived while enabling only sets baselines.

@@ -87,19 +87,8 @@ fn signal(child: &Child, sig: nix::sys::signal::Signal) {
 }
 
 fn enable(conn: &mut Connection, probe: &str) {
-    conn.send(&ClientMessage::Enable {
-        probe: probe.into(),
-    })
-    .unwrap();
-    loop {
-        match conn.recv().unwrap() {
-            HelperMessage::ProbeState {
-                probe: p,
-                enabled: true,
-            } if p == probe => return,
-            HelperMessage::Error { message } => panic!("enabling {probe} failed: {message}"),
-            _ => {}
-        }
+    if let Err(err) = conn.enable_probe(probe) {
+        panic!("enabling {probe} failed: {err}");
     }
 }
 

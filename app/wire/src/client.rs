@@ -155,6 +155,31 @@ impl Connection {
         }
     }
 
+    /// Enables `probe` and waits for the helper to confirm it. Returns every
+    /// message received meanwhile, the confirmation last, so a caller that
+    /// records or counts the stream misses nothing. A helper error becomes
+    /// [`ClientError::Refused`].
+    pub fn enable_probe(&mut self, probe: &str) -> Result<Vec<HelperMessage>, ClientError> {
+        self.send(&ClientMessage::Enable {
+            probe: probe.to_owned(),
+        })?;
+        let mut received = Vec::new();
+        loop {
+            let message = self.recv()?;
+            let confirmed = matches!(
+                &message,
+                HelperMessage::ProbeState { probe: p, enabled: true } if p == probe
+            );
+            if let HelperMessage::Error { message } = message {
+                return Err(ClientError::Refused(message));
+            }
+            received.push(message);
+            if confirmed {
+                return Ok(received);
+            }
+        }
+    }
+
     /// Sets how long [`recv`](Self::recv) waits; `None` waits forever.
     pub fn set_recv_timeout(&self, timeout: Option<Duration>) -> Result<(), ClientError> {
         self.stream.set_read_timeout(timeout)?;
