@@ -14,22 +14,28 @@
 //! `probes_common::FIELD_GLOBALS`).
 #![no_std]
 #![no_main]
+// `atomic_xadd`: the eBPF target has no 64-bit atomic add otherwise.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::BPF_RB_NO_WAKEUP,
+    bindings::{BPF_F_USER_STACK, BPF_NOEXIST, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
+        bpf_probe_read_user_str_bytes,
     },
     macros::{fentry, map, tracepoint},
-    maps::{LruHashMap, PerCpuArray, RingBuf},
-    programs::{FEntryContext, TracePointContext},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
+    programs::{FEntryContext, TracePointContext, tracing::StackIdContext as _},
 };
+use microscope_ebpf::keep_current;
 use probes_common::{
     COMM_LEN, EVENT_KINDS, EventHeader, EventKind, FIELD_MISSING, LATENCY_BUCKETS, OpenatEvent,
-    RING_BYTES, SYSCALL_SLOTS, SYSCALL_START_ENTRIES, SchedExecEvent, SchedExitEvent,
-    SchedForkEvent, SchedSwitchEvent, SchedWakeupEvent,
+    ProcessFilterConfig, RING_BYTES, STACK_ENTRIES, SYSCALL_SLOTS, SYSCALL_START_ENTRIES,
+    SchedExecEvent, SchedExitEvent, SchedForkEvent, SchedSwitchEvent, SchedWakeupEvent, StackKey,
+    TracepointEvent, log2_bucket,
 };
 
 #[map]
@@ -51,6 +57,23 @@ static SYSCALL_LATENCY: PerCpuArray<u64> = PerCpuArray::with_max_entries(LATENCY
 /// that threads which die inside a syscall cannot fill it up.
 #[map]
 static SYSCALL_START: LruHashMap<u32, u64> = LruHashMap::with_max_entries(SYSCALL_START_ENTRIES, 0);
+
+/// The process filter (one entry; all zero keeps everything).
+#[map]
+static FILTER: Array<ProcessFilterConfig> = Array::with_max_entries(1, 0);
+
+/// Generic tracepoint records lost because `EVENTS` was full, per CPU, by
+/// the tracepoint's `common_type`.
+#[map]
+static TP_DROPS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(1024, 0);
+
+/// Kernel and user stacks captured at tracepoints with stacks on.
+#[map]
+static STACKS: StackTrace = StackTrace::with_max_entries(STACK_ENTRIES, 0);
+
+/// Hits per (tracepoint, process, stacks).
+#[map]
+static STACK_COUNTS: HashMap<StackKey, u64> = HashMap::with_max_entries(STACK_ENTRIES, 0);
 
 // Field offsets, set by the helper from tracefs (`FIELD_MISSING` until then).
 // Read through `offset()` so the compiler cannot fold them into constants.
@@ -155,6 +178,9 @@ fn count_drop(kind: EventKind) {
 /// without waking the reader. Counts a drop when the buffer is full.
 #[inline(always)]
 fn emit<T: 'static>(kind: EventKind, fill: impl FnOnce(*mut T)) -> u32 {
+    if !keep_current(FILTER.get(0)) {
+        return 0;
+    }
     match EVENTS.reserve::<T>(0) {
         Some(mut entry) => {
             fill(entry.as_mut_ptr());
@@ -270,6 +296,9 @@ pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
 /// `raw_syscalls:sys_enter`, counting: one per-CPU increment per syscall.
 #[tracepoint]
 pub fn sys_enter_count(ctx: TracePointContext) -> u32 {
+    if !keep_current(FILTER.get(0)) {
+        return 0;
+    }
     let record = record_prefix(&ctx);
     let id: i64 = field(&record, &RAW_ENTER_ID);
     if (0..i64::from(SYSCALL_SLOTS)).contains(&id)
@@ -284,6 +313,9 @@ pub fn sys_enter_count(ctx: TracePointContext) -> u32 {
 /// `raw_syscalls:sys_enter`, latency half: remember when this thread entered.
 #[tracepoint]
 pub fn sys_enter_latency(_ctx: TracePointContext) -> u32 {
+    if !keep_current(FILTER.get(0)) {
+        return 0;
+    }
     let tid = bpf_get_current_pid_tgid() as u32;
     // SAFETY: plain BPF helper.
     let now_ns = unsafe { bpf_ktime_get_ns() };
@@ -302,7 +334,7 @@ pub fn sys_exit_latency(_ctx: TracePointContext) -> u32 {
     // SAFETY: the pointer comes from a successful lookup; plain BPF helper.
     let (start_ns, now_ns) = unsafe { (*start, bpf_ktime_get_ns()) };
     let _ = SYSCALL_START.remove(tid);
-    let bucket = log2(now_ns.saturating_sub(start_ns));
+    let bucket = log2_bucket(now_ns.saturating_sub(start_ns));
     if let Some(slot) = SYSCALL_LATENCY.get_ptr_mut(bucket) {
         // SAFETY: per-CPU slot, written only from this CPU.
         unsafe { *slot += 1 };
@@ -310,18 +342,102 @@ pub fn sys_exit_latency(_ctx: TracePointContext) -> u32 {
     0
 }
 
-/// Floor of log2 of `v` (0 for 0), loop-free so the verifier sees a fixed
-/// number of instructions.
+/// Any tracepoint: copies the first `TP_RECORD_BYTES` of the record into
+/// the ring buffer; the helper decodes it from the tracepoint's format file,
+/// which it finds by the record's leading `common_type`.
+#[tracepoint]
+pub fn tracepoint_generic(ctx: TracePointContext) -> u32 {
+    if !keep_current(FILTER.get(0)) {
+        return 0;
+    }
+    copy_record(&ctx);
+    0
+}
+
+/// [`tracepoint_generic`] that also counts the kernel and user stacks of
+/// every hit in `STACK_COUNTS` ("how did the kernel get here").
+#[tracepoint]
+pub fn tracepoint_generic_stacks(ctx: TracePointContext) -> u32 {
+    if !keep_current(FILTER.get(0)) {
+        return 0;
+    }
+    copy_record(&ctx);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: the context is the tracepoint's; the helper reads 2 bytes.
+    let common_type = unsafe { bpf_probe_read_kernel(ctx.as_ptr().cast::<u16>()) }.unwrap_or(0);
+    let key = StackKey {
+        id: u32::from(common_type),
+        tgid: (pid_tgid >> 32) as u32,
+        kernel_stack: ctx.get_stackid(&STACKS, 0).map_or(-1, |id| id as i32),
+        user_stack: ctx
+            .get_stackid(&STACKS, u64::from(BPF_F_USER_STACK))
+            .map_or(-1, |id| id as i32),
+        comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
+    };
+    count_stack(&key);
+    0
+}
+
 #[inline(always)]
-fn log2(mut v: u64) -> u32 {
-    let mut r = 0;
-    for shift in [32u32, 16, 8, 4, 2, 1] {
-        if v >> shift != 0 {
-            v >>= shift;
-            r += shift;
+fn copy_record(ctx: &TracePointContext) {
+    match EVENTS.reserve::<TracepointEvent>(0) {
+        Some(mut entry) => {
+            let e = entry.as_mut_ptr();
+            // SAFETY: `e` points at a reserved record of the right size; the
+            // read helper copes with any address (bytes past a short record
+            // are more of the per-CPU trace buffer, never used).
+            let copied = unsafe {
+                (*e).header = header(EventKind::Tracepoint);
+                bpf_probe_read_kernel_buf(ctx.as_ptr().cast::<u8>(), &mut (*e).data)
+            };
+            if copied.is_ok() {
+                entry.submit(BPF_RB_NO_WAKEUP as u64);
+            } else {
+                entry.discard(BPF_RB_NO_WAKEUP as u64);
+            }
+        }
+        None => {
+            // SAFETY: reads the record's leading u16, `common_type`.
+            let common_type =
+                unsafe { bpf_probe_read_kernel(ctx.as_ptr().cast::<u16>()) }.unwrap_or(0);
+            let key = u32::from(common_type);
+            match TP_DROPS.get_ptr_mut(key) {
+                // SAFETY: per-CPU value, written only from this CPU.
+                Some(slot) => unsafe { *slot += 1 },
+                None => {
+                    let _ = TP_DROPS.insert(key, 1, 0);
+                }
+            }
         }
     }
-    r
+}
+
+#[inline(always)]
+fn count_stack(key: &StackKey) {
+    match STACK_COUNTS.get_ptr_mut(key) {
+        // SAFETY: shared across CPUs: an atomic add keeps counts exact.
+        Some(count) => unsafe {
+            core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+                count, 1,
+            );
+        },
+        None => {
+            // Another CPU may insert the same key first: BPF_NOEXIST then
+            // fails and this hit is retried as an add.
+            if STACK_COUNTS.insert(key, 1, u64::from(BPF_NOEXIST)).is_err()
+                && let Some(count) = STACK_COUNTS.get_ptr_mut(key)
+            {
+                // SAFETY: as above.
+                unsafe {
+                    core::intrinsics::atomic_xadd::<
+                        u64,
+                        u64,
+                        { core::intrinsics::AtomicOrdering::Relaxed },
+                    >(count, 1);
+                }
+            }
+        }
+    }
 }
 
 /// Never attached: the helper only tries to load it, to learn whether this

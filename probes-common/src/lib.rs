@@ -47,10 +47,12 @@ pub enum EventKind {
     SchedExit = 4,
     /// `syscalls:sys_enter_openat`, [`OpenatEvent`].
     Openat = 5,
+    /// Any tracepoint, copied raw for the helper to decode, [`TracepointEvent`].
+    Tracepoint = 6,
 }
 
 /// Number of [`EventKind`]s, the length of the `DROPS` array.
-pub const EVENT_KINDS: u32 = 6;
+pub const EVENT_KINDS: u32 = 7;
 
 impl EventKind {
     /// Every kind, in discriminant order.
@@ -61,6 +63,7 @@ impl EventKind {
         EventKind::SchedExec,
         EventKind::SchedExit,
         EventKind::Openat,
+        EventKind::Tracepoint,
     ];
 
     /// The kind stored as `raw`, if it is one.
@@ -247,6 +250,144 @@ field_globals! {
 /// need it are not attached.
 pub const FIELD_MISSING: u32 = u32::MAX;
 
+/// Bytes of a tracepoint record the generic program copies: the fixed
+/// fields and, behind them, the `__data_loc` strings and arrays (cut off at
+/// this length; the helper marks what did not fit).
+pub const TP_RECORD_BYTES: usize = 256;
+
+/// Any tracepoint's raw record. The record starts with `common_type`, the
+/// tracepoint's id in tracefs, which tells the helper how to decode it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TracepointEvent {
+    pub header: EventHeader,
+    /// The first [`TP_RECORD_BYTES`] bytes of the record.
+    pub data: [u8; TP_RECORD_BYTES],
+}
+
+const _: () = assert!(core::mem::size_of::<TracepointEvent>() == 40 + TP_RECORD_BYTES);
+
+/// Key of the in-kernel stack counts (`STACK_COUNTS` maps): who, where.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StackKey {
+    /// What captured it: a tracepoint's `common_type`, or an object-defined
+    /// id (for example 0 = on-CPU sample).
+    pub id: u32,
+    /// Process id.
+    pub tgid: u32,
+    /// Kernel stack id in the `STACKS` map, negative when not captured.
+    pub kernel_stack: i32,
+    /// User stack id in the `STACKS` map, negative when not captured.
+    pub user_stack: i32,
+    /// Command name of the thread, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<StackKey>() == 32);
+
+/// Distinct stacks each `STACKS` map holds.
+pub const STACK_ENTRIES: u32 = 16_384;
+/// Frames kept per stack (the kernel's `PERF_MAX_STACK_DEPTH` is 127).
+pub const STACK_DEPTH: u32 = 127;
+
+/// [`ProcessFilterConfig::flags`]: keep only this process id (tgid).
+pub const FILTER_PID: u32 = 1;
+/// [`ProcessFilterConfig::flags`]: keep only this command name.
+pub const FILTER_COMM: u32 = 2;
+/// [`ProcessFilterConfig::flags`]: keep only this cgroup v2 id.
+pub const FILTER_CGROUP: u32 = 4;
+
+/// The in-kernel process filter, the single entry of each object's `FILTER`
+/// array map. Every program checks it first, so filtered-out events cost a
+/// map lookup and a compare, never a ring buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessFilterConfig {
+    /// Which conditions are set ([`FILTER_PID`] | [`FILTER_COMM`] |
+    /// [`FILTER_CGROUP`]); 0 keeps everything.
+    pub flags: u32,
+    /// Process id to keep.
+    pub tgid: u32,
+    /// cgroup v2 id to keep (`bpf_get_current_cgroup_id`).
+    pub cgroup: u64,
+    /// Command name to keep, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<ProcessFilterConfig>() == 32);
+
+impl ProcessFilterConfig {
+    /// Whether a task with these properties passes the filter.
+    #[inline(always)]
+    pub fn keeps(&self, tgid: u32, comm: &[u8; COMM_LEN], cgroup: impl FnOnce() -> u64) -> bool {
+        if self.flags & FILTER_PID != 0 && self.tgid != tgid {
+            return false;
+        }
+        if self.flags & FILTER_COMM != 0 && self.comm != *comm {
+            return false;
+        }
+        if self.flags & FILTER_CGROUP != 0 && self.cgroup != cgroup() {
+            return false;
+        }
+        true
+    }
+}
+
+/// The log2 bucket of `value`: `i` such that `2^i <= value < 2^(i+1)`,
+/// bucket 0 for 0 and 1. Always below [`LATENCY_BUCKETS`]. Loop-free, so
+/// the eBPF verifier sees a fixed number of instructions.
+#[inline(always)]
+pub fn log2_bucket(mut value: u64) -> u32 {
+    let mut bucket = 0;
+    for shift in [32u32, 16, 8, 4, 2, 1] {
+        if value >> shift != 0 {
+            value >>= shift;
+            bucket += shift;
+        }
+    }
+    bucket
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log2_bucket_bounds() {
+        assert_eq!(log2_bucket(0), 0);
+        assert_eq!(log2_bucket(1), 0);
+        assert_eq!(log2_bucket(2), 1);
+        assert_eq!(log2_bucket(1023), 9);
+        assert_eq!(log2_bucket(1024), 10);
+        assert_eq!(log2_bucket(u64::MAX), 63);
+    }
+
+    #[test]
+    fn filter_keeps_what_matches() {
+        let comm = *b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0";
+        let other = *b"dog\0\0\0\0\0\0\0\0\0\0\0\0\0";
+        let all = ProcessFilterConfig::default();
+        assert!(all.keeps(7, &comm, || 1));
+        let pid = ProcessFilterConfig {
+            flags: FILTER_PID,
+            tgid: 7,
+            ..all
+        };
+        assert!(pid.keeps(7, &other, || 1));
+        assert!(!pid.keeps(8, &comm, || 1));
+        let both = ProcessFilterConfig {
+            flags: FILTER_PID | FILTER_COMM | FILTER_CGROUP,
+            tgid: 7,
+            comm,
+            cgroup: 42,
+        };
+        assert!(both.keeps(7, &comm, || 42));
+        assert!(!both.keeps(7, &other, || 42));
+        assert!(!both.keeps(7, &comm, || 41));
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all these are `#[repr(C)]`, `Copy`, made only of integers and
@@ -265,4 +406,10 @@ mod pod {
     unsafe impl aya::Pod for super::SchedExitEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::OpenatEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProcessFilterConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TracepointEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::StackKey {}
 }

@@ -170,6 +170,7 @@ const PATHS: [&str; 8] = [
 fn header() -> RecordingHeader {
     let yes = || Availability::yes("synthetic");
     let probe = |id: &str, key, kind| ProbeInfo {
+        fields: Vec::new(),
         id: id.to_owned(),
         key,
         subsystem: "Synthetic".to_owned(),
@@ -323,6 +324,7 @@ fn write_synthetic(path: &Path, events: u64) -> Result<u64> {
             writer.write(
                 recv_ns,
                 &HelperMessage::Aggregates(Aggregates {
+                    functions: Vec::new(),
                     ts_ns,
                     syscall_counts: vec![(0, syscalls / 2), (257, syscalls / 2)],
                     latency_log2_ns: Vec::new(),

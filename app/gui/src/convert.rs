@@ -14,6 +14,9 @@ impl From<wire::ProbeKind> for ProbeKind {
             wire::ProbeKind::Stream => Self::Stream,
             wire::ProbeKind::SyscallCounts => Self::SyscallCounts,
             wire::ProbeKind::SyscallLatency => Self::SyscallLatency,
+            wire::ProbeKind::Fields => Self::Fields,
+            wire::ProbeKind::Function => Self::Function,
+            wire::ProbeKind::Stacks => Self::Stacks,
         }
     }
 }
@@ -28,6 +31,11 @@ impl From<wire::ProbeInfo> for Probe {
             kind: info.kind.into(),
             unavailable_reason: (!info.availability.available).then_some(info.availability.reason),
             enabled: info.enabled,
+            fields: info
+                .fields
+                .into_iter()
+                .map(|field| (field.name, field.c_type))
+                .collect(),
         }
     }
 }
@@ -112,8 +120,26 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
                     .sum()
             }),
             latency_log2_ns: aggregates.latency_log2_ns,
+            functions: aggregates
+                .functions
+                .into_iter()
+                .map(|f| (f.probe, f.calls, f.latency_log2_ns))
+                .collect(),
         },
         wire::HelperMessage::Error { message } => Update::HelperError { message },
+        wire::HelperMessage::ProbeAdded(info) => Update::ProbeAdded(info.into()),
+        wire::HelperMessage::Tracepoints(names) => Update::Tracepoints(names),
+        wire::HelperMessage::KernelFunctions {
+            contains,
+            names,
+            truncated,
+        } => Update::KernelFunctions {
+            contains,
+            names,
+            truncated,
+        },
+        wire::HelperMessage::Filter(filter) => Update::Filter(filter),
+        wire::HelperMessage::Stacks(batch) => Update::Stacks(batch),
     })
 }
 
@@ -274,6 +300,7 @@ mod tests {
     #[test]
     fn an_unavailable_probe_keeps_its_reason() {
         let probe = Probe::from(wire::ProbeInfo {
+            fields: Vec::new(),
             id: "kprobe:do_sys_openat2".into(),
             key: 9,
             subsystem: "Files".into(),
@@ -293,6 +320,7 @@ mod tests {
     fn empty_syscall_counts_mean_counting_is_off() {
         let now = Instant::now();
         let aggregates = wire::Aggregates {
+            functions: Vec::new(),
             ts_ns: 0,
             syscall_counts: vec![],
             latency_log2_ns: vec![],

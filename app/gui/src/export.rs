@@ -43,8 +43,8 @@
 //! real call stacks come with the on-CPU profiler (TODO(#5)).
 
 use microscope_wire::{
-    Aggregates, Event, EventData, HelperMessage, RecordedFrame, Recording, RecordingError,
-    RecordingHeader,
+    Aggregates, Event, EventData, FieldValue, HelperMessage, ProbeInfo, RecordedFrame, Recording,
+    RecordingError, RecordingHeader,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -106,6 +106,7 @@ enum Field<'a> {
     Signed(i64),
     Text(&'a str),
     Flag(bool),
+    Bytes(&'a [u8]),
 }
 
 impl fmt::Display for Field<'_> {
@@ -115,6 +116,12 @@ impl fmt::Display for Field<'_> {
             Self::Signed(n) => write!(f, "{n}"),
             Self::Text(s) => f.write_str(s),
             Self::Flag(b) => write!(f, "{b}"),
+            Self::Bytes(b) => {
+                for byte in *b {
+                    write!(f, "{byte:02x}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -126,13 +133,17 @@ impl From<&Field<'_>> for Value {
             Field::Signed(n) => json!(n),
             Field::Text(s) => json!(s),
             Field::Flag(b) => json!(b),
+            Field::Bytes(_) => json!(field.to_string()),
         }
     }
 }
 
 /// The probe-specific fields of an event, by name.
-fn fields(data: &EventData) -> Vec<(&'static str, Field<'_>)> {
-    use Field::{Flag, Signed, Text, Unsigned};
+///
+/// `names` are the field names of a generically decoded probe
+/// ([`ProbeInfo::fields`](microscope_wire::ProbeInfo::fields)).
+fn fields<'a>(data: &'a EventData, names: &'a [String]) -> Vec<(&'a str, Field<'a>)> {
+    use Field::{Bytes, Flag, Signed, Text, Unsigned};
     match data {
         EventData::SchedSwitch {
             prev_pid,
@@ -198,28 +209,61 @@ fn fields(data: &EventData) -> Vec<(&'static str, Field<'_>)> {
             ("flags", Unsigned((*flags).into())),
             ("mode", Unsigned((*mode).into())),
         ],
+        EventData::Fields(values) => values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                let name = names.get(i).map_or("?", String::as_str);
+                let field = match value {
+                    FieldValue::Int(n) => Signed(*n),
+                    FieldValue::Uint(n) => Unsigned(*n),
+                    FieldValue::Str(s) => Text(s),
+                    FieldValue::Bytes(b) => Bytes(b),
+                    FieldValue::Missing => Text("(missing)"),
+                };
+                (name, field)
+            })
+            .collect(),
     }
 }
 
-/// Probe ids by key, with a stand-in for keys the catalogue lacks.
-struct ProbeNames(HashMap<u16, String>);
+/// Probe ids and field names by key, with a stand-in for keys the catalogue
+/// lacks. Probes created while recording arrive as
+/// [`HelperMessage::ProbeAdded`] frames: [`ProbeNames::learn`] them.
+struct ProbeNames(HashMap<u16, (String, Vec<String>)>);
 
 impl ProbeNames {
     fn new(header: &RecordingHeader) -> Self {
-        Self(
-            header
-                .probes
-                .iter()
-                .map(|probe| (probe.key, probe.id.clone()))
-                .collect(),
-        )
+        let mut names = Self(HashMap::new());
+        for probe in &header.probes {
+            names.add(probe);
+        }
+        names
+    }
+
+    fn add(&mut self, probe: &ProbeInfo) {
+        let fields = probe.fields.iter().map(|f| f.name.clone()).collect();
+        self.0.insert(probe.key, (probe.id.clone(), fields));
+    }
+
+    /// Takes note of probes a message introduces.
+    fn learn(&mut self, message: &HelperMessage) {
+        match message {
+            HelperMessage::ProbeAdded(probe) => self.add(probe),
+            HelperMessage::Probes(probes) => probes.iter().for_each(|probe| self.add(probe)),
+            _ => {}
+        }
     }
 
     fn name(&self, key: u16) -> String {
         self.0
             .get(&key)
-            .cloned()
+            .map(|(id, _)| id.clone())
             .unwrap_or_else(|| format!("probe#{key}"))
+    }
+
+    fn fields(&self, key: u16) -> &[String] {
+        self.0.get(&key).map_or(&[], |(_, fields)| fields)
     }
 }
 
@@ -228,12 +272,22 @@ fn micros(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
-/// The events of every batch, in file order.
-fn events(frames: impl IntoIterator<Item = RecordedFrame>) -> impl Iterator<Item = Event> {
-    frames.into_iter().flat_map(|frame| match frame.message {
-        HelperMessage::Batch(batch) => batch.events,
-        _ => Vec::new(),
-    })
+/// The events of every batch, in file order, and the probe names learnt
+/// from the frames read so far.
+fn for_each_event(
+    frames: impl IntoIterator<Item = RecordedFrame>,
+    names: &mut ProbeNames,
+    mut each: impl FnMut(&ProbeNames, Event) -> io::Result<()>,
+) -> io::Result<()> {
+    for frame in frames {
+        names.learn(&frame.message);
+        if let HelperMessage::Batch(batch) = frame.message {
+            for event in batch.events {
+                each(names, event)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes trace events separated by commas inside the `traceEvents` array.
@@ -302,6 +356,7 @@ pub fn export_perfetto(
     };
     let mut events = 0;
     for frame in frames {
+        state.names.learn(&frame.message);
         match frame.message {
             HelperMessage::Batch(batch) => {
                 events += batch.events.len() as u64;
@@ -367,7 +422,7 @@ impl PerfettoState {
         }
         let mut args = serde_json::Map::new();
         args.insert("cpu".into(), json!(event.cpu));
-        for (key, value) in fields(&event.data) {
+        for (key, value) in fields(&event.data, self.names.fields(event.probe)) {
             args.insert(key.into(), Value::from(&value));
         }
         trace.event(&json!({
@@ -455,12 +510,12 @@ pub fn export_csv(
     frames: impl IntoIterator<Item = RecordedFrame>,
     out: impl Write,
 ) -> io::Result<u64> {
-    let names = ProbeNames::new(header);
+    let mut names = ProbeNames::new(header);
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(["ts_ns", "cpu", "probe", "pid", "tgid", "comm", "fields"])?;
     let mut rows = 0;
-    for event in events(frames) {
-        let fields = fields(&event.data)
+    for_each_event(frames, &mut names, |names, event| {
+        let fields = fields(&event.data, names.fields(event.probe))
             .iter()
             .map(|(key, value)| format!("{key}={value}"))
             .collect::<Vec<_>>()
@@ -475,7 +530,8 @@ pub fn export_csv(
             fields,
         ])?;
         rows += 1;
-    }
+        Ok(())
+    })?;
     writer.flush()?;
     Ok(rows)
 }
@@ -491,13 +547,14 @@ pub fn export_folded(
     frames: impl IntoIterator<Item = RecordedFrame>,
     mut out: impl Write,
 ) -> io::Result<u64> {
-    let names = ProbeNames::new(header);
+    let mut names = ProbeNames::new(header);
     let mut counts: BTreeMap<(String, u16), u64> = BTreeMap::new();
     let mut total = 0;
-    for event in events(frames) {
+    for_each_event(frames, &mut names, |_, event| {
         *counts.entry((event.comm, event.probe)).or_default() += 1;
         total += 1;
-    }
+        Ok(())
+    })?;
     for ((comm, probe), count) in counts {
         writeln!(
             out,

@@ -71,10 +71,11 @@ pub fn format_info(recording: &Recording) -> String {
     for probe in header.probes.iter().filter(|probe| probe.enabled) {
         if !rows.iter().any(|(id, _)| *id == probe.id) {
             let events = match probe.kind {
-                ProbeKind::Stream => "0".to_owned(),
-                ProbeKind::SyscallCounts | ProbeKind::SyscallLatency => {
-                    "- (aggregated in the kernel, see aggregates)".to_owned()
-                }
+                ProbeKind::Stream | ProbeKind::Fields => "0".to_owned(),
+                ProbeKind::SyscallCounts
+                | ProbeKind::SyscallLatency
+                | ProbeKind::Function
+                | ProbeKind::Stacks => "- (aggregated in the kernel, see aggregates)".to_owned(),
             };
             rows.push((probe.id.clone(), events));
         }

@@ -125,7 +125,13 @@ impl Ingest {
             ClientMessage::Disable { probe } => {
                 self.wanted.remove(probe);
             }
-            ClientMessage::ListProbes => {}
+            // One-off questions and settings the helper keeps: nothing to
+            // repeat after a reconnect.
+            ClientMessage::ListProbes
+            | ClientMessage::SetOptions { .. }
+            | ClientMessage::ListTracepoints
+            | ClientMessage::ListKernelFunctions { .. }
+            | ClientMessage::SetFilter(_) => {}
         }
     }
 

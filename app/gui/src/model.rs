@@ -57,6 +57,14 @@ pub struct Model {
     aggregate_arrivals: BTreeMap<String, Instant>,
     /// Where the replay stands, when showing a recording.
     pub replay: Option<ReplayStatus>,
+    /// Every tracepoint of the traced kernel, once asked for.
+    pub tracepoints: Vec<String>,
+    /// The last kernel function search: (query, names, truncated).
+    pub kernel_functions: Option<(String, Vec<String>, bool)>,
+    /// The in-kernel process filter in force.
+    pub filter: microscope_wire::ProcessFilter,
+    /// Calls and latency histogram of each enabled function probe, by id.
+    pub functions: BTreeMap<String, (u64, LatencyHistogram)>,
     /// Start of the time axis of every view.
     epoch: Instant,
 }
@@ -77,6 +85,10 @@ impl Model {
             aggregate_counters: BTreeMap::new(),
             aggregate_arrivals: BTreeMap::new(),
             replay: None,
+            tracepoints: Vec::new(),
+            kernel_functions: None,
+            filter: microscope_wire::ProcessFilter::default(),
+            functions: BTreeMap::new(),
             epoch,
         }
     }
@@ -199,15 +211,27 @@ impl Model {
                 arrived,
                 syscall_total,
                 latency_log2_ns,
+                functions,
             } => {
                 self.latency.observe(&latency_log2_ns);
                 let latency_total =
                     (!latency_log2_ns.is_empty()).then(|| latency_log2_ns.iter().sum());
                 for probe in self.probes.iter().filter(|p| p.enabled) {
                     let total = match probe.kind {
-                        ProbeKind::Stream => continue,
+                        ProbeKind::Stream | ProbeKind::Fields | ProbeKind::Stacks => continue,
                         ProbeKind::SyscallCounts => syscall_total,
                         ProbeKind::SyscallLatency => latency_total,
+                        ProbeKind::Function => {
+                            let Some((_, calls, buckets)) =
+                                functions.iter().find(|(key, _, _)| *key == probe.key)
+                            else {
+                                continue;
+                            };
+                            let entry = self.functions.entry(probe.id.clone()).or_default();
+                            entry.0 = *calls;
+                            entry.1.observe(buckets);
+                            Some(*calls)
+                        }
                     };
                     let Some(total) = total else { continue };
                     let increase = self
@@ -226,6 +250,19 @@ impl Model {
                 }
             }
             Update::HelperError { message } => self.last_helper_error = Some(message),
+            Update::ProbeAdded(probe) => match self.probes.iter_mut().find(|p| p.id == probe.id) {
+                Some(known) => *known = probe,
+                None => self.probes.push(probe),
+            },
+            Update::Tracepoints(names) => self.tracepoints = names,
+            Update::KernelFunctions {
+                contains,
+                names,
+                truncated,
+            } => self.kernel_functions = Some((contains, names, truncated)),
+            Update::Filter(filter) => self.filter = filter,
+            // The flame graph's store takes these (issue 4).
+            Update::Stacks(_) => {}
             Update::ReplayReset => {
                 let connection = self.connection.clone();
                 *self = Self {
@@ -260,6 +297,7 @@ mod tests {
 
     fn probe(id: &str, key: u16, kind: ProbeKind) -> Probe {
         Probe {
+            fields: Vec::new(),
             id: id.into(),
             key,
             subsystem: "Test".into(),
@@ -341,6 +379,7 @@ mod tests {
             probe("latency", 2, ProbeKind::SyscallLatency),
         ]));
         let aggregates = |total, latency: Vec<u64>| Update::Aggregates {
+            functions: Vec::new(),
             arrived: epoch,
             syscall_total: Some(total),
             latency_log2_ns: latency,

@@ -61,6 +61,9 @@ fn kind_name(kind: ProbeKind) -> &'static str {
         ProbeKind::Stream => "stream",
         ProbeKind::SyscallCounts => "syscall-counts",
         ProbeKind::SyscallLatency => "syscall-latency",
+        ProbeKind::Fields => "stream-fields",
+        ProbeKind::Function => "function",
+        ProbeKind::Stacks => "stacks",
     }
 }
 
@@ -84,6 +87,7 @@ mod tests {
         };
         let probes = vec![
             ProbeInfo {
+                fields: Vec::new(),
                 id: "sched:sched_switch".into(),
                 key: 1,
                 subsystem: "Scheduler".into(),
@@ -93,6 +97,7 @@ mod tests {
                 enabled: false,
             },
             ProbeInfo {
+                fields: Vec::new(),
                 id: "kprobe:vfs_read".into(),
                 key: 2,
                 subsystem: "Files".into(),

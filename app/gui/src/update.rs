@@ -17,6 +17,20 @@ pub enum ProbeKind {
     SyscallCounts,
     /// Cumulative in-kernel log2 latency histogram.
     SyscallLatency,
+    /// One event per occurrence with fields decoded from the tracepoint's
+    /// format file.
+    Fields,
+    /// Calls and latency of a kernel or user function, counted in the kernel.
+    Function,
+    /// Stack counts (profiles, off-CPU time).
+    Stacks,
+}
+
+impl ProbeKind {
+    /// Whether every occurrence arrives as its own event.
+    pub fn is_streamed(self) -> bool {
+        matches!(self, Self::Stream | Self::Fields)
+    }
 }
 
 /// One probe of the catalogue, as the UI shows it.
@@ -36,6 +50,8 @@ pub struct Probe {
     pub unavailable_reason: Option<String>,
     /// Whether the helper currently sends it to us.
     pub enabled: bool,
+    /// For [`ProbeKind::Fields`]: field names and C types, in event order.
+    pub fields: Vec<(String, String)>,
 }
 
 impl Probe {
@@ -127,7 +143,27 @@ pub enum Update {
         syscall_total: Option<u64>,
         /// 64 log2 latency buckets in ns; empty if the latency probe is off.
         latency_log2_ns: Vec<u64>,
+        /// Function probes: `(key, calls, 64 log2 latency buckets)`.
+        functions: Vec<(u16, u64, Vec<u64>)>,
     },
+    /// A probe created on demand (any tracepoint or function) joined the
+    /// catalogue.
+    ProbeAdded(Probe),
+    /// Every tracepoint of the traced kernel, `category:name`.
+    Tracepoints(Vec<String>),
+    /// Kernel functions matching a search.
+    KernelFunctions {
+        /// What was searched for.
+        contains: String,
+        /// Matching names.
+        names: Vec<String>,
+        /// More matched than were listed.
+        truncated: bool,
+    },
+    /// The in-kernel process filter now in force, in words.
+    Filter(microscope_wire::ProcessFilter),
+    /// Stack counts for the flame graph and paths views.
+    Stacks(microscope_wire::StackBatch),
     /// A replay is about to (re)start from the beginning: forget all data.
     ReplayReset,
     /// Where the replay's playhead is.

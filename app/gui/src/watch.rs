@@ -163,7 +163,9 @@ impl WatchTally {
             HelperMessage::Batch(batch) => {
                 for event in &batch.events {
                     for (probe, count) in self.probes.iter().zip(&mut self.window) {
-                        if probe.kind == ProbeKind::Stream && probe.key == event.probe {
+                        if matches!(probe.kind, ProbeKind::Stream | ProbeKind::Fields)
+                            && probe.key == event.probe
+                        {
                             *count += 1;
                         }
                     }
@@ -206,11 +208,30 @@ impl WatchTally {
                             *count += counter.advance(total);
                         }
                     }
+                    if probe.kind == ProbeKind::Function
+                        && let Some(stats) =
+                            aggregates.functions.iter().find(|f| f.probe == probe.key)
+                    {
+                        *count += counter.advance(stats.calls);
+                    }
+                }
+            }
+            HelperMessage::Stacks(batch) => {
+                for stack in &batch.stacks {
+                    for (probe, count) in self.probes.iter().zip(&mut self.window) {
+                        if probe.kind == ProbeKind::Stacks && probe.key == stack.probe {
+                            *count += stack.value;
+                        }
+                    }
                 }
             }
             HelperMessage::Hello(_)
             | HelperMessage::Probes(_)
             | HelperMessage::ProbeState { .. }
+            | HelperMessage::ProbeAdded(_)
+            | HelperMessage::Tracepoints(_)
+            | HelperMessage::KernelFunctions { .. }
+            | HelperMessage::Filter(_)
             | HelperMessage::Error { .. } => {}
         }
     }
@@ -394,6 +415,7 @@ mod tests {
 
     fn aggregates(counts: &[u64], latency: &[u64]) -> HelperMessage {
         HelperMessage::Aggregates(Aggregates {
+            functions: Vec::new(),
             ts_ns: 0,
             syscall_counts: counts
                 .iter()

@@ -34,6 +34,7 @@ fn connected() -> Fixture {
         .with_size([1000.0, 640.0])
         .build_ui_state(|ui, app: &mut MicroscopeApp| app.show_ui(ui), app);
     let probe = |id: &str, key| Probe {
+        fields: Vec::new(),
         id: id.into(),
         key,
         subsystem: "Scheduler".into(),

@@ -38,6 +38,7 @@ fn fixture() -> Fixture {
 
 fn probe(id: &str, key: u16, subsystem: &str, unavailable_reason: Option<&str>) -> Probe {
     Probe {
+        fields: Vec::new(),
         id: id.into(),
         key,
         subsystem: subsystem.into(),

@@ -52,6 +52,7 @@ fn hello() -> HelperInfo {
 
 fn probes() -> Vec<ProbeInfo> {
     vec![ProbeInfo {
+        fields: Vec::new(),
         id: "sched:sched_switch".into(),
         key: 1,
         subsystem: "Scheduler".into(),
@@ -111,6 +112,7 @@ fn serve_one(listener: &UnixListener, seen: &Sender<ClientMessage>, hang_up_afte
                     send(&mut stream, &HelperMessage::Batch(batch));
                 }
                 ClientMessage::Disable { .. } => {}
+                _ => {}
             }
             seen.send(message).unwrap();
             handled += 1;

@@ -36,6 +36,7 @@ fn header() -> RecordingHeader {
             },
         },
         vec![ProbeInfo {
+            fields: Vec::new(),
             id: "syscalls:sys_enter_openat".into(),
             key: OPENAT_KEY,
             subsystem: "System calls".into(),

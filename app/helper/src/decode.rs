@@ -62,6 +62,7 @@ pub fn decode_record(
     let kind = record_kind(bytes)?;
     let k = Some(kind);
     let (header, data) = match kind {
+        EventKind::Tracepoint => return Err(DecodeError::UnknownKind(kind as u32)),
         EventKind::SchedSwitch => {
             let e: SchedSwitchEvent = read(bytes, k)?;
             (

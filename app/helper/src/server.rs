@@ -365,6 +365,12 @@ fn handle_message(
                 enabled: false,
             }
         }
+        ClientMessage::SetOptions { .. }
+        | ClientMessage::ListTracepoints
+        | ClientMessage::ListKernelFunctions { .. }
+        | ClientMessage::SetFilter(_) => HelperMessage::Error {
+            message: "this helper does not handle that request yet".to_owned(),
+        },
     }
 }
 
@@ -397,6 +403,7 @@ pub fn probe_list(tracer: &Tracer, enabled: &BTreeSet<u16>) -> Vec<ProbeInfo> {
                 kind: p.kind,
                 availability: tracer.availability(key),
                 enabled: enabled.contains(&key),
+                fields: Vec::new(),
             }
         })
         .collect()

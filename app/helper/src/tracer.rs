@@ -251,6 +251,7 @@ impl Tracer {
             Vec::new()
         };
         Aggregates {
+            functions: Vec::new(),
             ts_ns,
             syscall_counts,
             latency_log2_ns,

@@ -32,8 +32,9 @@ pub use codec::{
     FrameDecoder, MAGIC, MAX_FRAME_BYTES, PROTOCOL_VERSION, Preamble, WireError, encode_frame,
 };
 pub use messages::{
-    Aggregates, Availability, Capabilities, ClientMessage, Event, EventBatch, EventData,
-    HelperInfo, HelperMessage, ProbeInfo, ProbeKind, ProbeStats,
+    Aggregates, Availability, Capabilities, ClientMessage, Event, EventBatch, EventData, FieldInfo,
+    FieldValue, Frame, FunctionStats, HelperInfo, HelperMessage, MAX_LISTED_FUNCTIONS, ProbeInfo,
+    ProbeKind, ProbeOptions, ProbeStats, ProcessFilter, StackBatch, StackCount,
 };
 pub use recording::{
     Damage, DamageReason, DecodedFrame, FLUSH_INTERVAL, FOOTER_LEN, FOOTER_MAGIC,

@@ -18,6 +18,78 @@ pub enum ClientMessage {
         /// Probe id.
         probe: String,
     },
+    /// Change how a probe collects (stacks, sampling rate). Applies from the
+    /// next time it is attached, and re-attaches it now if it is enabled.
+    /// Answered with [`HelperMessage::ProbeState`] or an error.
+    SetOptions {
+        /// Probe id.
+        probe: String,
+        /// The new options.
+        options: ProbeOptions,
+    },
+    /// Ask for every tracepoint of the running kernel; answered with
+    /// [`HelperMessage::Tracepoints`].
+    ListTracepoints,
+    /// Ask for kernel functions whose name contains `contains`; answered with
+    /// [`HelperMessage::KernelFunctions`].
+    ListKernelFunctions {
+        /// Substring to look for (case-sensitive, like kernel symbols).
+        contains: String,
+    },
+    /// Keep only events of matching processes, in the kernel. An empty
+    /// filter keeps everything. The filter is shared by every client of the
+    /// helper; each is told with [`HelperMessage::Filter`].
+    SetFilter(ProcessFilter),
+}
+
+/// How a probe collects, beyond what its id says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeOptions {
+    /// Capture the kernel and user stack at every hit and count hits per
+    /// stack in the kernel ("how did the kernel get here").
+    pub stacks: bool,
+    /// For `profile:cpu`: samples per second per CPU (0 = the default, 99).
+    pub sample_hz: u32,
+    /// For `profile:offcpu`: ignore blocks shorter than this, in µs
+    /// (0 = the default, 1 ms).
+    pub min_block_us: u64,
+}
+
+/// Which processes' events the kernel keeps. Every set condition must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessFilter {
+    /// Process id (tgid).
+    pub pid: Option<u32>,
+    /// Command name, exact (as `comm`, at most 15 bytes).
+    pub comm: Option<String>,
+    /// cgroup v2 id (the inode number of the cgroup's directory).
+    pub cgroup: Option<u64>,
+}
+
+impl ProcessFilter {
+    /// Whether the filter keeps everything.
+    pub fn is_empty(&self) -> bool {
+        self.pid.is_none() && self.comm.is_none() && self.cgroup.is_none()
+    }
+}
+
+impl std::fmt::Display for ProcessFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return f.write_str("all processes");
+        }
+        let mut parts = Vec::new();
+        if let Some(pid) = self.pid {
+            parts.push(format!("pid {pid}"));
+        }
+        if let Some(comm) = &self.comm {
+            parts.push(format!("command {comm}"));
+        }
+        if let Some(cgroup) = self.cgroup {
+            parts.push(format!("cgroup {cgroup}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
 }
 
 /// Helper → client.
@@ -45,7 +117,30 @@ pub enum HelperMessage {
         /// A sentence for a person.
         message: String,
     },
+    /// A probe that was not in the catalogue (any tracepoint, kernel or user
+    /// function) was created for an [`ClientMessage::Enable`]; sent before
+    /// its [`HelperMessage::ProbeState`].
+    ProbeAdded(ProbeInfo),
+    /// Every tracepoint of the running kernel, `category:name`, sorted.
+    Tracepoints(Vec<String>),
+    /// Kernel functions that can be probed, answering
+    /// [`ClientMessage::ListKernelFunctions`].
+    KernelFunctions {
+        /// The substring asked for.
+        contains: String,
+        /// Matching names, sorted, at most [`MAX_LISTED_FUNCTIONS`].
+        names: Vec<String>,
+        /// More matched than were listed.
+        truncated: bool,
+    },
+    /// The in-kernel process filter now in force.
+    Filter(ProcessFilter),
+    /// Stack counts collected in the kernel since the previous batch.
+    Stacks(StackBatch),
 }
+
+/// Most names one [`HelperMessage::KernelFunctions`] lists.
+pub const MAX_LISTED_FUNCTIONS: usize = 500;
 
 /// Identity of the helper and of the kernel it runs on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +204,16 @@ pub enum ProbeKind {
     SyscallCounts,
     /// Log2 latency histogram, in [`Aggregates::latency_log2_ns`].
     SyscallLatency,
+    /// Every event is streamed in [`HelperMessage::Batch`] as
+    /// [`EventData::Fields`], decoded from the tracepoint's format file;
+    /// [`ProbeInfo::fields`] names them.
+    Fields,
+    /// A kernel or user function: calls and entry-to-exit latency, counted in
+    /// the kernel, in [`Aggregates::functions`].
+    Function,
+    /// Stack samples (on-CPU) or blocked time per stack (off-CPU), counted in
+    /// the kernel, in [`HelperMessage::Stacks`].
+    Stacks,
 }
 
 /// One entry of the probe catalogue.
@@ -128,6 +233,66 @@ pub struct ProbeInfo {
     pub availability: Availability,
     /// Whether this client currently receives it.
     pub enabled: bool,
+    /// For [`ProbeKind::Fields`]: the record's fields, in the order of
+    /// [`EventData::Fields`].
+    pub fields: Vec<FieldInfo>,
+}
+
+/// One field of a tracepoint record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldInfo {
+    /// Name, as in the format file (`prev_pid`).
+    pub name: String,
+    /// C type, as in the format file (`pid_t`, `__data_loc char[]`).
+    pub c_type: String,
+    /// What it means, when the catalogue explains it; else empty.
+    pub meaning: String,
+}
+
+/// A decoded tracepoint field value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FieldValue {
+    /// A signed integer of any width.
+    Int(i64),
+    /// An unsigned integer of any width (also pointers).
+    Uint(u64),
+    /// A `char` array or `__data_loc char[]`, up to its first NUL.
+    Str(String),
+    /// Any other array, raw bytes.
+    Bytes(Vec<u8>),
+    /// The record was shorter than the field's place (copied partially).
+    Missing,
+}
+
+impl FieldValue {
+    /// The value as a number, for plotting.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Self::Int(v) => Some(*v as f64),
+            Self::Uint(v) => Some(*v as f64),
+            Self::Str(_) | Self::Bytes(_) | Self::Missing => None,
+        }
+    }
+}
+
+impl std::fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Int(v) => write!(f, "{v}"),
+            Self::Uint(v) => write!(f, "{v}"),
+            Self::Str(s) => write!(f, "{s:?}"),
+            Self::Bytes(b) => {
+                for (i, byte) in b.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{byte:02x}")?;
+                }
+                Ok(())
+            }
+            Self::Missing => f.write_str("(missing)"),
+        }
+    }
 }
 
 /// A batch of streamed events and running totals.
@@ -236,6 +401,9 @@ pub enum EventData {
         /// Creation mode.
         mode: u32,
     },
+    /// Any tracepoint, decoded generically: one value per
+    /// [`ProbeInfo::fields`] entry, in that order.
+    Fields(Vec<FieldValue>),
 }
 
 /// Cumulative in-kernel aggregates.
@@ -248,4 +416,58 @@ pub struct Aggregates {
     /// 64 buckets: bucket `i` counts latencies in `[2^i, 2^(i+1))` ns. Empty
     /// when the latency probe is off.
     pub latency_log2_ns: Vec<u64>,
+    /// Function probes that are enabled.
+    pub functions: Vec<FunctionStats>,
+}
+
+/// Cumulative counts of one function probe since it was enabled.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionStats {
+    /// [`ProbeInfo::key`].
+    pub probe: u16,
+    /// Calls (entries).
+    pub calls: u64,
+    /// 64 buckets of entry-to-exit time: bucket `i` counts `[2^i, 2^(i+1))` ns.
+    pub latency_log2_ns: Vec<u64>,
+}
+
+/// Stack counts from the kernel for one interval.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackBatch {
+    /// Start of the interval the counts cover, ns of `CLOCK_MONOTONIC`.
+    pub start_ns: u64,
+    /// End of the interval.
+    pub end_ns: u64,
+    /// Frame names first used in this batch (interned: later batches refer
+    /// to them by id only).
+    pub frames: Vec<Frame>,
+    /// Counts per distinct stack.
+    pub stacks: Vec<StackCount>,
+}
+
+/// An interned frame name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// Id used in [`StackCount::frames`], unique within a connection.
+    pub id: u32,
+    /// Function name, or `module+0xoffset` when it has no symbol.
+    pub name: String,
+    /// Kernel or user space.
+    pub kernel: bool,
+}
+
+/// How often one stack was seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackCount {
+    /// [`ProbeInfo::key`] of the probe that captured it.
+    pub probe: u16,
+    /// Process id.
+    pub tgid: u32,
+    /// Command name of the thread.
+    pub comm: String,
+    /// Frame ids from the root (outermost user frame) to the leaf (innermost
+    /// kernel frame): user frames first, then kernel frames.
+    pub frames: Vec<u32>,
+    /// Samples (on-CPU, stacks at probes) or ns blocked (off-CPU).
+    pub value: u64,
 }

@@ -66,7 +66,7 @@ pub const RECORDING_MAGIC: [u8; 4] = *b"MSCR";
 /// First four bytes of the footer.
 pub const FOOTER_MAGIC: [u8; 4] = *b"MSCI";
 /// The format version this build writes and the newest it reads.
-pub const RECORDING_VERSION: u32 = 1;
+pub const RECORDING_VERSION: u32 = 2;
 /// The writer adds an index entry when this many bytes of frames were
 /// written since the last one (or [`INDEX_INTERVAL_FRAMES`] frames).
 pub const INDEX_INTERVAL_BYTES: u64 = 1 << 20;
@@ -189,6 +189,8 @@ pub struct RecordingTotals {
     pub drops: BTreeMap<u16, ProbeDropTotals>,
     /// [`HelperMessage::Aggregates`] frames.
     pub aggregates: u64,
+    /// [`HelperMessage::Stacks`] frames.
+    pub stack_batches: u64,
     /// [`HelperMessage::Error`] frames.
     pub errors: u64,
 }
@@ -203,10 +205,15 @@ impl RecordingTotals {
                 &batch.stats,
             ),
             HelperMessage::Aggregates(_) => self.aggregates += 1,
+            HelperMessage::Stacks(_) => self.stack_batches += 1,
             HelperMessage::Error { .. } => self.errors += 1,
             HelperMessage::Hello(_)
             | HelperMessage::Probes(_)
-            | HelperMessage::ProbeState { .. } => {}
+            | HelperMessage::ProbeState { .. }
+            | HelperMessage::ProbeAdded(_)
+            | HelperMessage::Tracepoints(_)
+            | HelperMessage::KernelFunctions { .. }
+            | HelperMessage::Filter(_) => {}
         }
     }
 
@@ -439,6 +446,21 @@ pub enum RecordingError {
         path.display()
     )]
     NewerVersion {
+        /// The file.
+        path: PathBuf,
+        /// Its format version.
+        version: u32,
+        /// [`RECORDING_VERSION`].
+        supported: u32,
+    },
+    /// The file was written by an older Microscope whose messages this build
+    /// no longer decodes.
+    #[error(
+        "{} is a recording in format v{version}, from an older Microscope; this one reads \
+         v{supported} only. Open it with the Microscope that made it, or record it again",
+        path.display()
+    )]
+    OlderVersion {
         /// The file.
         path: PathBuf,
         /// Its format version.
@@ -1154,6 +1176,13 @@ fn read_header(
     let version = u32::from_le_bytes([v0, v1, v2, v3]);
     if version > RECORDING_VERSION {
         return Err(RecordingError::NewerVersion {
+            path: path.to_owned(),
+            version,
+            supported: RECORDING_VERSION,
+        });
+    }
+    if version != 0 && version < RECORDING_VERSION {
+        return Err(RecordingError::OlderVersion {
             path: path.to_owned(),
             version,
             supported: RECORDING_VERSION,

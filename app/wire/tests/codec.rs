@@ -72,6 +72,7 @@ fn round_trip_of_several_messages() {
     let messages = vec![
         sample_batch(),
         HelperMessage::Aggregates(Aggregates {
+            functions: Vec::new(),
             ts_ns: 9,
             syscall_counts: vec![(0, 10), (257, 3)],
             latency_log2_ns: vec![0; 64],

@@ -5,6 +5,7 @@ use microscope_wire::{
 
 fn probe(id: &str, key: u16, kind: ProbeKind) -> ProbeInfo {
     ProbeInfo {
+        fields: Vec::new(),
         id: id.into(),
         key,
         subsystem: "Test".into(),
@@ -86,6 +87,7 @@ fn frames() -> Vec<RecordedFrame> {
     };
     let aggregates = |ts_ns, count| {
         HelperMessage::Aggregates(Aggregates {
+            functions: Vec::new(),
             ts_ns,
             syscall_counts: vec![(0, count)],
             latency_log2_ns: vec![],

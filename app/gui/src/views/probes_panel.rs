@@ -79,5 +79,10 @@ fn kind_note(probe: &Probe) -> &'static str {
         ProbeKind::Stream => "Streams every event.",
         ProbeKind::SyscallCounts => "Counts syscalls in the kernel; the timeline shows syscalls/s.",
         ProbeKind::SyscallLatency => "Measures syscall latency in the kernel; see the histogram.",
+        ProbeKind::Fields => "Streams every event with all its fields; see the event inspector.",
+        ProbeKind::Function => {
+            "Counts calls and entry-to-exit time in the kernel; the timeline shows calls/s."
+        }
+        ProbeKind::Stacks => "Counts stacks in the kernel; see the flame graph.",
     }
 }

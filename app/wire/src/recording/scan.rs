@@ -17,7 +17,7 @@
 )]
 
 use super::{RecordingIndex, RecordingTotals};
-use crate::{Aggregates, HelperInfo, ProbeInfo, ProbeStats};
+use crate::{Aggregates, FieldValue, HelperInfo, ProbeInfo, ProbeStats, ProcessFilter, StackBatch};
 use serde::Deserialize;
 
 /// Mirror of [`FrameBody`](super::FrameBody).
@@ -46,8 +46,15 @@ impl ScanFrame<'_> {
                 &batch.stats,
             ),
             ScanMessage::Aggregates(_) => totals.aggregates += 1,
+            ScanMessage::Stacks(_) => totals.stack_batches += 1,
             ScanMessage::Error { .. } => totals.errors += 1,
-            ScanMessage::Hello(_) | ScanMessage::Probes(_) | ScanMessage::ProbeState { .. } => {}
+            ScanMessage::Hello(_)
+            | ScanMessage::Probes(_)
+            | ScanMessage::ProbeState { .. }
+            | ScanMessage::ProbeAdded(_)
+            | ScanMessage::Tracepoints(_)
+            | ScanMessage::KernelFunctions { .. }
+            | ScanMessage::Filter(_) => {}
         }
     }
 }
@@ -67,6 +74,15 @@ enum ScanMessage<'a> {
     Error {
         message: &'a str,
     },
+    ProbeAdded(ProbeInfo),
+    Tracepoints(Vec<&'a str>),
+    KernelFunctions {
+        contains: &'a str,
+        names: Vec<&'a str>,
+        truncated: bool,
+    },
+    Filter(ProcessFilter),
+    Stacks(StackBatch),
 }
 
 /// Mirror of [`EventBatch`](crate::EventBatch).
@@ -128,4 +144,5 @@ enum ScanEventData<'a> {
         flags: u32,
         mode: u32,
     },
+    Fields(Vec<FieldValue>),
 }

@@ -1,6 +1,7 @@
 use super::*;
 use crate::{
-    Aggregates, Availability, Capabilities, Event, EventBatch, EventData, ProbeKind, ProbeStats,
+    Aggregates, Availability, Capabilities, Event, EventBatch, EventData, FieldInfo, FieldValue,
+    Frame, FunctionStats, ProbeKind, ProbeStats, ProcessFilter, StackBatch, StackCount,
 };
 
 fn helper_info() -> HelperInfo {
@@ -19,6 +20,7 @@ fn helper_info() -> HelperInfo {
 
 fn probe(id: &str, key: u16, kind: ProbeKind) -> ProbeInfo {
     ProbeInfo {
+        fields: Vec::new(),
         id: id.into(),
         key,
         subsystem: "Test".into(),
@@ -112,6 +114,18 @@ fn every_event_kind(ts_ns: u64) -> Vec<Event> {
             },
         ),
         event(
+            10,
+            1,
+            ts_ns + 5,
+            EventData::Fields(vec![
+                FieldValue::Uint(8),
+                FieldValue::Int(-3),
+                FieldValue::Str("sda".into()),
+                FieldValue::Bytes(vec![1, 2, 3]),
+                FieldValue::Missing,
+            ]),
+        ),
+        event(
             2,
             1,
             ts_ns + 5,
@@ -153,6 +167,56 @@ fn every_message_kind() -> Vec<HelperMessage> {
             ts_ns: 2_000,
             syscall_counts: vec![(0, 10), (257, 3)],
             latency_log2_ns: (0..64).collect(),
+            functions: vec![FunctionStats {
+                probe: 9,
+                calls: 12,
+                latency_log2_ns: (0..64).rev().collect(),
+            }],
+        }),
+        HelperMessage::ProbeAdded(ProbeInfo {
+            fields: vec![FieldInfo {
+                name: "nr_sector".into(),
+                c_type: "unsigned int".into(),
+                meaning: "sectors".into(),
+            }],
+            ..probe("block:block_rq_issue", 10, ProbeKind::Fields)
+        }),
+        HelperMessage::Tracepoints(vec![
+            "block:block_rq_issue".into(),
+            "sched:sched_switch".into(),
+        ]),
+        HelperMessage::KernelFunctions {
+            contains: "vfs_".into(),
+            names: vec!["vfs_read".into()],
+            truncated: true,
+        },
+        HelperMessage::Filter(ProcessFilter {
+            pid: Some(42),
+            comm: Some("cat".into()),
+            cgroup: None,
+        }),
+        HelperMessage::Stacks(StackBatch {
+            start_ns: 1_000,
+            end_ns: 2_000,
+            frames: vec![
+                Frame {
+                    id: 0,
+                    name: "main".into(),
+                    kernel: false,
+                },
+                Frame {
+                    id: 1,
+                    name: "vfs_read".into(),
+                    kernel: true,
+                },
+            ],
+            stacks: vec![StackCount {
+                probe: 11,
+                tgid: 42,
+                comm: "cat".into(),
+                frames: vec![0, 1],
+                value: 7,
+            }],
         }),
         HelperMessage::Batch(EventBatch {
             events: every_event_kind(3_000),
@@ -228,9 +292,14 @@ fn every_message_and_event_kind_round_trips_through_a_file() {
         // The scan's borrowed mirror types count exactly what the writer did.
         assert_eq!(totals, &expected_totals);
         assert_eq!(totals.frames, frames.len() as u64);
-        assert_eq!(totals.events, 12);
-        assert_eq!(totals.events_per_probe, BTreeMap::from([(1, 10), (2, 2)]));
-        assert_eq!(totals.recv_span_ns, Some((0, 7_000_000)));
+        assert_eq!(totals.events, 14);
+        assert_eq!(
+            totals.events_per_probe,
+            BTreeMap::from([(1, 10), (2, 2), (10, 2)])
+        );
+        assert_eq!(totals.stack_batches, 1);
+        let last_recv_ns = (frames.len() as u64 - 1) * 1_000_000;
+        assert_eq!(totals.recv_span_ns, Some((0, last_recv_ns)));
         assert_eq!(totals.event_span_ns, Some((1_000, 3_005)));
         assert_eq!(totals.aggregates, 1);
         assert_eq!(totals.errors, 1);
