@@ -10,9 +10,14 @@
 //! - `catalogue`: the probes offered and the programs behind each;
 //! - `tracer`: the loaded object; attach, detach, drain, read aggregates;
 //! - `decode`: ring buffer records → wire events;
+//! - `profiler`: on-CPU sampling and off-CPU blocked time (the `profile`
+//!   object), drained about once a second;
+//! - `stacks`: reading and freeing in-kernel stack counts (any object);
+//! - `symbolize`: addresses → function names (blazesym), the frame interner;
 //! - `server`: the socket, the peer check (`auth`), the hub that batches.
 //!
 //! Dependencies: `aya` (pure-Rust BPF loader, no libbpf/C toolchain needed),
+//! `blazesym` (symbolization: kallsyms, ELF, DWARF with inlined functions),
 //! `tokio` (one runtime, created in `main`, for the socket server), `nix` (safe
 //! wrappers for chown/mount/group lookups instead of raw `libc` calls).
 
@@ -20,12 +25,27 @@ mod auth;
 mod capabilities;
 mod catalogue;
 mod decode;
+mod profiler;
 mod server;
+mod stacks;
+mod symbolize;
 pub mod tracefs;
 mod tracer;
 
 pub use auth::{Peer, Policy};
 pub use catalogue::PROBES;
+pub use profiler::{
+    DRAIN_INTERVAL, MAX_SAMPLE_HZ, ProfileKind, Profiler, RESULT_WAIT, StackBatchParts,
+    monotonic_ns,
+};
+pub use stacks::{
+    CapturedStack, RawStack, clear_stacks, comm_string, drain_stack_counts, intern_stacks,
+    read_stacks, take_stack_counts,
+};
+pub use symbolize::{
+    FrameInterner, INLINED_SUFFIX, LOST_STACK, NamedStack, Symbolizer, lookup_addresses,
+    unknown_address,
+};
 pub use tracer::{LoadError, Tracer};
 
 use anyhow::Context as _;
