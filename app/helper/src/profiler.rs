@@ -443,7 +443,7 @@ impl Profiler {
     /// returns it, with its own interval).
     pub fn drain(&mut self, now_ns: u64) -> Option<StackBatchParts> {
         let running = self.runs.iter().any(Option::is_some);
-        if !running && self.queued.is_empty() && self.backlog.is_none() && self.outstanding == 0 {
+        if !self.has_pending() {
             self.interval_start_ns = None;
             return None;
         }
@@ -459,6 +459,15 @@ impl Profiler {
             stacks: raw,
         });
         self.collect()
+    }
+
+    /// Whether a later [`drain`](Self::drain) may still return something:
+    /// a profile runs, or stacks are waiting for or inside the symbolizer.
+    pub fn has_pending(&self) -> bool {
+        self.runs.iter().any(Option::is_some)
+            || !self.queued.is_empty()
+            || self.backlog.is_some()
+            || self.outstanding > 0
     }
 
     /// Queues stacks read elsewhere (the main object's stacks at
