@@ -114,6 +114,7 @@ pub const PROBES: &[ProbeDef] = &[
 ];
 
 /// The wire key of probe `id`, if it exists.
+#[cfg(test)]
 pub fn key_of(id: &str) -> Option<u16> {
     PROBES.iter().position(|p| p.id == id).map(|i| i as u16)
 }
