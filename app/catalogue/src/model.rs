@@ -250,3 +250,20 @@ impl ProbeDef {
             .map(|f| f.meaning.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_is_the_manifest_spelling() {
+        #[derive(Deserialize)]
+        struct One {
+            kind: ProbeType,
+        }
+        for kind in ProbeType::ALL {
+            let parsed: One = toml::from_str(&format!("kind = \"{kind}\"")).unwrap();
+            assert_eq!(parsed.kind, kind);
+        }
+    }
+}
