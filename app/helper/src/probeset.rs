@@ -9,6 +9,7 @@
 
 use crate::registry::{Registry, Source};
 use crate::tracer::Tracer;
+use microscope_catalogue::Catalogue;
 use microscope_wire::{
     Aggregates, Event, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
 };
@@ -27,7 +28,7 @@ pub struct ProbeSet {
 impl ProbeSet {
     /// Wraps the loaded tracer; registers the built-in probes.
     pub fn new(tracer: Tracer, tracefs: Option<PathBuf>) -> Self {
-        let registry = Registry::new(&tracer, tracefs.clone());
+        let registry = Registry::new(&tracer, tracefs.clone(), &Catalogue::builtin());
         Self {
             tracer,
             registry,
@@ -70,6 +71,15 @@ impl ProbeSet {
                 let (format, stacks) = (format.clone(), probe.options.stacks);
                 self.tracer.attach_generic(key, format, stacks)
             }
+            // Not reached while these are registered as unavailable; their
+            // machinery joins the helper with the function probes and the
+            // stack samplers.
+            Source::Function { id } => Err(format!("{id}: function probes are not built in")),
+            Source::Profile { off_cpu } => Err(format!(
+                "{}: {} stack sampling is not built in",
+                probe.info.id,
+                if *off_cpu { "off-CPU" } else { "on-CPU" }
+            )),
         }
     }
 

@@ -1,13 +1,16 @@
-//! Every probe this helper knows, by wire key: the built-in ones with their
-//! own programs, and those created when a client first asks for them (any
-//! tracepoint of the running kernel).
+//! Every probe this helper knows, by wire key: the probes of the built-in
+//! pack (`assets/packs/builtin`, through [`microscope_catalogue`]), and
+//! those created when a client first asks for them (any tracepoint of the
+//! running kernel).
 //!
 //! A probe id says where its data comes from:
 //!
 //! | id | source |
 //! |---|---|
-//! | an id of [`catalogue::PROBES`] | a dedicated program of Microscope's object |
-//! | `category:name` | any tracepoint, through the generic program |
+//! | a pack probe with a `program` in [`crate::catalogue::PROBES`] | a dedicated program of Microscope's object |
+//! | `category:name` (in a pack or not) | any tracepoint, through the generic program |
+//! | `func:NAME`, `uprobe:...` in a pack | kernel and user functions |
+//! | `profile:cpu`, `profile:offcpu` | the stack samplers |
 //!
 //! Keys are handed out in registration order and never reused while the
 //! helper runs, so a client (or a recording) can keep them.
@@ -16,6 +19,7 @@ use crate::catalogue::PROBES;
 use crate::generic;
 use crate::tracefs::{self, Format};
 use crate::tracer::Tracer;
+use microscope_catalogue::{Catalogue, ProbeType, Target};
 use microscope_wire::{Availability, ProbeInfo, ProbeKind, ProbeOptions};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -31,6 +35,16 @@ pub enum Source {
     Tracepoint {
         /// Its parsed format (whose `id` is `category:name`).
         format: Arc<Format>,
+    },
+    /// A kernel or user function: calls and latency.
+    Function {
+        /// The probe id, which names the function (`func:vfs_read`).
+        id: String,
+    },
+    /// On-CPU or off-CPU stack sampling.
+    Profile {
+        /// Off-CPU (blocked time) rather than on-CPU samples.
+        off_cpu: bool,
     },
 }
 
@@ -53,8 +67,10 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in probes, with their availability on this kernel.
-    pub fn new(tracer: &Tracer, tracefs: Option<PathBuf>) -> Self {
+    /// The probes of `catalogue`, with their availability on this kernel.
+    /// Probes with a dedicated program come first, at the keys of
+    /// [`crate::catalogue::PROBES`].
+    pub fn new(tracer: &Tracer, tracefs: Option<PathBuf>, catalogue: &Catalogue) -> Self {
         let mut registry = Self {
             probes: Vec::new(),
             by_id: HashMap::new(),
@@ -62,12 +78,13 @@ impl Registry {
         };
         for (i, p) in PROBES.iter().enumerate() {
             let key = i as u16;
+            let def = catalogue.probe(p.id);
             registry.push(Registered {
                 info: ProbeInfo {
                     id: p.id.to_owned(),
                     key,
-                    subsystem: p.subsystem.to_owned(),
-                    description: p.description.to_owned(),
+                    subsystem: def.map_or(p.subsystem, |d| d.subsystem.as_str()).to_owned(),
+                    description: def.map_or(p.description, |d| d.summary.as_str()).to_owned(),
                     kind: p.kind,
                     availability: tracer.availability(key),
                     enabled: false,
@@ -77,7 +94,100 @@ impl Registry {
                 options: ProbeOptions::default(),
             });
         }
+        for def in catalogue.probes() {
+            if registry.by_id.contains_key(&def.id) {
+                continue;
+            }
+            let (kind, source, availability, fields) = match (&def.kind, &def.target) {
+                (ProbeType::Tracepoint, Target::Tracepoints(attachments))
+                    if attachments.len() == 1 =>
+                {
+                    let a = &attachments[0];
+                    match registry.format(&a.category, &a.name) {
+                        Ok(format) => {
+                            let fields =
+                                generic::field_infos(&format, |n| def.field(n).map(str::to_owned));
+                            let available = Availability::yes(format!(
+                                "tracepoint {} exists on this kernel",
+                                format.id
+                            ));
+                            (
+                                ProbeKind::Fields,
+                                Source::Tracepoint { format },
+                                available,
+                                fields,
+                            )
+                        }
+                        Err(reason) => {
+                            let format = Arc::new(Format {
+                                id: a.tracepoint(),
+                                event_id: 0,
+                                fields: Vec::new(),
+                            });
+                            (
+                                ProbeKind::Fields,
+                                Source::Tracepoint { format },
+                                Availability::no(reason),
+                                Vec::new(),
+                            )
+                        }
+                    }
+                }
+                (ProbeType::Function | ProbeType::Uprobe, _) => (
+                    ProbeKind::Function,
+                    Source::Function { id: def.id.clone() },
+                    Availability::no(
+                        "function probes are not part of this helper build; \
+                         tracepoints cover the same subsystem",
+                    ),
+                    Vec::new(),
+                ),
+                (ProbeType::ProfileCpu | ProbeType::ProfileOffcpu, _) => (
+                    ProbeKind::Stacks,
+                    Source::Profile {
+                        off_cpu: def.kind == ProbeType::ProfileOffcpu,
+                    },
+                    Availability::no("stack sampling is not part of this helper build"),
+                    Vec::new(),
+                ),
+                _ => {
+                    log::warn!(
+                        "probe {} of pack {} has a shape this helper cannot attach; skipped",
+                        def.id,
+                        def.pack
+                    );
+                    continue;
+                }
+            };
+            registry.push(Registered {
+                info: ProbeInfo {
+                    id: def.id.clone(),
+                    key: 0,
+                    subsystem: def.subsystem.clone(),
+                    description: def.summary.clone(),
+                    kind,
+                    availability,
+                    enabled: false,
+                    fields,
+                },
+                source,
+                options: ProbeOptions {
+                    stacks: false,
+                    ..ProbeOptions::default()
+                },
+            });
+        }
         registry
+    }
+
+    fn format(&self, category: &str, name: &str) -> Result<Arc<Format>, String> {
+        let Some(tracefs) = &self.tracefs else {
+            return Err(format!(
+                "cannot look up tracepoint {category}:{name}: tracefs is not mounted; \
+                 run `sudo mount -t tracefs nodev /sys/kernel/tracing` and restart the helper"
+            ));
+        };
+        tracefs::read_full_format(tracefs, category, name).map(Arc::new)
     }
 
     fn push(&mut self, probe: Registered) -> u16 {
@@ -110,13 +220,7 @@ impl Registry {
         let Some((category, name)) = id.split_once(':') else {
             return Err(unknown(id));
         };
-        let Some(tracefs) = &self.tracefs else {
-            return Err(format!(
-                "cannot look up tracepoint {id}: tracefs is not mounted; \
-                 run `sudo mount -t tracefs nodev /sys/kernel/tracing` and restart the helper"
-            ));
-        };
-        let format = Arc::new(tracefs::read_full_format(tracefs, category, name)?);
+        let format = self.format(category, name)?;
         let info = ProbeInfo {
             id: id.to_owned(),
             key: 0,
@@ -166,21 +270,25 @@ fn unknown(id: &str) -> String {
     )
 }
 
-/// The subsystem a tracepoint category belongs to, for grouping in the app.
+/// The subsystem (its id in the built-in pack) a tracepoint category
+/// belongs to, for placing a tracepoint no pack names on the map.
 pub fn subsystem_of_category(category: &str) -> &'static str {
     match category {
-        "sched" | "task" => "Scheduler",
-        "syscalls" | "raw_syscalls" => "System calls",
-        "block" | "iocost" | "bfq" => "Block I/O",
-        "ext4" | "jbd2" | "xfs" | "btrfs" | "f2fs" => "File systems",
-        "filemap" | "writeback" => "Page cache and writeback",
+        "sched" => "sched",
+        "task" | "signal" | "cgroup" => "process",
+        "syscalls" | "raw_syscalls" => "syscalls",
+        "block" | "iocost" | "bfq" | "nvme" | "scsi" => "block",
+        "ext4" | "jbd2" | "xfs" | "btrfs" | "f2fs" => "ext4",
+        "filemap" | "writeback" => "pagecache",
         "kmem" | "vmscan" | "compaction" | "oom" | "mmap" | "exceptions" | "huge_memory"
-        | "migrate" | "percpu" | "cma" => "Memory",
-        "sock" | "tcp" | "udp" | "skb" | "net" | "napi" | "qdisc" | "neigh" | "fib" | "fib6"
-        | "inet_sock" => "Network",
-        "irq" | "timer" | "hrtimer" | "irq_vectors" | "workqueue" => "Interrupts and timers",
-        "lock" | "rcu" => "Locking",
-        "signal" | "cgroup" => "Process lifecycle",
-        _ => "Other tracepoints",
+        | "migrate" | "percpu" | "cma" => "memory",
+        "sock" | "inet_sock" => "socket",
+        "tcp" => "tcp",
+        "udp" => "udp",
+        "fib" | "fib6" | "neigh" => "ip",
+        "net" | "napi" | "qdisc" | "skb" => "netdev",
+        "irq" | "timer" | "hrtimer" | "irq_vectors" | "workqueue" => "irq",
+        "lock" | "rcu" => "locking",
+        _ => "other",
     }
 }
