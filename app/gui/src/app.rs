@@ -2,12 +2,13 @@
 
 use crate::command::{Command, CommandQueue};
 use crate::ingest::Wake;
+use crate::map::SubsystemMap;
 use crate::model::{ConnectionState, Model};
 use crate::replay::ReplayControl;
 use crate::sources;
 use crate::theme;
 use crate::update::Update;
-use crate::views::{self, CentralTab, CpuTimelineState, region};
+use crate::views::{self, CentralTab, CpuTimelineState, MapState, region};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
 use microscope_wire::ClientMessage;
@@ -40,6 +41,9 @@ pub struct MicroscopeApp {
     follow_live: bool,
     tab: CentralTab,
     cpu_view: CpuTimelineState,
+    map: SubsystemMap,
+    map_view: MapState,
+    probe_filter: String,
 }
 
 impl MicroscopeApp {
@@ -57,6 +61,9 @@ impl MicroscopeApp {
             follow_live: true,
             tab: CentralTab::default(),
             cpu_view: CpuTimelineState::default(),
+            map: SubsystemMap::builtin(),
+            map_view: MapState::default(),
+            probe_filter: String::new(),
         }
     }
 
@@ -111,7 +118,13 @@ impl MicroscopeApp {
             .default_size(theme::PROBE_PANEL_WIDTH)
             .show(ui, |ui| {
                 ui.scope_builder(UiBuilder::new().accessibility_label(region::PROBES), |ui| {
-                    views::probes_ui(ui, &self.model, &mut self.commands);
+                    views::probes_ui(
+                        ui,
+                        &self.model,
+                        &self.map,
+                        &mut self.probe_filter,
+                        &mut self.commands,
+                    );
                 });
             });
         egui::CentralPanel::default().show(ui, |ui| {
@@ -125,6 +138,19 @@ impl MicroscopeApp {
                 });
             });
             ui.separator();
+            if self.tab == CentralTab::Map {
+                ui.scope_builder(UiBuilder::new().accessibility_label(region::MAP), |ui| {
+                    views::map_ui(
+                        ui,
+                        &self.model,
+                        &self.map,
+                        &mut self.map_view,
+                        now,
+                        &mut self.commands,
+                    );
+                });
+                return;
+            }
             if self.tab == CentralTab::Cpus {
                 ui.scope_builder(
                     UiBuilder::new().accessibility_label(region::CPU_TIMELINE),
