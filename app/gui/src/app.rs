@@ -8,7 +8,7 @@ use crate::replay::ReplayControl;
 use crate::sources;
 use crate::theme;
 use crate::update::Update;
-use crate::views::{self, CentralTab, CpuTimelineState, MapState, region};
+use crate::views::{self, CentralTab, CpuTimelineState, InspectorState, MapState, region};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
 use microscope_wire::ClientMessage;
@@ -44,6 +44,7 @@ pub struct MicroscopeApp {
     map: SubsystemMap,
     map_view: MapState,
     probe_filter: String,
+    inspector: InspectorState,
 }
 
 impl MicroscopeApp {
@@ -64,6 +65,7 @@ impl MicroscopeApp {
             map: SubsystemMap::builtin(),
             map_view: MapState::default(),
             probe_filter: String::new(),
+            inspector: InspectorState::default(),
         }
     }
 
@@ -149,6 +151,13 @@ impl MicroscopeApp {
                         &mut self.commands,
                     );
                 });
+                return;
+            }
+            if self.tab == CentralTab::Events {
+                ui.scope_builder(
+                    UiBuilder::new().accessibility_label(region::INSPECTOR),
+                    |ui| views::inspector_ui(ui, &self.model, &mut self.inspector),
+                );
                 return;
             }
             if self.tab == CentralTab::Cpus {

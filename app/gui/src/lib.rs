@@ -61,6 +61,7 @@ mod convert;
 mod counter;
 mod cpu_timeline;
 mod decimate;
+mod event_fields;
 mod export;
 mod gui;
 mod histogram;

@@ -4,6 +4,7 @@
 mod banner;
 mod cpu_timeline_view;
 mod histogram_view;
+mod inspector_view;
 mod map_view;
 pub(crate) mod probes_panel;
 mod replay_bar;
@@ -13,6 +14,7 @@ mod timeline_view;
 pub use banner::{banner_text, banner_ui};
 pub use cpu_timeline_view::{CpuTimelineState, cpu_timeline_ui, slice_label};
 pub use histogram_view::histogram_ui;
+pub use inspector_view::{InspectorState, inspector_ui};
 pub use map_view::{MapState, map_ui};
 pub use probes_panel::probes_ui;
 pub use replay_bar::replay_bar_ui;
@@ -41,6 +43,8 @@ pub mod region {
     pub const SLICE_DETAILS: &str = "Slice details";
     /// The subsystem map.
     pub const MAP: &str = "Subsystem map";
+    /// The event inspector.
+    pub const INSPECTOR: &str = "Event inspector";
     /// The details of the subsystem selected on the map.
     pub const MAP_DETAILS: &str = "Subsystem details";
 }
@@ -55,11 +59,13 @@ pub enum CentralTab {
     Rates,
     /// The CPU timeline.
     Cpus,
+    /// The event inspector.
+    Events,
 }
 
 impl CentralTab {
     /// Every tab, in display order.
-    pub const ALL: [Self; 3] = [Self::Map, Self::Rates, Self::Cpus];
+    pub const ALL: [Self; 4] = [Self::Map, Self::Rates, Self::Cpus, Self::Events];
 
     /// The tab's title.
     pub fn title(self) -> &'static str {
@@ -67,6 +73,7 @@ impl CentralTab {
             Self::Map => "Map",
             Self::Rates => "Rates",
             Self::Cpus => "CPUs",
+            Self::Events => "Events",
         }
     }
 }
