@@ -8,7 +8,7 @@
 use crossbeam_channel::{Sender, bounded};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use egui_kittest::kittest::Queryable as _;
 use microscope::{HelperSummary, MicroscopeApp, Probe, ProbeKind, Update, region};
 use microscope_wire::{ClientMessage, Event, EventData, FieldValue};
 use std::time::Instant;
