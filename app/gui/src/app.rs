@@ -8,7 +8,9 @@ use crate::replay::ReplayControl;
 use crate::sources;
 use crate::theme;
 use crate::update::Update;
-use crate::views::{self, CentralTab, CpuTimelineState, InspectorState, MapState, region};
+use crate::views::{
+    self, CentralTab, CpuTimelineState, InspectorState, MapState, ToolsState, region,
+};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
 use microscope_wire::ClientMessage;
@@ -45,6 +47,7 @@ pub struct MicroscopeApp {
     map_view: MapState,
     probe_filter: String,
     inspector: InspectorState,
+    tools: ToolsState,
 }
 
 impl MicroscopeApp {
@@ -66,6 +69,7 @@ impl MicroscopeApp {
             map_view: MapState::default(),
             probe_filter: String::new(),
             inspector: InspectorState::default(),
+            tools: ToolsState::default(),
         }
     }
 
@@ -96,6 +100,7 @@ impl MicroscopeApp {
         let now = self.model.now(wall);
         self.model.tick(now);
         self.open_dialog_ui(ui.ctx());
+        views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
 
         if let Some(text) = views::banner_text(&self.model) {
             egui::Panel::top("banner")
@@ -120,6 +125,14 @@ impl MicroscopeApp {
             .default_size(theme::PROBE_PANEL_WIDTH)
             .show(ui, |ui| {
                 ui.scope_builder(UiBuilder::new().accessibility_label(region::PROBES), |ui| {
+                    if !self.model.is_replay() {
+                        views::tools_buttons_ui(
+                            ui,
+                            &self.model,
+                            &mut self.tools,
+                            &mut self.commands,
+                        );
+                    }
                     views::probes_ui(
                         ui,
                         &self.model,
@@ -326,6 +339,8 @@ impl MicroscopeApp {
                 }
                 Command::OpenRecording(path) => self.start_replay(path, false, ctx),
                 Command::GoLive => self.go_live(ctx),
+                Command::ListTracepoints => self.send_to_helper(ClientMessage::ListTracepoints),
+                Command::SetFilter(filter) => self.send_to_helper(ClientMessage::SetFilter(filter)),
             }
         }
     }

@@ -10,6 +10,7 @@ pub(crate) mod probes_panel;
 mod replay_bar;
 mod status_bar;
 mod timeline_view;
+mod tools_view;
 
 pub use banner::{banner_text, banner_ui};
 pub use cpu_timeline_view::{CpuTimelineState, cpu_timeline_ui, slice_label};
@@ -20,6 +21,7 @@ pub use probes_panel::probes_ui;
 pub use replay_bar::replay_bar_ui;
 pub use status_bar::status_bar_ui;
 pub use timeline_view::timeline_ui;
+pub use tools_view::{ToolsState, tools_buttons_ui, tools_windows_ui};
 
 /// Accessibility labels of the app's regions, for screen readers and tests.
 pub mod region {
