@@ -6,8 +6,11 @@
 //! |---|---|
 //! | built-in probe | Microscope's object, dedicated program ([`Tracer::attach`]) |
 //! | any tracepoint | Microscope's object, generic program ([`Tracer::attach_generic`]) |
+//! | `profile:cpu`, `profile:offcpu` | the profiler's object ([`Profiler::start`]) |
 
+use crate::profiler::{ProfileKind, Profiler, StackBatchParts};
 use crate::registry::{Registry, Source};
+use crate::symbolize::FrameInterner;
 use crate::tracer::Tracer;
 use microscope_catalogue::Catalogue;
 use microscope_wire::{
@@ -20,6 +23,7 @@ use std::path::PathBuf;
 /// The helper's probes and the machinery that attaches them.
 pub struct ProbeSet {
     tracer: Tracer,
+    profiler: Profiler,
     registry: Registry,
     filter: ProcessFilter,
     tracefs: Option<PathBuf>,
@@ -28,9 +32,14 @@ pub struct ProbeSet {
 impl ProbeSet {
     /// Wraps the loaded tracer; registers the built-in probes.
     pub fn new(tracer: Tracer, tracefs: Option<PathBuf>) -> Self {
-        let registry = Registry::new(&tracer, tracefs.clone(), &Catalogue::builtin());
+        let mut registry = Registry::new(&tracer, tracefs.clone(), &Catalogue::builtin());
+        let profiler = Profiler::new();
+        for (key, off_cpu) in registry.profiles() {
+            registry.set_availability(key, profiler.availability(profile_kind(off_cpu)));
+        }
         Self {
             tracer,
+            profiler,
             registry,
             filter: ProcessFilter::default(),
             tracefs,
@@ -72,25 +81,26 @@ impl ProbeSet {
                 self.tracer.attach_generic(key, format, stacks)
             }
             // Not reached while these are registered as unavailable; their
-            // machinery joins the helper with the function probes and the
-            // stack samplers.
+            // machinery joins the helper with the function probes.
             Source::Function { id } => Err(format!("{id}: function probes are not built in")),
-            Source::Profile { off_cpu } => Err(format!(
-                "{}: {} stack sampling is not built in",
-                probe.info.id,
-                if *off_cpu { "off-CPU" } else { "on-CPU" }
-            )),
+            Source::Profile { off_cpu } => {
+                let (kind, options) = (profile_kind(*off_cpu), probe.options.clone());
+                let filter = filter_config(&self.filter)?;
+                self.profiler
+                    .start(key, kind, &options, &filter, self.tracefs.as_deref())
+            }
         }
     }
 
     /// Detaches probe `key`.
     pub fn detach(&mut self, key: u16) {
         self.tracer.detach(key);
+        self.profiler.stop(key);
     }
 
     /// Detaches everything; returns how many probes were attached.
     pub fn detach_all(&mut self) -> usize {
-        self.tracer.detach_all()
+        self.tracer.detach_all() + self.profiler.stop_all()
     }
 
     /// Changes how probe `id` collects; re-attaches it if `attached`.
@@ -113,8 +123,16 @@ impl ProbeSet {
             ));
         }
         self.registry.set_options(key, options);
+        let is_profile = matches!(
+            self.registry.get(key).map(|p| &p.source),
+            Some(Source::Profile { .. })
+        );
         if attached {
-            self.tracer.detach(key);
+            // A running profile takes new options in place (its counts so
+            // far are kept); tracepoints are re-attached.
+            if !is_profile {
+                self.tracer.detach(key);
+            }
             self.attach(key)?;
         }
         Ok(key)
@@ -124,6 +142,7 @@ impl ProbeSet {
     pub fn set_filter(&mut self, filter: ProcessFilter) -> Result<(), String> {
         let config = filter_config(&filter)?;
         self.tracer.set_filter(&config)?;
+        self.profiler.set_filter(&config)?;
         self.filter = filter;
         Ok(())
     }
@@ -153,6 +172,27 @@ impl ProbeSet {
         self.tracer.kernel_drops()
     }
 
+    /// Stack counts collected since the last call, symbolized, with frame
+    /// ids from [`frames`](Self::frames); `None` when there is nothing to
+    /// send. Call about every [`crate::DRAIN_INTERVAL`].
+    pub fn drain_stacks(&mut self, now_ns: u64) -> Option<StackBatchParts> {
+        self.profiler.drain(now_ns)
+    }
+
+    /// Every frame name the stack batches use, by id.
+    pub fn frames(&self) -> &FrameInterner {
+        self.profiler.interner()
+    }
+
+    /// Whether any of `enabled` delivers [`ProbeKind::Stacks`].
+    pub fn wants_stacks(&self, enabled: &BTreeSet<u16>) -> bool {
+        enabled.iter().any(|key| {
+            self.registry
+                .get(*key)
+                .is_some_and(|p| p.info.kind == ProbeKind::Stacks)
+        })
+    }
+
     /// The aggregates a client with probes `enabled` wants, if any.
     pub fn aggregates_for(&self, enabled: &BTreeSet<u16>, ts_ns: u64) -> Option<Aggregates> {
         let wants = |kind| {
@@ -163,6 +203,14 @@ impl ProbeSet {
         let counts = wants(ProbeKind::SyscallCounts);
         let latency = wants(ProbeKind::SyscallLatency);
         (counts || latency).then(|| self.tracer.aggregates(counts, latency, ts_ns))
+    }
+}
+
+fn profile_kind(off_cpu: bool) -> ProfileKind {
+    if off_cpu {
+        ProfileKind::OffCpu
+    } else {
+        ProfileKind::OnCpu
     }
 }
 

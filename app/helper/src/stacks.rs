@@ -26,11 +26,14 @@ use std::collections::{HashMap as StdHashMap, HashSet};
 /// `bpf_get_stackid`'s error when there was no stack to take (user space
 /// of a kernel thread, kernel space of a user-mode sample).
 const EFAULT: i32 = 14;
+/// "Not captured", as objects that do not keep the error store it.
+const NOT_CAPTURED: i32 = -1;
 
 /// A stack as captured: addresses leaf-first, or why there are none.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CapturedStack {
-    /// Nothing to capture in this address space.
+    /// Nothing to capture in this address space (`-EFAULT`), or not
+    /// captured (`-1`, which `bpf_get_stackid` never returns itself).
     Absent,
     /// A stack was there but could not be kept or read (its bucket in the
     /// stack map held another stack, or it was freed).
@@ -224,7 +227,7 @@ pub fn intern_stacks(named: Vec<NamedStack>, interner: &mut FrameInterner) -> Ve
 }
 
 fn read_stack(stacks: &StackTraceMap<MapData>, id: i32) -> CapturedStack {
-    if id == -EFAULT {
+    if id == -EFAULT || id == NOT_CAPTURED {
         return CapturedStack::Absent;
     }
     let Ok(id) = u32::try_from(id) else {

@@ -490,3 +490,112 @@ impl Kallsyms {
         self.0[begin..end].iter().map(|(_, n)| n.as_str()).collect()
     }
 }
+
+/// Every frame id a client's batches use was defined to it earlier or in
+/// the same batch; returns the workload's on-CPU samples and how many of
+/// them were in `microscope_burn_cpu`.
+fn check_stream(batches: &[microscope_wire::StackBatch], workload: u32, probe: u16) -> (u64, u64) {
+    let mut defined = std::collections::HashMap::new();
+    let (mut total, mut burning) = (0, 0);
+    for batch in batches {
+        for frame in &batch.frames {
+            defined.insert(frame.id, frame.name.clone());
+        }
+        for stack in &batch.stacks {
+            assert_eq!(stack.probe, probe, "a stack of a probe not enabled");
+            for id in &stack.frames {
+                assert!(
+                    defined.contains_key(id),
+                    "frame {id} used before it was defined"
+                );
+            }
+            if stack.tgid == workload {
+                total += stack.value;
+                if stack
+                    .frames
+                    .iter()
+                    .any(|id| defined[id] == "microscope_burn_cpu")
+                {
+                    burning += stack.value;
+                }
+            }
+        }
+    }
+    (total, burning)
+}
+
+#[test]
+fn profiles_stream_through_the_socket_and_late_clients_get_every_frame() {
+    let _serial = ONE_AT_A_TIME.lock();
+    let Some(helper) = super::Helper::start() else {
+        return;
+    };
+    let mut first = helper.connect();
+    let probes = first.list_probes().expect("list probes");
+    let info = probes
+        .iter()
+        .find(|p| p.id == "profile:cpu")
+        .expect("the helper offers profile:cpu");
+    if !info.availability.available {
+        eprintln!(
+            "skipping: profile:cpu unavailable: {}",
+            info.availability.reason
+        );
+        return;
+    }
+    let key = info.key;
+    // Only the workload: symbolizing every process on a busy machine (with
+    // debug builds of large programs) would make the timing unpredictable.
+    let mut target = Target::spawn(&["burn", "3"]);
+    first
+        .send(&microscope_wire::ClientMessage::SetFilter(
+            microscope_wire::ProcessFilter {
+                pid: Some(target.pid()),
+                ..microscope_wire::ProcessFilter::default()
+            },
+        ))
+        .expect("send the filter");
+    super::enable(&mut first, "profile:cpu");
+    target.go();
+
+    let receive = |conn: &mut microscope_wire::Connection,
+                   window: Duration,
+                   into: &mut Vec<microscope_wire::StackBatch>| {
+        conn.set_recv_timeout(Some(Duration::from_millis(100)))
+            .expect("set a timeout");
+        let deadline = Instant::now() + window;
+        while Instant::now() < deadline {
+            match conn.recv() {
+                Ok(microscope_wire::HelperMessage::Stacks(batch)) => into.push(batch),
+                Ok(_) | Err(microscope_wire::ClientError::Timeout(_)) => {}
+                Err(err) => panic!("connection failed: {err}"),
+            }
+        }
+    };
+    let mut first_batches = Vec::new();
+    receive(&mut first, Duration::from_millis(1500), &mut first_batches);
+    // A second client joins while frames have long been defined.
+    let mut late = helper.connect();
+    super::enable(&mut late, "profile:cpu");
+    let mut late_batches = Vec::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| receive(&mut late, Duration::from_millis(2500), &mut late_batches));
+        receive(&mut first, Duration::from_millis(2500), &mut first_batches);
+    });
+    target.expect_line("done");
+
+    let (first_total, first_burning) = check_stream(&first_batches, target.pid(), key);
+    let (late_total, late_burning) = check_stream(&late_batches, target.pid(), key);
+    let first_defs: usize = first_batches.iter().map(|b| b.frames.len()).sum();
+    let late_first_defs = late_batches.first().map_or(0, |b| b.frames.len());
+    eprintln!(
+        "socket: first client {} batches, {first_total} workload samples ({first_burning} \
+         burning), {first_defs} frame definitions; late client {} batches, {late_total} \
+         samples ({late_burning} burning), {late_first_defs} definitions in its first batch",
+        first_batches.len(),
+        late_batches.len()
+    );
+    assert!(first_batches.len() >= 2, "a batch about every second");
+    assert!(first_burning * 100 >= first_total * 80 && first_total > 20);
+    assert!(late_burning * 100 >= late_total * 80 && late_total > 10);
+}
