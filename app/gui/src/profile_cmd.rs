@@ -36,8 +36,10 @@ pub const OFF_CPU_PROBE: &str = "profile:offcpu";
 /// Highest sampling rate the helper accepts.
 pub const MAX_HZ: u32 = 1000;
 /// How long to wait, after the time is up, for the batch that covers the
-/// last moment (the helper sends one about every second).
-const LAST_BATCH_GRACE: Duration = Duration::from_secs(4);
+/// last moment. The helper sends one about every second, but names the
+/// frames of a program it has not seen before first, which for a large
+/// binary with debug info can take several seconds.
+const LAST_BATCH_GRACE: Duration = Duration::from_secs(15);
 /// How long the helper may take to answer a request.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -176,6 +176,11 @@ impl ProbeSet {
     /// ids from [`frames`](Self::frames); `None` when there is nothing to
     /// send. Call about every [`crate::DRAIN_INTERVAL`].
     pub fn drain_stacks(&mut self, now_ns: u64) -> Option<StackBatchParts> {
+        // Stacks at tracepoints take the profiles' way to the symbolizer.
+        let at_tracepoints = self.tracer.take_stacks();
+        if !at_tracepoints.is_empty() {
+            self.profiler.submit(at_tracepoints);
+        }
         self.profiler.drain(now_ns)
     }
 
@@ -184,12 +189,13 @@ impl ProbeSet {
         self.profiler.interner()
     }
 
-    /// Whether any of `enabled` delivers [`ProbeKind::Stacks`].
+    /// Whether any of `enabled` delivers stack counts: a profile, or a
+    /// tracepoint with stacks on.
     pub fn wants_stacks(&self, enabled: &BTreeSet<u16>) -> bool {
         enabled.iter().any(|key| {
             self.registry
                 .get(*key)
-                .is_some_and(|p| p.info.kind == ProbeKind::Stacks)
+                .is_some_and(|p| p.info.kind == ProbeKind::Stacks || p.options.stacks)
         })
     }
 

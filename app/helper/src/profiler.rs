@@ -204,8 +204,11 @@ pub struct Profiler {
     backlog: Option<Job>,
     /// Jobs handed over whose results have not come back.
     outstanding: usize,
-    /// Start of the interval the next drain covers.
+    /// Start of the interval the next drain covers, while profiles run.
     interval_start_ns: Option<u64>,
+    /// When `drain` was last called (the start of the interval of stacks
+    /// submitted from elsewhere).
+    last_drain_ns: Option<u64>,
     interner: FrameInterner,
 }
 
@@ -229,6 +232,7 @@ impl Profiler {
             backlog: None,
             outstanding: 0,
             interval_start_ns: None,
+            last_drain_ns: None,
             interner: FrameInterner::new(),
         }
     }
@@ -443,6 +447,7 @@ impl Profiler {
     /// returns it, with its own interval).
     pub fn drain(&mut self, now_ns: u64) -> Option<StackBatchParts> {
         let running = self.runs.iter().any(Option::is_some);
+        let last_drain_ns = self.last_drain_ns.replace(now_ns);
         if !self.has_pending() {
             self.interval_start_ns = None;
             return None;
@@ -451,7 +456,11 @@ impl Profiler {
         if let Some(object) = &mut self.object {
             raw.extend(object.take_running(&self.runs));
         }
-        let start_ns = self.interval_start_ns.unwrap_or(now_ns).min(now_ns);
+        let start_ns = self
+            .interval_start_ns
+            .or(last_drain_ns)
+            .unwrap_or(now_ns)
+            .min(now_ns);
         self.interval_start_ns = running.then_some(now_ns);
         self.submit_job(Job {
             start_ns,

@@ -50,9 +50,9 @@ fn profiler_for(kind: ProfileKind) -> Option<Profiler> {
 
 fn target_binary() -> &'static Path {
     let built = TARGET.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("microscope-profile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let out = dir.join("profile_target");
+        // Cargo's scratch directory for integration tests, under target/:
+        // rebuilt every run, never left behind in /tmp.
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("profile_target");
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel/profile_target.rs");
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
         let output = Command::new(&rustc)
@@ -598,4 +598,74 @@ fn profiles_stream_through_the_socket_and_late_clients_get_every_frame() {
     assert!(first_batches.len() >= 2, "a batch about every second");
     assert!(first_burning * 100 >= first_total * 80 && first_total > 20);
     assert!(late_burning * 100 >= late_total * 80 && late_total > 10);
+}
+
+#[test]
+fn stacks_at_a_tracepoint_are_counted_and_named() {
+    let _serial = ONE_AT_A_TIME.lock();
+    let Some(helper) = super::Helper::start() else {
+        return;
+    };
+    let mut conn = helper.connect();
+    let probe = "syscalls:sys_enter_getppid";
+    let me = std::process::id();
+    conn.send(&microscope_wire::ClientMessage::SetOptions {
+        probe: probe.to_owned(),
+        options: ProbeOptions {
+            stacks: true,
+            ..ProbeOptions::default()
+        },
+    })
+    .expect("send the options");
+    let received = conn.enable_probe(probe).expect("enable with stacks");
+    let key = received
+        .iter()
+        .find_map(|m| match m {
+            microscope_wire::HelperMessage::ProbeAdded(info) => Some(info.key),
+            _ => None,
+        })
+        .or_else(|| {
+            conn.list_probes()
+                .ok()?
+                .iter()
+                .find(|p| p.id == probe)
+                .map(|p| p.key)
+        })
+        .expect("the probe's key");
+    const CALLS: u64 = 500;
+    for _ in 0..CALLS {
+        nix::unistd::getppid();
+    }
+    conn.set_recv_timeout(Some(Duration::from_millis(100)))
+        .expect("set a timeout");
+    let mut defined = std::collections::HashMap::new();
+    let (mut hits, mut through_syscall_entry) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline && hits < CALLS {
+        let batch = match conn.recv() {
+            Ok(microscope_wire::HelperMessage::Stacks(batch)) => batch,
+            Ok(_) | Err(microscope_wire::ClientError::Timeout(_)) => continue,
+            Err(err) => panic!("connection failed: {err}"),
+        };
+        for frame in batch.frames {
+            defined.insert(frame.id, (frame.name, frame.kernel));
+        }
+        for stack in batch.stacks.iter().filter(|s| s.tgid == me) {
+            assert_eq!(stack.probe, key);
+            hits += stack.value;
+            if stack.frames.iter().any(|id| {
+                defined
+                    .get(id)
+                    .is_some_and(|(n, k)| *k && n == "do_syscall_64")
+            }) {
+                through_syscall_entry += stack.value;
+            }
+        }
+    }
+    eprintln!(
+        "stacks at {probe}: {hits} hits of this process counted ({CALLS} calls), \
+         {through_syscall_entry} with do_syscall_64 in the kernel stack"
+    );
+    assert!(hits >= CALLS, "only {hits} of {CALLS} calls counted");
+    assert!(through_syscall_entry * 10 >= hits * 9);
 }
