@@ -43,9 +43,13 @@ const MAX_PROCESSES: usize = 64;
 /// cleared and refilled.
 const MAX_ADDRESSES: usize = 32_768;
 /// Distinct processes symbolized before blazesym's own caches (open files,
-/// parsed ELF/DWARF per `/proc/PID/map_files` path) are rebuilt from
-/// scratch, so a long-running helper does not accumulate them.
-const PROCESSES_PER_GENERATION: usize = 512;
+/// parsed ELF/DWARF, one path per `/proc/PID/map_files` entry) are rebuilt
+/// from scratch, so a long-running helper does not accumulate them (nor
+/// binaries replaced on disk since, which keep their old parsed copy)...
+const PROCESSES_PER_GENERATION: usize = 1024;
+/// ...but not more often than this: a rebuild re-parses every binary still
+/// in use, which is costly for large ones.
+const MIN_GENERATION_AGE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Suffix of frames of functions inlined into their caller.
 pub const INLINED_SUFFIX: &str = " (inlined)";
@@ -78,6 +82,8 @@ pub struct Symbolizer {
     clock: u64,
     /// Distinct processes seen since `inner` was (re)built.
     processes_this_generation: usize,
+    /// When `inner` was (re)built.
+    generation_started: std::time::Instant,
 }
 
 struct ProcessCache {
@@ -102,6 +108,7 @@ impl Symbolizer {
             processes: HashMap::new(),
             clock: 0,
             processes_this_generation: 0,
+            generation_started: std::time::Instant::now(),
         }
     }
 
@@ -285,7 +292,8 @@ impl Symbolizer {
 
     /// Keeps at most [`MAX_PROCESSES`] process caches (least recently used
     /// go first), and rebuilds blazesym's caches every
-    /// [`PROCESSES_PER_GENERATION`] processes.
+    /// [`PROCESSES_PER_GENERATION`] processes (at most every
+    /// [`MIN_GENERATION_AGE`]).
     fn evict_processes(&mut self) {
         while self.processes.len() > MAX_PROCESSES {
             let Some(oldest) = self
@@ -304,10 +312,13 @@ impl Symbolizer {
                 log::debug!("evicting pid {oldest} from the symbolizer failed: {err}");
             }
         }
-        if self.processes_this_generation >= PROCESSES_PER_GENERATION {
+        if self.processes_this_generation >= PROCESSES_PER_GENERATION
+            && self.generation_started.elapsed() >= MIN_GENERATION_AGE
+        {
             // Our own per-address caches stay; only future misses re-read files.
             self.inner = new_blazesym();
             self.processes_this_generation = 0;
+            self.generation_started = std::time::Instant::now();
         }
     }
 }
