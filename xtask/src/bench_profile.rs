@@ -78,7 +78,7 @@ struct RateResult {
     /// Time in the sampling program per sample, if the kernel counted it.
     ns_per_sample: Option<f64>,
     /// CPU the helper used while profiling (all its threads: draining,
-    /// symbolizing, sending), as a share of one CPU.
+    /// symbolizing, sending; not loading the object), as a share of one CPU.
     helper_cpu_percent: Option<f64>,
     /// Samples counted in the stack batches received.
     samples: u64,
@@ -135,15 +135,16 @@ fn measure_rate(
         let (mut on, mut off) = (Loop::default(), Loop::default());
         for profiled in [profiled_first, !profiled_first] {
             if profiled {
+                client.enable()?;
+                // The helper's steady work: loading the object on enable
+                // and freeing it on disable are left out.
                 let ticks_before = cpu_ticks(helper_pid);
                 let started = Instant::now();
-                client.enable()?;
                 on = Loop::measure(options.seconds)?;
                 if let Some((ns, cnt)) = program_stats(helper_pid) {
                     run_ns += ns;
                     run_cnt += cnt;
                 }
-                client.disable()?;
                 profiled_time += started.elapsed();
                 helper_ticks = match (helper_ticks, ticks_before, cpu_ticks(helper_pid)) {
                     (Some(total), Some(before), Some(after)) => {
@@ -151,6 +152,7 @@ fn measure_rate(
                     }
                     _ => None,
                 };
+                client.disable()?;
             } else {
                 off = Loop::measure(options.seconds)?;
             }
