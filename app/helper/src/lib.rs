@@ -9,6 +9,8 @@
 //! - [`tracefs`]: tracepoint formats, from which field offsets are set;
 //! - `catalogue`: the probes offered and the programs behind each;
 //! - `tracer`: the loaded object; attach, detach, drain, read aggregates;
+//! - `funcprobe`: function probes (kprobe, fentry, uprobe), one small
+//!   object instance per probed function;
 //! - `decode`: ring buffer records → wire events;
 //! - `server`: the socket, the peer check (`auth`), the hub that batches.
 //!
@@ -20,12 +22,15 @@ mod auth;
 mod capabilities;
 mod catalogue;
 mod decode;
+mod funcprobe;
 mod server;
 pub mod tracefs;
 mod tracer;
 
 pub use auth::{Peer, Policy};
+pub use capabilities::detect_standalone as detect_capabilities;
 pub use catalogue::PROBES;
+pub use funcprobe::{FunctionProbes, FunctionTarget, Mechanism, binary_symbols, kernel_functions};
 pub use tracer::{LoadError, Tracer};
 
 use anyhow::Context as _;
