@@ -43,14 +43,20 @@ static FUNCPROBE_OBJECT: &[u8] =
 
 /// A fresh instance of the function probe object, its programs not loaded.
 pub(crate) fn load_object() -> Result<Ebpf, String> {
-    load_object_with(None)
+    load_object_with(&mut object_loader())
 }
 
-fn load_object_with(btf: Option<&Btf>) -> Result<Ebpf, String> {
+/// A loader for the function probe object. `EbpfLoader::new` parses the
+/// kernel's BTF (~85 ms here, seconds in an emulated VM) for CO-RE
+/// relocations, which this object has none of, so that copy is dropped; the
+/// loader is made once and reused for every instance.
+fn object_loader() -> EbpfLoader<'static> {
     let mut loader = EbpfLoader::new();
-    if btf.is_some() {
-        loader.btf(btf);
-    }
+    loader.btf(None);
+    loader
+}
+
+fn load_object_with(loader: &mut EbpfLoader<'static>) -> Result<Ebpf, String> {
     loader.load(FUNCPROBE_OBJECT).map_err(|err| {
         format!(
             "the kernel refused the function probe object ({}); the helper must run as root \
@@ -243,6 +249,8 @@ pub struct FunctionProbes {
     /// The kernel's BTF, parsed on the first fentry attach (~5 MB; fentry
     /// programs are verified against it).
     btf: Option<Btf>,
+    /// Loads instances of the object (see [`object_loader`]).
+    loader: EbpfLoader<'static>,
 }
 
 impl FunctionProbes {
@@ -256,6 +264,7 @@ impl FunctionProbes {
             kallsyms: NameCache::new(kallsyms_functions),
             btf_functions: NameCache::new(btf_functions),
             btf: None,
+            loader: object_loader(),
         }
     }
 
@@ -315,8 +324,14 @@ impl FunctionProbes {
             })?;
             self.btf = Some(btf);
         }
-        let instance = Instance::load(target, resolved, filter, self.btf.as_ref())
-            .map_err(|reason| format!("attaching {target} failed: {reason}"))?;
+        let instance = Instance::load(
+            &mut self.loader,
+            target,
+            resolved,
+            filter,
+            self.btf.as_ref(),
+        )
+        .map_err(|reason| format!("attaching {target} failed: {reason}"))?;
         log::info!("attached {target} ({})", instance.resolved.mechanism());
         self.instances.insert(key, instance);
         Ok(())
@@ -523,12 +538,13 @@ impl Drop for FunctionProbes {
 impl Instance {
     /// Loads the object, sets its filter, attaches exit then entry.
     fn load(
+        loader: &mut EbpfLoader<'static>,
         target: &FunctionTarget,
         resolved: Resolved,
         filter: &ProcessFilterConfig,
         btf: Option<&Btf>,
     ) -> Result<Self, String> {
-        let mut ebpf = load_object_with(btf)?;
+        let mut ebpf = load_object_with(loader)?;
         let mut filter_map: Array<MapData, ProcessFilterConfig> = take_map(&mut ebpf, "FILTER")?;
         filter_map
             .set(0, filter, 0)

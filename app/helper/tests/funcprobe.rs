@@ -53,7 +53,9 @@ fn uprobe_counts_every_call_and_times_it() {
     let availability = probes.availability(&target);
     assert!(availability.available, "{}", availability.reason);
 
+    let attach_started = std::time::Instant::now();
     probes.attach(7, &target, &only_this_process()).unwrap();
+    eprintln!("attached {id} in {:?}", attach_started.elapsed());
     assert_eq!(probes.mechanism(7), Some("uprobe/uretprobe"));
     // Attaching the same target again is a no-op; another target under the
     // same key is refused.
