@@ -27,15 +27,15 @@ use aya_ebpf::{
         bpf_probe_read_user_str_bytes,
     },
     macros::{fentry, map, tracepoint},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
     programs::{FEntryContext, TracePointContext, tracing::StackIdContext as _},
 };
 use microscope_ebpf::keep_current;
 use probes_common::{
     COMM_LEN, EVENT_KINDS, EventHeader, EventKind, FIELD_MISSING, LATENCY_BUCKETS, OpenatEvent,
-    ProcessFilterConfig, RING_BYTES, STACK_ENTRIES, SYSCALL_SLOTS, SYSCALL_START_ENTRIES,
-    SchedExecEvent, SchedExitEvent, SchedForkEvent, SchedSwitchEvent, SchedWakeupEvent, StackKey,
-    TracepointEvent, log2_bucket,
+    ProcessFilterConfig, RING_BYTES, SLOT_STACKS, STACK_ENTRIES, SYSCALL_SLOTS,
+    SYSCALL_START_ENTRIES, SchedExecEvent, SchedExitEvent, SchedForkEvent, SchedSwitchEvent,
+    SchedWakeupEvent, StackKey, TP_SLOTS, TracepointEvent, log2_bucket,
 };
 
 #[map]
@@ -63,9 +63,14 @@ static SYSCALL_START: LruHashMap<u32, u64> = LruHashMap::with_max_entries(SYSCAL
 static FILTER: Array<ProcessFilterConfig> = Array::with_max_entries(1, 0);
 
 /// Generic tracepoint records lost because `EVENTS` was full, per CPU, by
-/// the tracepoint's `common_type`.
+/// slot.
 #[map]
-static TP_DROPS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(1024, 0);
+static TP_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(TP_SLOTS, 0);
+
+/// Options of each generic slot ([`SLOT_STACKS`]), set by the helper before
+/// it attaches the slot's program.
+#[map]
+static TP_SLOT_OPTIONS: Array<u32> = Array::with_max_entries(TP_SLOTS, 0);
 
 /// Kernel and user stacks captured at tracepoints with stacks on.
 #[map]
@@ -342,44 +347,117 @@ pub fn sys_exit_latency(_ctx: TracePointContext) -> u32 {
     0
 }
 
-/// Any tracepoint: copies the first `TP_RECORD_BYTES` of the record into
-/// the ring buffer; the helper decodes it from the tracepoint's format file,
-/// which it finds by the record's leading `common_type`.
-#[tracepoint]
-pub fn tracepoint_generic(ctx: TracePointContext) -> u32 {
+/// Any tracepoint, through one copy of this program per slot (see
+/// `probes_common::TP_SLOTS` for why): copies the first `TP_RECORD_BYTES`
+/// of the record into the ring buffer, stamped with the slot, and with
+/// `SLOT_STACKS` set also counts the kernel and user stacks of the hit in
+/// `STACK_COUNTS` ("how did the kernel get here"). The helper decodes the
+/// record with the format file of the tracepoint it attached to the slot.
+#[inline(always)]
+fn generic(ctx: &TracePointContext, slot: u32) -> u32 {
     if !keep_current(FILTER.get(0)) {
         return 0;
     }
-    copy_record(&ctx);
+    copy_record(ctx, slot);
+    if TP_SLOT_OPTIONS
+        .get(slot)
+        .is_some_and(|o| o & SLOT_STACKS != 0)
+    {
+        let pid_tgid = bpf_get_current_pid_tgid();
+        let key = StackKey {
+            id: slot,
+            tgid: (pid_tgid >> 32) as u32,
+            kernel_stack: ctx.get_stackid(&STACKS, 0).map_or(-1, |id| id as i32),
+            user_stack: ctx
+                .get_stackid(&STACKS, u64::from(BPF_F_USER_STACK))
+                .map_or(-1, |id| id as i32),
+            comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
+        };
+        count_stack(&key);
+    }
     0
 }
 
-/// [`tracepoint_generic`] that also counts the kernel and user stacks of
-/// every hit in `STACK_COUNTS` ("how did the kernel get here").
-#[tracepoint]
-pub fn tracepoint_generic_stacks(ctx: TracePointContext) -> u32 {
-    if !keep_current(FILTER.get(0)) {
-        return 0;
-    }
-    copy_record(&ctx);
-    let pid_tgid = bpf_get_current_pid_tgid();
-    // SAFETY: the context is the tracepoint's; the helper reads 2 bytes.
-    let common_type = unsafe { bpf_probe_read_kernel(ctx.as_ptr().cast::<u16>()) }.unwrap_or(0);
-    let key = StackKey {
-        id: u32::from(common_type),
-        tgid: (pid_tgid >> 32) as u32,
-        kernel_stack: ctx.get_stackid(&STACKS, 0).map_or(-1, |id| id as i32),
-        user_stack: ctx
-            .get_stackid(&STACKS, u64::from(BPF_F_USER_STACK))
-            .map_or(-1, |id| id as i32),
-        comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
+macro_rules! generic_slots {
+    ($($name:ident = $slot:literal,)*) => {
+        $(
+            #[tracepoint]
+            pub fn $name(ctx: TracePointContext) -> u32 {
+                generic(&ctx, $slot)
+            }
+        )*
     };
-    count_stack(&key);
-    0
 }
+
+generic_slots!(
+    tp_generic_0 = 0,
+    tp_generic_1 = 1,
+    tp_generic_2 = 2,
+    tp_generic_3 = 3,
+    tp_generic_4 = 4,
+    tp_generic_5 = 5,
+    tp_generic_6 = 6,
+    tp_generic_7 = 7,
+    tp_generic_8 = 8,
+    tp_generic_9 = 9,
+    tp_generic_10 = 10,
+    tp_generic_11 = 11,
+    tp_generic_12 = 12,
+    tp_generic_13 = 13,
+    tp_generic_14 = 14,
+    tp_generic_15 = 15,
+    tp_generic_16 = 16,
+    tp_generic_17 = 17,
+    tp_generic_18 = 18,
+    tp_generic_19 = 19,
+    tp_generic_20 = 20,
+    tp_generic_21 = 21,
+    tp_generic_22 = 22,
+    tp_generic_23 = 23,
+    tp_generic_24 = 24,
+    tp_generic_25 = 25,
+    tp_generic_26 = 26,
+    tp_generic_27 = 27,
+    tp_generic_28 = 28,
+    tp_generic_29 = 29,
+    tp_generic_30 = 30,
+    tp_generic_31 = 31,
+    tp_generic_32 = 32,
+    tp_generic_33 = 33,
+    tp_generic_34 = 34,
+    tp_generic_35 = 35,
+    tp_generic_36 = 36,
+    tp_generic_37 = 37,
+    tp_generic_38 = 38,
+    tp_generic_39 = 39,
+    tp_generic_40 = 40,
+    tp_generic_41 = 41,
+    tp_generic_42 = 42,
+    tp_generic_43 = 43,
+    tp_generic_44 = 44,
+    tp_generic_45 = 45,
+    tp_generic_46 = 46,
+    tp_generic_47 = 47,
+    tp_generic_48 = 48,
+    tp_generic_49 = 49,
+    tp_generic_50 = 50,
+    tp_generic_51 = 51,
+    tp_generic_52 = 52,
+    tp_generic_53 = 53,
+    tp_generic_54 = 54,
+    tp_generic_55 = 55,
+    tp_generic_56 = 56,
+    tp_generic_57 = 57,
+    tp_generic_58 = 58,
+    tp_generic_59 = 59,
+    tp_generic_60 = 60,
+    tp_generic_61 = 61,
+    tp_generic_62 = 62,
+    tp_generic_63 = 63,
+);
 
 #[inline(always)]
-fn copy_record(ctx: &TracePointContext) {
+fn copy_record(ctx: &TracePointContext, slot: u32) {
     match EVENTS.reserve::<TracepointEvent>(0) {
         Some(mut entry) => {
             let e = entry.as_mut_ptr();
@@ -388,6 +466,8 @@ fn copy_record(ctx: &TracePointContext) {
             // are more of the per-CPU trace buffer, never used).
             let copied = unsafe {
                 (*e).header = header(EventKind::Tracepoint);
+                (*e).slot = slot;
+                (*e)._pad = 0;
                 bpf_probe_read_kernel_buf(ctx.as_ptr().cast::<u8>(), &mut (*e).data)
             };
             if copied.is_ok() {
@@ -397,16 +477,9 @@ fn copy_record(ctx: &TracePointContext) {
             }
         }
         None => {
-            // SAFETY: reads the record's leading u16, `common_type`.
-            let common_type =
-                unsafe { bpf_probe_read_kernel(ctx.as_ptr().cast::<u16>()) }.unwrap_or(0);
-            let key = u32::from(common_type);
-            match TP_DROPS.get_ptr_mut(key) {
-                // SAFETY: per-CPU value, written only from this CPU.
-                Some(slot) => unsafe { *slot += 1 },
-                None => {
-                    let _ = TP_DROPS.insert(key, 1, 0);
-                }
+            if let Some(count) = TP_DROPS.get_ptr_mut(slot) {
+                // SAFETY: per-CPU slot, written only from this CPU.
+                unsafe { *count += 1 };
             }
         }
     }

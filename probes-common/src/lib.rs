@@ -260,23 +260,39 @@ pub const FIELD_MISSING: u32 = u32::MAX;
 /// this length; the helper marks what did not fit).
 pub const TP_RECORD_BYTES: usize = 256;
 
-/// Any tracepoint's raw record. The record starts with `common_type`, the
-/// tracepoint's id in tracefs, which tells the helper how to decode it.
+/// How many tracepoints the generic programs can trace at once: the eBPF
+/// object holds one copy of the generic program per slot.
+///
+/// Why copies: a tracepoint program cannot tell which tracepoint it runs on.
+/// The record's leading `common_type` would say, but the kernel overwrites
+/// the first 8 bytes of the record with a `pt_regs` pointer before running
+/// BPF programs. So each attached tracepoint gets its own copy, which stamps
+/// its slot number on every record.
+pub const TP_SLOTS: u32 = 64;
+
+/// [`TracepointEvent`]'s slot options: also count stacks at every hit.
+pub const SLOT_STACKS: u32 = 1;
+
+/// Any tracepoint's raw record, from the generic program of slot `slot`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct TracepointEvent {
     pub header: EventHeader,
-    /// The first [`TP_RECORD_BYTES`] bytes of the record.
+    /// Which generic program copy (and so which tracepoint) produced it.
+    pub slot: u32,
+    pub _pad: u32,
+    /// The first [`TP_RECORD_BYTES`] bytes of the record. The first 8 hold a
+    /// kernel pointer, not the `common_*` fields (see [`TP_SLOTS`]).
     pub data: [u8; TP_RECORD_BYTES],
 }
 
-const _: () = assert!(core::mem::size_of::<TracepointEvent>() == 40 + TP_RECORD_BYTES);
+const _: () = assert!(core::mem::size_of::<TracepointEvent>() == 48 + TP_RECORD_BYTES);
 
 /// Key of the in-kernel stack counts (`STACK_COUNTS` maps): who, where.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct StackKey {
-    /// What captured it: a tracepoint's `common_type`, or an object-defined
+    /// What captured it: a generic tracepoint slot, or an object-defined
     /// id (for example 0 = on-CPU sample).
     pub id: u32,
     /// Process id.

@@ -25,10 +25,14 @@ pub enum DecodeError {
     /// Unknown `kind` in the header.
     #[error("record has unknown kind {0}")]
     UnknownKind(u32),
+    /// A generic tracepoint record of a slot no probe uses any more
+    /// (detached between the kernel writing the record and us reading it).
+    #[error("record of generic tracepoint slot {0}, which is no longer attached")]
+    UnknownTracepoint(u32),
 }
 
 /// Reads a `T` from the start of `bytes` if it is long enough.
-fn read<T: aya::Pod>(bytes: &[u8], kind: Option<EventKind>) -> Result<T, DecodeError> {
+pub fn read<T: aya::Pod>(bytes: &[u8], kind: Option<EventKind>) -> Result<T, DecodeError> {
     let need = size_of::<T>();
     if bytes.len() < need {
         return Err(DecodeError::Short {

@@ -23,6 +23,9 @@ mod capabilities;
 mod catalogue;
 mod decode;
 mod funcprobe;
+mod generic;
+mod probeset;
+mod registry;
 mod server;
 pub mod tracefs;
 mod tracer;
@@ -35,6 +38,7 @@ pub use tracer::{LoadError, Tracer};
 
 use anyhow::Context as _;
 use microscope_wire::HelperInfo;
+use probeset::ProbeSet;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use tokio::net::UnixListener;
@@ -71,7 +75,8 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
             .unwrap_or_default(),
         capabilities,
     };
-    for probe in server::probe_list(&tracer, &Default::default()) {
+    let probes = ProbeSet::new(tracer, tracefs.clone());
+    for probe in probes.list(&Default::default()) {
         if !probe.availability.available {
             log::warn!(
                 "probe {} unavailable: {}",
@@ -88,7 +93,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         config.socket.display(),
         config.group
     );
-    let served = server::serve(listener, tracer, info, policy, shutdown).await;
+    let served = server::serve(listener, probes, info, policy, shutdown).await;
     if let Err(err) = std::fs::remove_file(&config.socket) {
         log::warn!("could not remove {}: {err}", config.socket.display());
     }

@@ -8,11 +8,10 @@
 //! [`MAX_BATCH_AGE`] (or sooner when [`MAX_BATCH_EVENTS`] are pending).
 
 use crate::auth::{Peer, Policy};
-use crate::catalogue::{self, PROBES};
-use crate::tracer::Tracer;
+use crate::probeset::ProbeSet;
 use microscope_wire::{
-    ClientMessage, Event, EventBatch, FrameDecoder, HelperInfo, HelperMessage, Preamble, ProbeInfo,
-    ProbeKind, ProbeStats, encode_frame,
+    ClientMessage, Event, EventBatch, FrameDecoder, HelperInfo, HelperMessage, Preamble,
+    ProbeStats, encode_frame,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -77,19 +76,13 @@ impl ClientState {
     fn wants(&self, probe: u16) -> bool {
         self.enabled.contains(&probe)
     }
-
-    fn wants_kind(&self, kind: ProbeKind) -> bool {
-        self.enabled
-            .iter()
-            .any(|k| catalogue::probe(*k).is_some_and(|p| p.kind == kind))
-    }
 }
 
 /// Serves clients on `listener` until `shutdown` flips to true. Returns after
 /// every probe has been detached; an error if the hub crashed.
 pub async fn serve(
     listener: UnixListener,
-    tracer: Tracer,
+    probes: ProbeSet,
     info: HelperInfo,
     policy: Policy,
     mut shutdown: watch::Receiver<bool>,
@@ -97,7 +90,7 @@ pub async fn serve(
     let (hub_tx, hub_rx) = mpsc::channel(1024);
     let info = Arc::new(info);
     let policy = Arc::new(policy);
-    let mut hub = tokio::spawn(hub(tracer, hub_rx, shutdown.clone()));
+    let mut hub = tokio::spawn(hub(probes, hub_rx, shutdown.clone()));
     let mut next_id: ClientId = 0;
     loop {
         tokio::select! {
@@ -243,9 +236,9 @@ async fn serve_client(
     log::info!("client {id} left");
 }
 
-/// Owns the tracer; applies requests and moves events to clients.
+/// Owns the probes; applies requests and moves events to clients.
 async fn hub(
-    mut tracer: Tracer,
+    mut tracer: ProbeSet,
     mut requests: mpsc::Receiver<HubRequest>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -286,7 +279,7 @@ async fn hub(
     log::info!("hub stopped; detached {n} probe(s)");
 }
 
-fn apply(tracer: &mut Tracer, clients: &mut HashMap<ClientId, ClientState>, request: HubRequest) {
+fn apply(tracer: &mut ProbeSet, clients: &mut HashMap<ClientId, ClientState>, request: HubRequest) {
     match request {
         HubRequest::Join { id, frames } => {
             clients.insert(
@@ -312,101 +305,107 @@ fn apply(tracer: &mut Tracer, clients: &mut HashMap<ClientId, ClientState>, requ
             }
         }
         HubRequest::Message { id, message } => {
-            let reply = handle_message(tracer, clients, id, message);
-            if let Some(client) = clients.get(&id)
-                && !client.send(&reply)
-            {
-                log::warn!("client {id}: reply dropped, its queue is full");
+            for reply in handle_message(tracer, clients, id, message) {
+                if let Some(client) = clients.get(&id)
+                    && !client.send(&reply)
+                {
+                    log::warn!("client {id}: reply dropped, its queue is full");
+                }
             }
         }
     }
 }
 
+/// Applies one client message; returns the replies for that client (other
+/// clients are told directly when a change concerns them all).
 fn handle_message(
-    tracer: &mut Tracer,
+    probes: &mut ProbeSet,
     clients: &mut HashMap<ClientId, ClientState>,
     id: ClientId,
     message: ClientMessage,
-) -> HelperMessage {
+) -> Vec<HelperMessage> {
+    let error = |message: String| vec![HelperMessage::Error { message }];
     match message {
         ClientMessage::ListProbes => {
             let enabled = clients
                 .get(&id)
                 .map(|c| c.enabled.clone())
                 .unwrap_or_default();
-            HelperMessage::Probes(probe_list(tracer, &enabled))
+            vec![HelperMessage::Probes(probes.list(&enabled))]
         }
         ClientMessage::Enable { probe } => {
-            let Some(key) = catalogue::key_of(&probe) else {
-                return unknown_probe(&probe);
+            let (key, added) = match probes.enable(&probe) {
+                Ok(enabled) => enabled,
+                Err(message) => return error(message),
             };
-            if let Err(message) = tracer.attach(key) {
-                return HelperMessage::Error { message };
-            }
             if let Some(client) = clients.get_mut(&id) {
                 client.enabled.insert(key);
             }
-            HelperMessage::ProbeState {
+            let mut replies: Vec<HelperMessage> =
+                added.into_iter().map(HelperMessage::ProbeAdded).collect();
+            replies.push(HelperMessage::ProbeState {
                 probe,
                 enabled: true,
-            }
+            });
+            replies
         }
         ClientMessage::Disable { probe } => {
-            let Some(key) = catalogue::key_of(&probe) else {
-                return unknown_probe(&probe);
+            let Some(key) = probes.key_of(&probe) else {
+                return error(format!(
+                    "unknown probe `{probe}`; `microscope probes` lists the probes this helper offers"
+                ));
             };
             if let Some(client) = clients.get_mut(&id) {
                 client.enabled.remove(&key);
                 client.pending.retain(|e| e.probe != key);
             }
-            detach_if_unwanted(tracer, clients, key);
-            HelperMessage::ProbeState {
+            detach_if_unwanted(probes, clients, key);
+            vec![HelperMessage::ProbeState {
                 probe,
                 enabled: false,
+            }]
+        }
+        ClientMessage::SetOptions { probe, options } => {
+            let attached = probes
+                .key_of(&probe)
+                .is_some_and(|key| clients.values().any(|c| c.wants(key)));
+            match probes.set_options(&probe, options, attached) {
+                Ok(key) => vec![HelperMessage::ProbeState {
+                    probe,
+                    enabled: clients.get(&id).is_some_and(|c| c.wants(key)),
+                }],
+                Err(message) => error(message),
             }
         }
-        ClientMessage::SetOptions { .. }
-        | ClientMessage::ListTracepoints
-        | ClientMessage::ListKernelFunctions { .. }
-        | ClientMessage::SetFilter(_) => HelperMessage::Error {
-            message: "this helper does not handle that request yet".to_owned(),
+        ClientMessage::ListTracepoints => match probes.tracepoints() {
+            Ok(names) => vec![HelperMessage::Tracepoints(names)],
+            Err(message) => error(message),
         },
-    }
-}
-
-fn unknown_probe(probe: &str) -> HelperMessage {
-    HelperMessage::Error {
-        message: format!(
-            "unknown probe `{probe}`; `microscope probes` lists the probes this helper offers"
+        ClientMessage::ListKernelFunctions { .. } => error(
+            "this helper cannot list kernel functions yet: function probes are not built in"
+                .to_owned(),
         ),
-    }
-}
-
-fn detach_if_unwanted(tracer: &mut Tracer, clients: &HashMap<ClientId, ClientState>, key: u16) {
-    if !clients.values().any(|c| c.wants(key)) {
-        tracer.detach(key);
-    }
-}
-
-/// The catalogue as a client sees it.
-pub fn probe_list(tracer: &Tracer, enabled: &BTreeSet<u16>) -> Vec<ProbeInfo> {
-    PROBES
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let key = i as u16;
-            ProbeInfo {
-                id: p.id.to_owned(),
-                key,
-                subsystem: p.subsystem.to_owned(),
-                description: p.description.to_owned(),
-                kind: p.kind,
-                availability: tracer.availability(key),
-                enabled: enabled.contains(&key),
-                fields: Vec::new(),
+        ClientMessage::SetFilter(filter) => {
+            if let Err(message) = probes.set_filter(filter) {
+                return error(message);
             }
-        })
-        .collect()
+            log::info!("client {id} set the process filter to {}", probes.filter());
+            // Every client's data changes: tell them all.
+            let notice = HelperMessage::Filter(probes.filter().clone());
+            for (other, client) in clients.iter() {
+                if *other != id {
+                    client.send(&notice);
+                }
+            }
+            vec![notice]
+        }
+    }
+}
+
+fn detach_if_unwanted(probes: &mut ProbeSet, clients: &HashMap<ClientId, ClientState>, key: u16) {
+    if !clients.values().any(|c| c.wants(key)) {
+        probes.detach(key);
+    }
 }
 
 /// Moves drained events into the pending batches of the clients that want them.
@@ -461,15 +460,11 @@ fn flush(client: &mut ClientState, kernel_drops: &[ProbeStats]) {
     }
 }
 
-fn send_aggregates(tracer: &Tracer, clients: &HashMap<ClientId, ClientState>, ts_ns: u64) {
+fn send_aggregates(probes: &ProbeSet, clients: &HashMap<ClientId, ClientState>, ts_ns: u64) {
     for client in clients.values() {
-        let counts = client.wants_kind(ProbeKind::SyscallCounts);
-        let latency = client.wants_kind(ProbeKind::SyscallLatency);
-        if counts || latency {
+        if let Some(aggregates) = probes.aggregates_for(&client.enabled, ts_ns) {
             // A full queue only loses this snapshot; the next one is cumulative.
-            client.send(&HelperMessage::Aggregates(
-                tracer.aggregates(counts, latency, ts_ns),
-            ));
+            client.send(&HelperMessage::Aggregates(aggregates));
         }
     }
 }

@@ -110,6 +110,138 @@ fn split_declaration(decl: &str) -> Option<(String, String)> {
     Some((c_type, name.to_owned()))
 }
 
+/// One field of a tracepoint record, in record order, with its name and sign.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormatField {
+    /// Field name, e.g. `prev_pid`.
+    pub name: String,
+    /// Where it is and how big.
+    pub field: Field,
+    /// Whether an integer field is signed.
+    pub signed: bool,
+}
+
+/// A tracepoint's whole `format` file: its id (the `common_type` at the
+/// start of each record) and its fields in record order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Format {
+    /// `category:name`.
+    pub id: String,
+    /// The tracepoint's numeric id (`ID:` line).
+    pub event_id: u16,
+    /// Every field, `common_*` ones included, in offset order.
+    pub fields: Vec<FormatField>,
+}
+
+impl Format {
+    /// The fields a person cares about: all but the `common_*` header.
+    pub fn own_fields(&self) -> impl Iterator<Item = &FormatField> {
+        self.fields
+            .iter()
+            .filter(|f| !f.name.starts_with("common_"))
+    }
+}
+
+/// Parses a whole `format` file. `None` without an `ID:` line.
+pub fn parse_full_format(id: &str, text: &str) -> Option<Format> {
+    let event_id = text
+        .lines()
+        .find_map(|line| line.strip_prefix("ID:"))
+        .and_then(|n| n.trim().parse().ok())?;
+    let mut fields = Vec::new();
+    for line in text.lines() {
+        let mut decl = None;
+        let mut offset = None;
+        let mut size = None;
+        let mut signed = false;
+        for part in line.split(';') {
+            let part = part.trim();
+            if let Some(rest) = part.strip_prefix("field:") {
+                decl = Some(rest.trim());
+            } else if let Some(rest) = part.strip_prefix("offset:") {
+                offset = rest.trim().parse().ok();
+            } else if let Some(rest) = part.strip_prefix("size:") {
+                size = rest.trim().parse().ok();
+            } else if let Some(rest) = part.strip_prefix("signed:") {
+                signed = rest.trim() == "1";
+            }
+        }
+        let (Some(decl), Some(offset), Some(size)) = (decl, offset, size) else {
+            continue;
+        };
+        if let Some((c_type, name)) = split_declaration(decl) {
+            fields.push(FormatField {
+                name,
+                field: Field {
+                    c_type,
+                    offset,
+                    size,
+                },
+                signed,
+            });
+        }
+    }
+    fields.sort_by_key(|f| f.field.offset);
+    Some(Format {
+        id: id.to_owned(),
+        event_id,
+        fields,
+    })
+}
+
+/// Reads the whole format of tracepoint `category:name`; an error is a
+/// sentence saying what is wrong.
+pub fn read_full_format(tracefs: &Path, category: &str, name: &str) -> Result<Format, String> {
+    if !valid_component(category) || !valid_component(name) {
+        return Err(format!(
+            "`{category}:{name}` is not a tracepoint name (letters, digits and `_` only)"
+        ));
+    }
+    let path = tracefs
+        .join("events")
+        .join(category)
+        .join(name)
+        .join("format");
+    let text = std::fs::read_to_string(&path).map_err(|err| {
+        format!(
+            "this kernel has no tracepoint {category}:{name} ({}: {err}); \
+             `microscope probes --tracepoints` lists the ones it has",
+            path.display()
+        )
+    })?;
+    parse_full_format(&format!("{category}:{name}"), &text).ok_or_else(|| {
+        format!(
+            "the format file of {category}:{name} has no ID line: {}",
+            path.display()
+        )
+    })
+}
+
+/// A tracepoint category or name: no path tricks.
+fn valid_component(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && s != "."
+        && s != ".."
+}
+
+/// Every tracepoint of the running kernel, `category:name`, sorted.
+pub fn available_events(tracefs: &Path) -> Result<Vec<String>, String> {
+    let path = tracefs.join("available_events");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|err| format!("could not read {}: {err}", path.display()))?;
+    let mut events: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.contains(':'))
+        .map(str::to_owned)
+        .collect();
+    events.sort();
+    events.dedup();
+    Ok(events)
+}
+
 /// Reads and parses the format of `category:name` under `tracefs`.
 pub fn read_format(tracefs: &Path, category: &str, name: &str) -> Result<Fields, String> {
     let path = tracefs
@@ -161,6 +293,38 @@ mod tests {
         assert_eq!(fields["filename"].c_type, "const char *");
         assert_eq!(fields["parent_comm"].c_type, "__data_loc char[]");
         assert_eq!(fields.len(), 5);
+    }
+
+    #[test]
+    fn full_format_keeps_order_sign_and_id() {
+        let format = parse_full_format("sched:sched_switch", SWITCH).unwrap();
+        assert_eq!(format.event_id, 316);
+        let names: Vec<&str> = format.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "common_type",
+                "prev_comm",
+                "parent_comm",
+                "prev_pid",
+                "filename"
+            ]
+        );
+        assert!(format.fields[3].signed);
+        assert!(!format.fields[4].signed);
+        assert_eq!(format.own_fields().count(), 4);
+        assert!(parse_full_format("x:y", "format:\n").is_none());
+    }
+
+    #[test]
+    fn names_with_path_tricks_are_refused() {
+        let err = read_full_format(Path::new("/nonexistent"), "..", "x").unwrap_err();
+        assert!(err.contains("not a tracepoint name"), "{err}");
+        let err = read_full_format(Path::new("/nonexistent"), "sched", "nope").unwrap_err();
+        assert!(
+            err.contains("this kernel has no tracepoint sched:nope"),
+            "{err}"
+        );
     }
 
     #[test]

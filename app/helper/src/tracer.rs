@@ -3,15 +3,27 @@
 
 use crate::catalogue::{self, PROBES};
 use crate::decode::decode_record;
+use crate::generic;
 use crate::tracefs;
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use crate::tracefs::Format;
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
 use aya::programs::trace_point::TracePointLinkId;
 use aya::{Ebpf, EbpfLoader};
-use microscope_wire::{Aggregates, Availability, Event, ProbeStats};
-use probes_common::{EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, SYSCALL_SLOTS};
+use microscope_wire::{Aggregates, Availability, Event, EventData, ProbeStats};
+use probes_common::{
+    EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, ProcessFilterConfig, SLOT_STACKS,
+    SYSCALL_SLOTS, TP_SLOTS, TracepointEvent,
+};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+
+/// The generic tracepoint program of slot `slot` (one copy per slot, see
+/// [`probes_common::TP_SLOTS`]).
+fn generic_program(slot: usize) -> String {
+    format!("tp_generic_{slot}")
+}
 
 /// The eBPF object built from `ebpf/`, embedded at compile time.
 static EBPF_OBJECT: &[u8] =
@@ -54,10 +66,18 @@ pub struct Tracer {
     drops: PerCpuArray<MapData, u64>,
     syscall_counts: PerCpuArray<MapData, u64>,
     latency: PerCpuArray<MapData, u64>,
-    /// Availability of each probe, by wire key.
+    /// Generic tracepoint records lost, per CPU, by slot.
+    tp_drops: PerCpuArray<MapData, u64>,
+    /// Options of each generic slot.
+    slot_options: Array<MapData, u32>,
+    /// The in-kernel process filter.
+    filter: Array<MapData, ProcessFilterConfig>,
+    /// Availability of each built-in probe, by wire key.
     availability: Vec<Availability>,
-    /// Links of attached probes, by wire key.
-    attached: HashMap<u16, Vec<(&'static str, TracePointLinkId)>>,
+    /// Links of attached probes, by wire key: program name and link.
+    attached: HashMap<u16, Vec<(String, TracePointLinkId)>>,
+    /// What each generic slot traces: probe key and tracepoint format.
+    slots: Vec<Option<(u16, Arc<Format>)>>,
     /// Records that did not decode (should stay 0).
     decode_errors: u64,
 }
@@ -98,6 +118,19 @@ impl Tracer {
         let drops = per_cpu(&mut ebpf, "DROPS")?;
         let syscall_counts = per_cpu(&mut ebpf, "SYSCALL_COUNTS")?;
         let latency = per_cpu(&mut ebpf, "SYSCALL_LATENCY")?;
+        let tp_drops = per_cpu(&mut ebpf, "TP_DROPS")?;
+        let slot_options =
+            Array::try_from(take_map(&mut ebpf, "TP_SLOT_OPTIONS")?).map_err(|source| {
+                LoadError::Map {
+                    name: "TP_SLOT_OPTIONS",
+                    source,
+                }
+            })?;
+        let filter =
+            Array::try_from(take_map(&mut ebpf, "FILTER")?).map_err(|source| LoadError::Map {
+                name: "FILTER",
+                source,
+            })?;
 
         let mut availability = Vec::with_capacity(PROBES.len());
         for probe in PROBES {
@@ -111,8 +144,12 @@ impl Tracer {
             drops,
             syscall_counts,
             latency,
+            tp_drops,
+            slot_options,
+            filter,
             availability,
             attached: HashMap::new(),
+            slots: vec![None; TP_SLOTS as usize],
             decode_errors: 0,
         })
     }
@@ -153,7 +190,7 @@ impl Tracer {
             let result = tracepoint(&mut self.ebpf, a.program)
                 .and_then(|tp| tp.attach(a.category, a.name).map_err(|e| e.to_string()));
             match result {
-                Ok(link) => links.push((a.program, link)),
+                Ok(link) => links.push((a.program.to_owned(), link)),
                 Err(err) => {
                     self.detach_links(links);
                     return Err(format!(
@@ -168,13 +205,65 @@ impl Tracer {
         Ok(())
     }
 
+    /// Attaches a free slot's generic program to tracepoint `format.id` as
+    /// probe `key`; with `stacks`, it also counts stacks. An error is a
+    /// sentence for the user.
+    pub fn attach_generic(
+        &mut self,
+        key: u16,
+        format: Arc<Format>,
+        stacks: bool,
+    ) -> Result<(), String> {
+        if self.is_attached(key) {
+            return Ok(());
+        }
+        let slot = self.slots.iter().position(Option::is_none).ok_or_else(|| {
+            format!(
+                "cannot trace {}: {TP_SLOTS} tracepoints are already traced at once, \
+                 the most this helper can; disable one first",
+                format.id
+            )
+        })?;
+        let options = if stacks { SLOT_STACKS } else { 0 };
+        self.slot_options
+            .set(slot as u32, options, 0)
+            .map_err(|err| format!("could not set the options of {}: {err}", format.id))?;
+        let (category, name) = format.id.split_once(':').unwrap_or((&format.id, ""));
+        let program = generic_program(slot);
+        let link = tracepoint(&mut self.ebpf, &program)
+            .and_then(|tp| {
+                if tp.fd().is_err() {
+                    tp.load().map_err(|err| describe_load_error(&err))?;
+                }
+                tp.attach(category, name).map_err(|e| e.to_string())
+            })
+            .map_err(|err| format!("attaching tracepoint {} failed: {err}", format.id))?;
+        log::info!(
+            "attached tracepoint {} in slot {slot} (stacks: {stacks})",
+            format.id
+        );
+        self.slots[slot] = Some((key, format));
+        self.attached.insert(key, vec![(program, link)]);
+        Ok(())
+    }
+
+    /// Writes the in-kernel process filter.
+    pub fn set_filter(&mut self, filter: &ProcessFilterConfig) -> Result<(), String> {
+        self.filter
+            .set(0, filter, 0)
+            .map_err(|err| format!("could not set the process filter: {err}"))
+    }
+
     /// Detaches probe `key` if attached.
     pub fn detach(&mut self, key: u16) {
         if let Some(links) = self.attached.remove(&key) {
             self.detach_links(links);
-            if let Some(probe) = catalogue::probe(key) {
-                log::info!("detached {}", probe.id);
+            for slot in &mut self.slots {
+                if slot.as_ref().is_some_and(|(k, _)| *k == key) {
+                    *slot = None;
+                }
             }
+            log::info!("detached probe {key}");
         }
     }
 
@@ -187,9 +276,9 @@ impl Tracer {
         keys.len()
     }
 
-    fn detach_links(&mut self, links: Vec<(&'static str, TracePointLinkId)>) {
+    fn detach_links(&mut self, links: Vec<(String, TracePointLinkId)>) {
         for (program, link) in links {
-            if let Err(err) = tracepoint(&mut self.ebpf, program)
+            if let Err(err) = tracepoint(&mut self.ebpf, &program)
                 .and_then(|tp| tp.detach(link).map_err(|e| e.to_string()))
             {
                 log::warn!("detaching {program} failed: {err}");
@@ -204,8 +293,13 @@ impl Tracer {
         while consumed < max {
             let Some(item) = self.ring.next() else { break };
             consumed += 1;
-            match decode_record(&item, catalogue::key_of_event) {
+            let decoded = match crate::decode::record_kind(&item) {
+                Ok(EventKind::Tracepoint) => decode_generic(&item, &self.slots),
+                _ => decode_record(&item, catalogue::key_of_event),
+            };
+            match decoded {
                 Ok(event) => out.push(event),
+                Err(crate::decode::DecodeError::UnknownTracepoint(_)) => {}
                 Err(err) => {
                     self.decode_errors += 1;
                     if self.decode_errors == 1 {
@@ -221,14 +315,25 @@ impl Tracer {
 
     /// Kernel drops of every streamed probe (summed over CPUs).
     pub fn kernel_drops(&self) -> Vec<ProbeStats> {
-        EventKind::ALL
+        let mut stats: Vec<ProbeStats> = EventKind::ALL
             .iter()
+            .filter(|kind| **kind != EventKind::Tracepoint)
             .map(|kind| ProbeStats {
                 probe: catalogue::key_of_event(*kind),
                 kernel_drops: sum_slot(&self.drops, *kind as u32),
                 client_drops: 0,
             })
-            .collect()
+            .collect();
+        for (slot, traced) in self.slots.iter().enumerate() {
+            if let Some((key, _)) = traced {
+                stats.push(ProbeStats {
+                    probe: *key,
+                    kernel_drops: sum_slot(&self.tp_drops, slot as u32),
+                    client_drops: 0,
+                });
+            }
+        }
+        stats
     }
 
     /// Reads the aggregates (cumulative since load).
@@ -266,6 +371,29 @@ impl Drop for Tracer {
             log::info!("detached {n} probe(s) on shutdown");
         }
     }
+}
+
+/// Decodes a generic tracepoint record with the format of the tracepoint
+/// its slot traces.
+fn decode_generic(
+    bytes: &[u8],
+    slots: &[Option<(u16, Arc<Format>)>],
+) -> Result<Event, crate::decode::DecodeError> {
+    let record: TracepointEvent = crate::decode::read(bytes, Some(EventKind::Tracepoint))?;
+    // A record of a tracepoint detached a moment ago: not an error.
+    let Some((key, format)) = slots.get(record.slot as usize).and_then(Option::as_ref) else {
+        return Err(crate::decode::DecodeError::UnknownTracepoint(record.slot));
+    };
+    let header = record.header;
+    Ok(Event {
+        probe: *key,
+        cpu: header.cpu,
+        ts_ns: header.ts_ns,
+        pid: header.pid,
+        tgid: header.tgid,
+        comm: crate::decode::c_string(&header.comm),
+        data: EventData::Fields(generic::decode_fields(format, &record.data)),
+    })
 }
 
 fn sum_slot(map: &PerCpuArray<MapData, u64>, index: u32) -> u64 {

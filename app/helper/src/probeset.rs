@@ -1,0 +1,220 @@
+//! Everything that can collect data, behind one interface for the hub: the
+//! probe [`Registry`] says what a probe id is; this module attaches it with
+//! the right machinery and reads what it collected.
+//!
+//! | source | machinery |
+//! |---|---|
+//! | built-in probe | Microscope's object, dedicated program ([`Tracer::attach`]) |
+//! | any tracepoint | Microscope's object, generic program ([`Tracer::attach_generic`]) |
+
+use crate::registry::{Registry, Source};
+use crate::tracer::Tracer;
+use microscope_catalogue::Catalogue;
+use microscope_wire::{
+    Aggregates, Event, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
+};
+use probes_common::{COMM_LEN, FILTER_CGROUP, FILTER_COMM, FILTER_PID, ProcessFilterConfig};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// The helper's probes and the machinery that attaches them.
+pub struct ProbeSet {
+    tracer: Tracer,
+    registry: Registry,
+    filter: ProcessFilter,
+    tracefs: Option<PathBuf>,
+}
+
+impl ProbeSet {
+    /// Wraps the loaded tracer; registers the built-in probes.
+    pub fn new(tracer: Tracer, tracefs: Option<PathBuf>) -> Self {
+        let registry = Registry::new(&tracer, tracefs.clone(), &Catalogue::builtin());
+        Self {
+            tracer,
+            registry,
+            filter: ProcessFilter::default(),
+            tracefs,
+        }
+    }
+
+    /// The probe catalogue as a client with `enabled` probes sees it.
+    pub fn list(&self, enabled: &BTreeSet<u16>) -> Vec<ProbeInfo> {
+        self.registry.list(enabled)
+    }
+
+    /// The key of a known probe.
+    pub fn key_of(&self, id: &str) -> Option<u16> {
+        self.registry.key_of(id)
+    }
+
+    /// Resolves `id` (registering a new tracepoint if needed) and attaches
+    /// it. Returns its key and, if it was just registered, its description.
+    pub fn enable(&mut self, id: &str) -> Result<(u16, Option<ProbeInfo>), String> {
+        let (key, added) = self.registry.resolve(id)?;
+        self.attach(key)?;
+        Ok((key, added))
+    }
+
+    fn attach(&mut self, key: u16) -> Result<(), String> {
+        let Some(probe) = self.registry.get(key) else {
+            return Err(format!("no probe with key {key}"));
+        };
+        if !probe.info.availability.available {
+            return Err(format!(
+                "{} is not available here: {}",
+                probe.info.id, probe.info.availability.reason
+            ));
+        }
+        match &probe.source {
+            Source::Builtin => self.tracer.attach(key),
+            Source::Tracepoint { format, .. } => {
+                let (format, stacks) = (format.clone(), probe.options.stacks);
+                self.tracer.attach_generic(key, format, stacks)
+            }
+            // Not reached while these are registered as unavailable; their
+            // machinery joins the helper with the function probes and the
+            // stack samplers.
+            Source::Function { id } => Err(format!("{id}: function probes are not built in")),
+            Source::Profile { off_cpu } => Err(format!(
+                "{}: {} stack sampling is not built in",
+                probe.info.id,
+                if *off_cpu { "off-CPU" } else { "on-CPU" }
+            )),
+        }
+    }
+
+    /// Detaches probe `key`.
+    pub fn detach(&mut self, key: u16) {
+        self.tracer.detach(key);
+    }
+
+    /// Detaches everything; returns how many probes were attached.
+    pub fn detach_all(&mut self) -> usize {
+        self.tracer.detach_all()
+    }
+
+    /// Changes how probe `id` collects; re-attaches it if `attached`.
+    pub fn set_options(
+        &mut self,
+        id: &str,
+        options: ProbeOptions,
+        attached: bool,
+    ) -> Result<u16, String> {
+        let (key, _) = self.registry.resolve(id)?;
+        if options.stacks
+            && !matches!(
+                self.registry.get(key).map(|p| &p.source),
+                Some(Source::Tracepoint { .. })
+            )
+        {
+            return Err(format!(
+                "{id} cannot capture stacks; stacks can be captured at any tracepoint \
+                 named `category:name` (for example block:block_rq_issue)"
+            ));
+        }
+        self.registry.set_options(key, options);
+        if attached {
+            self.tracer.detach(key);
+            self.attach(key)?;
+        }
+        Ok(key)
+    }
+
+    /// Sets the in-kernel process filter of every object.
+    pub fn set_filter(&mut self, filter: ProcessFilter) -> Result<(), String> {
+        let config = filter_config(&filter)?;
+        self.tracer.set_filter(&config)?;
+        self.filter = filter;
+        Ok(())
+    }
+
+    /// The filter in force.
+    pub fn filter(&self) -> &ProcessFilter {
+        &self.filter
+    }
+
+    /// Every tracepoint of the running kernel.
+    pub fn tracepoints(&self) -> Result<Vec<String>, String> {
+        let tracefs = self.tracefs.as_deref().ok_or_else(|| {
+            "tracefs is not mounted, so the helper cannot list tracepoints; run \
+             `sudo mount -t tracefs nodev /sys/kernel/tracing` and restart the helper"
+                .to_owned()
+        })?;
+        crate::tracefs::available_events(tracefs)
+    }
+
+    /// Drains up to `max` streamed records into `out`.
+    pub fn drain(&mut self, max: usize, out: &mut Vec<Event>) -> usize {
+        self.tracer.drain(max, out)
+    }
+
+    /// Kernel drop totals of the streamed probes.
+    pub fn kernel_drops(&self) -> Vec<ProbeStats> {
+        self.tracer.kernel_drops()
+    }
+
+    /// The aggregates a client with probes `enabled` wants, if any.
+    pub fn aggregates_for(&self, enabled: &BTreeSet<u16>, ts_ns: u64) -> Option<Aggregates> {
+        let wants = |kind| {
+            enabled
+                .iter()
+                .any(|key| self.registry.get(*key).is_some_and(|p| p.info.kind == kind))
+        };
+        let counts = wants(ProbeKind::SyscallCounts);
+        let latency = wants(ProbeKind::SyscallLatency);
+        (counts || latency).then(|| self.tracer.aggregates(counts, latency, ts_ns))
+    }
+}
+
+/// The kernel's form of a process filter. An error is a sentence.
+pub fn filter_config(filter: &ProcessFilter) -> Result<ProcessFilterConfig, String> {
+    let mut config = ProcessFilterConfig::default();
+    if let Some(pid) = filter.pid {
+        config.flags |= FILTER_PID;
+        config.tgid = pid;
+    }
+    if let Some(comm) = &filter.comm {
+        let bytes = comm.as_bytes();
+        if bytes.is_empty() || bytes.len() >= COMM_LEN || bytes.contains(&0) {
+            return Err(format!(
+                "`{comm}` cannot be a command name: the kernel keeps 1 to {} bytes of it",
+                COMM_LEN - 1
+            ));
+        }
+        config.flags |= FILTER_COMM;
+        config.comm[..bytes.len()].copy_from_slice(bytes);
+    }
+    if let Some(cgroup) = filter.cgroup {
+        config.flags |= FILTER_CGROUP;
+        config.cgroup = cgroup;
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_config_encodes_each_condition() {
+        assert_eq!(
+            filter_config(&ProcessFilter::default()),
+            Ok(ProcessFilterConfig::default())
+        );
+        let config = filter_config(&ProcessFilter {
+            pid: Some(42),
+            comm: Some("cat".into()),
+            cgroup: Some(7),
+        })
+        .unwrap();
+        assert_eq!(config.flags, FILTER_PID | FILTER_COMM | FILTER_CGROUP);
+        assert_eq!((config.tgid, config.cgroup), (42, 7));
+        assert_eq!(&config.comm[..4], b"cat\0");
+        let err = filter_config(&ProcessFilter {
+            comm: Some("a-very-long-command-name".into()),
+            ..ProcessFilter::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("1 to 15 bytes"), "{err}");
+    }
+}
