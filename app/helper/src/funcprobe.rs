@@ -207,6 +207,40 @@ fn parse_user(rest: &str) -> Result<FunctionTarget, String> {
     })
 }
 
+/// The file a probe pack's uprobe `binary` names: an absolute path as is,
+/// or a library's file name (`libc.so.6`) looked up in the directories the
+/// dynamic linker searches by default on Debian-like and other systems.
+/// An error is a sentence.
+pub fn find_library(binary: &str) -> Result<PathBuf, String> {
+    if binary.starts_with('/') {
+        return Ok(PathBuf::from(binary));
+    }
+    if binary.contains('/') {
+        return Err(format!(
+            "`{binary}` is neither an absolute path nor a library file name"
+        ));
+    }
+    let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
+    let dirs = [
+        format!("/lib/{multiarch}"),
+        format!("/usr/lib/{multiarch}"),
+        "/lib64".to_owned(),
+        "/usr/lib64".to_owned(),
+        "/lib".to_owned(),
+        "/usr/lib".to_owned(),
+        "/usr/local/lib".to_owned(),
+    ];
+    dirs.iter()
+        .map(|dir| Path::new(dir).join(binary))
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            format!(
+                "no library {binary} in {} (is it installed?)",
+                dirs.join(", ")
+            )
+        })
+}
+
 /// The mechanism and attach point a target resolved to on this kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Resolved {
@@ -1150,6 +1184,25 @@ mod tests {
         ] {
             let target = FunctionTarget::parse(id).unwrap().unwrap();
             assert_eq!(target.to_string(), id);
+        }
+    }
+
+    #[test]
+    fn libraries_are_found_by_file_name() {
+        assert_eq!(
+            find_library("/opt/x/libfoo.so"),
+            Ok(PathBuf::from("/opt/x/libfoo.so"))
+        );
+        assert!(
+            find_library("lib/libc.so.6")
+                .unwrap_err()
+                .contains("neither")
+        );
+        let missing = find_library("libmicroscope-no-such-lib.so.9").unwrap_err();
+        assert!(missing.contains("no library"), "{missing}");
+        // Every system this runs on has a C library; under musl its name differs.
+        if cfg!(target_env = "gnu") {
+            assert!(find_library("libc.so.6").unwrap().is_file());
         }
     }
 

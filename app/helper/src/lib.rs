@@ -33,7 +33,9 @@ mod tracer;
 pub use auth::{Peer, Policy};
 pub use capabilities::detect_standalone as detect_capabilities;
 pub use catalogue::PROBES;
-pub use funcprobe::{FunctionProbes, FunctionTarget, Mechanism, binary_symbols, kernel_functions};
+pub use funcprobe::{
+    FunctionProbes, FunctionTarget, Mechanism, binary_symbols, find_library, kernel_functions,
+};
 pub use tracer::{LoadError, Tracer};
 
 use anyhow::Context as _;
@@ -75,7 +77,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
             .unwrap_or_default(),
         capabilities,
     };
-    let probes = ProbeSet::new(tracer, tracefs.clone());
+    let probes = ProbeSet::new(tracer, tracefs.clone(), &info.capabilities);
     for probe in probes.list(&Default::default()) {
         if !probe.availability.available {
             log::warn!(
