@@ -326,6 +326,18 @@ fn write_initramfs(vmtest: &Path, out: &Path) -> Result<()> {
             major: 5,
             minor: 1,
         },
+        initramfs::Entry::Dir { path: "etc" },
+        // The helper gives its socket to group `microscope`.
+        initramfs::Entry::File {
+            path: "etc/group",
+            mode: 0o644,
+            data: b"root:x:0:\nmicroscope:x:900:\n",
+        },
+        initramfs::Entry::File {
+            path: "etc/passwd",
+            mode: 0o644,
+            data: b"root:x:0:0:root:/:/bin/sh\n",
+        },
         initramfs::Entry::Dir { path: "proc" },
         initramfs::Entry::Dir { path: "sys" },
         initramfs::Entry::Dir { path: "tmp" },
