@@ -434,7 +434,9 @@ impl FunctionProbes {
             .collect()
     }
 
-    /// The subsystem to list `target` under and a one-line description.
+    /// The subsystem to list `target` under (a built-in pack subsystem id:
+    /// `user` for user functions, a guess from the name for kernel ones)
+    /// and a one-line description.
     pub fn describe(&self, target: &FunctionTarget) -> (String, String) {
         match target {
             FunctionTarget::Kernel {
@@ -455,20 +457,14 @@ impl FunctionProbes {
                     ),
                 )
             }
-            FunctionTarget::User { binary, symbol } => {
-                let file = binary.file_name().map_or_else(
-                    || binary.display().to_string(),
-                    |f| f.to_string_lossy().into_owned(),
-                );
-                (
-                    format!("User functions: {file}"),
-                    format!(
-                        "Calls of {symbol} in {} (every process running it) and the time from \
-                         entry to return (uprobe/uretprobe).",
-                        binary.display()
-                    ),
-                )
-            }
+            FunctionTarget::User { binary, symbol } => (
+                "user".to_owned(),
+                format!(
+                    "Calls of {symbol} in {} (every process running it) and the time from \
+                     entry to return (uprobe/uretprobe).",
+                    binary.display()
+                ),
+            ),
         }
     }
 
@@ -757,88 +753,96 @@ fn describe_uprobe_attach_error(binary: &Path, symbol: &str, err: &ProgramError)
     }
 }
 
-/// The subsystem a kernel function most likely belongs to, from its name.
+/// The subsystem (its id in the built-in probe pack, as for tracepoints)
+/// a kernel function most likely belongs to, guessed from its name; `other`
+/// when the name says nothing.
 fn kernel_subsystem(function: &str) -> &'static str {
+    // First match wins, so longer prefixes come before shorter ones.
     const PREFIXES: &[(&str, &str)] = &[
-        ("__x64_sys_", "System calls"),
-        ("__ia32_sys_", "System calls"),
-        ("__se_sys_", "System calls"),
-        ("__do_sys_", "System calls"),
-        ("do_sys_", "System calls"),
-        ("ksys_", "System calls"),
-        ("vfs_", "Files"),
-        ("do_filp_open", "Files"),
-        ("path_", "Files"),
-        ("filemap_", "Files"),
-        ("ext4_", "Files"),
-        ("btrfs_", "Files"),
-        ("xfs_", "Files"),
-        ("nfs_", "Files"),
-        ("fuse_", "Files"),
-        ("tmpfs_", "Files"),
-        ("shmem_", "Memory"),
-        ("tcp_", "Networking"),
-        ("udp_", "Networking"),
-        ("ip_", "Networking"),
-        ("ip6_", "Networking"),
-        ("ipv6_", "Networking"),
-        ("inet_", "Networking"),
-        ("sock_", "Networking"),
-        ("sk_", "Networking"),
-        ("skb_", "Networking"),
-        ("net_", "Networking"),
-        ("netif_", "Networking"),
-        ("dev_queue_", "Networking"),
-        ("napi_", "Networking"),
-        ("unix_", "Networking"),
-        ("blk_", "Block I/O"),
-        ("bio_", "Block I/O"),
-        ("submit_bio", "Block I/O"),
-        ("nvme_", "Block I/O"),
-        ("scsi_", "Block I/O"),
-        ("schedule", "Scheduler"),
-        ("sched_", "Scheduler"),
-        ("try_to_wake_up", "Scheduler"),
-        ("wake_up_", "Scheduler"),
-        ("pick_next_", "Scheduler"),
-        ("enqueue_", "Scheduler"),
-        ("dequeue_", "Scheduler"),
-        ("kmalloc", "Memory"),
-        ("__kmalloc", "Memory"),
-        ("kfree", "Memory"),
-        ("kmem_", "Memory"),
-        ("vmalloc", "Memory"),
-        ("handle_mm_fault", "Memory"),
-        ("do_page_fault", "Memory"),
-        ("exc_page_fault", "Memory"),
-        ("__alloc_pages", "Memory"),
-        ("alloc_pages", "Memory"),
-        ("page_", "Memory"),
-        ("folio_", "Memory"),
-        ("mmap_", "Memory"),
-        ("do_mmap", "Memory"),
-        ("do_fork", "Process lifecycle"),
-        ("kernel_clone", "Process lifecycle"),
-        ("copy_process", "Process lifecycle"),
-        ("do_exit", "Process lifecycle"),
-        ("do_execve", "Process lifecycle"),
-        ("bprm_", "Process lifecycle"),
-        ("irq_", "Interrupts"),
-        ("handle_irq", "Interrupts"),
-        ("__do_softirq", "Interrupts"),
-        ("tasklet_", "Interrupts"),
-        ("mutex_", "Locking"),
-        ("down_", "Locking"),
-        ("up_", "Locking"),
-        ("_raw_spin_", "Locking"),
-        ("rwsem_", "Locking"),
-        ("futex_", "Locking"),
-        ("bpf_", "BPF"),
+        ("__x64_sys_", "syscalls"),
+        ("__ia32_sys_", "syscalls"),
+        ("__se_sys_", "syscalls"),
+        ("__do_sys_", "syscalls"),
+        ("do_sys_", "syscalls"),
+        ("ksys_", "syscalls"),
+        ("vfs_", "vfs"),
+        ("do_filp_open", "vfs"),
+        ("filp_", "vfs"),
+        ("path_", "vfs"),
+        ("ext4_", "ext4"),
+        ("jbd2_", "ext4"),
+        ("btrfs_", "ext4"),
+        ("xfs_", "ext4"),
+        ("filemap_", "pagecache"),
+        ("page_cache_", "pagecache"),
+        ("readahead", "pagecache"),
+        ("writeback_", "pagecache"),
+        ("folio_", "pagecache"),
+        ("handle_mm_fault", "memory"),
+        ("exc_page_fault", "memory"),
+        ("do_page_fault", "memory"),
+        ("__alloc_pages", "memory"),
+        ("alloc_pages", "memory"),
+        ("__kmalloc", "memory"),
+        ("kmalloc", "memory"),
+        ("kfree", "memory"),
+        ("kmem_", "memory"),
+        ("vmalloc", "memory"),
+        ("shmem_", "memory"),
+        ("do_mmap", "memory"),
+        ("mmap_", "memory"),
+        ("page_", "memory"),
+        ("tcp_", "tcp"),
+        ("udp_", "udp"),
+        ("ip_", "ip"),
+        ("ip6_", "ip"),
+        ("ipv6_", "ip"),
+        ("fib_", "ip"),
+        ("neigh_", "ip"),
+        ("inet_", "socket"),
+        ("sock_", "socket"),
+        ("sk_", "socket"),
+        ("unix_", "socket"),
+        ("skb_", "netdev"),
+        ("netif_", "netdev"),
+        ("net_", "netdev"),
+        ("napi_", "netdev"),
+        ("dev_queue_", "netdev"),
+        ("blk_", "block"),
+        ("bio_", "block"),
+        ("submit_bio", "block"),
+        ("nvme_", "block"),
+        ("scsi_", "block"),
+        ("schedule", "sched"),
+        ("sched_", "sched"),
+        ("try_to_wake_up", "sched"),
+        ("wake_up_", "sched"),
+        ("pick_next_", "sched"),
+        ("enqueue_", "sched"),
+        ("dequeue_", "sched"),
+        ("kernel_clone", "process"),
+        ("copy_process", "process"),
+        ("do_exit", "process"),
+        ("do_group_exit", "process"),
+        ("do_execve", "process"),
+        ("bprm_", "process"),
+        ("irq_", "irq"),
+        ("handle_irq", "irq"),
+        ("__do_softirq", "irq"),
+        ("tasklet_", "irq"),
+        ("hrtimer_", "irq"),
+        ("mutex_", "locking"),
+        ("rwsem_", "locking"),
+        ("_raw_spin_", "locking"),
+        ("futex_", "locking"),
+        ("down_", "locking"),
+        ("up_", "locking"),
+        ("rcu_", "locking"),
     ];
     PREFIXES
         .iter()
         .find(|(prefix, _)| function.starts_with(prefix))
-        .map_or("Kernel functions", |(_, subsystem)| subsystem)
+        .map_or("other", |(_, subsystem)| subsystem)
 }
 
 /// Reads a list of kernel function names, or says why it could not.
@@ -1436,15 +1440,24 @@ malformed
     fn descriptions_name_the_function() {
         let probes = FunctionProbes::new(&capabilities(true, true, true));
         let (subsystem, description) = probes.describe(&kernel("vfs_read", Mechanism::Auto));
-        assert_eq!(subsystem, "Files");
+        assert_eq!(subsystem, "vfs");
         assert!(description.contains("vfs_read"));
         let (subsystem, _) = probes.describe(&kernel("mystery_fn", Mechanism::Kprobe));
-        assert_eq!(subsystem, "Kernel functions");
+        assert_eq!(subsystem, "other");
+        for (function, subsystem) in [
+            ("page_cache_sync_ra", "pagecache"),
+            ("page_add_rmap", "memory"),
+            ("__x64_sys_openat", "syscalls"),
+            ("tcp_sendmsg", "tcp"),
+            ("schedule_timeout", "sched"),
+        ] {
+            assert_eq!(kernel_subsystem(function), subsystem, "{function}");
+        }
         let (subsystem, description) = probes.describe(&FunctionTarget::User {
             binary: PathBuf::from("/usr/bin/bash"),
             symbol: "readline".to_owned(),
         });
-        assert_eq!(subsystem, "User functions: bash");
+        assert_eq!(subsystem, "user");
         assert!(description.contains("/usr/bin/bash"));
     }
 
