@@ -108,3 +108,26 @@ pub use model::{
     Attachment, Edge, FieldDoc, Layer, PackInfo, ProbeDef, ProbeType, Subsystem, Target,
 };
 pub use pack::{PACK_MANIFEST, Pack};
+
+/// The built-in subsystem (by id) a tracepoint category belongs to: where
+/// a tracepoint no pack names is placed on the map, `other` if none fits.
+pub fn subsystem_of_category(category: &str) -> &'static str {
+    match category {
+        "sched" => "sched",
+        "task" | "signal" | "cgroup" => "process",
+        "syscalls" | "raw_syscalls" => "syscalls",
+        "block" | "iocost" | "bfq" | "nvme" | "scsi" => "block",
+        "ext4" | "jbd2" | "xfs" | "btrfs" | "f2fs" => "ext4",
+        "filemap" | "writeback" => "pagecache",
+        "kmem" | "vmscan" | "compaction" | "oom" | "mmap" | "exceptions" | "huge_memory"
+        | "migrate" | "percpu" | "cma" => "memory",
+        "sock" | "inet_sock" => "socket",
+        "tcp" => "tcp",
+        "udp" => "udp",
+        "fib" | "fib6" | "neigh" => "ip",
+        "net" | "napi" | "qdisc" | "skb" => "netdev",
+        "irq" | "timer" | "hrtimer" | "irq_vectors" | "workqueue" => "irq",
+        "lock" | "rcu" => "locking",
+        _ => "other",
+    }
+}

@@ -2,12 +2,15 @@
 
 use crate::command::{Command, CommandQueue};
 use crate::ingest::Wake;
+use crate::map::SubsystemMap;
 use crate::model::{ConnectionState, Model};
 use crate::replay::ReplayControl;
 use crate::sources;
 use crate::theme;
 use crate::update::Update;
-use crate::views::{self, CentralTab, CpuTimelineState, region};
+use crate::views::{
+    self, CentralTab, CpuTimelineState, InspectorState, MapState, ToolsState, region,
+};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
 use microscope_wire::ClientMessage;
@@ -40,6 +43,11 @@ pub struct MicroscopeApp {
     follow_live: bool,
     tab: CentralTab,
     cpu_view: CpuTimelineState,
+    map: SubsystemMap,
+    map_view: MapState,
+    probe_filter: String,
+    inspector: InspectorState,
+    tools: ToolsState,
 }
 
 impl MicroscopeApp {
@@ -57,6 +65,11 @@ impl MicroscopeApp {
             follow_live: true,
             tab: CentralTab::default(),
             cpu_view: CpuTimelineState::default(),
+            map: SubsystemMap::builtin(),
+            map_view: MapState::default(),
+            probe_filter: String::new(),
+            inspector: InspectorState::default(),
+            tools: ToolsState::default(),
         }
     }
 
@@ -87,6 +100,7 @@ impl MicroscopeApp {
         let now = self.model.now(wall);
         self.model.tick(now);
         self.open_dialog_ui(ui.ctx());
+        views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
 
         if let Some(text) = views::banner_text(&self.model) {
             egui::Panel::top("banner")
@@ -111,7 +125,21 @@ impl MicroscopeApp {
             .default_size(theme::PROBE_PANEL_WIDTH)
             .show(ui, |ui| {
                 ui.scope_builder(UiBuilder::new().accessibility_label(region::PROBES), |ui| {
-                    views::probes_ui(ui, &self.model, &mut self.commands);
+                    if !self.model.is_replay() {
+                        views::tools_buttons_ui(
+                            ui,
+                            &self.model,
+                            &mut self.tools,
+                            &mut self.commands,
+                        );
+                    }
+                    views::probes_ui(
+                        ui,
+                        &self.model,
+                        &self.map,
+                        &mut self.probe_filter,
+                        &mut self.commands,
+                    );
                 });
             });
         egui::CentralPanel::default().show(ui, |ui| {
@@ -125,6 +153,26 @@ impl MicroscopeApp {
                 });
             });
             ui.separator();
+            if self.tab == CentralTab::Map {
+                ui.scope_builder(UiBuilder::new().accessibility_label(region::MAP), |ui| {
+                    views::map_ui(
+                        ui,
+                        &self.model,
+                        &self.map,
+                        &mut self.map_view,
+                        now,
+                        &mut self.commands,
+                    );
+                });
+                return;
+            }
+            if self.tab == CentralTab::Events {
+                ui.scope_builder(
+                    UiBuilder::new().accessibility_label(region::INSPECTOR),
+                    |ui| views::inspector_ui(ui, &self.model, &mut self.inspector),
+                );
+                return;
+            }
             if self.tab == CentralTab::Cpus {
                 ui.scope_builder(
                     UiBuilder::new().accessibility_label(region::CPU_TIMELINE),
@@ -291,6 +339,8 @@ impl MicroscopeApp {
                 }
                 Command::OpenRecording(path) => self.start_replay(path, false, ctx),
                 Command::GoLive => self.go_live(ctx),
+                Command::ListTracepoints => self.send_to_helper(ClientMessage::ListTracepoints),
+                Command::SetFilter(filter) => self.send_to_helper(ClientMessage::SetFilter(filter)),
             }
         }
     }

@@ -23,6 +23,10 @@ pub enum Command {
     OpenRecording(std::path::PathBuf),
     /// Leave the replay and connect to the helper.
     GoLive,
+    /// Ask the helper for every tracepoint of the kernel.
+    ListTracepoints,
+    /// Set the helper's in-kernel process filter.
+    SetFilter(microscope_wire::ProcessFilter),
 }
 
 /// Collects the commands of one frame.

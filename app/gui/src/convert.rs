@@ -1,8 +1,8 @@
 //! The one place where wire types become the GUI's model types.
 
 use crate::update::{
-    Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, SchedRecord, SwitchRecord,
-    Update, WakeupRecord,
+    Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, RECENT_PER_BATCH,
+    SchedRecord, SwitchRecord, Update, WakeupRecord,
 };
 use microscope_wire as wire;
 use std::collections::BTreeMap;
@@ -81,9 +81,31 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
             // Counting here, on the ingest thread, keeps the channel to the UI
             // small: one entry per probe instead of one per event.
             let mut counts = BTreeMap::<u16, u64>::new();
+            let mut by_comm = BTreeMap::<(u16, &str), u64>::new();
+            for event in &batch.events {
+                *counts.entry(event.probe).or_default() += 1;
+                *by_comm.entry((event.probe, &event.comm)).or_default() += 1;
+            }
+            let by_comm = by_comm
+                .into_iter()
+                .map(|((key, comm), n)| (key, comm.to_owned(), n))
+                .collect();
+            // The newest few of each probe, for the event inspector.
+            let mut kept = BTreeMap::<u16, usize>::new();
+            let mut recent: Vec<wire::Event> = batch
+                .events
+                .iter()
+                .rev()
+                .filter(|event| {
+                    let n = kept.entry(event.probe).or_default();
+                    *n += 1;
+                    *n <= RECENT_PER_BATCH
+                })
+                .cloned()
+                .collect();
+            recent.reverse();
             let mut sched = Vec::new();
             for event in batch.events {
-                *counts.entry(event.probe).or_default() += 1;
                 if let Some(record) = sched_record(event) {
                     sched.push(record);
                 }
@@ -108,6 +130,8 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
                     })
                     .collect(),
                 sched,
+                by_comm,
+                recent,
             }
         }
         wire::HelperMessage::Aggregates(aggregates) => Update::Aggregates {
@@ -227,8 +251,33 @@ mod tests {
                     client_drops: 0
                 }],
                 sched: Vec::new(),
+                by_comm: vec![(1, "init".into(), 2), (2, "init".into(), 1)],
+                recent: vec![event(1), event(2), event(1)],
             })
         );
+    }
+
+    #[test]
+    fn only_the_newest_events_of_a_batch_go_to_the_inspector() {
+        let mut events: Vec<wire::Event> = (0..RECENT_PER_BATCH as u64 + 10)
+            .map(|i| wire::Event {
+                ts_ns: i,
+                ..event(1)
+            })
+            .collect();
+        events.push(event(2));
+        let batch = wire::EventBatch {
+            events,
+            stats: Vec::new(),
+        };
+        let Some(Update::Events { recent, .. }) =
+            update_from_message(wire::HelperMessage::Batch(batch), Instant::now())
+        else {
+            panic!("expected events");
+        };
+        assert_eq!(recent.len(), RECENT_PER_BATCH + 1);
+        assert_eq!(recent[0].ts_ns, 10, "the oldest 10 of probe 1 are left out");
+        assert_eq!(recent.last().map(|e| e.probe), Some(2));
     }
 
     #[test]

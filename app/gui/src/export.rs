@@ -42,13 +42,15 @@
 //! format of flame-graph tools such as inferno. There are no stacks yet:
 //! real call stacks come with the on-CPU profiler (TODO(#5)).
 
+use crate::event_fields::{Field, fields};
+use microscope_wire::EventData;
 use microscope_wire::{
-    Aggregates, Event, EventData, FieldValue, HelperMessage, ProbeInfo, RecordedFrame, Recording,
-    RecordingError, RecordingHeader,
+    Aggregates, Event, HelperMessage, ProbeInfo, RecordedFrame, Recording, RecordingError,
+    RecordingHeader,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -99,33 +101,6 @@ pub struct ExportOutcome {
     pub warning: Option<String>,
 }
 
-/// One field of an event, for `args` and the CSV `fields` column.
-#[derive(Clone, Debug, PartialEq)]
-enum Field<'a> {
-    Unsigned(u64),
-    Signed(i64),
-    Text(&'a str),
-    Flag(bool),
-    Bytes(&'a [u8]),
-}
-
-impl fmt::Display for Field<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unsigned(n) => write!(f, "{n}"),
-            Self::Signed(n) => write!(f, "{n}"),
-            Self::Text(s) => f.write_str(s),
-            Self::Flag(b) => write!(f, "{b}"),
-            Self::Bytes(b) => {
-                for byte in *b {
-                    write!(f, "{byte:02x}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
 impl From<&Field<'_>> for Value {
     fn from(field: &Field<'_>) -> Self {
         match field {
@@ -135,95 +110,6 @@ impl From<&Field<'_>> for Value {
             Field::Flag(b) => json!(b),
             Field::Bytes(_) => json!(field.to_string()),
         }
-    }
-}
-
-/// The probe-specific fields of an event, by name.
-///
-/// `names` are the field names of a generically decoded probe
-/// ([`ProbeInfo::fields`](microscope_wire::ProbeInfo::fields)).
-fn fields<'a>(data: &'a EventData, names: &'a [String]) -> Vec<(&'a str, Field<'a>)> {
-    use Field::{Bytes, Flag, Signed, Text, Unsigned};
-    match data {
-        EventData::SchedSwitch {
-            prev_pid,
-            prev_comm,
-            prev_prio,
-            prev_state,
-            next_pid,
-            next_comm,
-            next_prio,
-        } => vec![
-            ("prev_pid", Unsigned((*prev_pid).into())),
-            ("prev_comm", Text(prev_comm)),
-            ("prev_prio", Signed((*prev_prio).into())),
-            ("prev_state", Unsigned(*prev_state)),
-            ("next_pid", Unsigned((*next_pid).into())),
-            ("next_comm", Text(next_comm)),
-            ("next_prio", Signed((*next_prio).into())),
-        ],
-        EventData::SchedWakeup {
-            pid,
-            comm,
-            prio,
-            target_cpu,
-        } => vec![
-            ("pid", Unsigned((*pid).into())),
-            ("comm", Text(comm)),
-            ("prio", Signed((*prio).into())),
-            ("target_cpu", Unsigned((*target_cpu).into())),
-        ],
-        EventData::SchedFork {
-            parent_pid,
-            child_pid,
-        } => vec![
-            ("parent_pid", Unsigned((*parent_pid).into())),
-            ("child_pid", Unsigned((*child_pid).into())),
-        ],
-        EventData::SchedExec {
-            pid,
-            old_pid,
-            filename,
-        } => vec![
-            ("pid", Unsigned((*pid).into())),
-            ("old_pid", Unsigned((*old_pid).into())),
-            ("filename", Text(filename)),
-        ],
-        EventData::SchedExit {
-            pid,
-            prio,
-            group_dead,
-        } => vec![
-            ("pid", Unsigned((*pid).into())),
-            ("prio", Signed((*prio).into())),
-            ("group_dead", Flag(*group_dead)),
-        ],
-        EventData::Openat {
-            dfd,
-            filename,
-            flags,
-            mode,
-        } => vec![
-            ("dfd", Signed((*dfd).into())),
-            ("filename", Text(filename)),
-            ("flags", Unsigned((*flags).into())),
-            ("mode", Unsigned((*mode).into())),
-        ],
-        EventData::Fields(values) => values
-            .iter()
-            .enumerate()
-            .map(|(i, value)| {
-                let name = names.get(i).map_or("?", String::as_str);
-                let field = match value {
-                    FieldValue::Int(n) => Signed(*n),
-                    FieldValue::Uint(n) => Unsigned(*n),
-                    FieldValue::Str(s) => Text(s),
-                    FieldValue::Bytes(b) => Bytes(b),
-                    FieldValue::Missing => Text("(missing)"),
-                };
-                (name, field)
-            })
-            .collect(),
     }
 }
 

@@ -45,6 +45,7 @@ pub fn spawn_ingest(
                 commands,
                 wake,
                 wanted: BTreeSet::new(),
+                filter: None,
             }
             .run()
         })
@@ -65,6 +66,9 @@ struct Ingest {
     wake: Wake,
     /// Probes the UI enabled, to re-enable after a reconnect.
     wanted: BTreeSet<String>,
+    /// The process filter the UI set, to set again after a reconnect (a
+    /// restarted helper starts with none).
+    filter: Option<microscope_wire::ProcessFilter>,
 }
 
 impl Ingest {
@@ -125,13 +129,14 @@ impl Ingest {
             ClientMessage::Disable { probe } => {
                 self.wanted.remove(probe);
             }
-            // One-off questions and settings the helper keeps: nothing to
-            // repeat after a reconnect.
+            ClientMessage::SetFilter(filter) => {
+                self.filter = (!filter.is_empty()).then(|| filter.clone());
+            }
+            // One-off questions: nothing to repeat after a reconnect.
             ClientMessage::ListProbes
             | ClientMessage::SetOptions { .. }
             | ClientMessage::ListTracepoints
-            | ClientMessage::ListKernelFunctions { .. }
-            | ClientMessage::SetFilter(_) => {}
+            | ClientMessage::ListKernelFunctions { .. } => {}
         }
     }
 
@@ -143,11 +148,10 @@ impl Ingest {
             Ok(writer) => writer,
             Err(err) => return Stop::Lost(err),
         };
-        let greeting =
-            std::iter::once(ClientMessage::ListProbes).chain(self.wanted.iter().map(|probe| {
-                ClientMessage::Enable {
-                    probe: probe.clone(),
-                }
+        let greeting = std::iter::once(ClientMessage::ListProbes)
+            .chain(self.filter.clone().map(ClientMessage::SetFilter))
+            .chain(self.wanted.iter().map(|probe| ClientMessage::Enable {
+                probe: probe.clone(),
             }));
         for message in greeting {
             if let Err(err) = writer.send(&message) {

@@ -41,6 +41,10 @@
 //! - `egui`: immediate-mode UI; the whole UI is a function of the model, which
 //!   keeps live data simple, and it exposes an AccessKit tree tests query.
 //! - `egui_plot`: the timeline and the histogram.
+//! - `petgraph`: the subsystem map's graph (`map`); its layered layout is
+//!   ours, a few lines of barycentre ordering a student can follow.
+//! - `microscope-catalogue`: the built-in probe pack, so the map and its
+//!   explanations work offline and on replays.
 //! - `crossbeam-channel`: bounded channels with `select!` and deadlines, which
 //!   the ingest thread needs to wait on the UI and on its reader at once.
 //! - `clap` (derive): the command line.
@@ -57,11 +61,13 @@ mod convert;
 mod counter;
 mod cpu_timeline;
 mod decimate;
+mod event_fields;
 mod export;
 mod gui;
 mod histogram;
 mod info_cmd;
 mod ingest;
+pub mod map;
 mod model;
 mod probes_cmd;
 mod record_cmd;

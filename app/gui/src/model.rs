@@ -5,7 +5,7 @@ use crate::cpu_timeline::CpuTimeline;
 use crate::histogram::LatencyHistogram;
 use crate::timeline::Timeline;
 use crate::update::{HelperSummary, Probe, ProbeDrops, ProbeKind, ReplayStatus, Update};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 /// The probe the CPU timeline is built from.
@@ -29,6 +29,9 @@ pub enum ConnectionState {
         demo: bool,
     },
 }
+
+/// Events kept per probe for the event inspector.
+pub const RECENT_EVENTS: usize = 2_000;
 
 /// The UI's state.
 #[derive(Debug)]
@@ -65,6 +68,11 @@ pub struct Model {
     pub filter: microscope_wire::ProcessFilter,
     /// Calls and latency histogram of each enabled function probe, by id.
     pub functions: BTreeMap<String, (u64, LatencyHistogram)>,
+    /// Events per command name of each probe, since it was enabled.
+    pub comm_counts: HashMap<u16, HashMap<String, u64>>,
+    /// The newest events of each streamed probe, oldest first, at most
+    /// [`RECENT_EVENTS`] each.
+    pub recent: HashMap<u16, VecDeque<microscope_wire::Event>>,
     /// Start of the time axis of every view.
     epoch: Instant,
 }
@@ -89,6 +97,8 @@ impl Model {
             kernel_functions: None,
             filter: microscope_wire::ProcessFilter::default(),
             functions: BTreeMap::new(),
+            comm_counts: HashMap::new(),
+            recent: HashMap::new(),
             epoch,
         }
     }
@@ -193,7 +203,24 @@ impl Model {
                 counts,
                 drops,
                 sched,
+                by_comm,
+                recent,
             } => {
+                for (key, comm, n) in by_comm {
+                    *self
+                        .comm_counts
+                        .entry(key)
+                        .or_default()
+                        .entry(comm)
+                        .or_default() += n;
+                }
+                for event in recent {
+                    let kept = self.recent.entry(event.probe).or_default();
+                    if kept.len() == RECENT_EVENTS {
+                        kept.pop_front();
+                    }
+                    kept.push_back(event);
+                }
                 if !sched.is_empty() {
                     let arrived_secs = self.timeline.secs_since_epoch(arrived);
                     self.cpu.apply(sched, arrived_secs);
@@ -325,7 +352,10 @@ mod tests {
                 client_drops: 1,
             }],
             sched: Vec::new(),
+            by_comm: vec![(1, "cat".into(), 3)],
+            recent: Vec::new(),
         });
+        assert_eq!(model.comm_counts[&1]["cat"], 3);
         assert_eq!(
             model.timeline.series("a").map(|s| s.points().len()),
             Some(1)
@@ -358,6 +388,8 @@ mod tests {
             counts: Vec::new(),
             drops: Vec::new(),
             sched: vec![switch(5_000, 0, 7), switch(9_000, 7, 0)],
+            by_comm: Vec::new(),
+            recent: Vec::new(),
         });
         assert_eq!(model.cpu.len(), 1);
         assert_eq!(model.cpu.secs_of(9_000), Some(2.0));

@@ -73,3 +73,20 @@ pub fn process_color(tgid: u32) -> Color32 {
 
 /// Width of the replay scrubber, in points.
 pub const SCRUBBER_WIDTH: f32 = 360.0;
+
+/// Behind the subsystem map.
+pub const MAP_BACKGROUND: Color32 = Color32::from_gray(24);
+/// Every other layer band of the map.
+pub const MAP_BAND: Color32 = Color32::from_gray(30);
+/// A subsystem with no events (or no probe on).
+pub const MAP_COLD: Color32 = Color32::from_gray(70);
+/// Outline of a map node.
+pub const MAP_NODE_OUTLINE: Color32 = Color32::from_gray(140);
+/// Names under the map nodes.
+pub const MAP_TEXT: Color32 = Color32::from_gray(220);
+/// Paths between subsystems.
+pub const MAP_EDGE: Color32 = Color32::from_gray(90);
+/// Paths touching the selected subsystem.
+pub const MAP_EDGE_SELECTED: Color32 = Color32::from_rgb(0xe0, 0xc0, 0x60);
+/// Behind the probe a search jumped to.
+pub const MAP_HIGHLIGHT: Color32 = Color32::from_rgb(0x40, 0x38, 0x18);

@@ -181,6 +181,19 @@ impl Timeline {
         self.series.iter().map(|(id, series)| (id.as_str(), series))
     }
 
+    /// Events per second of one probe over the last second of complete
+    /// buckets (0 if it has no data).
+    pub fn rate_per_sec(&self, probe: &str, now: Instant) -> f64 {
+        let to = self.bucket_of(now);
+        let buckets_per_sec = (1.0 / BUCKET.as_secs_f64()).round() as u64;
+        let from = to.saturating_sub(buckets_per_sec);
+        let seconds = (to - from) as f64 * BUCKET.as_secs_f64();
+        match self.series.get(probe) {
+            Some(series) if seconds > 0.0 => series.events_in(from, to) / seconds,
+            _ => 0.0,
+        }
+    }
+
     /// Events per second over the last second of complete buckets, over all probes.
     pub fn total_rate_per_sec(&self, now: Instant) -> f64 {
         let to = self.bucket_of(now);

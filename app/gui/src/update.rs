@@ -103,6 +103,10 @@ pub struct ProbeDrops {
     pub client_drops: u64,
 }
 
+/// Most events per probe and batch passed on for the event inspector: a
+/// person reads a few hundred rows, not 200 000 a second.
+pub const RECENT_PER_BATCH: usize = 256;
+
 /// What the ingest thread tells the UI.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Update {
@@ -134,6 +138,11 @@ pub enum Update {
         /// `sched_switch` and `sched_wakeup` events of the batch, sorted by
         /// time (empty when neither probe is on).
         sched: Vec<SchedRecord>,
+        /// Events per (probe key, command name) in the batch.
+        by_comm: Vec<(u16, String, u64)>,
+        /// The newest events of each probe in the batch (at most
+        /// [`RECENT_PER_BATCH`] per probe), for the event inspector.
+        recent: Vec<microscope_wire::Event>,
     },
     /// In-kernel aggregates (cumulative since the probe was enabled).
     Aggregates {

@@ -120,6 +120,8 @@ fn clicking_a_slice_shows_the_task_its_wakeup_and_why_it_left() {
             arrived: Instant::now(),
             counts: Vec::new(),
             drops: Vec::new(),
+            by_comm: Vec::new(),
+            recent: Vec::new(),
             sched: vec![
                 switch(0, 100 * SECOND, (0, "swapper/0"), 0, (33, "kworker/0:1")),
                 SchedRecord::Wakeup(WakeupRecord {

@@ -71,6 +71,15 @@ fn helper() -> HelperSummary {
     }
 }
 
+fn show_tab(fixture: &mut Fixture, title: &str) {
+    fixture
+        .harness
+        .get_by_label(region::TABS)
+        .get_by_label(title)
+        .click();
+    fixture.harness.run_steps(2);
+}
+
 fn connect(fixture: &mut Fixture) {
     fixture.updates.send(Update::Connected(helper())).unwrap();
     fixture.updates.send(Update::Probes(catalogue())).unwrap();
@@ -156,12 +165,15 @@ fn an_event_batch_moves_the_timeline() {
             }],
             drops: Vec::new(),
             sched: Vec::new(),
+            by_comm: Vec::new(),
+            recent: Vec::new(),
         })
         .unwrap();
     // The timeline draws a bucket once it has settled (no more late data can
     // land in it): wait that long rather than draw a half-filled bucket.
     std::thread::sleep(microscope::SETTLE + microscope::BUCKET * 2);
     fixture.harness.run_steps(3);
+    show_tab(&mut fixture, "Rates");
 
     let model = fixture.harness.state().model();
     let series = model

@@ -259,7 +259,7 @@ impl Registry {
         let info = ProbeInfo {
             id: id.to_owned(),
             key: 0,
-            subsystem: subsystem_of_category(category).to_owned(),
+            subsystem: microscope_catalogue::subsystem_of_category(category).to_owned(),
             description: format!("Tracepoint {id}: every hit, with all its fields."),
             kind: ProbeKind::Fields,
             availability: Availability::yes(format!(
@@ -334,27 +334,4 @@ fn unknown(id: &str) -> String {
         "unknown probe `{id}`; `microscope probes` lists the probes this helper offers, \
          and any tracepoint can be named as `category:name`"
     )
-}
-
-/// The subsystem (its id in the built-in pack) a tracepoint category
-/// belongs to, for placing a tracepoint no pack names on the map.
-pub fn subsystem_of_category(category: &str) -> &'static str {
-    match category {
-        "sched" => "sched",
-        "task" | "signal" | "cgroup" => "process",
-        "syscalls" | "raw_syscalls" => "syscalls",
-        "block" | "iocost" | "bfq" | "nvme" | "scsi" => "block",
-        "ext4" | "jbd2" | "xfs" | "btrfs" | "f2fs" => "ext4",
-        "filemap" | "writeback" => "pagecache",
-        "kmem" | "vmscan" | "compaction" | "oom" | "mmap" | "exceptions" | "huge_memory"
-        | "migrate" | "percpu" | "cma" => "memory",
-        "sock" | "inet_sock" => "socket",
-        "tcp" => "tcp",
-        "udp" => "udp",
-        "fib" | "fib6" | "neigh" => "ip",
-        "net" | "napi" | "qdisc" | "skb" => "netdev",
-        "irq" | "timer" | "hrtimer" | "irq_vectors" | "workqueue" => "irq",
-        "lock" | "rcu" => "locking",
-        _ => "other",
-    }
 }

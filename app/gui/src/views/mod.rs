@@ -4,18 +4,24 @@
 mod banner;
 mod cpu_timeline_view;
 mod histogram_view;
-mod probes_panel;
+mod inspector_view;
+mod map_view;
+pub(crate) mod probes_panel;
 mod replay_bar;
 mod status_bar;
 mod timeline_view;
+mod tools_view;
 
 pub use banner::{banner_text, banner_ui};
 pub use cpu_timeline_view::{CpuTimelineState, cpu_timeline_ui, slice_label};
 pub use histogram_view::histogram_ui;
+pub use inspector_view::{InspectorState, inspector_ui};
+pub use map_view::{MapState, map_ui};
 pub use probes_panel::probes_ui;
 pub use replay_bar::replay_bar_ui;
 pub use status_bar::status_bar_ui;
 pub use timeline_view::timeline_ui;
+pub use tools_view::{ToolsState, tools_buttons_ui, tools_windows_ui};
 
 /// Accessibility labels of the app's regions, for screen readers and tests.
 pub mod region {
@@ -37,27 +43,39 @@ pub mod region {
     pub const CPU_TIMELINE: &str = "CPU timeline";
     /// The details of the slice selected in the CPU timeline.
     pub const SLICE_DETAILS: &str = "Slice details";
+    /// The subsystem map.
+    pub const MAP: &str = "Subsystem map";
+    /// The event inspector.
+    pub const INSPECTOR: &str = "Event inspector";
+    /// The details of the subsystem selected on the map.
+    pub const MAP_DETAILS: &str = "Subsystem details";
 }
 
 /// What the central area shows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CentralTab {
-    /// Events per second and the latency histogram.
+    /// The subsystem map: where to start exploring.
     #[default]
+    Map,
+    /// Events per second and the latency histogram.
     Rates,
     /// The CPU timeline.
     Cpus,
+    /// The event inspector.
+    Events,
 }
 
 impl CentralTab {
     /// Every tab, in display order.
-    pub const ALL: [Self; 2] = [Self::Rates, Self::Cpus];
+    pub const ALL: [Self; 4] = [Self::Map, Self::Rates, Self::Cpus, Self::Events];
 
     /// The tab's title.
     pub fn title(self) -> &'static str {
         match self {
+            Self::Map => "Map",
             Self::Rates => "Rates",
             Self::Cpus => "CPUs",
+            Self::Events => "Events",
         }
     }
 }

@@ -1,32 +1,63 @@
 //! The probe list: one checkbox per probe, grouped by kernel subsystem.
 
 use crate::command::{Command, CommandQueue};
+use crate::map::SubsystemMap;
 use crate::model::Model;
 use crate::theme;
 use crate::update::Probe;
 use std::collections::BTreeMap;
 
-/// Draws the probe list.
-pub fn probes_ui(ui: &mut egui::Ui, model: &Model, commands: &mut CommandQueue) {
+/// A catalogue this short is shown with every group open.
+const SHOW_ALL_UP_TO: usize = 12;
+
+/// Draws the probe list, filtered by `filter` (matched against ids and
+/// descriptions). Subsystems show under their catalogue names; a group
+/// opens by itself while the filter is set, when one of its probes is on,
+/// or when the whole list is short enough to show at once.
+pub fn probes_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    map: &SubsystemMap,
+    filter: &mut String,
+    commands: &mut CommandQueue,
+) {
     ui.heading("Probes");
     ui.add_space(theme::SECTION_GAP);
     if model.probes.is_empty() {
         ui.weak("No probes yet: the list comes from the helper once it is connected.");
         return;
     }
+    ui.add(
+        egui::TextEdit::singleline(filter)
+            .hint_text("Filter probes")
+            .desired_width(f32::INFINITY),
+    );
+    let needle = filter.trim().to_lowercase();
     let mut by_subsystem = BTreeMap::<&str, Vec<&Probe>>::new();
     for probe in &model.probes {
-        by_subsystem
-            .entry(probe.subsystem.as_str())
-            .or_default()
-            .push(probe);
+        if needle.is_empty()
+            || probe.id.to_lowercase().contains(&needle)
+            || probe.description.to_lowercase().contains(&needle)
+        {
+            let name = map
+                .subsystem(&probe.subsystem)
+                .map_or(probe.subsystem.as_str(), |s| s.name.as_str());
+            by_subsystem.entry(name).or_default().push(probe);
+        }
+    }
+    if by_subsystem.is_empty() {
+        ui.weak(format!("No probe matches `{}`.", filter.trim()));
     }
     egui::ScrollArea::vertical()
         .auto_shrink([false, false])
         .show(ui, |ui| {
             for (subsystem, probes) in by_subsystem {
-                egui::CollapsingHeader::new(subsystem)
-                    .default_open(true)
+                let active = probes.iter().any(|p| model.wanted.contains(&p.id))
+                    || model.probes.len() <= SHOW_ALL_UP_TO;
+                egui::CollapsingHeader::new(format!("{subsystem} ({})", probes.len()))
+                    .id_salt(subsystem)
+                    .default_open(active)
+                    .open((!needle.is_empty()).then_some(true))
                     .show(ui, |ui| {
                         for probe in probes {
                             probe_checkbox_ui(ui, model, probe, commands);
@@ -36,7 +67,14 @@ pub fn probes_ui(ui: &mut egui::Ui, model: &Model, commands: &mut CommandQueue) 
         });
 }
 
-fn probe_checkbox_ui(ui: &mut egui::Ui, model: &Model, probe: &Probe, commands: &mut CommandQueue) {
+/// One probe's checkbox (greyed out with the reason when unavailable, read-
+/// only in a replay).
+pub(crate) fn probe_checkbox_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    probe: &Probe,
+    commands: &mut CommandQueue,
+) {
     if model.is_replay() {
         // A recording holds what it holds: show it, but nothing to toggle.
         let mut recorded = probe.enabled;

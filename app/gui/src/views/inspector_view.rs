@@ -1,0 +1,258 @@
+//! The event inspector: the newest decoded events of one probe, field by
+//! field, pausable and filterable, with any numeric field plotted over time.
+
+use crate::event_fields::fields;
+use crate::model::Model;
+use crate::theme;
+use crate::update::Probe;
+use microscope_wire::Event;
+
+/// What the inspector remembers between frames.
+#[derive(Debug, Default)]
+pub struct InspectorState {
+    /// The probe shown (its id).
+    pub probe: Option<String>,
+    /// While paused, the events as they were when pause was pressed.
+    pub frozen: Option<Vec<Event>>,
+    /// Keep rows containing this text (command, pid or any field).
+    pub filter: String,
+    /// The numeric field plotted over time, if any.
+    pub plot_field: Option<String>,
+}
+
+/// One row as text: time (s, relative to `t0_ns`), cpu, pid, command, then
+/// `name=value` for each field.
+fn row(event: &Event, names: &[String]) -> Vec<String> {
+    let mut cells = vec![
+        event.cpu.to_string(),
+        event.pid.to_string(),
+        event.comm.clone(),
+    ];
+    for (_, value) in fields(&event.data, names) {
+        cells.push(value.to_string());
+    }
+    cells
+}
+
+/// The events of `probe` that match `filter` (case-insensitive, any cell).
+pub fn matching<'a>(events: &'a [Event], names: &[String], filter: &str) -> Vec<&'a Event> {
+    let needle = filter.trim().to_lowercase();
+    events
+        .iter()
+        .filter(|e| {
+            needle.is_empty()
+                || row(e, names)
+                    .iter()
+                    .any(|cell| cell.to_lowercase().contains(&needle))
+        })
+        .collect()
+}
+
+/// Draws the inspector.
+pub fn inspector_ui(ui: &mut egui::Ui, model: &Model, state: &mut InspectorState) {
+    let streamed: Vec<&Probe> = model
+        .probes
+        .iter()
+        .filter(|p| p.kind.is_streamed() && (p.enabled || model.recent.contains_key(&p.key)))
+        .collect();
+    if streamed.is_empty() {
+        ui.weak(
+            "Switch on a streamed probe (any tracepoint, for example block:block_rq_issue) \
+             to see its events here, field by field.",
+        );
+        return;
+    }
+    if state
+        .probe
+        .as_ref()
+        .is_none_or(|id| !streamed.iter().any(|p| &p.id == id))
+    {
+        state.probe = streamed.first().map(|p| p.id.clone());
+        state.frozen = None;
+        state.plot_field = None;
+    }
+    let Some(probe) = streamed
+        .iter()
+        .find(|p| Some(&p.id) == state.probe.as_ref())
+    else {
+        return;
+    };
+    let names: Vec<String> = probe.fields.iter().map(|(name, _)| name.clone()).collect();
+    let live: Vec<Event> = model
+        .recent
+        .get(&probe.key)
+        .map(|events| events.iter().cloned().collect())
+        .unwrap_or_default();
+
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_label("Probe")
+            .selected_text(&probe.id)
+            .show_ui(ui, |ui| {
+                for p in &streamed {
+                    if ui.selectable_label(p.id == probe.id, &p.id).clicked() {
+                        state.probe = Some(p.id.clone());
+                        state.frozen = None;
+                        state.plot_field = None;
+                    }
+                }
+            });
+        let paused = state.frozen.is_some();
+        if ui.button(if paused { "Resume" } else { "Pause" }).clicked() {
+            state.frozen = if paused { None } else { Some(live.clone()) };
+        }
+        ui.label("Filter:");
+        ui.add(
+            egui::TextEdit::singleline(&mut state.filter)
+                .hint_text("command, pid or any value")
+                .desired_width(200.0),
+        );
+    });
+    let frozen = state.frozen.take();
+    let events = frozen.as_deref().unwrap_or(&live);
+    let shown = matching(events, &names, &state.filter);
+    let column_names: Vec<String> = match events.first() {
+        Some(first) => fields(&first.data, &names)
+            .into_iter()
+            .map(|(name, _)| name.to_owned())
+            .collect(),
+        None => names.clone(),
+    };
+    plot_ui(ui, &shown, &names, &column_names, state);
+    ui.label(format!(
+        "{} of the newest {} events{}",
+        shown.len(),
+        events.len(),
+        if frozen.is_some() { " (paused)" } else { "" }
+    ));
+    table_ui(ui, &shown, &names, &column_names);
+    if state.frozen.is_none() {
+        state.frozen = frozen;
+    }
+}
+
+fn plot_ui(
+    ui: &mut egui::Ui,
+    shown: &[&Event],
+    names: &[String],
+    column_names: &[String],
+    state: &mut InspectorState,
+) {
+    let numeric: Vec<&String> = column_names
+        .iter()
+        .filter(|name| {
+            shown.first().is_some_and(|e| {
+                fields(&e.data, names)
+                    .iter()
+                    .any(|(n, v)| n == *name && v.as_f64().is_some())
+            })
+        })
+        .collect();
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_label("Plot field")
+            .selected_text(state.plot_field.as_deref().unwrap_or("none"))
+            .show_ui(ui, |ui| {
+                if ui
+                    .selectable_label(state.plot_field.is_none(), "none")
+                    .clicked()
+                {
+                    state.plot_field = None;
+                }
+                for name in &numeric {
+                    let selected = state.plot_field.as_deref() == Some(name.as_str());
+                    if ui.selectable_label(selected, name.as_str()).clicked() {
+                        state.plot_field = Some((*name).clone());
+                    }
+                }
+            });
+    });
+    let Some(field) = &state.plot_field else {
+        return;
+    };
+    let t0 = shown.first().map_or(0, |e| e.ts_ns);
+    let points: Vec<[f64; 2]> = shown
+        .iter()
+        .filter_map(|e| {
+            let value = fields(&e.data, names)
+                .into_iter()
+                .find(|(n, _)| n == field)
+                .and_then(|(_, v)| v.as_f64())?;
+            Some([e.ts_ns.saturating_sub(t0) as f64 / 1e9, value])
+        })
+        .collect();
+    egui_plot::Plot::new("inspector-plot")
+        .height(140.0)
+        .x_axis_label("seconds")
+        .show(ui, |plot| {
+            plot.points(
+                egui_plot::Points::new(field.as_str(), egui_plot::PlotPoints::from(points))
+                    .radius(2.0)
+                    .color(theme::HISTOGRAM_BAR),
+            );
+        });
+}
+
+fn table_ui(ui: &mut egui::Ui, shown: &[&Event], names: &[String], column_names: &[String]) {
+    let t0 = shown.first().map_or(0, |e| e.ts_ns);
+    let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
+    egui::ScrollArea::both()
+        .id_salt("inspector-table")
+        .auto_shrink([false, false])
+        .stick_to_bottom(true)
+        .show_rows(ui, row_height, shown.len() + 1, |ui, rows| {
+            egui::Grid::new("inspector-grid")
+                .striped(true)
+                .min_col_width(40.0)
+                .show(ui, |ui| {
+                    for i in rows {
+                        if i == 0 {
+                            for title in ["time (s)", "cpu", "pid", "command"]
+                                .into_iter()
+                                .chain(column_names.iter().map(String::as_str))
+                            {
+                                ui.strong(title);
+                            }
+                            ui.end_row();
+                            continue;
+                        }
+                        let event = shown[i - 1];
+                        ui.monospace(format!(
+                            "{:.6}",
+                            event.ts_ns.saturating_sub(t0) as f64 / 1e9
+                        ));
+                        for cell in row(event, names) {
+                            ui.monospace(cell);
+                        }
+                        ui.end_row();
+                    }
+                });
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use microscope_wire::{EventData, FieldValue};
+
+    fn event(comm: &str, sector: u64) -> Event {
+        Event {
+            probe: 1,
+            cpu: 0,
+            ts_ns: sector,
+            pid: 7,
+            tgid: 7,
+            comm: comm.into(),
+            data: EventData::Fields(vec![FieldValue::Uint(sector), FieldValue::Str("WS".into())]),
+        }
+    }
+
+    #[test]
+    fn the_filter_matches_any_cell() {
+        let names = vec!["sector".to_owned(), "rwbs".to_owned()];
+        let events = vec![event("kworker", 100), event("jbd2", 2048), event("dd", 7)];
+        assert_eq!(matching(&events, &names, "").len(), 3);
+        assert_eq!(matching(&events, &names, "JBD").len(), 1);
+        assert_eq!(matching(&events, &names, "2048").len(), 1);
+        assert_eq!(matching(&events, &names, "ws").len(), 3);
+        assert!(matching(&events, &names, "nothing").is_empty());
+    }
+}
