@@ -195,7 +195,7 @@ fn canvas_ui(
         let dir = (b - a).normalized();
         let start = a + dir * radius(rates[from.index()]);
         let end = b - dir * (radius(rates[to.index()]) + 2.0);
-        painter.arrow(start, end - start, Stroke::new(1.5, color));
+        arrow(&painter, start, end, Stroke::new(1.5, color));
     }
     for index in graph.node_indices() {
         let node = &graph[index];
@@ -261,6 +261,17 @@ fn canvas_ui(
         ));
     }
     legend_ui(&painter, rect, max_rate);
+}
+
+/// A line from `start` to `end` with a small head of fixed size (egui's own
+/// arrow scales its head with the length, which buries long edges' ends).
+fn arrow(painter: &egui::Painter, start: Pos2, end: Pos2, stroke: Stroke) {
+    painter.line_segment([start, end], stroke);
+    let dir = (end - start).normalized();
+    let normal = Vec2::new(-dir.y, dir.x);
+    let back = end - dir * 8.0;
+    painter.line_segment([end, back + normal * 4.0], stroke);
+    painter.line_segment([end, back - normal * 4.0], stroke);
 }
 
 fn legend_ui(painter: &egui::Painter, rect: Rect, max_rate: f64) {
