@@ -53,6 +53,8 @@ enum Bench {
     /// Open time and peak memory of `microscope info` on a synthetic
     /// recording of millions of events.
     Recording(crate::bench_recording::Options),
+    /// Time from switching a probe on to its first event at the client.
+    Toggle(crate::bench_toggle::Options),
 }
 
 /// One line of the results table.
@@ -90,6 +92,7 @@ pub fn run(options: &Options) -> Result<()> {
     let (seconds, rounds) = match &options.bench {
         Bench::Pipeline { seconds, rounds } => (*seconds, *rounds),
         Bench::Recording(options) => return crate::bench_recording::run(options),
+        Bench::Toggle(options) => return crate::bench_toggle::run(options),
     };
     if seconds == 0 || rounds == 0 {
         bail!("--seconds and --rounds must be at least 1");

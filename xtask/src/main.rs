@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_recording;
+mod bench_toggle;
 mod demo;
 mod helper;
 mod initramfs;
