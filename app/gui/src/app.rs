@@ -339,6 +339,16 @@ impl MicroscopeApp {
                 }
                 Command::OpenRecording(path) => self.start_replay(path, false, ctx),
                 Command::GoLive => self.go_live(ctx),
+                Command::SelectSubsystem(id) => {
+                    if self.map.node(&id).is_some() {
+                        self.tab = CentralTab::Map;
+                        self.map_view.selected = Some(id);
+                    } else {
+                        self.model.last_helper_error = Some(format!(
+                            "there is no subsystem `{id}` on the map; the map's search box lists them"
+                        ));
+                    }
+                }
                 Command::ListTracepoints => self.send_to_helper(ClientMessage::ListTracepoints),
                 Command::SetFilter(filter) => self.send_to_helper(ClientMessage::SetFilter(filter)),
             }

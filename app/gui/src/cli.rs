@@ -17,6 +17,13 @@ pub struct Cli {
     /// `--enable sched:sched_switch`; the same as ticking its box.
     #[arg(long = "enable", value_name = "ID")]
     pub enable: Vec<String>,
+    /// The view to open on (for a classroom: straight to the map).
+    #[arg(long, value_enum, value_name = "VIEW")]
+    pub view: Option<View>,
+    /// Open the map on this subsystem's details, by catalogue id (`block`,
+    /// `sched`, `tcp`…).
+    #[arg(long, value_name = "SUBSYSTEM")]
+    pub select: Option<String>,
     /// Open this recording (made by `microscope record`) instead of
     /// connecting to the helper; needs no privileges.
     #[arg(long, value_name = "FILE")]
@@ -24,6 +31,19 @@ pub struct Cli {
     /// What to do; opens the window if omitted.
     #[command(subcommand)]
     pub command: Option<CliCommand>,
+}
+
+/// The app's central views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum View {
+    /// The subsystem map.
+    Map,
+    /// Events per second and latency histograms.
+    Rates,
+    /// The per-CPU scheduler timeline.
+    Cpus,
+    /// The event inspector.
+    Events,
 }
 
 /// Subcommands.

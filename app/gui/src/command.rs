@@ -23,6 +23,8 @@ pub enum Command {
     OpenRecording(std::path::PathBuf),
     /// Leave the replay and connect to the helper.
     GoLive,
+    /// Show the map with this subsystem's details.
+    SelectSubsystem(String),
     /// Ask the helper for every tracepoint of the kernel.
     ListTracepoints,
     /// Set the helper's in-kernel process filter.

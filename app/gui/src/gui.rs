@@ -18,6 +18,8 @@ pub fn run_gui(
     socket: PathBuf,
     enable: Vec<String>,
     replay: Option<PathBuf>,
+    view: Option<crate::cli::View>,
+    select: Option<String>,
 ) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -37,6 +39,12 @@ pub fn run_gui(
                     .context("could not start the connection thread")?;
             let mut app =
                 MicroscopeApp::new(updates, to_helper).with_socket(socket, replay.is_none());
+            if let Some(view) = view {
+                app.request(Command::ShowTab(view.into()));
+            }
+            if let Some(subsystem) = select {
+                app.request(Command::SelectSubsystem(subsystem));
+            }
             match replay {
                 Some(path) => app.start_replay(path, false, &ctx),
                 None => {

@@ -9,7 +9,8 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     match cli.command {
-        None => match microscope::run_gui(cli.socket, cli.enable, cli.replay) {
+        None => match microscope::run_gui(cli.socket, cli.enable, cli.replay, cli.view, cli.select)
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("microscope: {err:#}");

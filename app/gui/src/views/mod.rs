@@ -79,3 +79,14 @@ impl CentralTab {
         }
     }
 }
+
+impl From<crate::cli::View> for CentralTab {
+    fn from(view: crate::cli::View) -> Self {
+        match view {
+            crate::cli::View::Map => Self::Map,
+            crate::cli::View::Rates => Self::Rates,
+            crate::cli::View::Cpus => Self::Cpus,
+            crate::cli::View::Events => Self::Events,
+        }
+    }
+}
