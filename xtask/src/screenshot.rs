@@ -64,16 +64,13 @@ pub struct Options {
 
 /// Runs `cargo xtask screenshot`.
 pub fn run(options: &Options) -> Result<()> {
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(|| {
-            workspace::root().join(if options.map {
-                "assets/screenshot-map.png"
-            } else {
-                "assets/screenshot.png"
-            })
-        });
+    let out = options.out.clone().unwrap_or_else(|| {
+        workspace::root().join(if options.map {
+            "assets/screenshot-map.png"
+        } else {
+            "assets/screenshot.png"
+        })
+    });
     setup::run()?;
     run::build(true)?;
     proc::survive_ctrl_c();

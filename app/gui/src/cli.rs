@@ -51,6 +51,12 @@ pub enum View {
 pub enum CliCommand {
     /// Print the helper's version, the kernel's tracing capabilities and every probe.
     Probes,
+    /// Check a probe pack directory against the built-in pack: every file,
+    /// every entry, no clash. Prints what it holds or what is wrong.
+    CheckPack {
+        /// The pack's directory (with its `pack.toml`).
+        dir: PathBuf,
+    },
     /// Enable probes and print `<probe id> <events>` for each probe, once a second.
     Watch {
         /// Probe id to enable (repeatable), e.g. `sched:sched_switch`.

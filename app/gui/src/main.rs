@@ -61,6 +61,16 @@ fn main() -> ExitCode {
                 ExitCode::from(err.exit_code())
             }
         },
+        Some(CliCommand::CheckPack { dir }) => match microscope::check_pack(&dir) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("microscope: {err}");
+                ExitCode::FAILURE
+            }
+        },
         Some(CliCommand::Info { file }) => match microscope::info_report(&file) {
             Ok(report) => {
                 print!("{report}");

@@ -275,7 +275,7 @@ fn arrow(painter: &egui::Painter, start: Pos2, end: Pos2, stroke: Stroke) {
 }
 
 fn legend_ui(painter: &egui::Painter, rect: Rect, max_rate: f64) {
-    let origin = Pos2::new(rect.max.x - 190.0, rect.max.y - 28.0);
+    let origin = Pos2::new(rect.max.x - 190.0, rect.min.y + 8.0);
     if max_rate <= 0.0 {
         painter.text(
             origin + Vec2::new(120.0, 12.0),
