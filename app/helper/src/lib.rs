@@ -33,9 +33,8 @@ mod tracer;
 pub use auth::{Peer, Policy};
 pub use capabilities::detect_standalone as detect_capabilities;
 pub use catalogue::PROBES;
-pub use funcprobe::{
-    FunctionProbes, FunctionTarget, Mechanism, binary_symbols, find_library, kernel_functions,
-};
+pub use funcprobe::{FunctionProbes, FunctionTarget, Mechanism, kernel_functions};
+pub use microscope_catalogue::targets::{binary_symbols, find_library};
 pub use tracer::{LoadError, Tracer};
 
 use anyhow::Context as _;

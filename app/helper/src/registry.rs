@@ -16,10 +16,11 @@
 //! helper runs, so a client (or a recording) can keep them.
 
 use crate::catalogue::PROBES;
-use crate::funcprobe::{FunctionProbes, FunctionTarget, Mechanism, find_library};
+use crate::funcprobe::{FunctionProbes, FunctionTarget, Mechanism};
 use crate::generic;
 use crate::tracefs::{self, Format};
 use crate::tracer::Tracer;
+use microscope_catalogue::targets::find_library;
 use microscope_catalogue::{Catalogue, ProbeType, Target};
 use microscope_wire::{Availability, ProbeInfo, ProbeKind, ProbeOptions};
 use std::collections::{BTreeSet, HashMap};
