@@ -48,6 +48,8 @@ pub struct MicroscopeApp {
     probe_filter: String,
     inspector: InspectorState,
     tools: ToolsState,
+    /// Which latency histogram the Rates tab shows (`None`: syscalls).
+    histogram: Option<String>,
 }
 
 impl MicroscopeApp {
@@ -70,6 +72,7 @@ impl MicroscopeApp {
             probe_filter: String::new(),
             inspector: InspectorState::default(),
             tools: ToolsState::default(),
+            histogram: None,
         }
     }
 
@@ -206,7 +209,7 @@ impl MicroscopeApp {
             ui.scope_builder(
                 UiBuilder::new().accessibility_label(region::LATENCY),
                 |ui| {
-                    views::histogram_ui(ui, &self.model);
+                    views::histogram_ui(ui, &self.model, &mut self.histogram);
                 },
             );
         });
@@ -348,6 +351,9 @@ impl MicroscopeApp {
                             "there is no subsystem `{id}` on the map; the map's search box lists them"
                         ));
                     }
+                }
+                Command::ListKernelFunctions(contains) => {
+                    self.send_to_helper(ClientMessage::ListKernelFunctions { contains });
                 }
                 Command::ListTracepoints => self.send_to_helper(ClientMessage::ListTracepoints),
                 Command::SetFilter(filter) => self.send_to_helper(ClientMessage::SetFilter(filter)),

@@ -25,6 +25,8 @@ pub enum Command {
     GoLive,
     /// Show the map with this subsystem's details.
     SelectSubsystem(String),
+    /// Ask the helper for kernel functions whose name contains this.
+    ListKernelFunctions(String),
     /// Ask the helper for every tracepoint of the kernel.
     ListTracepoints,
     /// Set the helper's in-kernel process filter.
