@@ -4,6 +4,7 @@ use crate::command::{Command, CommandQueue};
 use crate::ingest::Wake;
 use crate::map::SubsystemMap;
 use crate::model::{ConnectionState, Model};
+use crate::recorder::Recorder;
 use crate::replay::ReplayControl;
 use crate::sources;
 use crate::theme;
@@ -50,6 +51,8 @@ pub struct MicroscopeApp {
     tools: ToolsState,
     /// Which latency histogram the Rates tab shows (`None`: syscalls).
     histogram: Option<String>,
+    /// Sees every message from the helper; records them when asked.
+    recorder: Recorder,
 }
 
 impl MicroscopeApp {
@@ -73,6 +76,7 @@ impl MicroscopeApp {
             inspector: InspectorState::default(),
             tools: ToolsState::default(),
             histogram: None,
+            recorder: Recorder::default(),
         }
     }
 
@@ -82,6 +86,13 @@ impl MicroscopeApp {
     pub fn with_socket(mut self, socket: PathBuf, demo_if_unreachable: bool) -> Self {
         self.socket = Some(socket);
         self.demo_if_unreachable = demo_if_unreachable;
+        self
+    }
+
+    /// Shares `recorder` with the ingest thread that feeds this app, so the
+    /// Record button records what that thread receives.
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = recorder;
         self
     }
 
@@ -116,7 +127,13 @@ impl MicroscopeApp {
         }
         egui::Panel::top("replay").show(ui, |ui| {
             ui.scope_builder(UiBuilder::new().accessibility_label(region::REPLAY), |ui| {
-                views::replay_bar_ui(ui, &self.model, wall, &mut self.commands);
+                views::replay_bar_ui(
+                    ui,
+                    &self.model,
+                    self.recorder.status(),
+                    wall,
+                    &mut self.commands,
+                );
             });
         });
         egui::Panel::bottom("status").show(ui, |ui| {
@@ -282,7 +299,7 @@ impl MicroscopeApp {
         };
         self.replay_controls = None; // ends the replay thread
         self.model = Model::new(Instant::now());
-        match sources::live(&socket, wake(ctx)) {
+        match sources::live(&socket, wake(ctx), self.recorder.clone()) {
             Ok((updates, to_helper)) => {
                 self.updates = updates;
                 self.to_helper = Some(to_helper);
@@ -350,6 +367,18 @@ impl MicroscopeApp {
                         self.model.last_helper_error = Some(format!(
                             "there is no subsystem `{id}` on the map; the map's search box lists them"
                         ));
+                    }
+                }
+                Command::StartRecording => {
+                    let dir = std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir());
+                    let path = crate::recorder::default_path(&dir);
+                    if let Err(err) = self.recorder.start(&path, &self.model.wanted) {
+                        self.model.last_helper_error = Some(format!("could not record: {err}"));
+                    }
+                }
+                Command::StopRecording => {
+                    if let Some(outcome) = self.recorder.stop() {
+                        self.model.last_helper_error = Some(outcome);
                     }
                 }
                 Command::ListKernelFunctions(contains) => {

@@ -25,6 +25,11 @@ pub enum Command {
     GoLive,
     /// Show the map with this subsystem's details.
     SelectSubsystem(String),
+    /// Start recording what the helper sends to a new file in the current
+    /// directory.
+    StartRecording,
+    /// Stop the recording and write its index.
+    StopRecording,
     /// Ask the helper for kernel functions whose name contains this.
     ListKernelFunctions(String),
     /// Ask the helper for every tracepoint of the kernel.

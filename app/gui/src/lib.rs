@@ -72,6 +72,7 @@ mod model;
 mod pack_cmd;
 mod probes_cmd;
 mod record_cmd;
+mod recorder;
 mod replay;
 mod sources;
 mod theme;
@@ -100,6 +101,7 @@ pub use model::{ConnectionState, Model, SCHED_SWITCH};
 pub use pack_cmd::check_pack;
 pub use probes_cmd::{format_probes, probes_report};
 pub use record_cmd::{RecordError, RecordOutcome, run_record};
+pub use recorder::Recorder;
 pub use replay::{ReplayControl, ReplaySpeed, spawn_replay};
 pub use timeline::{BUCKET, SETTLE, Series, Timeline};
 pub use update::{
