@@ -312,6 +312,36 @@ pub const STACK_ENTRIES: u32 = 16_384;
 /// Frames kept per stack (the kernel's `PERF_MAX_STACK_DEPTH` is 127).
 pub const STACK_DEPTH: u32 = 127;
 
+/// [`StackKey::id`] of the profiler object's on-CPU samples (value: samples).
+pub const PROFILE_ON_CPU: u32 = 0;
+/// [`StackKey::id`] of the profiler object's off-CPU blocks (value: ns blocked).
+pub const PROFILE_OFF_CPU: u32 = 1;
+/// Threads the off-CPU profiler tracks as blocked at once. The map is an
+/// LRU, so threads that exit while blocked (and never come back) cannot
+/// fill it: the longest-blocked ones are forgotten first.
+pub const BLOCKED_ENTRIES: u32 = 32_768;
+/// Default sampling rate of the on-CPU profiler, per CPU: 99 Hz rather than
+/// 100 so that sampling does not run in lockstep with timer-driven work.
+pub const DEFAULT_SAMPLE_HZ: u32 = 99;
+/// Default shortest block the off-CPU profiler counts, in ns (1 ms).
+pub const DEFAULT_MIN_BLOCK_NS: u64 = 1_000_000;
+
+/// Where and since when a thread has been blocked: the value of the off-CPU
+/// profiler's `BLOCKED` map, keyed by the thread's kernel pid. Written when
+/// the thread leaves the CPU (its stacks are captured then, while it is
+/// still `current`), consumed when it is switched back in.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockStart {
+    /// When the thread left the CPU, ns of `CLOCK_MONOTONIC`.
+    pub ts_ns: u64,
+    /// The counts key its blocked time will be added to
+    /// ([`PROFILE_OFF_CPU`], its process, stacks and comm).
+    pub key: StackKey,
+}
+
+const _: () = assert!(core::mem::size_of::<BlockStart>() == 8 + 32);
+
 /// [`ProcessFilterConfig::flags`]: keep only this process id (tgid).
 pub const FILTER_PID: u32 = 1;
 /// [`ProcessFilterConfig::flags`]: keep only this command name.
@@ -433,4 +463,6 @@ mod pod {
     unsafe impl aya::Pod for super::TracepointEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::StackKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::BlockStart {}
 }

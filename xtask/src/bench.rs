@@ -1,5 +1,6 @@
 //! `cargo xtask bench pipeline`: what tracing costs a syscall-heavy loop.
-//! (`cargo xtask bench recording` lives in `bench_recording.rs`.)
+//! (`cargo xtask bench recording` lives in `bench_recording.rs`, `cargo
+//! xtask bench profile` in `bench_profile.rs`.)
 //!
 //! The loop (`openat("/dev/null")` + `close`, pinned to CPU 0) runs untraced,
 //! then while the real helper streams every `sys_enter_openat` event to a
@@ -55,6 +56,8 @@ enum Bench {
     Recording(crate::bench_recording::Options),
     /// Time from switching a probe on to its first event at the client.
     Toggle(crate::bench_toggle::Options),
+    /// What on-CPU profiling (99 Hz, whole system) costs a CPU-bound loop.
+    Profile(crate::bench_profile::Options),
 }
 
 /// One line of the results table.
@@ -93,6 +96,7 @@ pub fn run(options: &Options) -> Result<()> {
         Bench::Pipeline { seconds, rounds } => (*seconds, *rounds),
         Bench::Recording(options) => return crate::bench_recording::run(options),
         Bench::Toggle(options) => return crate::bench_toggle::run(options),
+        Bench::Profile(options) => return crate::bench_profile::run(options),
     };
     if seconds == 0 || rounds == 0 {
         bail!("--seconds and --rounds must be at least 1");

@@ -4,8 +4,10 @@
 //! and prepares the environment that every child process shares.
 
 mod bench;
+mod bench_profile;
 mod bench_recording;
 mod bench_toggle;
+mod cpuloop;
 mod demo;
 mod helper;
 mod initramfs;
@@ -48,11 +50,14 @@ enum Command {
     Screenshot(screenshot::Options),
     /// Record the demo recording (assets/demo.mscr) on this kernel.
     Demo(demo::Options),
-    /// Measure what tracing costs a syscall-heavy loop.
+    /// Measure what tracing and profiling cost the traced programs.
     Bench(bench::Options),
     /// Internal: the `openat`+`close` loop that `bench` measures.
     #[command(name = "__openloop", hide = true)]
     OpenLoop(openloop::Options),
+    /// Internal: the CPU-bound loop that `bench profile` measures.
+    #[command(name = "__cpuloop", hide = true)]
+    CpuLoop(cpuloop::Options),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Command::Demo(options) => demo::run(&options),
         Command::Bench(options) => bench::run(&options),
         Command::OpenLoop(options) => openloop::run(&options),
+        Command::CpuLoop(options) => cpuloop::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

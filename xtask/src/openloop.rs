@@ -54,7 +54,8 @@ pub fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-fn pin_to_cpu(cpu: usize) -> Result<()> {
+/// Pins this process to `cpu`.
+pub fn pin_to_cpu(cpu: usize) -> Result<()> {
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: CPU_SET writes inside `set`; `cpu` is bounds-checked by it.

@@ -3,6 +3,10 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// Default sampling rate of `microscope profile`, per CPU: 99 rather than
+/// 100 so sampling does not run in lockstep with timer-driven work.
+pub const DEFAULT_HZ: u32 = 99;
+
 /// Microscope: watch the Linux kernel work, live.
 ///
 /// With no subcommand, opens the window. The privileged helper `microscoped`
@@ -89,6 +93,32 @@ pub enum CliCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Profile the whole system (or one process) for N seconds and write
+    /// folded stacks for flame-graph tools (inferno, flamegraph.pl).
+    ///
+    /// On-CPU (default): where the CPUs spend their time, sampled at --hz
+    /// per CPU; values are samples. Off-CPU (--off-cpu): where threads
+    /// wait, blocked 1 ms or longer; values are microseconds blocked.
+    Profile {
+        /// How long to profile.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        seconds: u64,
+        /// Only this process (by process id), filtered in the kernel.
+        #[arg(long, value_name = "P")]
+        pid: Option<u32>,
+        /// Profile time spent blocked instead of time on the CPU.
+        #[arg(long)]
+        off_cpu: bool,
+        /// Samples per second per CPU (on-CPU only).
+        #[arg(long, value_name = "HZ", default_value_t = DEFAULT_HZ)]
+        hz: u32,
+        /// The folded file to write, e.g. `cpu.folded`; `-` for standard output.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Convert a recording for other tools.
     Export {
         /// The recording.
@@ -145,6 +175,51 @@ mod tests {
         assert_eq!(probes, ["a:b", "c:d"]);
         assert_eq!(seconds, 3);
         assert!(Cli::try_parse_from(["microscope", "watch"]).is_err());
+    }
+
+    #[test]
+    fn profile_parses_with_defaults() {
+        let cli = Cli::parse_from(["microscope", "profile", "-o", "cpu.folded"]);
+        let Some(CliCommand::Profile {
+            seconds,
+            pid,
+            off_cpu,
+            hz,
+            output,
+            force,
+        }) = cli.command
+        else {
+            panic!("expected profile");
+        };
+        assert_eq!(
+            (seconds, pid, off_cpu, hz, force),
+            (5, None, false, 99, false)
+        );
+        assert_eq!(output, PathBuf::from("cpu.folded"));
+        let cli = Cli::parse_from([
+            "microscope",
+            "profile",
+            "--seconds",
+            "3",
+            "--pid",
+            "42",
+            "--off-cpu",
+            "-o",
+            "-",
+        ]);
+        assert!(matches!(
+            cli.command,
+            Some(CliCommand::Profile {
+                seconds: 3,
+                pid: Some(42),
+                off_cpu: true,
+                ..
+            })
+        ));
+        assert!(
+            Cli::try_parse_from(["microscope", "profile"]).is_err(),
+            "needs -o"
+        );
     }
 
     #[test]

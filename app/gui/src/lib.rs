@@ -19,6 +19,8 @@
 //! - `record_cmd`, `info_cmd`, `export`: `record`, `info` and `export` of
 //!   recordings (the file format lives in `microscope-wire`); each export
 //!   format is a pure function from frames to a writer.
+//! - `profile_cmd`: `profile`, stack batches from the helper folded into
+//!   flame-graph input ([`FoldedProfile`], pure and unit-tested).
 //! - `ingest`: the named threads that own the connection, reconnect every
 //!   second and re-enable the wanted probes. They talk to the UI only through
 //!   two bounded channels, so the UI never waits on I/O.
@@ -52,6 +54,10 @@
 //!   with correct escaping and quoting.
 //! - `thiserror` for this library's errors, `anyhow` at the binary boundary.
 //! - `log` + `env_logger`: diagnostics (`RUST_LOG=debug microscope`).
+//! - `libc`: `CLOCK_MONOTONIC`, the clock of the helper's batch times, for
+//!   `profile` (std's `Instant` does not expose it).
+//! - `inferno` (dev): checks that `profile`'s folded output is what
+//!   flame-graph tools read.
 //! - `egui_kittest` (dev, wgpu + snapshot): headless UI tests on lavapipe.
 
 mod app;
@@ -71,6 +77,7 @@ pub mod map;
 mod model;
 mod pack_cmd;
 mod probes_cmd;
+mod profile_cmd;
 mod record_cmd;
 mod recorder;
 mod replay;
@@ -100,6 +107,10 @@ pub use ingest::{RETRY_INTERVAL, Wake, spawn_ingest};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
 pub use pack_cmd::check_pack;
 pub use probes_cmd::{format_probes, probes_report};
+pub use profile_cmd::{
+    FoldedProfile, OFF_CPU_PROBE, ON_CPU_PROBE, ProfileError, ProfileOutcome, ProfileRequest,
+    run_profile, sanitize_frame,
+};
 pub use record_cmd::{RecordError, RecordOutcome, run_record};
 pub use recorder::Recorder;
 pub use replay::{ReplayControl, ReplaySpeed, spawn_replay};

@@ -1,5 +1,5 @@
 //! `microscope`: the window, or `probes` / `watch` / `record` / `info` /
-//! `export` in a terminal.
+//! `export` / `profile` in a terminal.
 
 use clap::Parser as _;
 use microscope::cli::{Cli, CliCommand};
@@ -71,6 +71,39 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(CliCommand::Profile {
+            seconds,
+            pid,
+            off_cpu,
+            hz,
+            output,
+            force,
+        }) => {
+            let request = microscope::ProfileRequest {
+                seconds,
+                pid,
+                off_cpu,
+                hz,
+                output,
+                force,
+            };
+            let started = || {
+                eprintln!("microscope: profiling {} for {seconds} s", request.probe());
+            };
+            match microscope::run_profile(&cli.socket, &request, started) {
+                Ok(outcome) => {
+                    if let Some(warning) = &outcome.warning {
+                        eprintln!("microscope: warning: {warning}");
+                    }
+                    eprintln!("microscope: {outcome}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("microscope: {err}");
+                    ExitCode::from(err.exit_code())
+                }
+            }
+        }
         Some(CliCommand::Info { file }) => match microscope::info_report(&file) {
             Ok(report) => {
                 print!("{report}");

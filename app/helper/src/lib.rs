@@ -12,9 +12,14 @@
 //! - `funcprobe`: function probes (kprobe, fentry, uprobe), one small
 //!   object instance per probed function;
 //! - `decode`: ring buffer records → wire events;
+//! - `profiler`: on-CPU sampling and off-CPU blocked time (the `profile`
+//!   object), drained about once a second;
+//! - `stacks`: reading and freeing in-kernel stack counts (any object);
+//! - `symbolize`: addresses → function names (blazesym), the frame interner;
 //! - `server`: the socket, the peer check (`auth`), the hub that batches.
 //!
 //! Dependencies: `aya` (pure-Rust BPF loader, no libbpf/C toolchain needed),
+//! `blazesym` (symbolization: kallsyms, ELF, DWARF with inlined functions),
 //! `tokio` (one runtime, created in `main`, for the socket server), `nix` (safe
 //! wrappers for chown/mount/group lookups instead of raw `libc` calls).
 
@@ -25,8 +30,11 @@ mod decode;
 mod funcprobe;
 mod generic;
 mod probeset;
+mod profiler;
 mod registry;
 mod server;
+mod stacks;
+mod symbolize;
 pub mod tracefs;
 mod tracer;
 
@@ -35,6 +43,18 @@ pub use capabilities::detect_standalone as detect_capabilities;
 pub use catalogue::PROBES;
 pub use funcprobe::{FunctionProbes, FunctionTarget, Mechanism, kernel_functions};
 pub use microscope_catalogue::targets::{binary_symbols, find_library};
+pub use profiler::{
+    DRAIN_INTERVAL, MAX_SAMPLE_HZ, ProfileKind, Profiler, RESULT_WAIT, StackBatchParts,
+    monotonic_ns,
+};
+pub use stacks::{
+    CapturedStack, RawStack, clear_stacks, comm_string, drain_stack_counts, intern_stacks,
+    read_stacks, take_stack_counts,
+};
+pub use symbolize::{
+    FrameInterner, INLINED_SUFFIX, LOST_STACK, NamedStack, Symbolizer, lookup_addresses,
+    unknown_address,
+};
 pub use tracer::{LoadError, Tracer};
 
 use anyhow::Context as _;

@@ -8,8 +8,12 @@
 //! | any tracepoint | Microscope's object, generic program ([`Tracer::attach_generic`]) |
 //! | kernel or user function | one instance of the function probe object each ([`FunctionProbes`]) |
 
+//! | `profile:cpu`, `profile:offcpu` | the profiler's object ([`Profiler::start`]) |
+
+use crate::profiler::{ProfileKind, Profiler, StackBatchParts};
 use crate::funcprobe::FunctionProbes;
 use crate::registry::{Registry, Source};
+use crate::symbolize::FrameInterner;
 use crate::tracer::Tracer;
 use microscope_catalogue::Catalogue;
 use microscope_wire::{
@@ -23,6 +27,7 @@ use std::path::PathBuf;
 pub struct ProbeSet {
     tracer: Tracer,
     functions: FunctionProbes,
+    profiler: Profiler,
     registry: Registry,
     filter: ProcessFilter,
     tracefs: Option<PathBuf>,
@@ -33,10 +38,16 @@ impl ProbeSet {
     /// `capabilities` say which function probe mechanisms the kernel has.
     pub fn new(tracer: Tracer, tracefs: Option<PathBuf>, capabilities: &Capabilities) -> Self {
         let functions = FunctionProbes::new(capabilities);
-        let registry = Registry::new(&tracer, &functions, tracefs.clone(), &Catalogue::builtin());
+        let mut registry =
+            Registry::new(&tracer, &functions, tracefs.clone(), &Catalogue::builtin());
+        let profiler = Profiler::new();
+        for (key, off_cpu) in registry.profiles() {
+            registry.set_availability(key, profiler.availability(profile_kind(off_cpu)));
+        }
         Self {
             tracer,
             functions,
+            profiler,
             registry,
             filter: ProcessFilter::default(),
             tracefs,
@@ -89,12 +100,12 @@ impl ProbeSet {
                 probe.info.id
             )),
             // Not reached while these are registered as unavailable; their
-            // machinery joins the helper with the stack samplers.
-            Source::Profile { off_cpu } => Err(format!(
-                "{}: {} stack sampling is not built in",
-                probe.info.id,
-                if *off_cpu { "off-CPU" } else { "on-CPU" }
-            )),
+            Source::Profile { off_cpu } => {
+                let (kind, options) = (profile_kind(*off_cpu), probe.options.clone());
+                let filter = filter_config(&self.filter)?;
+                self.profiler
+                    .start(key, kind, &options, &filter, self.tracefs.as_deref())
+            }
         }
     }
 
@@ -102,11 +113,12 @@ impl ProbeSet {
     pub fn detach(&mut self, key: u16) {
         self.tracer.detach(key);
         self.functions.detach(key);
+        self.profiler.stop(key);
     }
 
     /// Detaches everything; returns how many probes were attached.
     pub fn detach_all(&mut self) -> usize {
-        self.tracer.detach_all() + self.functions.detach_all()
+        self.tracer.detach_all() + self.functions.detach_all() + self.profiler.stop_all()
     }
 
     /// Changes how probe `id` collects; re-attaches it if `attached`.
@@ -129,8 +141,16 @@ impl ProbeSet {
             ));
         }
         self.registry.set_options(key, options);
+        let is_profile = matches!(
+            self.registry.get(key).map(|p| &p.source),
+            Some(Source::Profile { .. })
+        );
         if attached {
-            self.detach(key);
+            // A running profile takes new options in place (its counts so
+            // far are kept); tracepoints and functions are re-attached.
+            if !is_profile {
+                self.detach(key);
+            }
             self.attach(key)?;
         }
         Ok(key)
@@ -141,6 +161,7 @@ impl ProbeSet {
         let config = filter_config(&filter)?;
         self.tracer.set_filter(&config)?;
         self.functions.set_filter(&config)?;
+        self.profiler.set_filter(&config)?;
         self.filter = filter;
         Ok(())
     }
@@ -170,6 +191,33 @@ impl ProbeSet {
         self.tracer.kernel_drops()
     }
 
+    /// Stack counts collected since the last call, symbolized, with frame
+    /// ids from [`frames`](Self::frames); `None` when there is nothing to
+    /// send. Call about every [`crate::DRAIN_INTERVAL`].
+    pub fn drain_stacks(&mut self, now_ns: u64) -> Option<StackBatchParts> {
+        // Stacks at tracepoints take the profiles' way to the symbolizer.
+        let at_tracepoints = self.tracer.take_stacks();
+        if !at_tracepoints.is_empty() {
+            self.profiler.submit(at_tracepoints);
+        }
+        self.profiler.drain(now_ns)
+    }
+
+    /// Every frame name the stack batches use, by id.
+    pub fn frames(&self) -> &FrameInterner {
+        self.profiler.interner()
+    }
+
+    /// Whether any of `enabled` delivers stack counts: a profile, or a
+    /// tracepoint with stacks on.
+    pub fn wants_stacks(&self, enabled: &BTreeSet<u16>) -> bool {
+        enabled.iter().any(|key| {
+            self.registry
+                .get(*key)
+                .is_some_and(|p| p.info.kind == ProbeKind::Stacks || p.options.stacks)
+        })
+    }
+
     /// The aggregates a client with probes `enabled` wants, if any.
     pub fn aggregates_for(&self, enabled: &BTreeSet<u16>, ts_ns: u64) -> Option<Aggregates> {
         let wants = |kind| {
@@ -193,6 +241,14 @@ impl ProbeSet {
                 .collect();
         }
         Some(aggregates)
+    }
+}
+
+fn profile_kind(off_cpu: bool) -> ProfileKind {
+    if off_cpu {
+        ProfileKind::OffCpu
+    } else {
+        ProfileKind::OnCpu
     }
 }
 

@@ -174,7 +174,8 @@ impl Registry {
                     Source::Profile {
                         off_cpu: def.kind == ProbeType::ProfileOffcpu,
                     },
-                    Availability::no("stack sampling is not part of this helper build"),
+                    // Set by `ProbeSet::new` from the profiler's own test.
+                    Availability::no("not tested yet"),
                     Vec::new(),
                 ),
                 _ => {
@@ -309,6 +310,24 @@ impl Registry {
         let info = self.probes[usize::from(key)].info.clone();
         log::info!("registered function probe {id} as probe {key}");
         (key, Some(info))
+    }
+
+    /// The stack samplers: key and whether off-CPU.
+    pub fn profiles(&self) -> Vec<(u16, bool)> {
+        self.probes
+            .iter()
+            .filter_map(|p| match p.source {
+                Source::Profile { off_cpu } => Some((p.info.key, off_cpu)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Records whether probe `key` can work on this kernel.
+    pub fn set_availability(&mut self, key: u16, availability: Availability) {
+        if let Some(probe) = self.probes.get_mut(usize::from(key)) {
+            probe.info.availability = availability;
+        }
     }
 
     /// Changes how probe `key` collects.

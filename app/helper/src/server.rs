@@ -6,9 +6,13 @@
 //! applies commands, drains the ring buffer every [`POLL_INTERVAL`], and sends
 //! each client a batch of the events it asked for at least every
 //! [`MAX_BATCH_AGE`] (or sooner when [`MAX_BATCH_EVENTS`] are pending).
+//! Stack counts (profiles) are drained every [`crate::DRAIN_INTERVAL`] and
+//! sent as [`HelperMessage::Stacks`] to the clients that enabled a stack
+//! probe; frame names go to each client once (see `ClientState::frames_sent`).
 
 use crate::auth::{Peer, Policy};
 use crate::probeset::ProbeSet;
+use crate::profiler::StackBatchParts;
 use microscope_wire::{
     ClientMessage, Event, EventBatch, FrameDecoder, HelperInfo, HelperMessage,
     MAX_LISTED_FUNCTIONS, Preamble, ProbeStats, encode_frame,
@@ -61,6 +65,9 @@ struct ClientState {
     oldest_pending: Option<Instant>,
     /// Events dropped for this client because its queue was full, by probe.
     client_drops: HashMap<u16, u64>,
+    /// Frame ids `0..frames_sent` have been defined to this client; its
+    /// next stack batch carries the definitions from there on.
+    frames_sent: u32,
 }
 
 impl ClientState {
@@ -246,6 +253,8 @@ async fn hub(
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_aggregate = Instant::now();
+    let mut stacks_tick = tokio::time::interval(crate::DRAIN_INTERVAL);
+    stacks_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut kernel_drops: Vec<ProbeStats> = tracer.kernel_drops();
     let mut scratch = Vec::new();
     loop {
@@ -272,6 +281,11 @@ async fn hub(
                     }
                 }
             },
+            _ = stacks_tick.tick() => {
+                if let Some(parts) = tracer.drain_stacks(monotonic_ns()) {
+                    send_stacks(&tracer, &mut clients, &parts);
+                }
+            },
             _ = shutdown.changed() => break,
         }
     }
@@ -290,6 +304,7 @@ fn apply(tracer: &mut ProbeSet, clients: &mut HashMap<ClientId, ClientState>, re
                     pending: Vec::new(),
                     oldest_pending: None,
                     client_drops: HashMap::new(),
+                    frames_sent: 0,
                 },
             );
         }
@@ -461,6 +476,27 @@ fn flush(client: &mut ClientState, kernel_drops: &[ProbeStats]) {
     if !client.send(&HelperMessage::Batch(EventBatch { events, stats })) {
         for (probe, n) in counts {
             *client.client_drops.entry(probe).or_default() += n;
+        }
+    }
+}
+
+/// Sends each client that enabled a stack probe its part of `parts`, with
+/// the frame names it has not been sent yet. A batch that does not fit in
+/// the client's queue is lost, but its definitions are sent again with the
+/// next one.
+fn send_stacks(
+    probes: &ProbeSet,
+    clients: &mut HashMap<ClientId, ClientState>,
+    parts: &StackBatchParts,
+) {
+    for client in clients.values_mut() {
+        if !probes.wants_stacks(&client.enabled) {
+            continue;
+        }
+        let (batch, frames_sent) =
+            parts.batch_for(probes.frames(), client.frames_sent, |p| client.wants(p));
+        if client.send(&HelperMessage::Stacks(batch)) {
+            client.frames_sent = frames_sent;
         }
     }
 }

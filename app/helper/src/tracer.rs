@@ -4,16 +4,17 @@
 use crate::catalogue::{self, PROBES};
 use crate::decode::decode_record;
 use crate::generic;
+use crate::stacks::{RawStack, take_stack_counts};
 use crate::tracefs;
 use crate::tracefs::Format;
-use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap};
 use aya::programs::TracePoint;
 use aya::programs::trace_point::TracePointLinkId;
 use aya::{Ebpf, EbpfLoader};
 use microscope_wire::{Aggregates, Availability, Event, EventData, ProbeStats};
 use probes_common::{
     EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, ProcessFilterConfig, SLOT_STACKS,
-    SYSCALL_SLOTS, TP_SLOTS, TracepointEvent,
+    SYSCALL_SLOTS, StackKey, TP_SLOTS, TracepointEvent,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -72,6 +73,10 @@ pub struct Tracer {
     slot_options: Array<MapData, u32>,
     /// The in-kernel process filter.
     filter: Array<MapData, ProcessFilterConfig>,
+    /// Stacks captured at tracepoints with stacks on (`SLOT_STACKS`).
+    stacks: StackTraceMap<MapData>,
+    /// Hits per (slot, process, stacks, comm).
+    stack_counts: BpfHashMap<MapData, StackKey, u64>,
     /// Availability of each built-in probe, by wire key.
     availability: Vec<Availability>,
     /// Links of attached probes, by wire key: program name and link.
@@ -131,6 +136,19 @@ impl Tracer {
                 name: "FILTER",
                 source,
             })?;
+        let stacks = StackTraceMap::try_from(take_map(&mut ebpf, "STACKS")?).map_err(|source| {
+            LoadError::Map {
+                name: "STACKS",
+                source,
+            }
+        })?;
+        let stack_counts =
+            BpfHashMap::try_from(take_map(&mut ebpf, "STACK_COUNTS")?).map_err(|source| {
+                LoadError::Map {
+                    name: "STACK_COUNTS",
+                    source,
+                }
+            })?;
 
         let mut availability = Vec::with_capacity(PROBES.len());
         for probe in PROBES {
@@ -147,6 +165,8 @@ impl Tracer {
             tp_drops,
             slot_options,
             filter,
+            stacks,
+            stack_counts,
             availability,
             attached: HashMap::new(),
             slots: vec![None; TP_SLOTS as usize],
@@ -245,6 +265,26 @@ impl Tracer {
         self.slots[slot] = Some((key, format));
         self.attached.insert(key, vec![(program, link)]);
         Ok(())
+    }
+
+    /// Reads and deletes the stacks counted at tracepoints since the last
+    /// call (see [`take_stack_counts`]), each under the probe key of its
+    /// slot. Counts of a slot freed meanwhile are dropped.
+    pub fn take_stacks(&mut self) -> Vec<RawStack> {
+        let slots = &self.slots;
+        let probe_of = |slot: u32| {
+            slots
+                .get(usize::try_from(slot).ok()?)
+                .and_then(Option::as_ref)
+                .map(|(key, _)| *key)
+        };
+        take_stack_counts(
+            &mut self.stack_counts,
+            &mut self.stacks,
+            probe_of,
+            &std::collections::HashSet::new(),
+            false,
+        )
     }
 
     /// Writes the in-kernel process filter.

@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "kernel/profile.rs"]
+mod profile;
+
 const NOBODY: u32 = 65534;
 
 /// The helper process, stopped with SIGTERM when dropped.

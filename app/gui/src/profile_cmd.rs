@@ -1,0 +1,769 @@
+//! `microscope profile`: profile for a number of seconds through the helper
+//! and write folded stacks for flame-graph tools.
+//!
+//! The command enables `profile:cpu` (or `profile:offcpu`) like any probe:
+//! the helper samples and counts in the kernel, symbolizes, and sends a
+//! [`StackBatch`] about once a second. Batches define frame names once
+//! (ids in [`StackBatch::frames`]) and refer to them by id afterwards;
+//! [`FoldedProfile`] resolves the ids and sums the counts.
+//!
+//! # Output
+//!
+//! One line per distinct stack, sorted: `comm;root;...;leaf value`, the
+//! input format of `inferno-flamegraph` and `flamegraph.pl`. User frames
+//! come first, then kernel frames, which carry the `_[k]` suffix of
+//! `stackcollapse-perf.pl --kernel` (both tools colour them apart). `;`
+//! inside a name becomes `:` and white space becomes `_`, so every line
+//! splits unambiguously. Values are samples for on-CPU profiles and
+//! microseconds blocked for off-CPU profiles (as bcc's `offcputime -f`).
+
+use microscope_wire::{
+    ClientError, ClientMessage, Connection, Frame, HelperMessage, ProbeOptions, ProcessFilter,
+    StackBatch, StackCount,
+};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Probe id of on-CPU profiling.
+pub const ON_CPU_PROBE: &str = "profile:cpu";
+/// Probe id of off-CPU profiling.
+pub const OFF_CPU_PROBE: &str = "profile:offcpu";
+/// Highest sampling rate the helper accepts.
+pub const MAX_HZ: u32 = 1000;
+/// How long to wait, after the time is up, for the batch that covers the
+/// last moment. The helper sends one about every second, but names the
+/// frames of a program it has not seen before first, which for a large
+/// binary with debug info can take several seconds.
+const LAST_BATCH_GRACE: Duration = Duration::from_secs(15);
+/// How long the helper may take to answer a request.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `microscope profile` was asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileRequest {
+    /// How long to profile.
+    pub seconds: u64,
+    /// Only this process (filtered in the kernel).
+    pub pid: Option<u32>,
+    /// Off-CPU (blocked time) instead of on-CPU samples.
+    pub off_cpu: bool,
+    /// Samples per second per CPU, for on-CPU.
+    pub hz: u32,
+    /// The folded file to write; `-` for standard output.
+    pub output: PathBuf,
+    /// Overwrite `output` if it exists.
+    pub force: bool,
+}
+
+impl ProfileRequest {
+    /// The probe id to enable.
+    pub fn probe(&self) -> &'static str {
+        if self.off_cpu {
+            OFF_CPU_PROBE
+        } else {
+            ON_CPU_PROBE
+        }
+    }
+}
+
+/// Why `profile` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// Talking to the helper failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The arguments cannot work.
+    #[error("{0}")]
+    Usage(String),
+    /// The helper has no profiler.
+    #[error(
+        "the helper offers no `{probe}` probe; it is older than this app: update and restart \
+         microscoped"
+    )]
+    NoProfiler {
+        /// The probe id looked for.
+        probe: String,
+    },
+    /// The kernel cannot profile.
+    #[error("{probe} is not available on this machine: {reason}")]
+    Unavailable {
+        /// Probe id.
+        probe: String,
+        /// The helper's sentence.
+        reason: String,
+    },
+    /// The helper refused a request.
+    #[error("the helper refused to {what}: {message}")]
+    Refused {
+        /// What was asked, as a verb phrase.
+        what: String,
+        /// The helper's sentence.
+        message: String,
+    },
+    /// The output exists and `--force` was not given.
+    #[error(
+        "{} already exists; choose another name or pass --force to overwrite it",
+        path.display()
+    )]
+    OutputExists {
+        /// The output path.
+        path: PathBuf,
+    },
+    /// Writing the output failed.
+    #[error("could not write {}: {source}", path.display())]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ProfileError {
+    /// Process exit code: 2 for connection problems, 1 for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Client(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// What a finished `profile` wrote.
+#[derive(Debug)]
+pub struct ProfileOutcome {
+    /// The folded file (`-` for standard output).
+    pub path: PathBuf,
+    /// Off-CPU (values in µs) or on-CPU (samples).
+    pub off_cpu: bool,
+    /// Distinct stacks written.
+    pub stacks: usize,
+    /// Sum of the values written.
+    pub total: u64,
+    /// Time the received batches cover, in ns.
+    pub span_ns: u64,
+    /// Set when the helper went away before the time was up, or the last
+    /// batch did not come: what happened.
+    pub warning: Option<String>,
+}
+
+impl fmt::Display for ProfileOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.off_cpu {
+            format!("{:.3} s blocked", self.total as f64 / 1e6)
+        } else {
+            format!("{} samples", self.total)
+        };
+        write!(
+            f,
+            "profiled {:.1} s: {what} in {} stacks, written to {}",
+            self.span_ns as f64 / 1e9,
+            self.stacks,
+            self.path.display()
+        )
+    }
+}
+
+/// Runs `microscope profile`; `started` is called once sampling runs.
+pub fn run_profile(
+    socket: &Path,
+    request: &ProfileRequest,
+    started: impl FnOnce(),
+) -> Result<ProfileOutcome, ProfileError> {
+    validate(request)?;
+    let to_stdout = request.output == Path::new("-");
+    if !to_stdout && !request.force && request.output.exists() {
+        return Err(ProfileError::OutputExists {
+            path: request.output.clone(),
+        });
+    }
+    let mut connection = Connection::connect(socket)?;
+    let probe = request.probe();
+    let catalogue = connection.list_probes()?;
+    let info =
+        catalogue
+            .iter()
+            .find(|p| p.id == probe)
+            .ok_or_else(|| ProfileError::NoProfiler {
+                probe: probe.to_owned(),
+            })?;
+    if !info.availability.available {
+        return Err(ProfileError::Unavailable {
+            probe: probe.to_owned(),
+            reason: info.availability.reason.clone(),
+        });
+    }
+    let mut profile = FoldedProfile::new(info.key, request.pid, request.off_cpu);
+    let collected = collect(&mut connection, request, &mut profile, started);
+    connection.shutdown();
+    let warning = collected?;
+
+    let lines = profile.lines();
+    let written = if to_stdout {
+        write_lines(&lines, io::stdout().lock())
+    } else {
+        open_output(&request.output, request.force)
+            .and_then(|file| write_lines(&lines, BufWriter::new(file)))
+    };
+    written.map_err(|source| ProfileError::Output {
+        path: request.output.clone(),
+        source,
+    })?;
+    Ok(ProfileOutcome {
+        path: request.output.clone(),
+        off_cpu: request.off_cpu,
+        stacks: lines.len(),
+        total: profile.total(),
+        span_ns: profile.span_ns(),
+        warning,
+    })
+}
+
+fn validate(request: &ProfileRequest) -> Result<(), ProfileError> {
+    if request.seconds == 0 {
+        return Err(ProfileError::Usage(
+            "--seconds must be at least 1".to_owned(),
+        ));
+    }
+    if request.hz == 0 || request.hz > MAX_HZ {
+        return Err(ProfileError::Usage(format!(
+            "--hz must be between 1 and {MAX_HZ} (99 is usual); got {}",
+            request.hz
+        )));
+    }
+    if request.off_cpu && request.hz != crate::cli::DEFAULT_HZ {
+        return Err(ProfileError::Usage(
+            "--hz applies to on-CPU profiles only; off-CPU profiles count every block".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Sets the filter and options, enables the probe and gathers batches.
+/// Returns a warning when the profile ended early or incomplete.
+fn collect(
+    connection: &mut Connection,
+    request: &ProfileRequest,
+    profile: &mut FoldedProfile,
+    started: impl FnOnce(),
+) -> Result<Option<String>, ProfileError> {
+    let probe = request.probe();
+    connection.set_recv_timeout(Some(ANSWER_TIMEOUT))?;
+    // The filter is the helper's, shared by every client: set it for the
+    // profile and put back "all processes" afterwards, unless another
+    // client changed it meanwhile (the helper tells every client).
+    let mut our_filter = None;
+    if let Some(pid) = request.pid {
+        let wanted = ProcessFilter {
+            pid: Some(pid),
+            ..ProcessFilter::default()
+        };
+        ask(
+            connection,
+            &ClientMessage::SetFilter(wanted.clone()),
+            |m| matches!(m, HelperMessage::Filter(f) if *f == wanted),
+            &format!("keep only process {pid}"),
+        )?;
+        our_filter = Some(wanted);
+    }
+    let options = ProbeOptions {
+        stacks: false,
+        sample_hz: if request.off_cpu { 0 } else { request.hz },
+        min_block_us: 0,
+    };
+    ask(
+        connection,
+        &ClientMessage::SetOptions {
+            probe: probe.to_owned(),
+            options,
+        },
+        |m| matches!(m, HelperMessage::ProbeState { probe: p, .. } if p == probe),
+        &format!("set the options of {probe}"),
+    )?;
+    let received = connection.enable_probe(probe).map_err(|err| match err {
+        ClientError::Refused(message) => ProfileError::Refused {
+            what: format!("enable {probe}"),
+            message,
+        },
+        other => other.into(),
+    })?;
+    let enabled_ns = monotonic_ns();
+    let end_ns = enabled_ns + request.seconds * 1_000_000_000;
+    started();
+    let mut filter_changed = false;
+    let mut take = |message: &HelperMessage, profile: &mut FoldedProfile| {
+        if let HelperMessage::Filter(filter) = message {
+            filter_changed |= our_filter.as_ref() != Some(filter);
+        }
+        profile.add_message(message, enabled_ns);
+    };
+    for message in &received {
+        take(message, profile);
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(request.seconds);
+    let grace_deadline = deadline + LAST_BATCH_GRACE;
+    let mut warning = None;
+    loop {
+        // After the time is up, wait only for the batch covering its end.
+        let now = Instant::now();
+        if now >= deadline && profile.last_end_ns() >= end_ns {
+            break;
+        }
+        let until = if now < deadline {
+            deadline
+        } else {
+            grace_deadline
+        };
+        let remaining = until.saturating_duration_since(now);
+        // A zero read timeout would mean "forever".
+        if remaining < Duration::from_millis(1) {
+            if now >= grace_deadline {
+                warning = Some(format!(
+                    "the helper sent no batch covering the last moments within {} s; the \
+                     profile may miss up to the last second",
+                    LAST_BATCH_GRACE.as_secs()
+                ));
+                break;
+            }
+            continue;
+        }
+        connection.set_recv_timeout(Some(remaining))?;
+        match connection.recv() {
+            Ok(HelperMessage::Error { message }) => {
+                return Err(ProfileError::Refused {
+                    what: format!("keep profiling with {probe}"),
+                    message,
+                });
+            }
+            Ok(message) => take(&message, profile),
+            Err(ClientError::Timeout(_)) => {}
+            Err(err @ (ClientError::Closed | ClientError::Io(_) | ClientError::Wire(_))) => {
+                warning = Some(format!(
+                    "the helper went away before the time was up ({err}); the profile holds \
+                     what arrived until then"
+                ));
+                return Ok(warning);
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    // Leave the helper as we found it; failures here lose nothing of ours.
+    let _ = connection.send(&ClientMessage::Disable {
+        probe: probe.to_owned(),
+    });
+    if our_filter.is_some() && !filter_changed {
+        let _ = connection.send(&ClientMessage::SetFilter(ProcessFilter::default()));
+    }
+    Ok(warning)
+}
+
+/// Sends `message` and waits for the answer `is_answer` recognises;
+/// returns what arrived before it. A helper error is a refusal to `what`.
+fn ask(
+    connection: &mut Connection,
+    message: &ClientMessage,
+    is_answer: impl Fn(&HelperMessage) -> bool,
+    what: &str,
+) -> Result<Vec<HelperMessage>, ProfileError> {
+    connection.send(message)?;
+    let mut before = Vec::new();
+    loop {
+        let reply = connection.recv()?;
+        if is_answer(&reply) {
+            return Ok(before);
+        }
+        if let HelperMessage::Error { message } = reply {
+            return Err(ProfileError::Refused {
+                what: what.to_owned(),
+                message,
+            });
+        }
+        before.push(reply);
+    }
+}
+
+fn open_output(path: &Path, force: bool) -> io::Result<std::fs::File> {
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    options.open(path)
+}
+
+fn write_lines(lines: &[String], mut out: impl Write) -> io::Result<()> {
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}
+
+/// Nanoseconds of `CLOCK_MONOTONIC`, the clock of the helper's batch times
+/// (the helper runs on this machine).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// Stack counts gathered from [`StackBatch`]es, as folded lines.
+#[derive(Debug, Default)]
+pub struct FoldedProfile {
+    probe: u16,
+    pid: Option<u32>,
+    off_cpu: bool,
+    frames: HashMap<u32, Frame>,
+    counts: HashMap<(String, Vec<u32>), u64>,
+    first_start_ns: Option<u64>,
+    last_end_ns: u64,
+}
+
+impl FoldedProfile {
+    /// Collects the stacks of probe `probe`, of process `pid` only if set.
+    /// Off-CPU values (ns) are written as µs.
+    pub fn new(probe: u16, pid: Option<u32>, off_cpu: bool) -> Self {
+        Self {
+            probe,
+            pid,
+            off_cpu,
+            ..Self::default()
+        }
+    }
+
+    /// Takes the frame definitions of any [`HelperMessage::Stacks`], and
+    /// its counts if the batch ends after `since_ns` (an earlier batch
+    /// covers only time before this profile began).
+    pub fn add_message(&mut self, message: &HelperMessage, since_ns: u64) {
+        if let HelperMessage::Stacks(batch) = message {
+            self.add_batch(batch, since_ns);
+        }
+    }
+
+    /// See [`add_message`](Self::add_message).
+    pub fn add_batch(&mut self, batch: &StackBatch, since_ns: u64) {
+        // Definitions count even from early batches: later ones refer to them.
+        for frame in &batch.frames {
+            self.frames.insert(frame.id, frame.clone());
+        }
+        if batch.end_ns <= since_ns {
+            return;
+        }
+        let (probe, pid) = (self.probe, self.pid);
+        let wanted = |s: &&StackCount| s.probe == probe && pid.is_none_or(|pid| s.tgid == pid);
+        for stack in batch.stacks.iter().filter(wanted) {
+            *self
+                .counts
+                .entry((stack.comm.clone(), stack.frames.clone()))
+                .or_default() += stack.value;
+        }
+        // A batch of a profile another client started earlier may begin
+        // before ours did.
+        let start_ns = batch.start_ns.max(since_ns);
+        self.first_start_ns = Some(self.first_start_ns.map_or(start_ns, |s| s.min(start_ns)));
+        self.last_end_ns = self.last_end_ns.max(batch.end_ns);
+    }
+
+    /// End of the latest batch taken, ns of `CLOCK_MONOTONIC` (0 if none).
+    pub fn last_end_ns(&self) -> u64 {
+        self.last_end_ns
+    }
+
+    /// Time the batches taken cover, in ns.
+    pub fn span_ns(&self) -> u64 {
+        self.first_start_ns
+            .map_or(0, |start| self.last_end_ns.saturating_sub(start))
+    }
+
+    /// Sum of the values of [`lines`](Self::lines).
+    pub fn total(&self) -> u64 {
+        self.lines_with_values().values().sum()
+    }
+
+    /// The folded lines, sorted (see the module docs for the format).
+    pub fn lines(&self) -> Vec<String> {
+        self.lines_with_values()
+            .into_iter()
+            .map(|(stack, value)| format!("{stack} {value}"))
+            .collect()
+    }
+
+    /// Folded stacks and their values; stacks that fold to the same text
+    /// (names differing only in what was sanitized) are merged.
+    fn lines_with_values(&self) -> BTreeMap<String, u64> {
+        let mut lines: BTreeMap<String, u64> = BTreeMap::new();
+        for ((comm, frames), value) in &self.counts {
+            let value = if self.off_cpu { value / 1000 } else { *value };
+            if value == 0 {
+                continue;
+            }
+            let comm = if comm.is_empty() { "[unknown]" } else { comm };
+            let mut line = sanitize_frame(comm).into_owned();
+            for id in frames {
+                line.push(';');
+                match self.frames.get(id) {
+                    Some(frame) => {
+                        line.push_str(&sanitize_frame(&frame.name));
+                        if frame.kernel {
+                            line.push_str("_[k]");
+                        }
+                    }
+                    // The helper defines every id before using it; keep
+                    // the frame rather than drop the stack if not.
+                    None => line.push_str(&format!("[frame#{id}]")),
+                }
+            }
+            *lines.entry(line).or_default() += value;
+        }
+        lines
+    }
+}
+
+/// `name` with `;` as `:` and white space as `_`, so a folded line splits
+/// into frames at `;` and into stack and value at its last space.
+pub fn sanitize_frame(name: &str) -> Cow<'_, str> {
+    if !name.contains(|c: char| c == ';' || c.is_whitespace()) {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(
+        name.chars()
+            .map(|c| match c {
+                ';' => ':',
+                c if c.is_whitespace() => '_',
+                c => c,
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(id: u32, name: &str, kernel: bool) -> Frame {
+        Frame {
+            id,
+            name: name.to_owned(),
+            kernel,
+        }
+    }
+
+    fn count(probe: u16, tgid: u32, comm: &str, frames: &[u32], value: u64) -> StackCount {
+        StackCount {
+            probe,
+            tgid,
+            comm: comm.to_owned(),
+            frames: frames.to_vec(),
+            value,
+        }
+    }
+
+    fn batch(
+        start_ns: u64,
+        end_ns: u64,
+        frames: Vec<Frame>,
+        stacks: Vec<StackCount>,
+    ) -> StackBatch {
+        StackBatch {
+            start_ns,
+            end_ns,
+            frames,
+            stacks,
+        }
+    }
+
+    #[test]
+    fn names_are_sanitized_for_folded_lines() {
+        assert_eq!(sanitize_frame("main"), "main");
+        assert_eq!(
+            sanitize_frame("operator new(unsigned long)"),
+            "operator_new(unsigned_long)"
+        );
+        assert_eq!(sanitize_frame("a;b\tc\nd"), "a:b_c_d");
+        assert_eq!(sanitize_frame(""), "");
+    }
+
+    #[test]
+    fn batches_fold_into_sorted_lines_with_kernel_suffixes() {
+        let mut profile = FoldedProfile::new(7, None, false);
+        profile.add_batch(
+            &batch(
+                100,
+                200,
+                vec![
+                    frame(0, "main", false),
+                    frame(1, "work", false),
+                    frame(2, "do_syscall_64", true),
+                ],
+                vec![
+                    count(7, 1, "app", &[0, 1], 5),
+                    count(7, 1, "app", &[0, 1, 2], 2),
+                    count(9, 1, "app", &[0], 100), // another probe
+                ],
+            ),
+            0,
+        );
+        // A later batch refers to earlier definitions and adds a new one.
+        profile.add_batch(
+            &batch(
+                200,
+                300,
+                vec![frame(3, "helper fn;x", false)],
+                vec![count(7, 1, "app", &[0, 1], 1), count(7, 2, "", &[3], 4)],
+            ),
+            0,
+        );
+        assert_eq!(
+            profile.lines(),
+            [
+                "[unknown];helper_fn:x 4",
+                "app;main;work 6",
+                "app;main;work;do_syscall_64_[k] 2",
+            ]
+        );
+        assert_eq!(profile.total(), 12);
+        assert_eq!(profile.span_ns(), 200);
+        assert_eq!(profile.last_end_ns(), 300);
+    }
+
+    #[test]
+    fn pid_filter_early_batches_and_off_cpu_units() {
+        let frames = vec![frame(0, "sleep", false)];
+        let mut profile = FoldedProfile::new(1, Some(42), true);
+        // Ends before the profile began: definitions only.
+        profile.add_batch(
+            &batch(0, 50, frames.clone(), vec![count(1, 42, "a", &[0], 9_000)]),
+            60,
+        );
+        profile.add_batch(
+            &batch(
+                50,
+                150,
+                Vec::new(),
+                vec![
+                    count(1, 42, "a", &[0], 2_500_000),
+                    count(1, 43, "b", &[0], 7_000_000),
+                    count(1, 42, "a", &[9], 999), // below 1 µs: dropped
+                ],
+            ),
+            60,
+        );
+        assert_eq!(profile.lines(), ["a;sleep 2500"]);
+        assert_eq!(profile.span_ns(), 90, "from when the profile began");
+    }
+
+    #[test]
+    fn unknown_ids_and_empty_profiles() {
+        let mut profile = FoldedProfile::new(1, None, false);
+        assert!(profile.lines().is_empty());
+        assert_eq!((profile.total(), profile.span_ns()), (0, 0));
+        profile.add_batch(&batch(1, 2, Vec::new(), vec![count(1, 1, "x", &[5], 1)]), 0);
+        assert_eq!(profile.lines(), ["x;[frame#5] 1"]);
+    }
+
+    #[test]
+    fn inferno_accepts_the_folded_lines() {
+        let mut profile = FoldedProfile::new(1, None, false);
+        profile.add_batch(
+            &batch(
+                0,
+                1,
+                vec![
+                    frame(0, "main", false),
+                    frame(1, "std::vec::Vec<T, A>::push", false),
+                    frame(2, "entry_SYSCALL_64", true),
+                    frame(3, "a;b", false),
+                ],
+                vec![
+                    count(1, 1, "my app", &[0, 1], 30),
+                    count(1, 1, "my app", &[0, 2], 20),
+                    count(1, 2, "other", &[3], 50),
+                ],
+            ),
+            0,
+        );
+        let lines = profile.lines();
+        let mut svg = Vec::new();
+        let mut options = inferno::flamegraph::Options::default();
+        inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)
+            .expect("inferno reads the folded lines");
+        let svg = String::from_utf8(svg).expect("SVG is UTF-8");
+        // Every frame made it into the graph with its count; inferno reads
+        // `_[k]` as the kernel annotation and shows the bare name.
+        for title in [
+            "<title>all (100 samples, 100%)</title>",
+            "<title>my_app (50 samples, 50.00%)</title>",
+            "<title>std::vec::Vec&lt;T,_A&gt;::push (30 samples, 30.00%)</title>",
+            "<title>entry_SYSCALL_64 (20 samples, 20.00%)</title>",
+            "<title>a:b (50 samples, 50.00%)</title>",
+        ] {
+            assert!(svg.contains(title), "{title} missing from the flame graph");
+        }
+    }
+
+    #[test]
+    fn requests_are_checked_before_connecting() {
+        let request = ProfileRequest {
+            seconds: 1,
+            pid: None,
+            off_cpu: false,
+            hz: 99,
+            output: PathBuf::from("x.folded"),
+            force: false,
+        };
+        assert!(validate(&request).is_ok());
+        assert_eq!(request.probe(), ON_CPU_PROBE);
+        for bad in [
+            ProfileRequest {
+                seconds: 0,
+                ..request.clone()
+            },
+            ProfileRequest {
+                hz: 0,
+                ..request.clone()
+            },
+            ProfileRequest {
+                hz: 5000,
+                ..request.clone()
+            },
+            ProfileRequest {
+                off_cpu: true,
+                hz: 500,
+                ..request.clone()
+            },
+        ] {
+            assert!(
+                matches!(validate(&bad), Err(ProfileError::Usage(_))),
+                "{bad:?}"
+            );
+        }
+        let off = ProfileRequest {
+            off_cpu: true,
+            ..request
+        };
+        assert!(validate(&off).is_ok());
+        assert_eq!(off.probe(), OFF_CPU_PROBE);
+    }
+
+    #[test]
+    fn monotonic_clock_advances() {
+        let a = monotonic_ns();
+        let b = monotonic_ns();
+        assert!(a > 0 && b >= a);
+    }
+}
