@@ -58,6 +58,8 @@ mod counter;
 mod cpu_timeline;
 mod decimate;
 mod export;
+mod flame;
+mod fxhash;
 mod gui;
 mod histogram;
 mod info_cmd;
@@ -67,6 +69,7 @@ mod probes_cmd;
 mod record_cmd;
 mod replay;
 mod sources;
+mod stacks;
 mod theme;
 mod timeline;
 mod update;
@@ -85,6 +88,10 @@ pub use export::{
     ExportError, ExportFormat, ExportOutcome, export_csv, export_folded, export_perfetto,
     run_export,
 };
+pub use flame::{
+    BuildOptions, FlameGraph, FoldedError, FoldedWriteError, FrameBox, FrameDetails, NodeId,
+    ROOT_NAME, SearchResult, Values,
+};
 pub use gui::{WINDOW_TITLE, run_gui};
 pub use histogram::{LatencyHistogram, bucket_label, format_ns};
 pub use info_cmd::{format_info, info_report};
@@ -93,6 +100,10 @@ pub use model::{ConnectionState, Model, SCHED_SWITCH};
 pub use probes_cmd::{format_probes, probes_report};
 pub use record_cmd::{RecordError, RecordOutcome, run_record};
 pub use replay::{ReplayControl, ReplaySpeed, spawn_replay};
+pub use stacks::{
+    DEFAULT_MAX_SAMPLES, ProcessSummary, StackId, StackQuery, StackRef, StackSample, StackStore,
+    ValueUnit, unknown_frame_name,
+};
 pub use timeline::{BUCKET, SETTLE, Series, Timeline};
 pub use update::{
     Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplayStatus, SchedRecord,

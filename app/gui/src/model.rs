@@ -3,6 +3,7 @@
 use crate::counter::CumulativeCounter;
 use crate::cpu_timeline::CpuTimeline;
 use crate::histogram::LatencyHistogram;
+use crate::stacks::StackStore;
 use crate::timeline::Timeline;
 use crate::update::{HelperSummary, Probe, ProbeDrops, ProbeKind, ReplayStatus, Update};
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,6 +48,9 @@ pub struct Model {
     pub latency: LatencyHistogram,
     /// Which task ran on which CPU, from `sched_switch` events.
     pub cpu: CpuTimeline,
+    /// Stack samples (on-CPU, off-CPU, stacks at probes), for the flame
+    /// graph and paths views.
+    pub stacks: StackStore,
     /// Latest drop totals per probe key.
     pub drops: BTreeMap<u16, ProbeDrops>,
     /// The last error the helper reported.
@@ -72,6 +76,7 @@ impl Model {
             timeline: Timeline::new(epoch),
             latency: LatencyHistogram::default(),
             cpu: CpuTimeline::new(),
+            stacks: StackStore::new(),
             drops: BTreeMap::new(),
             last_helper_error: None,
             aggregate_counters: BTreeMap::new(),
