@@ -7,7 +7,7 @@ use crate::replay::ReplayControl;
 use crate::sources;
 use crate::theme;
 use crate::update::Update;
-use crate::views::{self, CentralTab, CpuTimelineState, region};
+use crate::views::{self, CentralTab, CpuTimelineState, FlameView, PathsView, region};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
 use microscope_wire::ClientMessage;
@@ -40,6 +40,8 @@ pub struct MicroscopeApp {
     follow_live: bool,
     tab: CentralTab,
     cpu_view: CpuTimelineState,
+    flame_view: FlameView,
+    paths_view: PathsView,
 }
 
 impl MicroscopeApp {
@@ -57,6 +59,8 @@ impl MicroscopeApp {
             follow_live: true,
             tab: CentralTab::default(),
             cpu_view: CpuTimelineState::default(),
+            flame_view: FlameView::new(),
+            paths_view: PathsView::new(),
         }
     }
 
@@ -77,6 +81,16 @@ impl MicroscopeApp {
     /// What the app currently shows.
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The flame graph view's state (range, zoom, search, the graph shown).
+    pub fn flame_view(&self) -> &FlameView {
+        &self.flame_view
+    }
+
+    /// The paths view's state.
+    pub fn paths_view(&self) -> &PathsView {
+        &self.paths_view
     }
 
     /// Draws one frame into `ui` (the whole window).
@@ -125,20 +139,35 @@ impl MicroscopeApp {
                 });
             });
             ui.separator();
-            if self.tab == CentralTab::Cpus {
-                ui.scope_builder(
-                    UiBuilder::new().accessibility_label(region::CPU_TIMELINE),
-                    |ui| {
-                        views::cpu_timeline_ui(
-                            ui,
-                            &self.model,
-                            &mut self.cpu_view,
-                            now,
-                            &mut self.commands,
-                        );
-                    },
-                );
-                return;
+            match self.tab {
+                CentralTab::Rates => {}
+                CentralTab::Cpus => {
+                    ui.scope_builder(
+                        UiBuilder::new().accessibility_label(region::CPU_TIMELINE),
+                        |ui| {
+                            views::cpu_timeline_ui(
+                                ui,
+                                &self.model,
+                                &mut self.cpu_view,
+                                now,
+                                &mut self.commands,
+                            );
+                        },
+                    );
+                    return;
+                }
+                CentralTab::Flame => {
+                    ui.scope_builder(UiBuilder::new().accessibility_label(region::FLAME), |ui| {
+                        self.flame_view.ui(ui, &self.model, &mut self.commands);
+                    });
+                    return;
+                }
+                CentralTab::Paths => {
+                    ui.scope_builder(UiBuilder::new().accessibility_label(region::PATHS), |ui| {
+                        self.paths_view.ui(ui, &self.model);
+                    });
+                    return;
+                }
             }
             let timeline_height = ui.available_height() * theme::TIMELINE_SHARE;
             ui.scope_builder(
@@ -291,6 +320,16 @@ impl MicroscopeApp {
                 }
                 Command::OpenRecording(path) => self.start_replay(path, false, ctx),
                 Command::GoLive => self.go_live(ctx),
+                Command::ExportFolded(path) => {
+                    // The view shows the sentence; the log keeps it too.
+                    if let Err(err) = self.flame_view.export_folded(&path) {
+                        log::warn!("{err}");
+                    }
+                }
+                Command::ShowStackRange { start_ns, end_ns } => {
+                    self.flame_view.set_range(start_ns, end_ns);
+                    self.paths_view.set_range(start_ns, end_ns);
+                }
             }
         }
     }

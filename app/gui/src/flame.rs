@@ -513,6 +513,33 @@ impl FlameGraph {
     }
 }
 
+/// The `(stack, count)` of each non-blank folded line; `stack` is the
+/// frames joined by `;`, root first. The count follows the last space, so
+/// frame names may hold spaces.
+pub(crate) fn folded_lines(
+    text: &str,
+) -> impl Iterator<Item = Result<(&str, u64), FoldedError>> + '_ {
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| (index, line.trim()))
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(index, line)| {
+            let malformed = || FoldedError {
+                line: index + 1,
+                text: line.to_owned(),
+            };
+            let (stack, count) = line
+                .rsplit_once(|c: char| c.is_ascii_whitespace())
+                .ok_or_else(malformed)?;
+            let count: u64 = count.parse().map_err(|_| malformed())?;
+            let stack = stack.trim_end();
+            if stack.is_empty() {
+                return Err(malformed());
+            }
+            Ok((stack, count))
+        })
+}
+
 fn fraction(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -621,23 +648,8 @@ impl Builder {
 
     fn add_folded(&mut self, text: &str, side: Side) -> Result<(), FoldedError> {
         let mut path = Vec::new();
-        for (index, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let malformed = || FoldedError {
-                line: index + 1,
-                text: line.to_owned(),
-            };
-            let (stack, count) = line
-                .rsplit_once(|c: char| c.is_ascii_whitespace())
-                .ok_or_else(malformed)?;
-            let count: u64 = count.parse().map_err(|_| malformed())?;
-            let stack = stack.trim_end();
-            if stack.is_empty() {
-                return Err(malformed());
-            }
+        for line in folded_lines(text) {
+            let (stack, count) = line?;
             path.clear();
             for frame in stack.split(';') {
                 path.push(self.name_id(frame));

@@ -78,7 +78,6 @@ pub type FxHashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<Fx
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::Hash as _;
 
     fn hash_of(value: impl std::hash::Hash) -> u64 {
         let mut hasher = FxHasher::default();

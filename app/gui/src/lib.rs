@@ -28,6 +28,10 @@
 //!   UI state and the pure logic behind it (rate buckets, cumulative-to-increase
 //!   counters, the latency histogram, min/max decimation for the plot, per-CPU
 //!   scheduler slices built from `sched_switch`).
+//! - `stacks`, `flame`, `paths`: stack samples ([`StackStore`]: unique stacks
+//!   interned once, samples sorted by time), the [`FlameGraph`] built from a
+//!   slice of them (zoom, search, differential, folded import/export) and the
+//!   [`CallGraph`] of the paths view (`petgraph`).
 //! - [`MicroscopeApp`], `command`, `views`, `theme`: one view per file,
 //!   widgets emit [`Command`]s, colours and spacing live in `theme`.
 //!
@@ -41,6 +45,8 @@
 //! - `egui`: immediate-mode UI; the whole UI is a function of the model, which
 //!   keeps live data simple, and it exposes an AccessKit tree tests query.
 //! - `egui_plot`: the timeline and the histogram.
+//! - `petgraph`: the call graph of the paths view (functions and calls, with
+//!   the traversals its layout needs).
 //! - `crossbeam-channel`: bounded channels with `select!` and deadlines, which
 //!   the ingest thread needs to wait on the UI and on its reader at once.
 //! - `clap` (derive): the command line.
@@ -65,6 +71,7 @@ mod histogram;
 mod info_cmd;
 mod ingest;
 mod model;
+mod paths;
 mod probes_cmd;
 mod record_cmd;
 mod replay;
@@ -77,7 +84,7 @@ mod views;
 mod watch;
 
 pub use app::MicroscopeApp;
-pub use command::Command;
+pub use command::{Command, CommandQueue};
 pub use convert::update_from_message;
 pub use counter::CumulativeCounter;
 pub use cpu_timeline::{
@@ -97,6 +104,9 @@ pub use histogram::{LatencyHistogram, bucket_label, format_ns};
 pub use info_cmd::{format_info, info_report};
 pub use ingest::{RETRY_INTERVAL, Wake, spawn_ingest};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
+pub use paths::{
+    AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, PathsLayout, VisibleEdge,
+};
 pub use probes_cmd::{format_probes, probes_report};
 pub use record_cmd::{RecordError, RecordOutcome, run_record};
 pub use replay::{ReplayControl, ReplaySpeed, spawn_replay};
@@ -109,7 +119,11 @@ pub use update::{
     Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplayStatus, SchedRecord,
     SwitchRecord, Update, WakeupRecord,
 };
-pub use views::{CentralTab, CpuTimelineState, banner_text, region, slice_label};
+pub use views::{
+    BREADCRUMBS, CALL_GRAPH, CentralTab, CpuTimelineState, DiffRanges, FRAMES, FlameLayout,
+    FlameView, NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, StackFilters, TimeRange, banner_text,
+    region, slice_label,
+};
 pub use watch::{
     DropLine, WatchError, WatchLine, WatchProbe, WatchTally, run_watch, tally_seconds,
 };

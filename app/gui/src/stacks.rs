@@ -49,6 +49,14 @@ impl ValueUnit {
             Self::Nanoseconds => format_duration_ns(value),
         }
     }
+
+    /// A value in few characters, for crowded places: `1234` or `12.3 ms`.
+    pub fn format_short(self, value: u64) -> String {
+        match self {
+            Self::Samples => value.to_string(),
+            Self::Nanoseconds => format_duration_ns(value),
+        }
+    }
 }
 
 /// The index of a unique stack in a [`StackStore`].

@@ -3,17 +3,25 @@
 
 mod banner;
 mod cpu_timeline_view;
+mod flame_view;
 mod histogram_view;
+mod paths_view;
 mod probes_panel;
 mod replay_bar;
+mod stack_filters;
 mod status_bar;
 mod timeline_view;
 
 pub use banner::{banner_text, banner_ui};
 pub use cpu_timeline_view::{CpuTimelineState, cpu_timeline_ui, slice_label};
+pub use flame_view::{
+    BREADCRUMBS, DiffRanges, FRAMES, FlameLayout, FlameView, NO_SAMPLES_IN_RANGE, NO_STACKS,
+};
 pub use histogram_view::histogram_ui;
+pub use paths_view::{CALL_GRAPH, PathsView};
 pub use probes_panel::probes_ui;
 pub use replay_bar::replay_bar_ui;
+pub use stack_filters::{StackFilters, TimeRange};
 pub use status_bar::status_bar_ui;
 pub use timeline_view::timeline_ui;
 
@@ -37,6 +45,10 @@ pub mod region {
     pub const CPU_TIMELINE: &str = "CPU timeline";
     /// The details of the slice selected in the CPU timeline.
     pub const SLICE_DETAILS: &str = "Slice details";
+    /// The flame graph view.
+    pub const FLAME: &str = "Flame graph";
+    /// The paths (call graph) view.
+    pub const PATHS: &str = "Call paths";
 }
 
 /// What the central area shows.
@@ -47,17 +59,23 @@ pub enum CentralTab {
     Rates,
     /// The CPU timeline.
     Cpus,
+    /// The flame graph of stack samples.
+    Flame,
+    /// The call graph of the stacks into a probe.
+    Paths,
 }
 
 impl CentralTab {
     /// Every tab, in display order.
-    pub const ALL: [Self; 2] = [Self::Rates, Self::Cpus];
+    pub const ALL: [Self; 4] = [Self::Rates, Self::Cpus, Self::Flame, Self::Paths];
 
     /// The tab's title.
     pub fn title(self) -> &'static str {
         match self {
             Self::Rates => "Rates",
             Self::Cpus => "CPUs",
+            Self::Flame => "Flame",
+            Self::Paths => "Paths",
         }
     }
 }
