@@ -226,7 +226,11 @@ impl CallGraph {
         let min_total = (self.total as f64 * AUTO_EXPAND_MIN_SHARE).ceil() as u64;
         let full = self.layout_with(|_| true);
         let mut expanded = BTreeSet::new();
-        for layer in full.layers.iter().take(DEFAULT_VISIBLE_DEPTH.saturating_sub(1)) {
+        for layer in full
+            .layers
+            .iter()
+            .take(DEFAULT_VISIBLE_DEPTH.saturating_sub(1))
+        {
             for &node in layer {
                 if self.node(node).is_some_and(|n| n.total >= min_total) {
                     expanded.insert(self.name(node).to_owned());
@@ -390,10 +394,14 @@ entry;sys_read;walk;walk;walk 10
         let self_call = g.graph().find_edge(walk, walk).unwrap();
         assert_eq!(g.graph()[self_call], 10);
         let callees = g.callees(g.find("entry").unwrap());
-        assert_eq!(names(&g, &callees.iter().map(|c| c.0).collect::<Vec<_>>()), [
-            "sys_read", "sys_write", "sys_fsync"
-        ]);
-        assert_eq!(callees.iter().map(|c| c.1).collect::<Vec<_>>(), [60, 30, 10]);
+        assert_eq!(
+            names(&g, &callees.iter().map(|c| c.0).collect::<Vec<_>>()),
+            ["sys_read", "sys_write", "sys_fsync"]
+        );
+        assert_eq!(
+            callees.iter().map(|c| c.1).collect::<Vec<_>>(),
+            [60, 30, 10]
+        );
         assert_eq!(
             g.label(g.find("submit_bio").unwrap()),
             "submit_bio — 90 samples (90.0 %)"

@@ -369,7 +369,10 @@ impl FlameView {
             }
             ui.add_space(theme::ITEM_GAP);
             if ui
-                .add_enabled(self.cache.get().is_some(), egui::Button::new("Export folded…"))
+                .add_enabled(
+                    self.cache.get().is_some(),
+                    egui::Button::new("Export folded…"),
+                )
                 .on_hover_text(
                     "Save the graph shown (this range and these filters) as folded stacks \
                      for FlameGraph or inferno.",
@@ -404,7 +407,10 @@ impl FlameView {
 fn deepest_existing(graph: &FlameGraph, path: &[String]) -> NodeId {
     let mut node = NodeId::ROOT;
     for name in path {
-        match graph.children(node).find(|&child| graph.name(child) == name) {
+        match graph
+            .children(node)
+            .find(|&child| graph.name(child) == name)
+        {
             Some(child) => node = child,
             None => break,
         }
@@ -466,7 +472,9 @@ fn frames_ui(
         let visible = ui.clip_rect().intersect(area);
         let painter = ui.painter_at(area);
         let font = FontId::monospace(theme::FLAME_FONT_SIZE);
-        let char_width = painter.fonts_mut(|fonts| fonts.glyph_width(&font, 'x')).max(1.0);
+        let char_width = painter
+            .fonts_mut(|fonts| fonts.glyph_width(&font, 'x'))
+            .max(1.0);
         let base_id = ui.scope_id().with("frame");
         let mut hovered = None;
         for frame in boxes.iter() {
@@ -478,7 +486,11 @@ fn frames_ui(
             };
             let left = area.left() + frame.x as f32;
             let frame_width = frame.width as f32;
-            let gap = if frame_width >= MIN_GAP_WIDTH { 1.0 } else { 0.0 };
+            let gap = if frame_width >= MIN_GAP_WIDTH {
+                1.0
+            } else {
+                0.0
+            };
             let rect = Rect::from_min_max(
                 Pos2::new(left, top + 1.0),
                 Pos2::new(left + frame_width - gap, top + theme::FLAME_ROW_HEIGHT),
@@ -499,9 +511,8 @@ fn frames_ui(
                 );
             }
             let response = ui.interact(rect, base_id.with(frame.node), Sense::click());
-            response.widget_info(|| {
-                WidgetInfo::labeled(Role::Button, true, graph.label(frame.node))
-            });
+            response
+                .widget_info(|| WidgetInfo::labeled(Role::Button, true, graph.label(frame.node)));
             if response.clicked() {
                 clicked = Some(frame.node);
             }

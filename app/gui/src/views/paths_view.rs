@@ -277,7 +277,10 @@ fn paint_node(
     };
     let mut second = format!("{} · {percent:.1} %", graph.unit().format_short(total));
     if !expanded && callees > 0 {
-        second.push_str(&format!(" · +{callees} callee{}", if callees == 1 { "" } else { "s" }));
+        second.push_str(&format!(
+            " · +{callees} callee{}",
+            if callees == 1 { "" } else { "s" }
+        ));
     }
     clipped.text(
         rect.left_bottom() + Vec2::new(6.0, -4.0),

@@ -81,11 +81,7 @@ impl StackFilters {
 
     /// Follows new samples, or freezes the view at the newest sample now.
     pub fn set_live(&mut self, live: bool, store: &StackStore) {
-        self.frozen_at_ns = if live {
-            None
-        } else {
-            Some(newest_ns(store))
-        };
+        self.frozen_at_ns = if live { None } else { Some(newest_ns(store)) };
     }
 
     /// Shows `[start_ns, end_ns)` (kernel ns), e.g. a selection on the timeline.
@@ -188,10 +184,10 @@ impl StackFilters {
 
     /// The process selector: every process in the range, heaviest first.
     pub fn process_ui(&mut self, ui: &mut egui::Ui, store: &StackStore, id_salt: &str) {
-        let selected = self
-            .process
-            .as_ref()
-            .map_or_else(|| "All processes".to_owned(), |(tgid, comm)| format!("{comm} ({tgid})"));
+        let selected = self.process.as_ref().map_or_else(
+            || "All processes".to_owned(),
+            |(tgid, comm)| format!("{comm} ({tgid})"),
+        );
         let query = self.query(store);
         let unit = store.query_unit(query);
         ComboBox::from_id_salt((id_salt, "process"))
@@ -258,12 +254,22 @@ pub(crate) fn range_fields_ui(
     let mut to = to_secs(*end_ns);
     ui.label("from");
     let from_changed = ui
-        .add(DragValue::new(&mut from).speed(0.1).suffix(" s").max_decimals(3))
+        .add(
+            DragValue::new(&mut from)
+                .speed(0.1)
+                .suffix(" s")
+                .max_decimals(3),
+        )
         .on_hover_text("Seconds after the oldest sample kept.")
         .changed();
     ui.label("to");
     let to_changed = ui
-        .add(DragValue::new(&mut to).speed(0.1).suffix(" s").max_decimals(3))
+        .add(
+            DragValue::new(&mut to)
+                .speed(0.1)
+                .suffix(" s")
+                .max_decimals(3),
+        )
         .changed();
     if from_changed {
         *start_ns = to_ns(from).min(*end_ns);
