@@ -1,5 +1,6 @@
 //! `cargo xtask bench pipeline`: what tracing costs a syscall-heavy loop.
-//! (`cargo xtask bench recording` lives in `bench_recording.rs`.)
+//! (`cargo xtask bench recording` lives in `bench_recording.rs`, `cargo
+//! xtask bench flame` in `bench_flame.rs`.)
 //!
 //! The loop (`openat("/dev/null")` + `close`, pinned to CPU 0) runs untraced,
 //! then while the real helper streams every `sys_enter_openat` event to a
@@ -53,6 +54,9 @@ enum Bench {
     /// Open time and peak memory of `microscope info` on a synthetic
     /// recording of millions of events.
     Recording(crate::bench_recording::Options),
+    /// UI CPU time per frame of the flame graph view on 100k unique
+    /// synthetic stacks.
+    Flame(crate::bench_flame::Options),
 }
 
 /// One line of the results table.
@@ -90,6 +94,7 @@ pub fn run(options: &Options) -> Result<()> {
     let (seconds, rounds) = match &options.bench {
         Bench::Pipeline { seconds, rounds } => (*seconds, *rounds),
         Bench::Recording(options) => return crate::bench_recording::run(options),
+        Bench::Flame(options) => return crate::bench_flame::run(options),
     };
     if seconds == 0 || rounds == 0 {
         bail!("--seconds and --rounds must be at least 1");

@@ -4,6 +4,7 @@
 //! and prepares the environment that every child process shares.
 
 mod bench;
+mod bench_flame;
 mod bench_recording;
 mod demo;
 mod helper;
@@ -41,7 +42,8 @@ enum Command {
     Screenshot(screenshot::Options),
     /// Record the demo recording (assets/demo.mscr) on this kernel.
     Demo(demo::Options),
-    /// Measure what tracing costs a syscall-heavy loop.
+    /// Measure performance: what tracing costs a syscall-heavy loop, opening
+    /// large recordings, drawing the flame graph.
     Bench(bench::Options),
     /// Internal: the `openat`+`close` loop that `bench` measures.
     #[command(name = "__openloop", hide = true)]

@@ -22,7 +22,7 @@
 //! frame grew or shrank, each side normalised by its own total.
 
 use crate::fxhash::FxHashMap;
-use crate::stacks::{StackQuery, StackStore, ValueUnit};
+use crate::stacks::{StackQuery, StackSlice, StackStore, ValueUnit};
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -191,9 +191,14 @@ impl Default for FlameGraph {
 impl FlameGraph {
     /// Builds from the samples `query` selects.
     pub fn from_store(store: &StackStore, query: StackQuery, options: BuildOptions) -> Self {
+        Self::from_slice(&store.slice(query), options)
+    }
+
+    /// Builds from a slice taken from the store (possibly on another thread).
+    pub fn from_slice(slice: &StackSlice, options: BuildOptions) -> Self {
         let mut builder = Builder::new();
-        builder.add_store(store, query, options, Side::Main);
-        builder.finish(false, store.query_unit(query))
+        builder.add_slice(slice, options, Side::Main);
+        builder.finish(false, slice.unit())
     }
 
     /// Builds a differential graph: the shape of `comparison`, with the
@@ -204,10 +209,19 @@ impl FlameGraph {
         comparison: StackQuery,
         options: BuildOptions,
     ) -> Self {
+        Self::differential_from_slices(&store.slice(baseline), &store.slice(comparison), options)
+    }
+
+    /// [`Self::differential_from_store`] from two slices.
+    pub fn differential_from_slices(
+        baseline: &StackSlice,
+        comparison: &StackSlice,
+        options: BuildOptions,
+    ) -> Self {
         let mut builder = Builder::new();
-        builder.add_store(store, baseline, options, Side::Base);
-        builder.add_store(store, comparison, options, Side::Main);
-        builder.finish(true, store.query_unit(comparison))
+        builder.add_slice(baseline, options, Side::Base);
+        builder.add_slice(comparison, options, Side::Main);
+        builder.finish(true, comparison.unit())
     }
 
     /// Parses folded lines (`frame;frame;frame count`, root first); blank
@@ -659,20 +673,11 @@ impl Builder {
         Ok(())
     }
 
-    fn add_store(
-        &mut self,
-        store: &StackStore,
-        query: StackQuery,
-        options: BuildOptions,
-        side: Side,
-    ) {
+    fn add_slice(&mut self, slice: &StackSlice, options: BuildOptions, side: Side) {
         let mut frame_names: FxHashMap<u32, u32> = FxHashMap::default();
         let mut process_names: FxHashMap<(u32, &str), u32> = FxHashMap::default();
         let mut path = Vec::new();
-        for (stack, value) in store.stack_totals(query) {
-            let Some(stack) = store.stack(stack) else {
-                continue;
-            };
+        for stack in slice.iter() {
             path.clear();
             if options.by_process {
                 let name = match process_names.get(&(stack.tgid, stack.comm)) {
@@ -689,14 +694,14 @@ impl Builder {
                 let name = match frame_names.get(&frame) {
                     Some(&name) => name,
                     None => {
-                        let name = self.name_id(&store.frame_name(frame));
+                        let name = self.name_id(&slice.frame_name(frame));
                         frame_names.insert(frame, name);
                         name
                     }
                 };
                 path.push(name);
             }
-            self.add(&path, value, side);
+            self.add(&path, stack.value, side);
         }
     }
 

@@ -35,6 +35,9 @@
 //! - [`MicroscopeApp`], `command`, `views`, `theme`: one view per file,
 //!   widgets emit [`Command`]s, colours and spacing live in `theme`.
 //!
+//! - [`bench`]: what `cargo xtask bench flame` times (the flame view per
+//!   frame on synthetic stacks), run by the hidden `microscope __bench-flame`.
+//!
 //! Tests build a [`MicroscopeApp`] from channel ends they hold
 //! ([`MicroscopeApp::new`]) and drive it with `egui_kittest`; no socket needed.
 //!
@@ -57,6 +60,7 @@
 //! - `egui_kittest` (dev, wgpu + snapshot): headless UI tests on lavapipe.
 
 mod app;
+pub mod bench;
 pub mod cli;
 mod command;
 mod convert;
@@ -111,8 +115,8 @@ pub use probes_cmd::{format_probes, probes_report};
 pub use record_cmd::{RecordError, RecordOutcome, run_record};
 pub use replay::{ReplayControl, ReplaySpeed, spawn_replay};
 pub use stacks::{
-    DEFAULT_MAX_SAMPLES, ProcessSummary, StackId, StackQuery, StackRef, StackSample, StackStore,
-    ValueUnit, unknown_frame_name,
+    DEFAULT_MAX_SAMPLES, ProcessSummary, SliceEntry, StackId, StackQuery, StackRef, StackSample,
+    StackSlice, StackStore, ValueUnit, unknown_frame_name,
 };
 pub use timeline::{BUCKET, SETTLE, Series, Timeline};
 pub use update::{

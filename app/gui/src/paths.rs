@@ -16,7 +16,7 @@
 
 use crate::flame::{FoldedError, folded_lines};
 use crate::fxhash::FxHashMap;
-use crate::stacks::{StackQuery, StackStore, ValueUnit};
+use crate::stacks::{StackQuery, StackSlice, StackStore, ValueUnit};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef as _;
@@ -93,29 +93,31 @@ pub struct CallGraph {
 impl CallGraph {
     /// Builds from the samples `query` selects.
     pub fn from_store(store: &StackStore, query: StackQuery) -> Self {
+        Self::from_slice(&store.slice(query))
+    }
+
+    /// Builds from a slice taken from the store (possibly on another thread).
+    pub fn from_slice(slice: &StackSlice) -> Self {
         let mut graph = Self {
-            unit: store.query_unit(query),
+            unit: slice.unit(),
             ..Self::default()
         };
         let mut frame_nodes: FxHashMap<u32, NodeIndex> = FxHashMap::default();
         let mut path = Vec::new();
-        for (stack, value) in store.stack_totals(query) {
-            let Some(stack) = store.stack(stack) else {
-                continue;
-            };
+        for stack in slice.iter() {
             path.clear();
             for &frame in stack.frames {
                 let node = match frame_nodes.get(&frame) {
                     Some(&node) => node,
                     None => {
-                        let node = graph.node_for(&store.frame_name(frame));
+                        let node = graph.node_for(&slice.frame_name(frame));
                         frame_nodes.insert(frame, node);
                         node
                     }
                 };
                 path.push(node);
             }
-            graph.add_path(&path, value);
+            graph.add_path(&path, stack.value);
         }
         graph
     }

@@ -17,6 +17,7 @@ use crate::fxhash::{FxHashMap, FxHasher};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash as _, Hasher as _};
+use std::sync::Arc;
 
 /// How many samples the store keeps before it forgets the oldest
 /// (24 bytes each: about 96 MiB).
@@ -145,6 +146,78 @@ pub struct ProcessSummary {
     pub value: u64,
 }
 
+/// An owned copy of the stacks a query selects, each with the sum of its
+/// samples' values: what graphs are built from, on another thread when the
+/// slice is large. Frame names are shared with the store, not copied.
+#[derive(Clone, Debug, Default)]
+pub struct StackSlice {
+    stacks: Vec<SliceStack>,
+    frames: Vec<u32>,
+    comms: Arc<Vec<Box<str>>>,
+    frame_names: Arc<FxHashMap<u32, Box<str>>>,
+    unit: ValueUnit,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SliceStack {
+    tgid: u32,
+    comm: u32,
+    frames_start: usize,
+    frames_len: u32,
+    value: u64,
+}
+
+/// A stack of a [`StackSlice`] and its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceEntry<'a> {
+    /// Process id.
+    pub tgid: u32,
+    /// Command name of the thread.
+    pub comm: &'a str,
+    /// Frame ids, root first.
+    pub frames: &'a [u32],
+    /// Sum of the values of its samples in the slice.
+    pub value: u64,
+}
+
+impl StackSlice {
+    /// Number of unique stacks.
+    pub fn len(&self) -> usize {
+        self.stacks.len()
+    }
+
+    /// Whether no stack was selected.
+    pub fn is_empty(&self) -> bool {
+        self.stacks.is_empty()
+    }
+
+    /// What the values count.
+    pub fn unit(&self) -> ValueUnit {
+        self.unit
+    }
+
+    /// The stacks, in the store's order.
+    pub fn iter(&self) -> impl Iterator<Item = SliceEntry<'_>> + '_ {
+        self.stacks.iter().map(|stack| SliceEntry {
+            tgid: stack.tgid,
+            comm: self.comms.get(stack.comm as usize).map_or("", |c| c),
+            frames: self
+                .frames
+                .get(stack.frames_start..stack.frames_start + stack.frames_len as usize)
+                .unwrap_or(&[]),
+            value: stack.value,
+        })
+    }
+
+    /// The name of frame `id`, or `[unknown frame #id]`.
+    pub fn frame_name(&self, id: u32) -> Cow<'_, str> {
+        match self.frame_names.get(&id) {
+            Some(name) => Cow::Borrowed(name),
+            None => Cow::Owned(unknown_frame_name(id)),
+        }
+    }
+}
+
 /// Where a unique stack's frames are and whose stack it is.
 #[derive(Clone, Copy, Debug)]
 struct StackEntry {
@@ -161,8 +234,10 @@ struct StackEntry {
 /// documentation.
 #[derive(Clone, Debug)]
 pub struct StackStore {
-    frame_names: FxHashMap<u32, Box<str>>,
-    comms: Vec<Box<str>>,
+    /// Shared with the slices handed to graph builds: a name arriving
+    /// during a build copies the table once instead of every build doing so.
+    frame_names: Arc<FxHashMap<u32, Box<str>>>,
+    comms: Arc<Vec<Box<str>>>,
     comm_ids: FxHashMap<Box<str>, u32>,
     stacks: Vec<StackEntry>,
     /// The frames of every unique stack, one after the other.
@@ -189,8 +264,8 @@ impl StackStore {
     /// An empty store that keeps up to [`DEFAULT_MAX_SAMPLES`] samples.
     pub fn new() -> Self {
         Self {
-            frame_names: FxHashMap::default(),
-            comms: Vec::new(),
+            frame_names: Arc::default(),
+            comms: Arc::default(),
             comm_ids: FxHashMap::default(),
             stacks: Vec::new(),
             frames: Vec::new(),
@@ -215,7 +290,7 @@ impl StackStore {
     /// Names frame `id`. The helper sends each id's name before the first
     /// stack that uses it; a later name for the same id replaces the earlier.
     pub fn intern_frame(&mut self, id: u32, name: String) {
-        self.frame_names.insert(id, name.into_boxed_str());
+        Arc::make_mut(&mut self.frame_names).insert(id, name.into_boxed_str());
         self.generation += 1;
     }
 
@@ -405,6 +480,37 @@ impl StackStore {
         }
     }
 
+    /// An owned copy of the stacks `query` selects, with their values.
+    pub fn slice(&self, query: StackQuery) -> StackSlice {
+        let totals = self.stack_totals(query);
+        let mut stacks = Vec::with_capacity(totals.len());
+        let mut frames = Vec::new();
+        for (stack, value) in totals {
+            let Some(entry) = self.stacks.get(stack.index()) else {
+                continue;
+            };
+            let end = entry.frames_start + entry.frames_len as usize;
+            let Some(stack_frames) = self.frames.get(entry.frames_start..end) else {
+                continue;
+            };
+            stacks.push(SliceStack {
+                tgid: entry.tgid,
+                comm: entry.comm,
+                frames_start: frames.len(),
+                frames_len: entry.frames_len,
+                value,
+            });
+            frames.extend_from_slice(stack_frames);
+        }
+        StackSlice {
+            stacks,
+            frames,
+            comms: Arc::clone(&self.comms),
+            frame_names: Arc::clone(&self.frame_names),
+            unit: self.query_unit(query),
+        }
+    }
+
     /// The processes in the samples `query` selects (its process filter is
     /// ignored), heaviest first.
     pub fn processes(&self, query: StackQuery) -> Vec<ProcessSummary> {
@@ -496,7 +602,7 @@ impl StackStore {
             return Some(id);
         }
         let id = u32::try_from(self.comms.len()).ok()?;
-        self.comms.push(comm.into());
+        Arc::make_mut(&mut self.comms).push(comm.into());
         self.comm_ids.insert(comm.into(), id);
         Some(id)
     }
@@ -662,6 +768,39 @@ mod tests {
         assert_eq!(dense.len(), 64);
         assert_eq!(dense.iter().map(|t| t.1).sum::<u64>(), 72);
         assert!(dense.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn a_slice_owns_the_selected_stacks_and_shares_the_names() {
+        let mut store = store();
+        store.add(1, 1, 100, "cat", &[1, 2], 3);
+        store.add(2, 1, 100, "cat", &[1, 2], 4);
+        store.add(3, 1, 200, "dd", &[1, 9], 5);
+        store.add(9, 1, 200, "dd", &[3], 5);
+        let slice = store.slice(StackQuery::range(0, 5));
+        let entries: Vec<SliceEntry<'_>> = slice.iter().collect();
+        assert_eq!(
+            entries,
+            [
+                SliceEntry {
+                    tgid: 100,
+                    comm: "cat",
+                    frames: &[1, 2],
+                    value: 7
+                },
+                SliceEntry {
+                    tgid: 200,
+                    comm: "dd",
+                    frames: &[1, 9],
+                    value: 5
+                },
+            ]
+        );
+        // A name arriving later does not change the slice taken before.
+        store.intern_frame(9, "late".into());
+        assert_eq!(slice.frame_name(9), "[unknown frame #9]");
+        assert_eq!(store.frame_name(9), "late");
+        assert!(StackStore::new().slice(StackQuery::all()).is_empty());
     }
 
     #[test]

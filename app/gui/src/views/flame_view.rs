@@ -18,9 +18,10 @@
 use crate::command::{Command, CommandQueue};
 use crate::flame::{BuildOptions, FlameGraph, FoldedWriteError, FrameBox, NodeId, SearchResult};
 use crate::model::Model;
-use crate::stacks::{StackQuery, StackStore};
+use crate::stacks::{StackQuery, StackSlice, StackStore};
 use crate::theme;
-use crate::views::stack_filters::{GraphCache, StackFilters, range_fields_ui};
+use crate::views::graph_cache::{BuildJob, GraphCache, INLINE_BUILD_MAX_STACKS};
+use crate::views::stack_filters::{StackFilters, range_fields_ui};
 use egui::accesskit::Role;
 use egui::{
     Align2, FontId, Pos2, Rect, ScrollArea, Sense, Stroke, StrokeKind, TextEdit, UiBuilder, Vec2,
@@ -125,6 +126,11 @@ impl FlameView {
         self.cache.get()
     }
 
+    /// Whether a newer graph is being built (the previous one is shown).
+    pub fn is_building(&self) -> bool {
+        self.cache.is_building()
+    }
+
     /// How long building the shown graph took.
     pub fn build_time(&self) -> Option<std::time::Duration> {
         self.cache.build_time()
@@ -220,6 +226,12 @@ impl FlameView {
         }
         self.refresh(ui.ctx(), store, Instant::now());
         self.search_row_ui(ui);
+        if self.cache.is_building() {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.weak("Building the flame graph…");
+            });
+        }
         if let Some(status) = &self.export_status {
             ui.label(status);
         }
@@ -292,11 +304,20 @@ impl FlameView {
             self.filters.is_live(),
             now,
             ctx,
-            || match queries {
-                (comparison, Some(baseline)) => {
-                    FlameGraph::differential_from_store(store, baseline, comparison, options)
+            || {
+                let (comparison, baseline) = queries;
+                let comparison = store.slice(comparison);
+                let baseline = baseline.map(|query| store.slice(query));
+                let stacks = comparison.len() + baseline.as_ref().map_or(0, StackSlice::len);
+                BuildJob {
+                    inline: stacks <= INLINE_BUILD_MAX_STACKS,
+                    run: Box::new(move || match baseline {
+                        Some(baseline) => {
+                            FlameGraph::differential_from_slices(&baseline, &comparison, options)
+                        }
+                        None => FlameGraph::from_slice(&comparison, options),
+                    }),
                 }
-                (query, None) => FlameGraph::from_store(store, query, options),
             },
         );
         let builds = self.cache.builds();

@@ -4,6 +4,7 @@
 mod banner;
 mod cpu_timeline_view;
 mod flame_view;
+mod graph_cache;
 mod histogram_view;
 mod paths_view;
 mod probes_panel;

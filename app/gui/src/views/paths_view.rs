@@ -12,7 +12,8 @@ use crate::paths::{CallGraph, PathsLayout};
 use crate::stacks::{StackQuery, StackStore};
 use crate::theme;
 use crate::views::flame_view::NO_STACKS;
-use crate::views::stack_filters::{GraphCache, StackFilters};
+use crate::views::graph_cache::{BuildJob, GraphCache, INLINE_BUILD_MAX_STACKS};
+use crate::views::stack_filters::StackFilters;
 use egui::accesskit::Role;
 use egui::epaint::CubicBezierShape;
 use egui::{
@@ -115,6 +116,12 @@ impl PathsView {
             return;
         }
         self.refresh(ui.ctx(), store);
+        if self.cache.is_building() {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.weak("Building the call graph…");
+            });
+        }
         let Some(graph) = self.cache.get() else {
             return;
         };
@@ -146,7 +153,13 @@ impl PathsView {
             self.filters.is_live(),
             Instant::now(),
             ctx,
-            || CallGraph::from_store(store, query),
+            || {
+                let slice = store.slice(query);
+                BuildJob {
+                    inline: slice.len() <= INLINE_BUILD_MAX_STACKS,
+                    run: Box::new(move || CallGraph::from_slice(&slice)),
+                }
+            },
         );
         let Some(graph) = self.cache.get() else {
             return;

@@ -1,21 +1,14 @@
 //! What the stack views (flame graph, paths) share: which samples to show
-//! (time range, probe, process, live or frozen) with the widgets that choose
-//! them, and a cache that rebuilds a view's graph only when its inputs change.
+//! (time range, probe, process, live or frozen) and the widgets that choose
+//! them.
 
 use crate::model::Model;
 use crate::stacks::{StackQuery, StackStore};
 use egui::{ComboBox, DragValue};
-use std::time::{Duration, Instant};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// The "last N s" choices of the range selector.
 const LAST_SECS: [u32; 4] = [5, 10, 30, 60];
-/// A live graph is rebuilt at most once per this many build times, so
-/// rebuilding takes at most about 1/20 of the UI thread however large the
-/// graph is (small graphs follow every batch).
-const LIVE_REBUILD_FACTOR: u32 = 20;
-/// …and at least every this long.
-const MAX_LIVE_REBUILD_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The time range a stack view shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -288,99 +281,6 @@ pub(crate) fn probe_name(model: &Model, key: u16) -> String {
         .map_or_else(|| format!("probe #{key}"), |p| p.id.clone())
 }
 
-/// A graph built from the store, rebuilt only when what it depends on changes.
-pub(crate) struct GraphCache<S, Q, T> {
-    entry: Option<CacheEntry<S, Q, T>>,
-    builds: u64,
-}
-
-struct CacheEntry<S, Q, T> {
-    settings: S,
-    generation: u64,
-    queries: Q,
-    value: T,
-    built_at: Instant,
-    build_time: Duration,
-}
-
-impl<S, Q, T> Default for GraphCache<S, Q, T> {
-    fn default() -> Self {
-        Self {
-            entry: None,
-            builds: 0,
-        }
-    }
-}
-
-impl<S: PartialEq, Q: PartialEq, T> GraphCache<S, Q, T> {
-    /// The graph, once built.
-    pub(crate) fn get(&self) -> Option<&T> {
-        self.entry.as_ref().map(|entry| &entry.value)
-    }
-
-    /// Counts builds: caches of things derived from the graph (search,
-    /// layout) compare it to know when to recompute.
-    pub(crate) fn builds(&self) -> u64 {
-        self.builds
-    }
-
-    /// How long the last build took.
-    pub(crate) fn build_time(&self) -> Option<Duration> {
-        self.entry.as_ref().map(|entry| entry.build_time)
-    }
-
-    /// Rebuilds when the settings changed (at once), or when the data
-    /// (store generation, resolved queries) changed while live (at most
-    /// once per [`LIVE_REBUILD_FACTOR`] build times; a repaint is asked for
-    /// when the wait is over). A frozen graph ignores new data. Returns
-    /// whether it rebuilt. `now` is the frame's time.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "each input is a separate reason to rebuild; a struct would only rename them"
-    )]
-    pub(crate) fn refresh(
-        &mut self,
-        settings: S,
-        generation: u64,
-        queries: Q,
-        live: bool,
-        now: Instant,
-        ctx: &egui::Context,
-        build: impl FnOnce() -> T,
-    ) -> bool {
-        if let Some(entry) = &self.entry
-            && entry.settings == settings
-            // A new store (replay, reconnect) starts its generations again.
-            && generation >= entry.generation
-        {
-            if entry.generation == generation && entry.queries == queries {
-                return false;
-            }
-            if !live {
-                return false;
-            }
-            let interval = (entry.build_time * LIVE_REBUILD_FACTOR).min(MAX_LIVE_REBUILD_INTERVAL);
-            let elapsed = now.saturating_duration_since(entry.built_at);
-            if elapsed < interval {
-                ctx.request_repaint_after(interval - elapsed);
-                return false;
-            }
-        }
-        let started = Instant::now();
-        let value = build();
-        self.entry = Some(CacheEntry {
-            settings,
-            generation,
-            queries,
-            value,
-            built_at: Instant::now(),
-            build_time: started.elapsed(),
-        });
-        self.builds += 1;
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,41 +327,5 @@ mod tests {
             ..StackFilters::default()
         };
         assert_eq!(chosen.effective_probe(&store), Some(2));
-    }
-
-    #[test]
-    fn the_cache_rebuilds_on_settings_and_ignores_data_while_frozen() {
-        let ctx = egui::Context::default();
-        let mut cache: GraphCache<u8, u64, u32> = GraphCache::default();
-        let mut builds = 0;
-        let mut build = || {
-            builds += 1;
-            builds
-        };
-        // A frame time well past any rebuild interval.
-        let later = Instant::now() + MAX_LIVE_REBUILD_INTERVAL;
-        assert!(cache.refresh(1, 0, 0, true, later, &ctx, &mut build));
-        assert!(!cache.refresh(1, 0, 0, true, later, &ctx, &mut build));
-        // New data, live, right after a build that took 5 ms: waits for
-        // 20 build times.
-        let slow_build = || {
-            std::thread::sleep(Duration::from_millis(5));
-            0
-        };
-        assert!(cache.refresh(9, 0, 0, true, later, &ctx, slow_build));
-        assert!(!cache.refresh(9, 1, 0, true, Instant::now(), &ctx, || 0));
-        assert!(cache.build_time() >= Some(Duration::from_millis(5)));
-        assert!(cache.refresh(1, 0, 0, true, later, &ctx, &mut build));
-        // New data, live, the interval over: rebuilt.
-        let later = Instant::now() + MAX_LIVE_REBUILD_INTERVAL;
-        assert!(cache.refresh(1, 1, 0, true, later, &ctx, &mut build));
-        // New data, frozen: kept.
-        assert!(!cache.refresh(1, 2, 5, false, later, &ctx, &mut build));
-        // New settings: rebuilt at once, even while frozen.
-        assert!(cache.refresh(2, 2, 5, false, Instant::now(), &ctx, &mut build));
-        // A new store (generation went back): rebuilt.
-        assert!(cache.refresh(2, 0, 5, false, Instant::now(), &ctx, &mut build));
-        assert_eq!(cache.get(), Some(&5));
-        assert_eq!(cache.builds(), 6);
     }
 }
