@@ -7,8 +7,11 @@
 //! `egui::Context` loop, timing each frame's egui pass plus tessellation:
 //! unzoomed, zoomed three levels down the heaviest path, with the pointer
 //! moving over the frames (a tooltip open), and with the accessibility tree
-//! on. This prints its JSON as a table. Benchmarks are not tests: a missed
-//! target is reported, not turned into a failure.
+//! on. Each frame is timed by the UI thread's CPU clock (what the view
+//! costs) and by the wall clock (which also counts other processes: on a
+//! shared two-core machine that is most of the spread). This prints its
+//! JSON as a table. Benchmarks are not tests: a missed target is reported,
+//! not turned into a failure.
 
 use std::process::{Command, Stdio};
 
@@ -18,7 +21,7 @@ use serde_json::Value;
 
 use crate::{proc, workspace};
 
-/// The UI thread's budget per frame for the view, at the 95th percentile.
+/// The UI thread's CPU budget per frame for the view, at the 95th percentile.
 const TARGET_FRAME_MS: f64 = 8.0;
 /// The scenario the accessibility tree adds to; it costs only while a
 /// screen reader (or a test) asks for the tree, so it is reported but not
@@ -98,40 +101,51 @@ fn print_report(report: &Value) -> Result<()> {
         .and_then(Value::as_array)
         .context("the report has no scenarios")?;
     println!(
-        "{:<34}  {:>9}  {:>9}  {:>9}  {:>14}",
-        "scenario (per frame)", "median", "p95", "max", "frames painted"
+        "{:<34}  {:>27}  {:>27}  {:>7}",
+        "per frame", "UI thread CPU (median/p95/max)", "wall clock (median/p95/max)", "frames"
     );
-    println!("{}", "-".repeat(34 + 9 * 3 + 14 + 8));
+    println!("{}", "-".repeat(34 + 27 + 27 + 7 + 6));
     let mut worst_p95: f64 = 0.0;
     for scenario in scenarios {
         let name = scenario
             .get("scenario")
             .and_then(Value::as_str)
             .unwrap_or("?");
-        let p95 = number(scenario, "p95_ms")?;
+        let times = |clock: &str| -> Result<(f64, f64, f64)> {
+            let clock = scenario
+                .get(clock)
+                .with_context(|| format!("the scenario {name} has no {clock} times"))?;
+            Ok((
+                number(clock, "median_ms")?,
+                number(clock, "p95_ms")?,
+                number(clock, "max_ms")?,
+            ))
+        };
+        let cpu = times("cpu")?;
+        let wall = times("wall")?;
         println!(
-            "{name:<34}  {:>6.2} ms  {p95:>6.2} ms  {:>6.2} ms  {:>14.0}",
-            number(scenario, "median_ms")?,
-            number(scenario, "max_ms")?,
+            "{name:<34}  {:>7.2} {:>7.2} {:>7.2} ms  {:>7.2} {:>7.2} {:>7.2} ms  {:>7.0}",
+            cpu.0,
+            cpu.1,
+            cpu.2,
+            wall.0,
+            wall.1,
+            wall.2,
             number(scenario, "painted_frames")?,
         );
         if !name.contains(ACCESSIBILITY_SCENARIO) {
-            worst_p95 = worst_p95.max(p95);
+            worst_p95 = worst_p95.max(cpu.1);
         }
     }
     println!(
-        "\ntarget: p95 ≤ {TARGET_FRAME_MS} ms per frame (without the accessibility tree): {} \
-         (worst p95 {worst_p95:.2} ms){}",
+        "\ntarget: p95 ≤ {TARGET_FRAME_MS} ms of UI thread CPU per frame (without the \
+         accessibility tree): {} (worst p95 {worst_p95:.2} ms). The wall clock adds whatever \
+         else ran on this machine meanwhile.",
         if worst_p95 <= TARGET_FRAME_MS {
             "met"
         } else {
             "MISSED"
         },
-        if cfg!(debug_assertions) {
-            "; the app is a release build whatever xtask is"
-        } else {
-            ""
-        }
     );
     Ok(())
 }

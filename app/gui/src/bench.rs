@@ -6,7 +6,9 @@
 //! frame is a full `egui::Context::run_ui` pass plus tessellation, the CPU
 //! work an eframe frame does before handing triangles to the GPU. Rendering
 //! the triangles is not included: on the GL backend it happens on the GPU
-//! (or in llvmpipe's threads).
+//! (or in llvmpipe's threads). Each frame is timed twice: the UI thread's
+//! CPU time (what the view costs) and the wall clock (what it cost on this
+//! machine at that moment, other processes included).
 
 use crate::command::CommandQueue;
 use crate::flame::{BuildOptions, FlameGraph, NodeId};
@@ -18,7 +20,9 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-const NS_PER_SEC: u64 = 1_000_000_000;
+/// Mean time between two synthetic samples: 100k unique stacks make about
+/// 240k samples, ten seconds' worth.
+const SAMPLE_GAP_NS: u64 = 40_000;
 /// Longest wait for the first graph to be built.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
 /// Frames drawn before measuring, so fonts and caches are warm.
@@ -99,17 +103,46 @@ impl Default for FlameBenchOptions {
     }
 }
 
+/// Median, 95th percentile and maximum of a set of durations, in ms.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Percentiles {
+    /// Median, in ms.
+    pub median_ms: f64,
+    /// 95th percentile, in ms.
+    pub p95_ms: f64,
+    /// Maximum, in ms.
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    fn of(mut times: Vec<Duration>) -> Self {
+        times.sort();
+        let ms = |index: usize| times.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        Self {
+            median_ms: ms(times.len() / 2),
+            p95_ms: ms((times.len() * 95 / 100).min(times.len().saturating_sub(1))),
+            max_ms: ms(times.len().saturating_sub(1)),
+        }
+    }
+
+    fn json(self) -> serde_json::Value {
+        serde_json::json!({
+            "median_ms": self.median_ms,
+            "p95_ms": self.p95_ms,
+            "max_ms": self.max_ms,
+        })
+    }
+}
+
 /// Frame times of one scenario.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FrameTimes {
     /// What was drawn, e.g. `unzoomed`.
     pub scenario: String,
-    /// Median time per frame, in ms.
-    pub median_ms: f64,
-    /// 95th percentile, in ms.
-    pub p95_ms: f64,
-    /// Slowest frame, in ms.
-    pub max_ms: f64,
+    /// CPU time of the UI thread per frame.
+    pub cpu: Percentiles,
+    /// Wall-clock time per frame (includes time other processes ran).
+    pub wall: Percentiles,
     /// Frames of the flame graph painted in the last frame.
     pub painted_frames: usize,
 }
@@ -168,7 +201,8 @@ fn mix(parent: u64, child: u64) -> u64 {
 /// share prefixes like a kernel's: they walk down a fixed random call tree
 /// (fan-out 1 near the entry points, growing with depth to 10; popular
 /// callees chosen far more often) from one of four entry points, in one of
-/// sixteen processes. About two samples per stack, spread over ten seconds.
+/// sixteen processes. About two samples per stack, in time order, 40 µs
+/// apart on average.
 /// 100k such stacks make a flame graph of about 800k frames.
 pub fn synthetic_store(unique_stacks: usize, seed: u64) -> StackStore {
     let mut store = StackStore::new();
@@ -194,6 +228,7 @@ pub fn synthetic_store(unique_stacks: usize, seed: u64) -> StackStore {
     let mut seen: HashSet<(u32, Vec<u32>)> = HashSet::with_capacity(unique_stacks);
     let mut frames = Vec::with_capacity(40);
     let mut attempts = 0usize;
+    let mut t_ns = 0;
     while seen.len() < unique_stacks && attempts < unique_stacks.saturating_mul(50) {
         attempts += 1;
         let depth = 10 + rng.below(31) as usize;
@@ -212,14 +247,15 @@ pub fn synthetic_store(unique_stacks: usize, seed: u64) -> StackStore {
         let process = rng.skewed(PROCESSES.len() as u64) as usize;
         let tgid = 1000 + process as u32;
         let comm = PROCESSES.get(process).copied().unwrap_or("task");
-        if !seen.insert((tgid, frames.clone())) {
-            // Seen before: another sample of it.
-            let t_ns = rng.below(10 * NS_PER_SEC);
-            store.add(t_ns, 1, tgid, comm, &frames, 1 + rng.below(5));
-            continue;
-        }
-        for _ in 0..1 + rng.below(3) {
-            let t_ns = rng.below(10 * NS_PER_SEC);
+        // Seen before: one more sample of it; new: one to three.
+        let samples = if seen.insert((tgid, frames.clone())) {
+            1 + rng.below(3)
+        } else {
+            1
+        };
+        for _ in 0..samples {
+            // Samples arrive in time order, 40 µs apart on average.
+            t_ns += 1 + rng.below(SAMPLE_GAP_NS * 2);
             store.add(t_ns, 1, tgid, comm, &frames, 1 + rng.below(5));
         }
     }
@@ -353,7 +389,8 @@ fn measure(
     pointer: impl Fn(usize) -> Option<Pos2>,
 ) -> FrameTimes {
     let mut commands = CommandQueue::default();
-    let mut times = Vec::with_capacity(frames);
+    let mut wall = Vec::with_capacity(frames);
+    let mut cpu = Vec::with_capacity(frames);
     for frame in 0..WARM_UP_FRAMES + frames {
         // egui wants time to move forward across scenarios too.
         *clock += 1;
@@ -366,6 +403,7 @@ fn measure(
             input.events.push(Event::PointerMoved(pos));
         }
         let started = Instant::now();
+        let cpu_started = thread_cpu_time();
         let mut output = ctx.run_ui(input, |ui| {
             egui::CentralPanel::default().show(ui, |ui| view.ui(ui, model, &mut commands));
         });
@@ -375,19 +413,36 @@ fn measure(
         // There is no GPU to upload the font atlas to.
         output.drop_without_applying_deltas();
         if frame >= WARM_UP_FRAMES {
-            times.push(started.elapsed());
+            wall.push(started.elapsed());
+            cpu.push(thread_cpu_time().saturating_sub(cpu_started));
         }
     }
-    let mut sorted = times.clone();
-    sorted.sort();
-    let p95_index = (sorted.len() * 95 / 100).min(sorted.len().saturating_sub(1));
     FrameTimes {
         scenario: scenario.to_owned(),
-        median_ms: median_ms(times),
-        p95_ms: sorted.get(p95_index).map_or(0.0, |d| d.as_secs_f64() * 1e3),
-        max_ms: sorted.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        cpu: Percentiles::of(cpu),
+        wall: Percentiles::of(wall),
         painted_frames: view.painted_frames(),
     }
+}
+
+/// CPU time this thread has used. Unlike the wall clock, it does not count
+/// time other processes had the CPU, which on a shared machine is most of
+/// the spread between frames.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable `timespec` that outlives the call;
+    // the clock id is a constant the kernel knows.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut now) };
+    if result != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// The report as one line of JSON, which `cargo xtask bench flame` reads.
@@ -400,9 +455,8 @@ pub fn report_json(report: &FlameBenchReport) -> String {
         "build_ms": report.build_ms,
         "scenarios": report.scenarios.iter().map(|s| serde_json::json!({
             "scenario": s.scenario,
-            "median_ms": s.median_ms,
-            "p95_ms": s.p95_ms,
-            "max_ms": s.max_ms,
+            "cpu": s.cpu.json(),
+            "wall": s.wall.json(),
             "painted_frames": s.painted_frames,
         })).collect::<Vec<_>>(),
     })

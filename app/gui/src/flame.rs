@@ -573,31 +573,29 @@ enum Side {
     Base,
 }
 
-/// A node while building: children are found through a map, in any order.
-#[derive(Clone, Copy, Debug, Default)]
-struct TempNode {
-    parent: u32,
-    name: u32,
-    main: Values,
-    base: Values,
+/// A stack waiting to be merged: where its names are in the path buffer.
+#[derive(Clone, Copy, Debug)]
+struct PendingPath {
+    start: usize,
+    len: usize,
+    side: Side,
+    value: u64,
 }
 
-impl TempNode {
-    fn side(&mut self, side: Side) -> &mut Values {
-        match side {
-            Side::Main => &mut self.main,
-            Side::Base => &mut self.base,
-        }
-    }
-}
-
-/// Merges stacks into a tree, then lays it out canonically.
+/// Collects stacks as paths of names, then merges them in one pass.
+///
+/// Merging sorts the paths by their names first: in that order each path
+/// shares its prefix with the one before, so its nodes are found by
+/// comparing with the previous path rather than by looking children up,
+/// and every node is created in the graph's canonical order (depth first,
+/// children by name). No hash map lookup per frame, and no reordering
+/// afterwards.
 struct Builder {
     names: Vec<Box<str>>,
     name_ids: FxHashMap<Box<str>, u32>,
-    /// Every node's parent comes before it.
-    nodes: Vec<TempNode>,
-    children: FxHashMap<(u32, u32), u32>,
+    /// The name ids of every path, one after the other.
+    buffer: Vec<u32>,
+    paths: Vec<PendingPath>,
 }
 
 impl Builder {
@@ -605,15 +603,10 @@ impl Builder {
         let mut builder = Self {
             names: Vec::new(),
             name_ids: FxHashMap::default(),
-            nodes: Vec::new(),
-            children: FxHashMap::default(),
+            buffer: Vec::new(),
+            paths: Vec::new(),
         };
-        let root_name = builder.name_id(ROOT_NAME);
-        builder.nodes.push(TempNode {
-            parent: NO_NODE,
-            name: root_name,
-            ..TempNode::default()
-        });
+        builder.name_id(ROOT_NAME);
         builder
     }
 
@@ -628,47 +621,25 @@ impl Builder {
         id
     }
 
-    /// Adds `value` along `path` (name ids, root's child first).
-    fn add(&mut self, path: &[u32], value: u64, side: Side) {
-        let Self {
-            nodes, children, ..
-        } = self;
-        let mut node = 0u32;
-        if let Some(root) = nodes.first_mut() {
-            let values = root.side(side);
-            values.total = values.total.saturating_add(value);
-        }
-        for &name in path {
-            let next_id = u32::try_from(nodes.len()).unwrap_or(NO_NODE);
-            let child = *children.entry((node, name)).or_insert_with(|| {
-                nodes.push(TempNode {
-                    parent: node,
-                    name,
-                    ..TempNode::default()
-                });
-                next_id
-            });
-            node = child;
-            if let Some(n) = nodes.get_mut(node as usize) {
-                let values = n.side(side);
-                values.total = values.total.saturating_add(value);
-            }
-        }
-        if let Some(n) = nodes.get_mut(node as usize) {
-            let values = n.side(side);
-            values.self_value = values.self_value.saturating_add(value);
-        }
+    /// Ends the path whose names were pushed onto the buffer since `start`.
+    fn end_path(&mut self, start: usize, value: u64, side: Side) {
+        self.paths.push(PendingPath {
+            start,
+            len: self.buffer.len() - start,
+            side,
+            value,
+        });
     }
 
     fn add_folded(&mut self, text: &str, side: Side) -> Result<(), FoldedError> {
-        let mut path = Vec::new();
         for line in folded_lines(text) {
             let (stack, count) = line?;
-            path.clear();
+            let start = self.buffer.len();
             for frame in stack.split(';') {
-                path.push(self.name_id(frame));
+                let name = self.name_id(frame);
+                self.buffer.push(name);
             }
-            self.add(&path, count, side);
+            self.end_path(start, count, side);
         }
         Ok(())
     }
@@ -676,9 +647,8 @@ impl Builder {
     fn add_slice(&mut self, slice: &StackSlice, options: BuildOptions, side: Side) {
         let mut frame_names: FxHashMap<u32, u32> = FxHashMap::default();
         let mut process_names: FxHashMap<(u32, &str), u32> = FxHashMap::default();
-        let mut path = Vec::new();
         for stack in slice.iter() {
-            path.clear();
+            let start = self.buffer.len();
             if options.by_process {
                 let name = match process_names.get(&(stack.tgid, stack.comm)) {
                     Some(&name) => name,
@@ -688,7 +658,7 @@ impl Builder {
                         name
                     }
                 };
-                path.push(name);
+                self.buffer.push(name);
             }
             for &frame in stack.frames {
                 let name = match frame_names.get(&frame) {
@@ -699,132 +669,132 @@ impl Builder {
                         name
                     }
                 };
-                path.push(name);
+                self.buffer.push(name);
             }
-            self.add(&path, stack.value, side);
+            self.end_path(start, stack.value, side);
         }
     }
 
-    /// Lays the tree out depth first with children sorted by name, and
-    /// renumbers names in order of first use, so equal trees are equal.
+    /// Merges the paths into the graph. Names are numbered in sorted
+    /// order, so equal trees have equal name tables too.
     fn finish(self, differential: bool, unit: ValueUnit) -> FlameGraph {
-        let Self { names, nodes, .. } = self;
-        let count = nodes.len();
+        let Self {
+            names,
+            mut buffer,
+            mut paths,
+            ..
+        } = self;
 
-        // Each name's rank in sorted order, to sort children by it.
-        let mut by_text: Vec<u32> = (0..names.len())
-            .filter_map(|i| u32::try_from(i).ok())
-            .collect();
-        by_text.sort_by(|&a, &b| names.get(a as usize).cmp(&names.get(b as usize)));
+        // Name ids become ranks in sorted order, so comparing ids compares names.
+        let mut by_text: Vec<usize> = (0..names.len()).collect();
+        by_text.sort_unstable_by(|&a, &b| names.get(a).cmp(&names.get(b)));
         let mut rank = vec![0u32; names.len()];
-        for (position, &name) in by_text.iter().enumerate() {
-            if let Some(slot) = rank.get_mut(name as usize) {
+        for (position, &id) in by_text.iter().enumerate() {
+            if let Some(slot) = rank.get_mut(id) {
                 *slot = u32::try_from(position).unwrap_or(u32::MAX);
             }
         }
-        let rank_of = |node: u32| {
-            nodes
-                .get(node as usize)
-                .and_then(|n| rank.get(n.name as usize))
-                .copied()
-                .unwrap_or(u32::MAX)
+        for name in &mut buffer {
+            *name = rank.get(*name as usize).copied().unwrap_or(u32::MAX);
+        }
+        // The root's name was interned first.
+        let root_name = rank.first().copied().unwrap_or(0);
+        let sorted_names: Vec<Box<str>> = by_text
+            .iter()
+            .filter_map(|&id| names.get(id).cloned())
+            .collect();
+
+        let path_of =
+            |path: &PendingPath| buffer.get(path.start..path.start + path.len).unwrap_or(&[]);
+        paths.sort_unstable_by(|a, b| path_of(a).cmp(path_of(b)));
+
+        let mut nodes = vec![Node {
+            parent: NO_NODE,
+            name: root_name,
+            end: 0,
+            depth: 0,
+            values: Values::default(),
+        }];
+        let mut baseline = if differential {
+            vec![Values::default()]
+        } else {
+            Vec::new()
         };
+        // The nodes along the previous path, below the root.
+        let mut chain: Vec<u32> = Vec::new();
+        let mut previous: &[u32] = &[];
+        for pending in &paths {
+            let path = path_of(pending);
+            let common = previous
+                .iter()
+                .zip(path)
+                .take_while(|(a, b)| a == b)
+                .count();
+            chain.truncate(common);
+            for &name in path.get(common..).unwrap_or(&[]) {
+                let parent = chain.last().copied().unwrap_or(0);
+                let id = u32::try_from(nodes.len()).unwrap_or(NO_NODE);
+                nodes.push(Node {
+                    parent,
+                    name,
+                    end: 0,
+                    depth: u32::try_from(chain.len() + 1).unwrap_or(u32::MAX),
+                    values: Values::default(),
+                });
+                if differential {
+                    baseline.push(Values::default());
+                }
+                chain.push(id);
+            }
+            for &index in std::iter::once(&0).chain(&chain) {
+                if let Some(values) = side_values(&mut nodes, &mut baseline, pending.side, index) {
+                    values.total = values.total.saturating_add(pending.value);
+                }
+            }
+            let leaf = chain.last().copied().unwrap_or(0);
+            if let Some(values) = side_values(&mut nodes, &mut baseline, pending.side, leaf) {
+                values.self_value = values.self_value.saturating_add(pending.value);
+            }
+            previous = path;
+        }
 
-        // Children of each node, contiguous (counting sort by parent), then
-        // sorted by name.
-        let mut starts = vec![0usize; count + 1];
-        for node in nodes.iter().skip(1) {
-            if let Some(slot) = starts.get_mut(node.parent as usize + 1) {
-                *slot += 1;
-            }
-        }
-        for i in 1..starts.len() {
-            let previous = starts.get(i - 1).copied().unwrap_or(0);
-            if let Some(slot) = starts.get_mut(i) {
-                *slot += previous;
-            }
-        }
-        let mut fill = starts.clone();
-        let mut children = vec![0u32; count.saturating_sub(1)];
-        for (index, node) in nodes.iter().enumerate().skip(1) {
-            if let Some(cursor) = fill.get_mut(node.parent as usize)
-                && let Some(slot) = children.get_mut(*cursor)
-            {
-                *slot = u32::try_from(index).unwrap_or(NO_NODE);
-                *cursor += 1;
-            }
-        }
-        for window in starts.windows(2) {
-            if let [start, end] = *window
-                && let Some(siblings) = children.get_mut(start..end)
-            {
-                siblings.sort_unstable_by_key(|&child| rank_of(child));
-            }
-        }
-
-        // Subtree sizes: parents come before their children.
+        // Subtree ends: created depth first, so a subtree is contiguous and
+        // parents come before their children.
+        let count = nodes.len();
         let mut size = vec![1u32; count];
         for index in (1..count).rev() {
-            let (Some(&own), Some(node)) = (size.get(index), nodes.get(index)) else {
+            let (Some(&own), Some(parent)) = (size.get(index), nodes.get(index).map(|n| n.parent))
+            else {
                 continue;
             };
-            if let Some(parent_size) = size.get_mut(node.parent as usize) {
+            if let Some(parent_size) = size.get_mut(parent as usize) {
                 *parent_size += own;
             }
         }
-
-        let mut out: Vec<Node> = Vec::with_capacity(count);
-        let mut baseline = Vec::with_capacity(if differential { count } else { 0 });
-        let mut new_index = vec![NO_NODE; count];
-        let mut new_name = vec![NO_NODE; names.len()];
-        let mut out_names: Vec<Box<str>> = Vec::new();
-        let mut pending = vec![0u32];
-        while let Some(old) = pending.pop() {
-            let Some(node) = nodes.get(old as usize) else {
-                continue;
-            };
-            let index = u32::try_from(out.len()).unwrap_or(NO_NODE);
-            if let Some(slot) = new_index.get_mut(old as usize) {
-                *slot = index;
-            }
-            let parent = new_index
-                .get(node.parent as usize)
-                .copied()
-                .unwrap_or(NO_NODE);
-            let depth = out.get(parent as usize).map_or(0, |p| p.depth + 1);
-            let name = match new_name.get(node.name as usize).copied() {
-                Some(NO_NODE) | None => {
-                    let id = u32::try_from(out_names.len()).unwrap_or(NO_NODE);
-                    out_names.push(names.get(node.name as usize).cloned().unwrap_or_default());
-                    if let Some(slot) = new_name.get_mut(node.name as usize) {
-                        *slot = id;
-                    }
-                    id
-                }
-                Some(id) => id,
-            };
-            out.push(Node {
-                parent,
-                name,
-                end: index + size.get(old as usize).copied().unwrap_or(1),
-                depth,
-                values: node.main,
-            });
-            if differential {
-                baseline.push(node.base);
-            }
-            let start = starts.get(old as usize).copied().unwrap_or(0);
-            let end = starts.get(old as usize + 1).copied().unwrap_or(start);
-            if let Some(kids) = children.get(start..end) {
-                pending.extend(kids.iter().rev());
-            }
+        for (index, (node, size)) in nodes.iter_mut().zip(&size).enumerate() {
+            node.end = u32::try_from(index)
+                .unwrap_or(NO_NODE)
+                .saturating_add(*size);
         }
         FlameGraph {
-            nodes: out,
-            names: out_names,
+            nodes,
+            names: sorted_names,
             baseline,
             unit,
         }
+    }
+}
+
+/// The values of node `index` on `side`.
+fn side_values<'a>(
+    nodes: &'a mut [Node],
+    baseline: &'a mut [Values],
+    side: Side,
+    index: u32,
+) -> Option<&'a mut Values> {
+    match side {
+        Side::Main => nodes.get_mut(index as usize).map(|n| &mut n.values),
+        Side::Base => baseline.get_mut(index as usize),
     }
 }
 
@@ -868,6 +838,39 @@ idle 5
         assert_eq!(g.path(vfs_read), ["main", "read", "vfs_read"]);
         assert_eq!(g.ancestors(vfs_read).len(), 3);
         assert_eq!(g.parent(NodeId::ROOT), None);
+    }
+
+    #[test]
+    fn many_stacks_merge_consistently() {
+        let store = crate::bench::synthetic_store(2000, 3);
+        let g = FlameGraph::from_store(&store, StackQuery::all(), BuildOptions::default());
+        let all: u64 = store.samples().iter().map(|s| s.value).sum();
+        assert_eq!(g.total(), all);
+        for index in 0..g.len() {
+            let node = NodeId(u32::try_from(index).unwrap());
+            let children: Vec<NodeId> = g.children(node).collect();
+            let below: u64 = children.iter().map(|&c| g.values(c).total).sum();
+            assert_eq!(g.values(node).total, g.values(node).self_value + below);
+            assert!(children.windows(2).all(|w| g.name(w[0]) < g.name(w[1])));
+            assert!(children.iter().all(|&c| g.parent(c) == Some(node)));
+        }
+        assert_eq!(FlameGraph::from_folded(&g.to_folded()).unwrap(), g);
+    }
+
+    #[test]
+    fn frame_ids_with_the_same_name_are_one_frame() {
+        let mut store = StackStore::new();
+        store.intern_frame(1, "vfs_read".into());
+        store.intern_frame(2, "vfs_read".into());
+        store.add(1, 1, 1, "a", &[1], 2);
+        store.add(2, 1, 1, "a", &[2], 3);
+        let g = FlameGraph::from_store(
+            &store,
+            StackQuery::all(),
+            BuildOptions { by_process: false },
+        );
+        assert_eq!(g.len(), 2);
+        assert_eq!(g.to_folded(), "vfs_read 5\n");
     }
 
     #[test]

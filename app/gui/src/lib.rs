@@ -57,6 +57,9 @@
 //!   with correct escaping and quoting.
 //! - `thiserror` for this library's errors, `anyhow` at the binary boundary.
 //! - `log` + `env_logger`: diagnostics (`RUST_LOG=debug microscope`).
+//! - `libc`: the UI thread's CPU clock for `microscope __bench-flame` (std
+//!   has no thread CPU time; `nix` would turn on libc features that rebuild
+//!   half the dependency tree).
 //! - `egui_kittest` (dev, wgpu + snapshot): headless UI tests on lavapipe.
 
 mod app;

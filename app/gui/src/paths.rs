@@ -199,6 +199,11 @@ impl CallGraph {
         callees
     }
 
+    /// How many functions `node` calls.
+    pub fn callee_count(&self, node: NodeIndex) -> usize {
+        self.graph.edges_directed(node, Direction::Outgoing).count()
+    }
+
     /// The accessible name of a node: `vfs_read — 1234 samples (12.3 %)`.
     pub fn label(&self, node: NodeIndex) -> String {
         let total = self.node(node).map_or(0, |n| n.total);

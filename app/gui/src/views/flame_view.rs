@@ -24,8 +24,8 @@ use crate::views::graph_cache::{BuildJob, GraphCache, INLINE_BUILD_MAX_STACKS};
 use crate::views::stack_filters::{StackFilters, range_fields_ui};
 use egui::accesskit::Role;
 use egui::{
-    Align2, FontId, Pos2, Rect, ScrollArea, Sense, Stroke, StrokeKind, TextEdit, UiBuilder, Vec2,
-    WidgetInfo,
+    Align2, Color32, FontId, Pos2, Rect, ScrollArea, Sense, Stroke, StrokeKind, TextEdit,
+    UiBuilder, Vec2, WidgetInfo,
 };
 use std::path::Path;
 use std::time::Instant;
@@ -46,6 +46,8 @@ const MIN_FRAME_PIXELS: f64 = 1.0;
 const MIN_GAP_WIDTH: f32 = 3.0;
 /// Fewest characters worth writing in a frame.
 const MIN_LABEL_CHARS: usize = 3;
+/// Room left and right of a frame's name, in points (both sides together).
+const LABEL_PADDING: f32 = 6.0;
 
 /// Root at the bottom (flame) or at the top (icicle).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,8 +91,10 @@ pub struct FlameView {
     cache: GraphCache<Settings, (StackQuery, Option<StackQuery>), FlameGraph>,
     /// The search text, the graph build it ran on, and its result.
     search_cache: Option<(String, u64, SearchResult)>,
-    /// Reused between frames to avoid an allocation per frame.
-    boxes: Vec<FrameBox>,
+    /// Bumped whenever the search result is recomputed.
+    search_version: u64,
+    /// The frames to draw, kept between frames.
+    frames: FrameCache,
     painted: usize,
     export_dialog: Option<egui_file::FileDialog>,
     export_status: Option<String>,
@@ -114,7 +118,8 @@ impl FlameView {
             zoom: Vec::new(),
             cache: GraphCache::default(),
             search_cache: None,
-            boxes: Vec::new(),
+            search_version: 0,
+            frames: FrameCache::default(),
             painted: 0,
             export_dialog: None,
             export_status: None,
@@ -238,7 +243,8 @@ impl FlameView {
         let Self {
             cache,
             search_cache,
-            boxes,
+            search_version,
+            frames,
             layout,
             zoom,
             search,
@@ -264,7 +270,10 @@ impl FlameView {
             .map(|(_, _, result)| result);
         let clicked = ui
             .scope_builder(UiBuilder::new().accessibility_label(FRAMES), |ui| {
-                frames_ui(ui, graph, zoom_node, *layout, search, boxes, painted)
+                let versions = (cache.builds(), *search_version);
+                frames_ui(
+                    ui, graph, versions, zoom_node, *layout, search, frames, painted,
+                )
             })
             .inner;
         if let Some(node) = clicked {
@@ -327,6 +336,7 @@ impl FlameView {
             .is_none_or(|(text, built, _)| *text != self.search || *built != builds);
         if stale && let Some(graph) = self.cache.get() {
             self.search_cache = Some((self.search.clone(), builds, graph.search(&self.search)));
+            self.search_version += 1;
         }
     }
 
@@ -463,14 +473,68 @@ fn breadcrumbs_ui(ui: &mut egui::Ui, graph: &FlameGraph, zoom: NodeId) -> Option
     target
 }
 
+/// The frames to draw, with their names cut to fit and their colours:
+/// kept while the graph, the search, the zoom and the width stay the same,
+/// which is almost every frame, so drawing does not walk the graph.
+#[derive(Default)]
+struct FrameCache {
+    key: Option<FrameCacheKey>,
+    boxes: Vec<FrameBox>,
+    /// Per box, its name cut to fit, if enough of it fits.
+    labels: Vec<Option<String>>,
+    colors: Vec<Color32>,
+    rows: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct FrameCacheKey {
+    /// Graph builds and search version.
+    versions: (u64, u64),
+    zoom: NodeId,
+    width: f32,
+    pixels_per_point: f32,
+    char_width: f32,
+}
+
+impl FrameCache {
+    fn update(&mut self, graph: &FlameGraph, search: Option<&SearchResult>, key: FrameCacheKey) {
+        if self.key == Some(key) {
+            return;
+        }
+        self.key = Some(key);
+        graph.visible_frames(
+            key.zoom,
+            f64::from(key.width),
+            MIN_FRAME_PIXELS / f64::from(key.pixels_per_point),
+            &mut self.boxes,
+        );
+        self.rows = self.boxes.iter().map(|b| b.row + 1).max().unwrap_or(0);
+        self.labels.clear();
+        self.colors.clear();
+        for frame in &self.boxes {
+            let inner = frame.width as f32 - 1.0 - LABEL_PADDING;
+            let fitting = (inner / key.char_width).floor().max(0.0) as usize;
+            self.labels.push(
+                (fitting >= MIN_LABEL_CHARS).then(|| truncated(graph.name(frame.node), fitting)),
+            );
+            self.colors.push(frame_color(graph, frame.node, search));
+        }
+    }
+}
+
 /// Paints the frames under `zoom`; returns the frame clicked.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the view's fields, split so the graph can be borrowed alongside the cache"
+)]
 fn frames_ui(
     ui: &mut egui::Ui,
     graph: &FlameGraph,
+    versions: (u64, u64),
     zoom: NodeId,
     layout: FlameLayout,
     search: Option<&SearchResult>,
-    boxes: &mut Vec<FrameBox>,
+    cache: &mut FrameCache,
     painted: &mut usize,
 ) -> Option<NodeId> {
     let mut clicked = None;
@@ -479,26 +543,31 @@ fn frames_ui(
         .auto_shrink([false, false])
         .stick_to_bottom(layout == FlameLayout::Flame);
     scroll.show(ui, |ui| {
+        let font = FontId::monospace(theme::FLAME_FONT_SIZE);
+        let char_width = ui
+            .painter()
+            .fonts_mut(|fonts| fonts.glyph_width(&font, 'x'))
+            .max(1.0);
         let width = ui.available_width();
-        let pixels_per_point = f64::from(ui.ctx().pixels_per_point());
-        graph.visible_frames(
-            zoom,
-            f64::from(width),
-            MIN_FRAME_PIXELS / pixels_per_point,
-            boxes,
+        cache.update(
+            graph,
+            search,
+            FrameCacheKey {
+                versions,
+                zoom,
+                width,
+                pixels_per_point: ui.ctx().pixels_per_point(),
+                char_width,
+            },
         );
-        let rows = boxes.iter().map(|b| b.row + 1).max().unwrap_or(0);
-        let height = (rows as f32 * theme::FLAME_ROW_HEIGHT).max(ui.available_height());
+        let height = (cache.rows as f32 * theme::FLAME_ROW_HEIGHT).max(ui.available_height());
         let (area, _) = ui.allocate_exact_size(Vec2::new(width, height), Sense::hover());
         let visible = ui.clip_rect().intersect(area);
         let painter = ui.painter_at(area);
-        let font = FontId::monospace(theme::FLAME_FONT_SIZE);
-        let char_width = painter
-            .fonts_mut(|fonts| fonts.glyph_width(&font, 'x'))
-            .max(1.0);
         let base_id = ui.scope_id().with("frame");
         let mut hovered = None;
-        for frame in boxes.iter() {
+        let frames = cache.boxes.iter().zip(&cache.labels).zip(&cache.colors);
+        for ((frame, label), &color) in frames {
             let top = match layout {
                 FlameLayout::Icicle => area.top() + frame.row as f32 * theme::FLAME_ROW_HEIGHT,
                 FlameLayout::Flame => {
@@ -520,13 +589,13 @@ fn frames_ui(
                 continue;
             }
             *painted += 1;
-            painter.rect_filled(rect, 1.0, frame_color(graph, frame.node, search));
-            let fitting = ((rect.width() - 6.0) / char_width).floor().max(0.0) as usize;
-            if fitting >= MIN_LABEL_CHARS {
+            // Square corners: the cheapest rectangle to tessellate.
+            painter.rect_filled(rect, 0.0, color);
+            if let Some(label) = label {
                 painter.text(
-                    rect.left_center() + Vec2::new(3.0, 0.0),
+                    rect.left_center() + Vec2::new(LABEL_PADDING / 2.0, 0.0),
                     Align2::LEFT_CENTER,
-                    truncated(graph.name(frame.node), fitting),
+                    label,
                     font.clone(),
                     theme::FLAME_TEXT,
                 );
@@ -544,7 +613,7 @@ fn frames_ui(
         if let Some((node, rect, response)) = hovered {
             painter.rect_stroke(
                 rect,
-                1.0,
+                0.0,
                 Stroke::new(1.5, theme::SELECTED_SLICE),
                 StrokeKind::Inside,
             );

@@ -216,7 +216,7 @@ fn graph_ui(
                 }
                 let name = graph.name(node);
                 let is_expanded = expanded.is_some_and(|e| e.contains(name));
-                let callees = graph.callees(node).len();
+                let callees = graph.callee_count(node);
                 paint_node(&painter, graph, node, rect, is_expanded, callees);
                 let response = ui.interact(rect, base_id.with(node.index()), Sense::click());
                 response.widget_info(|| WidgetInfo::labeled(Role::Button, true, graph.label(node)));
