@@ -285,37 +285,24 @@ pub fn flame_frame_times(options: &FlameBenchOptions) -> FlameBenchReport {
     let mut view = FlameView::new();
     view.filters.range = crate::views::TimeRange::All;
     let mut scenarios = Vec::new();
-    let ctx = egui::Context::default();
-    let screen = Rect::from_min_size(Pos2::ZERO, options.window);
     let frames = options.frames.max(1);
-    let mut clock = 0;
+    let mut runner = Runner {
+        ctx: egui::Context::default(),
+        model: &model,
+        view: &mut view,
+        screen: Rect::from_min_size(Pos2::ZERO, options.window),
+        clock: 0,
+    };
 
     // The first frames start the build on a worker; wait for its graph.
     let built_by = Instant::now() + BUILD_TIMEOUT;
-    while (view.graph().is_none() || view.is_building()) && Instant::now() < built_by {
-        measure(
-            "build",
-            &ctx,
-            &model,
-            &mut view,
-            screen,
-            1,
-            &mut clock,
-            |_| None,
-        );
+    while (runner.view.graph().is_none() || runner.view.is_building()) && Instant::now() < built_by
+    {
+        runner.measure("build", 1, |_| None);
         std::thread::sleep(Duration::from_millis(5));
     }
 
-    scenarios.push(measure(
-        "unzoomed",
-        &ctx,
-        &model,
-        &mut view,
-        screen,
-        frames,
-        &mut clock,
-        |_| None,
-    ));
+    scenarios.push(runner.measure("unzoomed", frames, |_| None));
 
     // Three levels down the heaviest path: a process, an entry point, its
     // heaviest callee.
@@ -328,18 +315,9 @@ pub fn flame_frame_times(options: &FlameBenchOptions) -> FlameBenchReport {
             zoom = child;
         }
     }
-    view.zoom_to(graph.path(zoom));
-    scenarios.push(measure(
-        "zoomed",
-        &ctx,
-        &model,
-        &mut view,
-        screen,
-        frames,
-        &mut clock,
-        |_| None,
-    ));
-    view.zoom_to(Vec::new());
+    runner.view.zoom_to(graph.path(zoom));
+    scenarios.push(runner.measure("zoomed", frames, |_| None));
+    runner.view.zoom_to(Vec::new());
 
     // The pointer sweeps across the lower rows, where the widest frames
     // are, so a tooltip is open in every frame.
@@ -348,23 +326,12 @@ pub fn flame_frame_times(options: &FlameBenchOptions) -> FlameBenchReport {
         let y = options.window.y - 10.0 - (frame % 8) as f32 * 18.0;
         Some(Pos2::new(x, y))
     };
-    scenarios.push(measure(
-        "hovering", &ctx, &model, &mut view, screen, frames, &mut clock, hover_at,
-    ));
+    scenarios.push(runner.measure("hovering", frames, hover_at));
 
     // Screen readers switch on the accessibility tree: one node per frame.
-    ctx.enable_accesskit();
-    scenarios.push(measure(
-        "unzoomed, accessibility tree on",
-        &ctx,
-        &model,
-        &mut view,
-        screen,
-        frames,
-        &mut clock,
-        |_| None,
-    ));
-    ctx.disable_accesskit();
+    runner.ctx.enable_accesskit();
+    scenarios.push(runner.measure("unzoomed, accessibility tree on", frames, |_| None));
+    runner.ctx.disable_accesskit();
 
     FlameBenchReport {
         unique_stacks: store.unique_stacks(),
@@ -376,52 +343,60 @@ pub fn flame_frame_times(options: &FlameBenchOptions) -> FlameBenchReport {
     }
 }
 
-/// Runs `frames` frames (after a warm-up) with the pointer where `pointer`
-/// says, and times each: the egui pass plus tessellation.
-fn measure(
-    scenario: &str,
-    ctx: &egui::Context,
-    model: &Model,
-    view: &mut FlameView,
+/// Draws the view frame after frame in one egui context.
+struct Runner<'a> {
+    ctx: egui::Context,
+    model: &'a Model,
+    view: &'a mut FlameView,
     screen: Rect,
-    frames: usize,
-    clock: &mut u64,
-    pointer: impl Fn(usize) -> Option<Pos2>,
-) -> FrameTimes {
-    let mut commands = CommandQueue::default();
-    let mut wall = Vec::with_capacity(frames);
-    let mut cpu = Vec::with_capacity(frames);
-    for frame in 0..WARM_UP_FRAMES + frames {
-        // egui wants time to move forward across scenarios too.
-        *clock += 1;
-        let mut input = RawInput {
-            screen_rect: Some(screen),
-            time: Some(*clock as f64 / 60.0),
-            ..RawInput::default()
-        };
-        if let Some(pos) = pointer(frame) {
-            input.events.push(Event::PointerMoved(pos));
+    /// Frames drawn so far: egui's clock must move forward across scenarios.
+    clock: u64,
+}
+
+impl Runner<'_> {
+    /// Runs `frames` frames (after a warm-up) with the pointer where
+    /// `pointer` says, and times each: the egui pass plus tessellation.
+    fn measure(
+        &mut self,
+        scenario: &str,
+        frames: usize,
+        pointer: impl Fn(usize) -> Option<Pos2>,
+    ) -> FrameTimes {
+        let mut commands = CommandQueue::default();
+        let mut wall = Vec::with_capacity(frames);
+        let mut cpu = Vec::with_capacity(frames);
+        for frame in 0..WARM_UP_FRAMES + frames {
+            self.clock += 1;
+            let mut input = RawInput {
+                screen_rect: Some(self.screen),
+                time: Some(self.clock as f64 / 60.0),
+                ..RawInput::default()
+            };
+            if let Some(pos) = pointer(frame) {
+                input.events.push(Event::PointerMoved(pos));
+            }
+            let started = Instant::now();
+            let cpu_started = thread_cpu_time();
+            let (model, view) = (self.model, &mut *self.view);
+            let mut output = self.ctx.run_ui(input, |ui| {
+                egui::CentralPanel::default().show(ui, |ui| view.ui(ui, model, &mut commands));
+            });
+            let shapes = std::mem::take(&mut output.shapes);
+            let primitives = self.ctx.tessellate(shapes, output.pixels_per_point);
+            black_box(primitives.len());
+            // There is no GPU to upload the font atlas to.
+            output.drop_without_applying_deltas();
+            if frame >= WARM_UP_FRAMES {
+                wall.push(started.elapsed());
+                cpu.push(thread_cpu_time().saturating_sub(cpu_started));
+            }
         }
-        let started = Instant::now();
-        let cpu_started = thread_cpu_time();
-        let mut output = ctx.run_ui(input, |ui| {
-            egui::CentralPanel::default().show(ui, |ui| view.ui(ui, model, &mut commands));
-        });
-        let shapes = std::mem::take(&mut output.shapes);
-        let primitives = ctx.tessellate(shapes, output.pixels_per_point);
-        black_box(primitives.len());
-        // There is no GPU to upload the font atlas to.
-        output.drop_without_applying_deltas();
-        if frame >= WARM_UP_FRAMES {
-            wall.push(started.elapsed());
-            cpu.push(thread_cpu_time().saturating_sub(cpu_started));
+        FrameTimes {
+            scenario: scenario.to_owned(),
+            cpu: Percentiles::of(cpu),
+            wall: Percentiles::of(wall),
+            painted_frames: self.view.painted_frames(),
         }
-    }
-    FrameTimes {
-        scenario: scenario.to_owned(),
-        cpu: Percentiles::of(cpu),
-        wall: Percentiles::of(wall),
-        painted_frames: view.painted_frames(),
     }
 }
 
