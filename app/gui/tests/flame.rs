@@ -135,6 +135,23 @@ fn clicking_a_frame_zooms_and_the_breadcrumbs_go_back() {
 }
 
 #[test]
+fn hovering_a_frame_shows_its_self_and_total() {
+    let mut harness = flame_harness(FOLDED, [1000.0, 600.0]);
+    harness
+        .get_by_label(FRAMES)
+        .get_by_label(&frame_label("read", 40))
+        .click();
+    harness.run_steps(2);
+    harness
+        .get_by_label(FRAMES)
+        .get_by_label(&frame_label("vfs_read", 40))
+        .hover();
+    harness.run_steps(2);
+    harness.get_by_label("total: 40 samples (40.0 % of all, 100.0 % of the zoomed frame)");
+    harness.get_by_label("self: 10 samples");
+}
+
+#[test]
 fn search_highlights_matches_and_reports_their_share() {
     let mut harness = flame_harness(FOLDED, [1000.0, 600.0]);
     harness.get_by_label("Search").click();

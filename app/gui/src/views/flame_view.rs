@@ -24,8 +24,8 @@ use crate::views::graph_cache::{BuildJob, GraphCache, INLINE_BUILD_MAX_STACKS};
 use crate::views::stack_filters::{StackFilters, range_fields_ui};
 use egui::accesskit::Role;
 use egui::{
-    Align2, Color32, FontId, Pos2, Rect, ScrollArea, Sense, Stroke, StrokeKind, TextEdit,
-    UiBuilder, Vec2, WidgetInfo,
+    Align2, Color32, FontId, PopupAnchor, Pos2, Rect, ScrollArea, Sense, Stroke, StrokeKind,
+    TextEdit, Tooltip, UiBuilder, Vec2, WidgetInfo,
 };
 use std::path::Path;
 use std::time::Instant;
@@ -45,7 +45,7 @@ const MIN_FRAME_PIXELS: f64 = 1.0;
 /// Frames narrower than this (points) get no gap, which would hide them.
 const MIN_GAP_WIDTH: f32 = 3.0;
 /// Fewest characters worth writing in a frame.
-const MIN_LABEL_CHARS: usize = 3;
+const MIN_LABEL_CHARS: usize = 4;
 /// Room left and right of a frame's name, in points (both sides together).
 const LABEL_PADDING: f32 = 6.0;
 
@@ -607,17 +607,20 @@ fn frames_ui(
                 clicked = Some(frame.node);
             }
             if response.hovered() {
-                hovered = Some((frame.node, rect, response));
+                hovered = Some((frame.node, rect, response.id));
             }
         }
-        if let Some((node, rect, response)) = hovered {
+        if let Some((node, rect, id)) = hovered {
             painter.rect_stroke(
                 rect,
                 0.0,
                 Stroke::new(1.5, theme::SELECTED_SLICE),
                 StrokeKind::Inside,
             );
-            response.on_hover_ui_at_pointer(|ui| details_ui(ui, graph, node, zoom));
+            // At once, not after egui's usual tooltip delay: moving along
+            // the frames and reading each is how a flame graph is read.
+            Tooltip::always_open(ui.ctx().clone(), ui.layer_id(), id, PopupAnchor::Pointer)
+                .show(|ui| details_ui(ui, graph, node, zoom));
         }
     });
     clicked
