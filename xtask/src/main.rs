@@ -4,6 +4,7 @@
 //! and prepares the environment that every child process shares.
 
 mod bench;
+mod bench_flame;
 mod bench_profile;
 mod bench_recording;
 mod bench_toggle;
@@ -50,7 +51,8 @@ enum Command {
     Screenshot(screenshot::Options),
     /// Record the demo recording (assets/demo.mscr) on this kernel.
     Demo(demo::Options),
-    /// Measure what tracing and profiling cost the traced programs.
+    /// Measure performance: what tracing costs a syscall-heavy loop, opening
+    /// large recordings, drawing the flame graph.
     Bench(bench::Options),
     /// Internal: the `openat`+`close` loop that `bench` measures.
     #[command(name = "__openloop", hide = true)]

@@ -10,7 +10,8 @@ use crate::sources;
 use crate::theme;
 use crate::update::Update;
 use crate::views::{
-    self, CentralTab, CpuTimelineState, InspectorState, MapState, ToolsState, region,
+    self, CentralTab, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState,
+    region,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
@@ -53,6 +54,8 @@ pub struct MicroscopeApp {
     histogram: Option<String>,
     /// Sees every message from the helper; records them when asked.
     recorder: Recorder,
+    flame_view: FlameView,
+    paths_view: PathsView,
 }
 
 impl MicroscopeApp {
@@ -77,6 +80,8 @@ impl MicroscopeApp {
             tools: ToolsState::default(),
             histogram: None,
             recorder: Recorder::default(),
+            flame_view: FlameView::new(),
+            paths_view: PathsView::new(),
         }
     }
 
@@ -104,6 +109,16 @@ impl MicroscopeApp {
     /// What the app currently shows.
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The flame graph view's state (range, zoom, search, the graph shown).
+    pub fn flame_view(&self) -> &FlameView {
+        &self.flame_view
+    }
+
+    /// The paths view's state.
+    pub fn paths_view(&self) -> &PathsView {
+        &self.paths_view
     }
 
     /// Draws one frame into `ui` (the whole window).
@@ -173,40 +188,55 @@ impl MicroscopeApp {
                 });
             });
             ui.separator();
-            if self.tab == CentralTab::Map {
-                ui.scope_builder(UiBuilder::new().accessibility_label(region::MAP), |ui| {
-                    views::map_ui(
-                        ui,
-                        &self.model,
-                        &self.map,
-                        &mut self.map_view,
-                        now,
-                        &mut self.commands,
-                    );
-                });
-                return;
-            }
-            if self.tab == CentralTab::Events {
-                ui.scope_builder(
-                    UiBuilder::new().accessibility_label(region::INSPECTOR),
-                    |ui| views::inspector_ui(ui, &self.model, &mut self.inspector),
-                );
-                return;
-            }
-            if self.tab == CentralTab::Cpus {
-                ui.scope_builder(
-                    UiBuilder::new().accessibility_label(region::CPU_TIMELINE),
-                    |ui| {
-                        views::cpu_timeline_ui(
+            match self.tab {
+                CentralTab::Rates => {}
+                CentralTab::Map => {
+                    ui.scope_builder(UiBuilder::new().accessibility_label(region::MAP), |ui| {
+                        views::map_ui(
                             ui,
                             &self.model,
-                            &mut self.cpu_view,
+                            &self.map,
+                            &mut self.map_view,
                             now,
                             &mut self.commands,
                         );
-                    },
-                );
-                return;
+                    });
+                    return;
+                }
+                CentralTab::Events => {
+                    ui.scope_builder(
+                        UiBuilder::new().accessibility_label(region::INSPECTOR),
+                        |ui| views::inspector_ui(ui, &self.model, &mut self.inspector),
+                    );
+                    return;
+                }
+                CentralTab::Cpus => {
+                    ui.scope_builder(
+                        UiBuilder::new().accessibility_label(region::CPU_TIMELINE),
+                        |ui| {
+                            views::cpu_timeline_ui(
+                                ui,
+                                &self.model,
+                                &mut self.cpu_view,
+                                now,
+                                &mut self.commands,
+                            );
+                        },
+                    );
+                    return;
+                }
+                CentralTab::Flame => {
+                    ui.scope_builder(UiBuilder::new().accessibility_label(region::FLAME), |ui| {
+                        self.flame_view.ui(ui, &self.model, &mut self.commands);
+                    });
+                    return;
+                }
+                CentralTab::Paths => {
+                    ui.scope_builder(UiBuilder::new().accessibility_label(region::PATHS), |ui| {
+                        self.paths_view.ui(ui, &self.model);
+                    });
+                    return;
+                }
             }
             let timeline_height = ui.available_height() * theme::TIMELINE_SHARE;
             ui.scope_builder(
@@ -386,6 +416,16 @@ impl MicroscopeApp {
                 }
                 Command::ListTracepoints => self.send_to_helper(ClientMessage::ListTracepoints),
                 Command::SetFilter(filter) => self.send_to_helper(ClientMessage::SetFilter(filter)),
+                Command::ExportFolded(path) => {
+                    // The view shows the sentence; the log keeps it too.
+                    if let Err(err) = self.flame_view.export_folded(&path) {
+                        log::warn!("{err}");
+                    }
+                }
+                Command::ShowStackRange { start_ns, end_ns } => {
+                    self.flame_view.set_range(start_ns, end_ns);
+                    self.paths_view.set_range(start_ns, end_ns);
+                }
             }
         }
     }

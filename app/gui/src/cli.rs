@@ -135,6 +135,17 @@ pub enum CliCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Internal: time the flame graph view per frame on synthetic stacks and
+    /// print the numbers as JSON (`cargo xtask bench flame` runs it).
+    #[command(name = "__bench-flame", hide = true)]
+    BenchFlame {
+        /// Unique stacks in the synthetic store.
+        #[arg(long, default_value_t = 100_000)]
+        stacks: usize,
+        /// Frames measured per scenario.
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+    },
 }
 
 #[cfg(test)]

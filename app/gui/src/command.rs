@@ -36,6 +36,16 @@ pub enum Command {
     ListTracepoints,
     /// Set the helper's in-kernel process filter.
     SetFilter(microscope_wire::ProcessFilter),
+    /// Write the flame graph shown as folded stacks to this file.
+    ExportFolded(std::path::PathBuf),
+    /// Show the stack samples of `[start_ns, end_ns)` (kernel ns) in the
+    /// flame graph and paths views, e.g. a selection on the timeline.
+    ShowStackRange {
+        /// First time included.
+        start_ns: u64,
+        /// First time excluded.
+        end_ns: u64,
+    },
 }
 
 /// Collects the commands of one frame.

@@ -114,6 +114,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(CliCommand::BenchFlame { stacks, frames }) => {
+            let report =
+                microscope::bench::flame_frame_times(&microscope::bench::FlameBenchOptions {
+                    unique_stacks: stacks,
+                    frames,
+                    ..Default::default()
+                });
+            println!("{}", microscope::bench::report_json(&report));
+            ExitCode::SUCCESS
+        }
         Some(CliCommand::Export {
             file,
             format,

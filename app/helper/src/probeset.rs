@@ -10,8 +10,8 @@
 
 //! | `profile:cpu`, `profile:offcpu` | the profiler's object ([`Profiler::start`]) |
 
-use crate::profiler::{ProfileKind, Profiler, StackBatchParts};
 use crate::funcprobe::FunctionProbes;
+use crate::profiler::{ProfileKind, Profiler, StackBatchParts};
 use crate::registry::{Registry, Source};
 use crate::symbolize::FrameInterner;
 use crate::tracer::Tracer;
