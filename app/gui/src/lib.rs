@@ -112,7 +112,8 @@ pub use info_cmd::{format_info, info_report};
 pub use ingest::{RETRY_INTERVAL, Wake, spawn_ingest};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
 pub use paths::{
-    AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, PathsLayout, VisibleEdge,
+    AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,
+    PathsLayout, VisibleEdge,
 };
 pub use probes_cmd::{format_probes, probes_report};
 pub use record_cmd::{RecordError, RecordOutcome, run_record};
