@@ -126,7 +126,8 @@ pub use ingest::{RETRY_INTERVAL, Wake, spawn_ingest};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
 pub use pack_cmd::check_pack;
 pub use paths::{
-    AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, PathsLayout, VisibleEdge,
+    AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,
+    PathsLayout, VisibleEdge,
 };
 pub use probes_cmd::{format_probes, probes_report};
 pub use profile_cmd::{

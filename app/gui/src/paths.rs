@@ -28,7 +28,13 @@ pub const DEFAULT_VISIBLE_DEPTH: usize = 3;
 /// Nodes lighter than this share of all samples are not expanded
 /// automatically (the heaviest path excepted), so the first view stays
 /// readable on a busy machine.
-pub const AUTO_EXPAND_MIN_SHARE: f64 = 0.01;
+pub const AUTO_EXPAND_MIN_SHARE: f64 = 0.05;
+/// Longest heaviest path opened at first (stacks are rarely deeper).
+const MAX_HEAVIEST_PATH: usize = 64;
+/// An expanded function shows at most this many callees, the heaviest: a
+/// dispatcher such as `x64_sys_call` calls hundreds of functions, and a
+/// row of hundreds of boxes says less than the flame graph's search.
+pub const MAX_CALLEES_SHOWN: usize = 10;
 
 /// A function in the call graph.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,7 +226,8 @@ impl CallGraph {
     }
 
     /// The nodes reachable from the roots through nodes whose names are in
-    /// `expanded`, one layer per depth. See the module documentation.
+    /// `expanded`, one layer per depth; each expanded node shows its
+    /// [`MAX_CALLEES_SHOWN`] heaviest callees. See the module documentation.
     pub fn layout(&self, expanded: &BTreeSet<String>) -> PathsLayout {
         self.layout_with(|node| expanded.contains(self.name(node)))
     }
@@ -228,7 +235,8 @@ impl CallGraph {
     /// What to expand first: every node shallower than
     /// [`DEFAULT_VISIBLE_DEPTH`] - 1 that holds at least
     /// [`AUTO_EXPAND_MIN_SHARE`] of the samples, and every node along the
-    /// heaviest path (from the heaviest root, the heaviest call each time).
+    /// heaviest path (from the heaviest root, the heaviest call each time,
+    /// as long as that call holds that share too).
     pub fn default_expanded(&self) -> BTreeSet<String> {
         let min_total = (self.total as f64 * AUTO_EXPAND_MIN_SHARE).ceil() as u64;
         let full = self.layout_with(|_| true);
@@ -244,21 +252,24 @@ impl CallGraph {
                 }
             }
         }
+        // The heaviest path, while its calls carry at least the share
+        // above: merged contexts can otherwise lead a walk through light
+        // calls across the whole graph.
         let mut on_path = BTreeSet::new();
         let mut current = self.roots().first().copied();
         while let Some(node) = current {
-            if !on_path.insert(node) {
+            if !on_path.insert(node) || on_path.len() > MAX_HEAVIEST_PATH {
                 break;
             }
-            let callees = self.callees(node);
-            if callees.is_empty() {
-                break;
-            }
-            expanded.insert(self.name(node).to_owned());
-            current = callees
+            let next = self
+                .callees(node)
                 .into_iter()
-                .map(|(callee, _)| callee)
-                .find(|callee| !on_path.contains(callee));
+                .find(|(callee, _)| !on_path.contains(callee))
+                .filter(|&(_, value)| value >= min_total);
+            if next.is_some() {
+                expanded.insert(self.name(node).to_owned());
+            }
+            current = next.map(|(callee, _)| callee);
         }
         expanded
     }
@@ -280,7 +291,7 @@ impl CallGraph {
                 continue;
             }
             let layer = layer_of.get(&node).copied().unwrap_or(0);
-            for (callee, value) in self.callees(node) {
+            for (callee, value) in self.callees(node).into_iter().take(MAX_CALLEES_SHOWN) {
                 layout.edges.push(VisibleEdge {
                     from: node,
                     to: callee,
@@ -466,6 +477,21 @@ entry;sys_read;walk;walk;walk 10
         // `walk` (depth 2) is shown, closed.
         assert!(layout.contains(g.find("walk").unwrap()));
         assert!(!expanded.contains("walk"));
+    }
+
+    #[test]
+    fn an_expanded_function_shows_its_heaviest_callees_only() {
+        let folded: String = (1..=15)
+            .map(|i| format!("dispatch;f{i:02} {i}\n"))
+            .collect();
+        let g = CallGraph::from_folded(&folded).unwrap();
+        let expanded: BTreeSet<String> = ["dispatch".to_owned()].into();
+        let layout = g.layout(&expanded);
+        let shown = names(&g, &layout.layers[1]);
+        assert_eq!(shown.len(), MAX_CALLEES_SHOWN);
+        assert_eq!(shown.first().map(String::as_str), Some("f15"));
+        assert_eq!(shown.last().map(String::as_str), Some("f06"));
+        assert_eq!(g.callee_count(g.find("dispatch").unwrap()), 15);
     }
 
     #[test]

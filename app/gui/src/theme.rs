@@ -146,3 +146,25 @@ pub const PATHS_EDGE_TEXT: Color32 = Color32::from_gray(190);
 pub const PATHS_EXPANDED: Color32 = Color32::WHITE;
 /// Outline of a function whose callees are hidden.
 pub const PATHS_COLLAPSED: Color32 = Color32::from_gray(90);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_is_red_and_shrinkage_blue() {
+        let grew = diff_color(0.8);
+        let shrank = diff_color(-0.8);
+        assert!(grew.r() > grew.b() + 100, "{grew:?}");
+        assert!(shrank.b() > shrank.r() + 100, "{shrank:?}");
+        assert_eq!(diff_color(0.0), DIFF_SAME);
+        assert_eq!(diff_color(1.0), DIFF_GREW);
+        assert_eq!(diff_color(-1.0), DIFF_SHRANK);
+    }
+
+    #[test]
+    fn a_function_keeps_its_colour() {
+        assert_eq!(flame_color("vfs_read"), flame_color("vfs_read"));
+        assert_ne!(flame_color("vfs_read"), flame_color("vfs_write"));
+    }
+}

@@ -68,7 +68,7 @@ pub struct DiffRanges {
     pub comparison: (u64, u64),
 }
 
-/// What a change of rebuilds the graph at once.
+/// The inputs the user chooses: a change rebuilds the graph at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Settings {
     filters: StackFilters,

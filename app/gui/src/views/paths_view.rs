@@ -8,7 +8,7 @@
 //! value of the stacks that make the call.
 
 use crate::model::Model;
-use crate::paths::{CallGraph, PathsLayout};
+use crate::paths::{CallGraph, MAX_CALLEES_SHOWN, PathsLayout};
 use crate::stacks::{StackQuery, StackStore};
 use crate::theme;
 use crate::views::flame_view::NO_STACKS;
@@ -200,9 +200,10 @@ fn graph_ui(
                 content.x.max(ui.available_width()),
                 content.y.max(ui.available_height()),
             );
+            let viewport_width = ui.available_width();
             let (area, _) = ui.allocate_exact_size(size, Sense::hover());
             let painter = ui.painter_at(area);
-            let rects = node_rects(layout, area);
+            let rects = node_rects(layout, area, viewport_width);
             for edge in &layout.edges {
                 if let (Some(&from), Some(&to)) = (rects.get(&edge.from), rects.get(&edge.to)) {
                     paint_edge(&painter, graph, from, to, edge.value);
@@ -232,6 +233,10 @@ fn graph_ui(
                     }
                     ui.weak(match (callees, is_expanded) {
                         (0, _) => "Calls nothing in these stacks.".to_owned(),
+                        (n, true) if n > MAX_CALLEES_SHOWN => format!(
+                            "Shows the {MAX_CALLEES_SHOWN} heaviest of its {n} callees (search \
+                             the flame graph for the others). Click to hide them."
+                        ),
                         (n, true) => format!("Click to hide its {n} callee(s)."),
                         (n, false) => format!("Click to show its {n} callee(s)."),
                     });
@@ -241,15 +246,17 @@ fn graph_ui(
     clicked
 }
 
-/// Where each shown function is drawn: layers top to bottom, each centred.
-fn node_rects(layout: &PathsLayout, area: Rect) -> BTreeMap<NodeIndex, Rect> {
+/// Where each shown function is drawn: layers top to bottom, each centred
+/// in the visible width (a layer wider than that starts at the left edge,
+/// so no layer starts out of sight).
+fn node_rects(layout: &PathsLayout, area: Rect, viewport_width: f32) -> BTreeMap<NodeIndex, Rect> {
     let node_size = theme::PATHS_NODE_SIZE;
     let step = node_size.x + theme::PATHS_NODE_GAP;
     let mut rects = BTreeMap::new();
     for (depth, layer) in layout.layers.iter().enumerate() {
         let top = area.top() + depth as f32 * (node_size.y + theme::PATHS_LAYER_GAP) + 4.0;
         let row_width = layer.len() as f32 * step - theme::PATHS_NODE_GAP;
-        let left = area.center().x - row_width / 2.0;
+        let left = area.left() + ((viewport_width - row_width) / 2.0).max(theme::PATHS_NODE_GAP);
         for (position, &node) in layer.iter().enumerate() {
             let min = Pos2::new(left + position as f32 * step, top);
             rects.insert(node, Rect::from_min_size(min, node_size));
@@ -290,10 +297,10 @@ fn paint_node(
     };
     let mut second = format!("{} · {percent:.1} %", graph.unit().format_short(total));
     if !expanded && callees > 0 {
-        second.push_str(&format!(
-            " · +{callees} callee{}",
-            if callees == 1 { "" } else { "s" }
-        ));
+        let plural = if callees == 1 { "" } else { "s" };
+        second.push_str(&format!(" · +{callees} callee{plural}"));
+    } else if expanded && callees > MAX_CALLEES_SHOWN {
+        second.push_str(&format!(" · {} more", callees - MAX_CALLEES_SHOWN));
     }
     clipped.text(
         rect.left_bottom() + Vec2::new(6.0, -4.0),
