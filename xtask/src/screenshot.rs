@@ -26,6 +26,8 @@ const PROBES: &[&str] = &[
     "raw_syscalls:sys_enter",
     "syscalls:latency",
 ];
+/// For `--flame`: the on-CPU profile.
+const FLAME_PROBES: &[&str] = &["profile:cpu"];
 /// For `--view map`: at least one probe in most subsystems, so the map
 /// lights up where the workload goes.
 const MAP_PROBES: &[&str] = &[
@@ -60,6 +62,10 @@ pub struct Options {
     /// rates view; writes assets/screenshot-map.png unless --out says.
     #[arg(long)]
     map: bool,
+    /// Capture the flame graph of an on-CPU profile instead; writes
+    /// assets/screenshot-flame.png unless --out says.
+    #[arg(long, conflicts_with = "map")]
+    flame: bool,
 }
 
 /// Runs `cargo xtask screenshot`.
@@ -88,12 +94,20 @@ pub fn run(options: &Options) -> Result<()> {
     let app_binary = workspace::built_binary("microscope", true);
     let mut cmd = Command::new(&app_binary);
     cmd.arg("--socket").arg(&socket);
-    let probes = if options.map { MAP_PROBES } else { PROBES };
+    let probes = if options.map {
+        MAP_PROBES
+    } else if options.flame {
+        FLAME_PROBES
+    } else {
+        PROBES
+    };
     for probe in probes {
         cmd.args(["--enable", probe]);
     }
     if options.map {
         cmd.args(["--view", "map", "--select", "block"]);
+    } else if options.flame {
+        cmd.args(["--view", "flame"]);
     } else {
         cmd.args(["--view", "rates"]);
     }

@@ -48,6 +48,10 @@ pub enum View {
     Cpus,
     /// The event inspector.
     Events,
+    /// The flame graph of stack samples.
+    Flame,
+    /// The call graph of the stacks into a probe.
+    Paths,
 }
 
 /// Subcommands.

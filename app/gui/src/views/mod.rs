@@ -113,6 +113,8 @@ impl From<crate::cli::View> for CentralTab {
             crate::cli::View::Rates => Self::Rates,
             crate::cli::View::Cpus => Self::Cpus,
             crate::cli::View::Events => Self::Events,
+            crate::cli::View::Flame => Self::Flame,
+            crate::cli::View::Paths => Self::Paths,
         }
     }
 }
