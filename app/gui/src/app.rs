@@ -389,6 +389,25 @@ impl MicroscopeApp {
                 }
                 Command::OpenRecording(path) => self.start_replay(path, false, ctx),
                 Command::GoLive => self.go_live(ctx),
+                Command::SetStacks { probe, on } => {
+                    if on {
+                        self.model.stacks_wanted.insert(probe.clone());
+                    } else {
+                        self.model.stacks_wanted.remove(&probe);
+                    }
+                    self.send_to_helper(ClientMessage::SetOptions {
+                        probe,
+                        options: microscope_wire::ProbeOptions {
+                            stacks: on,
+                            ..Default::default()
+                        },
+                    });
+                }
+                Command::ShowPaths { key } => {
+                    self.paths_view.filters.probe = Some(key);
+                    self.flame_view.filters.probe = Some(key);
+                    self.tab = CentralTab::Paths;
+                }
                 Command::SelectSubsystem(id) => {
                     if self.map.node(&id).is_some() {
                         self.tab = CentralTab::Map;

@@ -23,6 +23,18 @@ pub enum Command {
     OpenRecording(std::path::PathBuf),
     /// Leave the replay and connect to the helper.
     GoLive,
+    /// Capture (or stop capturing) the stack of every hit of a tracepoint.
+    SetStacks {
+        /// Probe id (a tracepoint).
+        probe: String,
+        /// Capture or not.
+        on: bool,
+    },
+    /// Show the call paths into a probe (its captured stacks).
+    ShowPaths {
+        /// The probe's key.
+        key: u16,
+    },
     /// Show the map with this subsystem's details.
     SelectSubsystem(String),
     /// Start recording what the helper sends to a new file in the current

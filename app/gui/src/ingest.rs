@@ -48,6 +48,7 @@ pub fn spawn_ingest(
                 wake,
                 wanted: BTreeSet::new(),
                 filter: None,
+                options: std::collections::BTreeMap::new(),
                 recorder,
             }
             .run()
@@ -72,6 +73,8 @@ struct Ingest {
     /// The process filter the UI set, to set again after a reconnect (a
     /// restarted helper starts with none).
     filter: Option<microscope_wire::ProcessFilter>,
+    /// Probe options the UI set (stacks on), to set again after a reconnect.
+    options: std::collections::BTreeMap<String, microscope_wire::ProbeOptions>,
     /// Sees every message first, to record it when asked.
     recorder: Recorder,
 }
@@ -137,9 +140,11 @@ impl Ingest {
             ClientMessage::SetFilter(filter) => {
                 self.filter = (!filter.is_empty()).then(|| filter.clone());
             }
+            ClientMessage::SetOptions { probe, options } => {
+                self.options.insert(probe.clone(), options.clone());
+            }
             // One-off questions: nothing to repeat after a reconnect.
             ClientMessage::ListProbes
-            | ClientMessage::SetOptions { .. }
             | ClientMessage::ListTracepoints
             | ClientMessage::ListKernelFunctions { .. } => {}
         }
@@ -157,6 +162,14 @@ impl Ingest {
         };
         let greeting = std::iter::once(ClientMessage::ListProbes)
             .chain(self.filter.clone().map(ClientMessage::SetFilter))
+            .chain(
+                self.options
+                    .iter()
+                    .map(|(probe, options)| ClientMessage::SetOptions {
+                        probe: probe.clone(),
+                        options: options.clone(),
+                    }),
+            )
             .chain(self.wanted.iter().map(|probe| ClientMessage::Enable {
                 probe: probe.clone(),
             }));

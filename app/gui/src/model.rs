@@ -73,6 +73,8 @@ pub struct Model {
     pub kernel_functions: Option<(String, Vec<String>, bool)>,
     /// The in-kernel process filter in force.
     pub filter: microscope_wire::ProcessFilter,
+    /// Tracepoints whose stacks we asked the helper to capture.
+    pub stacks_wanted: BTreeSet<String>,
     /// Calls and latency histogram of each enabled function probe, by id.
     pub functions: BTreeMap<String, (u64, LatencyHistogram)>,
     /// Events per command name of each probe, since it was enabled.
@@ -104,6 +106,7 @@ impl Model {
             tracepoints: Vec::new(),
             kernel_functions: None,
             filter: microscope_wire::ProcessFilter::default(),
+            stacks_wanted: BTreeSet::new(),
             functions: BTreeMap::new(),
             comm_counts: HashMap::new(),
             recent: HashMap::new(),

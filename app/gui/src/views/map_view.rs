@@ -394,13 +394,53 @@ fn details_ui(
                     Color32::TRANSPARENT
                 });
                 frame.show(ui, |ui| {
-                    probe_checkbox_ui(ui, model, probe, commands);
+                    ui.horizontal(|ui| {
+                        probe_checkbox_ui(ui, model, probe, commands);
+                        stacks_controls_ui(ui, model, probe, commands);
+                    });
                     ui.weak(&probe.description);
                 });
             }
             mini_timeline_ui(ui, model, &probes);
             top_processes_ui(ui, model, &probes);
         });
+}
+
+/// For a tracepoint: capture its stacks ("how did the kernel get here"),
+/// and once some are in, open them as call paths.
+fn stacks_controls_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    probe: &Probe,
+    commands: &mut CommandQueue,
+) {
+    use crate::command::Command;
+    if probe.kind != crate::update::ProbeKind::Fields || model.is_replay() {
+        if model.stacks.probes().any(|key| key == probe.key)
+            && ui.small_button("Show paths").clicked()
+        {
+            commands.send(Command::ShowPaths { key: probe.key });
+        }
+        return;
+    }
+    let mut on = model.stacks_wanted.contains(&probe.id);
+    if ui
+        .checkbox(&mut on, "stacks")
+        .on_hover_text(
+            "Capture the kernel and user stack of every hit, counted in the kernel: \
+             the flame graph and Paths show how the kernel got here.",
+        )
+        .changed()
+    {
+        commands.send(Command::SetStacks {
+            probe: probe.id.clone(),
+            on,
+        });
+    }
+    if model.stacks.probes().any(|key| key == probe.key) && ui.small_button("Show paths").clicked()
+    {
+        commands.send(Command::ShowPaths { key: probe.key });
+    }
 }
 
 fn paths_ui(ui: &mut egui::Ui, map: &SubsystemMap, id: &str) {
