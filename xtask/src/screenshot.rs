@@ -73,6 +73,8 @@ pub fn run(options: &Options) -> Result<()> {
     let out = options.out.clone().unwrap_or_else(|| {
         workspace::root().join(if options.map {
             "assets/screenshot-map.png"
+        } else if options.flame {
+            "assets/screenshot-flame.png"
         } else {
             "assets/screenshot.png"
         })
