@@ -28,6 +28,11 @@ pub const SYSCALL_SLOTS: u32 = 512;
 pub const LATENCY_BUCKETS: u32 = 64;
 /// Entries of the map that remembers when each thread entered its syscall.
 pub const SYSCALL_START_ENTRIES: u32 = 65_536;
+/// Entries of each function probe's map of entry times (one per thread
+/// inside the function at once). A function where more threads block at
+/// once, like `schedule`, loses the oldest entries: those calls are counted
+/// but not timed.
+pub const FUNCTION_START_ENTRIES: u32 = 10_240;
 
 /// What a ring buffer record is. Stored in [`EventHeader::kind`].
 ///

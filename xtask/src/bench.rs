@@ -1,6 +1,7 @@
 //! `cargo xtask bench pipeline`: what tracing costs a syscall-heavy loop.
 //! (`cargo xtask bench recording` lives in `bench_recording.rs`, `cargo
-//! xtask bench profile` in `bench_profile.rs`.)
+//! xtask bench profile` in `bench_profile.rs`, `cargo xtask bench flame` in
+//! `bench_flame.rs`.)
 //!
 //! The loop (`openat("/dev/null")` + `close`, pinned to CPU 0) runs untraced,
 //! then while the real helper streams every `sys_enter_openat` event to a
@@ -54,8 +55,13 @@ enum Bench {
     /// Open time and peak memory of `microscope info` on a synthetic
     /// recording of millions of events.
     Recording(crate::bench_recording::Options),
+    /// Time from switching a probe on to its first event at the client.
+    Toggle(crate::bench_toggle::Options),
     /// What on-CPU profiling (99 Hz, whole system) costs a CPU-bound loop.
     Profile(crate::bench_profile::Options),
+    /// UI CPU time per frame of the flame graph view on 100k unique
+    /// synthetic stacks.
+    Flame(crate::bench_flame::Options),
 }
 
 /// One line of the results table.
@@ -93,7 +99,9 @@ pub fn run(options: &Options) -> Result<()> {
     let (seconds, rounds) = match &options.bench {
         Bench::Pipeline { seconds, rounds } => (*seconds, *rounds),
         Bench::Recording(options) => return crate::bench_recording::run(options),
+        Bench::Toggle(options) => return crate::bench_toggle::run(options),
         Bench::Profile(options) => return crate::bench_profile::run(options),
+        Bench::Flame(options) => return crate::bench_flame::run(options),
     };
     if seconds == 0 || rounds == 0 {
         bail!("--seconds and --rounds must be at least 1");

@@ -14,7 +14,11 @@ use crate::helper;
 use crate::workload::Workload;
 use crate::{proc, run, setup, workspace};
 
-/// Probes recorded in the demo: everything the helper offers today.
+/// Probes recorded in the demo: the scheduler and processes, syscalls,
+/// files from the VFS down to the block layer, TCP over loopback, and an
+/// on-CPU profile — so every view has something to show. High-rate
+/// tracepoints (page allocations, softirqs) are left out to keep the file
+/// small enough to ship.
 const PROBES: &[&str] = &[
     "sched:sched_switch",
     "sched:sched_wakeup",
@@ -24,6 +28,13 @@ const PROBES: &[&str] = &[
     "syscalls:sys_enter_openat",
     "raw_syscalls:sys_enter",
     "syscalls:latency",
+    "ext4:ext4_da_write_begin",
+    "writeback:writeback_dirty_folio",
+    "block:block_rq_issue",
+    "block:block_rq_complete",
+    "tcp:tcp_probe",
+    "net:net_dev_queue",
+    "profile:cpu",
 ];
 
 /// Options of `cargo xtask demo`.

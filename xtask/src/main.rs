@@ -4,17 +4,21 @@
 //! and prepares the environment that every child process shares.
 
 mod bench;
+mod bench_flame;
 mod bench_profile;
 mod bench_recording;
+mod bench_toggle;
 mod cpuloop;
 mod demo;
 mod helper;
+mod initramfs;
 mod openloop;
 mod proc;
 mod run;
 mod screenshot;
 mod setup;
 mod test;
+mod test_vm;
 mod workload;
 mod workspace;
 
@@ -37,13 +41,18 @@ enum Command {
     Setup,
     /// Build, start the helper as root, and open the desktop app.
     Run(run::Options),
-    /// Run fmt, clippy, unit and GUI tests, and (as root) the kernel tests.
+    /// Run fmt, clippy, unit and GUI tests, and (as root) the kernel and VM tests.
     Test,
+    /// Test kprobe, fentry and uprobe function probes on Debian's 6.1 and
+    /// 6.12 kernels in QEMU (installs QEMU and downloads the kernels once).
+    #[command(name = "test-vm")]
+    TestVm,
     /// Capture a screenshot of the real app tracing a small workload.
     Screenshot(screenshot::Options),
     /// Record the demo recording (assets/demo.mscr) on this kernel.
     Demo(demo::Options),
-    /// Measure what tracing and profiling cost the traced programs.
+    /// Measure performance: what tracing costs a syscall-heavy loop, opening
+    /// large recordings, drawing the flame graph.
     Bench(bench::Options),
     /// Internal: the `openat`+`close` loop that `bench` measures.
     #[command(name = "__openloop", hide = true)]
@@ -60,6 +69,7 @@ fn main() -> ExitCode {
         Command::Setup => setup::run(),
         Command::Run(options) => run::run(&options),
         Command::Test => test::run(),
+        Command::TestVm => test_vm::run(),
         Command::Screenshot(options) => screenshot::run(&options),
         Command::Demo(options) => demo::run(&options),
         Command::Bench(options) => bench::run(&options),

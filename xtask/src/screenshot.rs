@@ -26,6 +26,26 @@ const PROBES: &[&str] = &[
     "raw_syscalls:sys_enter",
     "syscalls:latency",
 ];
+/// For `--flame`: the on-CPU profile.
+const FLAME_PROBES: &[&str] = &["profile:cpu"];
+/// For `--view map`: at least one probe in most subsystems, so the map
+/// lights up where the workload goes.
+const MAP_PROBES: &[&str] = &[
+    "sched:sched_switch",
+    "sched:sched_process_exec",
+    "raw_syscalls:sys_enter",
+    "syscalls:sys_enter_openat",
+    "ext4:ext4_da_write_begin",
+    "filemap:mm_filemap_add_to_page_cache",
+    "writeback:writeback_dirty_folio",
+    "block:block_rq_issue",
+    "block:block_rq_complete",
+    "irq:softirq_entry",
+    "kmem:mm_page_alloc",
+    "sock:inet_sock_set_state",
+    "tcp:tcp_probe",
+    "net:net_dev_queue",
+];
 /// Displays tried for Xvfb, first free one wins.
 const DISPLAYS: std::ops::RangeInclusive<u32> = 97..=120;
 /// How long the app traces before the capture.
@@ -38,14 +58,27 @@ pub struct Options {
     /// Where to write the PNG (default: assets/screenshot.png in the workspace).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Capture the subsystem map (with `block` selected) instead of the
+    /// rates view; writes assets/screenshot-map.png unless --out says.
+    #[arg(long)]
+    map: bool,
+    /// Capture the flame graph of an on-CPU profile instead; writes
+    /// assets/screenshot-flame.png unless --out says.
+    #[arg(long, conflicts_with = "map")]
+    flame: bool,
 }
 
 /// Runs `cargo xtask screenshot`.
 pub fn run(options: &Options) -> Result<()> {
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(|| workspace::root().join("assets/screenshot.png"));
+    let out = options.out.clone().unwrap_or_else(|| {
+        workspace::root().join(if options.map {
+            "assets/screenshot-map.png"
+        } else if options.flame {
+            "assets/screenshot-flame.png"
+        } else {
+            "assets/screenshot.png"
+        })
+    });
     setup::run()?;
     run::build(true)?;
     proc::survive_ctrl_c();
@@ -63,8 +96,22 @@ pub fn run(options: &Options) -> Result<()> {
     let app_binary = workspace::built_binary("microscope", true);
     let mut cmd = Command::new(&app_binary);
     cmd.arg("--socket").arg(&socket);
-    for probe in PROBES {
+    let probes = if options.map {
+        MAP_PROBES
+    } else if options.flame {
+        FLAME_PROBES
+    } else {
+        PROBES
+    };
+    for probe in probes {
         cmd.args(["--enable", probe]);
+    }
+    if options.map {
+        cmd.args(["--view", "map", "--select", "block"]);
+    } else if options.flame {
+        cmd.args(["--view", "flame"]);
+    } else {
+        cmd.args(["--view", "rates"]);
     }
     cmd.env("DISPLAY", format!(":{display}"))
         .env_remove("WAYLAND_DISPLAY")

@@ -58,9 +58,15 @@ fn step(name: &str, action: fn() -> Result<String>) -> Result<()> {
 }
 
 fn apt_packages() -> Result<String> {
-    let missing: Vec<&str> = LLVM_PACKAGES
+    let packages: Vec<&str> = LLVM_PACKAGES.iter().chain(GUI_PACKAGES).copied().collect();
+    install_apt_packages(&packages)
+}
+
+/// Installs those of `packages` that are missing with apt-get (through sudo
+/// unless we are root); says what it did, `ok` when nothing was missing.
+pub fn install_apt_packages(packages: &[&str]) -> Result<String> {
+    let missing: Vec<&str> = packages
         .iter()
-        .chain(GUI_PACKAGES)
         .copied()
         .filter(|package| !dpkg_installed(package))
         .collect();
@@ -94,7 +100,8 @@ fn apt_packages() -> Result<String> {
     Ok(format!("installed {}", missing.join(" ")))
 }
 
-fn dpkg_installed(package: &str) -> bool {
+/// Whether dpkg lists `package` as installed.
+pub fn dpkg_installed(package: &str) -> bool {
     stdout_of(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
         .is_some_and(|status| status.trim() == "install ok installed")
 }

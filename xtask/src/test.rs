@@ -1,8 +1,9 @@
 //! `cargo xtask test`: everything CI runs, in one command.
 //!
 //! fmt, clippy per default member, clippy on the eBPF crate (nightly, BPF
-//! target), unit and GUI tests, then the kernel tests (root only). Every step
-//! runs even after a failure; a table at the end says what passed.
+//! target), unit and GUI tests, then the kernel tests and the VM tests (root
+//! only). Every step runs even after a failure; a table at the end says what
+//! passed.
 
 use std::process::Command;
 use std::time::Instant;
@@ -10,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::{proc, setup, workspace};
+use crate::{proc, setup, test_vm, workspace};
 
 /// The package holding the kernel integration tests, and that test target.
 const HELPER_PACKAGE: &str = "microscoped";
@@ -80,6 +81,7 @@ pub fn run() -> Result<()> {
     }
 
     steps.push(kernel_tests(&packages));
+    steps.push(vm_tests());
 
     print_summary(&steps);
     let failed: Vec<&str> = steps
@@ -191,6 +193,39 @@ fn kernel_tests(packages: &[Package]) -> Step {
         "--test-threads=1",
     ]);
     run_step(&name, &mut cmd, "see the failing kernel tests above")
+}
+
+/// `cargo xtask test-vm`, last: kprobe and fentry, which this machine's
+/// kernel lacks, on Debian kernels in QEMU. Skipped only when QEMU cannot
+/// be installed (and, like the kernel tests, when not root).
+fn vm_tests() -> Step {
+    let name = "vm tests (kprobe, fentry; test-vm)".to_owned();
+    if !workspace::is_root() {
+        let reason = "skipped: installing QEMU and loading eBPF need root; \
+                      run `sudo -E cargo xtask test` (or `cargo xtask test-vm` alone)"
+            .to_owned();
+        println!("\n==> {name}: {reason}");
+        return skipped(name, reason);
+    }
+    println!("\n==> {name}");
+    let started = Instant::now();
+    if let Err(err) = test_vm::install_qemu() {
+        let reason = format!("skipped: QEMU could not be installed: {err:#}");
+        println!("==> {name}: {reason}");
+        return skipped(name, reason);
+    }
+    let outcome = match test_vm::run() {
+        Ok(()) => Outcome::Pass,
+        Err(err) => {
+            eprintln!("==> {name}: {err:#}");
+            Outcome::Fail
+        }
+    };
+    Step {
+        name,
+        outcome,
+        seconds: started.elapsed().as_secs_f64(),
+    }
 }
 
 fn skipped(name: String, reason: String) -> Step {

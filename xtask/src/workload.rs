@@ -65,6 +65,41 @@ impl Workload {
                 })
                 .context("could not start the I/O workload thread")?,
         );
+
+        // Loopback TCP, so the network half of the map has something to show.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .context("could not listen on a loopback port for the network workload")?;
+        let address = listener
+            .local_addr()
+            .context("could not read the loopback port")?;
+        listener
+            .set_nonblocking(true)
+            .context("could not make the loopback listener non-blocking")?;
+        let flag = Arc::clone(&stop);
+        threads.push(
+            thread::Builder::new()
+                .name("workload-net".to_owned())
+                .spawn(move || {
+                    let chunk = vec![0x42u8; 64 * 1024];
+                    let mut sink = vec![0u8; 64 * 1024];
+                    while !flag.load(Ordering::Relaxed) {
+                        if let Ok(mut client) = std::net::TcpStream::connect(address)
+                            && let Ok((mut server, _)) = listener.accept()
+                        {
+                            use std::io::Read as _;
+                            let _ = server.set_nonblocking(false);
+                            for _ in 0..4 {
+                                if client.write_all(&chunk).is_err() {
+                                    break;
+                                }
+                                let _ = server.read(&mut sink);
+                            }
+                        }
+                        thread::sleep(Duration::from_millis(100));
+                    }
+                })
+                .context("could not start the network workload thread")?,
+        );
         Ok(Self {
             stop,
             threads,

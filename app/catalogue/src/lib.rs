@@ -100,6 +100,7 @@ mod error;
 mod manifest;
 mod model;
 mod pack;
+pub mod targets;
 
 pub use builtin::BUILTIN_ORIGIN;
 pub use catalogue::Catalogue;

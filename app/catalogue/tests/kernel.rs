@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use microscope_catalogue::{Catalogue, Target};
 
@@ -140,81 +139,25 @@ fn every_uprobe_target_resolves_here() {
         let Target::Uprobe { binary, symbol, .. } = &probe.target else {
             continue;
         };
-        let Some(path) = resolve_library(binary) else {
-            problems.push(format!(
-                "{}: cannot find `{binary}` on this machine",
-                probe.id
-            ));
-            continue;
+        // The same lookup the helper does.
+        let path = match microscope_catalogue::targets::find_library(binary) {
+            Ok(path) => path,
+            Err(err) => {
+                problems.push(format!("{}: {err}", probe.id));
+                continue;
+            }
         };
-        let bytes = fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        match defined_dynamic_symbols(&bytes) {
-            Some(symbols) if symbols.contains(symbol.as_str()) => {}
-            Some(_) => problems.push(format!(
-                "{}: {} does not export `{symbol}`",
+        match microscope_catalogue::targets::binary_has_function(&path, symbol) {
+            Ok(true) => {}
+            Ok(false) => problems.push(format!(
+                "{}: {} has no function `{symbol}`",
                 probe.id,
                 path.display()
             )),
-            None => problems.push(format!(
-                "{}: {} is not a 64-bit little-endian ELF file with a dynamic symbol table",
-                probe.id,
-                path.display()
-            )),
+            Err(err) => problems.push(format!("{}: {err}", probe.id)),
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
-/// An absolute path as is; a library name the way the dynamic linker finds
-/// it (`ldconfig -p`), as the helper will.
-fn resolve_library(binary: &str) -> Option<PathBuf> {
-    if binary.starts_with('/') {
-        return Path::new(binary).exists().then(|| PathBuf::from(binary));
-    }
-    let output = Command::new("ldconfig").arg("-p").output().ok()?;
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find_map(|line| {
-            let (name, path) = line.trim().split_once(" => ")?;
-            (name.split_whitespace().next()? == binary).then(|| PathBuf::from(path))
-        })
-}
-
-/// Names of the symbols an ELF64 little-endian file defines in its dynamic
-/// symbol table (`.dynsym`): what a uprobe on `file:symbol` can find. A
-/// plain reading of the headers, to need no tool such as `nm`.
-fn defined_dynamic_symbols(elf: &[u8]) -> Option<BTreeSet<&str>> {
-    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?));
-    let u32_at = |at: usize| Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?));
-    let u64_at = |at: usize| Some(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?));
-    // Magic, ELFCLASS64, ELFDATA2LSB.
-    if elf.get(..6)? != b"\x7fELF\x02\x01" {
-        return None;
-    }
-    let section_headers = usize::try_from(u64_at(0x28)?).ok()?;
-    let header_size = usize::from(u16_at(0x3a)?);
-    let count = usize::from(u16_at(0x3c)?);
-    let section = |i: usize| section_headers + i * header_size;
-    const SHT_DYNSYM: u32 = 11;
-    let dynsym = (0..count).find(|&i| u32_at(section(i) + 4) == Some(SHT_DYNSYM))?;
-    let offset = |i: usize| usize::try_from(u64_at(section(i) + 0x18)?).ok();
-    let size = |i: usize| usize::try_from(u64_at(section(i) + 0x20)?).ok();
-    let strtab = usize::try_from(u32_at(section(dynsym) + 0x28)?).ok()?;
-    let strings = elf.get(offset(strtab)?..offset(strtab)? + size(strtab)?)?;
-    let symbols = elf.get(offset(dynsym)?..offset(dynsym)? + size(dynsym)?)?;
-    Some(
-        symbols
-            .chunks_exact(24)
-            // st_shndx 0 is SHN_UNDEF: a symbol this file imports.
-            .filter(|sym| sym[6..8] != [0, 0])
-            .filter_map(|sym| {
-                let name = usize::try_from(u32::from_le_bytes(sym[..4].try_into().ok()?)).ok()?;
-                let tail = strings.get(name..)?;
-                let end = tail.iter().position(|&b| b == 0)?;
-                std::str::from_utf8(&tail[..end]).ok()
-            })
-            .collect(),
-    )
 }
 
 fn kernel_release() -> String {

@@ -4,12 +4,14 @@ use crate::command::{Command, CommandQueue};
 use crate::ingest::Wake;
 use crate::map::SubsystemMap;
 use crate::model::{ConnectionState, Model};
+use crate::recorder::Recorder;
 use crate::replay::ReplayControl;
 use crate::sources;
 use crate::theme;
 use crate::update::Update;
 use crate::views::{
-    self, CentralTab, CpuTimelineState, InspectorState, MapState, ToolsState, region,
+    self, CentralTab, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState,
+    region,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
@@ -48,6 +50,12 @@ pub struct MicroscopeApp {
     probe_filter: String,
     inspector: InspectorState,
     tools: ToolsState,
+    /// Which latency histogram the Rates tab shows (`None`: syscalls).
+    histogram: Option<String>,
+    /// Sees every message from the helper; records them when asked.
+    recorder: Recorder,
+    flame_view: FlameView,
+    paths_view: PathsView,
 }
 
 impl MicroscopeApp {
@@ -70,6 +78,10 @@ impl MicroscopeApp {
             probe_filter: String::new(),
             inspector: InspectorState::default(),
             tools: ToolsState::default(),
+            histogram: None,
+            recorder: Recorder::default(),
+            flame_view: FlameView::new(),
+            paths_view: PathsView::new(),
         }
     }
 
@@ -82,6 +94,13 @@ impl MicroscopeApp {
         self
     }
 
+    /// Shares `recorder` with the ingest thread that feeds this app, so the
+    /// Record button records what that thread receives.
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = recorder;
+        self
+    }
+
     /// Queues a command as if a widget had sent it; applied on the next frame.
     pub fn request(&mut self, command: Command) {
         self.commands.send(command);
@@ -90,6 +109,16 @@ impl MicroscopeApp {
     /// What the app currently shows.
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The flame graph view's state (range, zoom, search, the graph shown).
+    pub fn flame_view(&self) -> &FlameView {
+        &self.flame_view
+    }
+
+    /// The paths view's state.
+    pub fn paths_view(&self) -> &PathsView {
+        &self.paths_view
     }
 
     /// Draws one frame into `ui` (the whole window).
@@ -113,7 +142,13 @@ impl MicroscopeApp {
         }
         egui::Panel::top("replay").show(ui, |ui| {
             ui.scope_builder(UiBuilder::new().accessibility_label(region::REPLAY), |ui| {
-                views::replay_bar_ui(ui, &self.model, wall, &mut self.commands);
+                views::replay_bar_ui(
+                    ui,
+                    &self.model,
+                    self.recorder.status(),
+                    wall,
+                    &mut self.commands,
+                );
             });
         });
         egui::Panel::bottom("status").show(ui, |ui| {
@@ -153,40 +188,55 @@ impl MicroscopeApp {
                 });
             });
             ui.separator();
-            if self.tab == CentralTab::Map {
-                ui.scope_builder(UiBuilder::new().accessibility_label(region::MAP), |ui| {
-                    views::map_ui(
-                        ui,
-                        &self.model,
-                        &self.map,
-                        &mut self.map_view,
-                        now,
-                        &mut self.commands,
-                    );
-                });
-                return;
-            }
-            if self.tab == CentralTab::Events {
-                ui.scope_builder(
-                    UiBuilder::new().accessibility_label(region::INSPECTOR),
-                    |ui| views::inspector_ui(ui, &self.model, &mut self.inspector),
-                );
-                return;
-            }
-            if self.tab == CentralTab::Cpus {
-                ui.scope_builder(
-                    UiBuilder::new().accessibility_label(region::CPU_TIMELINE),
-                    |ui| {
-                        views::cpu_timeline_ui(
+            match self.tab {
+                CentralTab::Rates => {}
+                CentralTab::Map => {
+                    ui.scope_builder(UiBuilder::new().accessibility_label(region::MAP), |ui| {
+                        views::map_ui(
                             ui,
                             &self.model,
-                            &mut self.cpu_view,
+                            &self.map,
+                            &mut self.map_view,
                             now,
                             &mut self.commands,
                         );
-                    },
-                );
-                return;
+                    });
+                    return;
+                }
+                CentralTab::Events => {
+                    ui.scope_builder(
+                        UiBuilder::new().accessibility_label(region::INSPECTOR),
+                        |ui| views::inspector_ui(ui, &self.model, &mut self.inspector),
+                    );
+                    return;
+                }
+                CentralTab::Cpus => {
+                    ui.scope_builder(
+                        UiBuilder::new().accessibility_label(region::CPU_TIMELINE),
+                        |ui| {
+                            views::cpu_timeline_ui(
+                                ui,
+                                &self.model,
+                                &mut self.cpu_view,
+                                now,
+                                &mut self.commands,
+                            );
+                        },
+                    );
+                    return;
+                }
+                CentralTab::Flame => {
+                    ui.scope_builder(UiBuilder::new().accessibility_label(region::FLAME), |ui| {
+                        self.flame_view.ui(ui, &self.model, &mut self.commands);
+                    });
+                    return;
+                }
+                CentralTab::Paths => {
+                    ui.scope_builder(UiBuilder::new().accessibility_label(region::PATHS), |ui| {
+                        self.paths_view.ui(ui, &self.model);
+                    });
+                    return;
+                }
             }
             let timeline_height = ui.available_height() * theme::TIMELINE_SHARE;
             ui.scope_builder(
@@ -206,7 +256,7 @@ impl MicroscopeApp {
             ui.scope_builder(
                 UiBuilder::new().accessibility_label(region::LATENCY),
                 |ui| {
-                    views::histogram_ui(ui, &self.model);
+                    views::histogram_ui(ui, &self.model, &mut self.histogram);
                 },
             );
         });
@@ -279,7 +329,7 @@ impl MicroscopeApp {
         };
         self.replay_controls = None; // ends the replay thread
         self.model = Model::new(Instant::now());
-        match sources::live(&socket, wake(ctx)) {
+        match sources::live(&socket, wake(ctx), self.recorder.clone()) {
             Ok((updates, to_helper)) => {
                 self.updates = updates;
                 self.to_helper = Some(to_helper);
@@ -339,8 +389,62 @@ impl MicroscopeApp {
                 }
                 Command::OpenRecording(path) => self.start_replay(path, false, ctx),
                 Command::GoLive => self.go_live(ctx),
+                Command::SetStacks { probe, on } => {
+                    if on {
+                        self.model.stacks_wanted.insert(probe.clone());
+                    } else {
+                        self.model.stacks_wanted.remove(&probe);
+                    }
+                    self.send_to_helper(ClientMessage::SetOptions {
+                        probe,
+                        options: microscope_wire::ProbeOptions {
+                            stacks: on,
+                            ..Default::default()
+                        },
+                    });
+                }
+                Command::ShowPaths { key } => {
+                    self.paths_view.filters.probe = Some(key);
+                    self.flame_view.filters.probe = Some(key);
+                    self.tab = CentralTab::Paths;
+                }
+                Command::SelectSubsystem(id) => {
+                    if self.map.node(&id).is_some() {
+                        self.tab = CentralTab::Map;
+                        self.map_view.selected = Some(id);
+                    } else {
+                        self.model.last_helper_error = Some(format!(
+                            "there is no subsystem `{id}` on the map; the map's search box lists them"
+                        ));
+                    }
+                }
+                Command::StartRecording => {
+                    let dir = std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir());
+                    let path = crate::recorder::default_path(&dir);
+                    if let Err(err) = self.recorder.start(&path, &self.model.wanted) {
+                        self.model.last_helper_error = Some(format!("could not record: {err}"));
+                    }
+                }
+                Command::StopRecording => {
+                    if let Some(outcome) = self.recorder.stop() {
+                        self.model.last_helper_error = Some(outcome);
+                    }
+                }
+                Command::ListKernelFunctions(contains) => {
+                    self.send_to_helper(ClientMessage::ListKernelFunctions { contains });
+                }
                 Command::ListTracepoints => self.send_to_helper(ClientMessage::ListTracepoints),
                 Command::SetFilter(filter) => self.send_to_helper(ClientMessage::SetFilter(filter)),
+                Command::ExportFolded(path) => {
+                    // The view shows the sentence; the log keeps it too.
+                    if let Err(err) = self.flame_view.export_folded(&path) {
+                        log::warn!("{err}");
+                    }
+                }
+                Command::ShowStackRange { start_ns, end_ns } => {
+                    self.flame_view.set_range(start_ns, end_ns);
+                    self.paths_view.set_range(start_ns, end_ns);
+                }
             }
         }
     }

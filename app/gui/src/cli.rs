@@ -21,6 +21,13 @@ pub struct Cli {
     /// `--enable sched:sched_switch`; the same as ticking its box.
     #[arg(long = "enable", value_name = "ID")]
     pub enable: Vec<String>,
+    /// The view to open on (for a classroom: straight to the map).
+    #[arg(long, value_enum, value_name = "VIEW")]
+    pub view: Option<View>,
+    /// Open the map on this subsystem's details, by catalogue id (`block`,
+    /// `sched`, `tcp`…).
+    #[arg(long, value_name = "SUBSYSTEM")]
+    pub select: Option<String>,
     /// Open this recording (made by `microscope record`) instead of
     /// connecting to the helper; needs no privileges.
     #[arg(long, value_name = "FILE")]
@@ -30,11 +37,34 @@ pub struct Cli {
     pub command: Option<CliCommand>,
 }
 
+/// The app's central views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum View {
+    /// The subsystem map.
+    Map,
+    /// Events per second and latency histograms.
+    Rates,
+    /// The per-CPU scheduler timeline.
+    Cpus,
+    /// The event inspector.
+    Events,
+    /// The flame graph of stack samples.
+    Flame,
+    /// The call graph of the stacks into a probe.
+    Paths,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Print the helper's version, the kernel's tracing capabilities and every probe.
     Probes,
+    /// Check a probe pack directory against the built-in pack: every file,
+    /// every entry, no clash. Prints what it holds or what is wrong.
+    CheckPack {
+        /// The pack's directory (with its `pack.toml`).
+        dir: PathBuf,
+    },
     /// Enable probes and print `<probe id> <events>` for each probe, once a second.
     Watch {
         /// Probe id to enable (repeatable), e.g. `sched:sched_switch`.
@@ -108,6 +138,17 @@ pub enum CliCommand {
         /// Overwrite OUT if it exists.
         #[arg(long)]
         force: bool,
+    },
+    /// Internal: time the flame graph view per frame on synthetic stacks and
+    /// print the numbers as JSON (`cargo xtask bench flame` runs it).
+    #[command(name = "__bench-flame", hide = true)]
+    BenchFlame {
+        /// Unique stacks in the synthetic store.
+        #[arg(long, default_value_t = 100_000)]
+        stacks: usize,
+        /// Frames measured per scenario.
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
     },
 }
 

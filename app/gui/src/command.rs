@@ -23,10 +23,41 @@ pub enum Command {
     OpenRecording(std::path::PathBuf),
     /// Leave the replay and connect to the helper.
     GoLive,
+    /// Capture (or stop capturing) the stack of every hit of a tracepoint.
+    SetStacks {
+        /// Probe id (a tracepoint).
+        probe: String,
+        /// Capture or not.
+        on: bool,
+    },
+    /// Show the call paths into a probe (its captured stacks).
+    ShowPaths {
+        /// The probe's key.
+        key: u16,
+    },
+    /// Show the map with this subsystem's details.
+    SelectSubsystem(String),
+    /// Start recording what the helper sends to a new file in the current
+    /// directory.
+    StartRecording,
+    /// Stop the recording and write its index.
+    StopRecording,
+    /// Ask the helper for kernel functions whose name contains this.
+    ListKernelFunctions(String),
     /// Ask the helper for every tracepoint of the kernel.
     ListTracepoints,
     /// Set the helper's in-kernel process filter.
     SetFilter(microscope_wire::ProcessFilter),
+    /// Write the flame graph shown as folded stacks to this file.
+    ExportFolded(std::path::PathBuf),
+    /// Show the stack samples of `[start_ns, end_ns)` (kernel ns) in the
+    /// flame graph and paths views, e.g. a selection on the timeline.
+    ShowStackRange {
+        /// First time included.
+        start_ns: u64,
+        /// First time excluded.
+        end_ns: u64,
+    },
 }
 
 /// Collects the commands of one frame.

@@ -38,9 +38,13 @@
 //!
 //! # Folded
 //!
-//! `comm;probe count` lines (events per process name and probe), the input
-//! format of flame-graph tools such as inferno. There are no stacks yet:
-//! real call stacks come with the on-CPU profiler (TODO(#5)).
+//! The input format of flame-graph tools such as inferno. A recording with
+//! stack counts (a profile, or stacks at a tracepoint) gives its call
+//! stacks, `comm;frame;…;frame value`, kernel frames marked `_[k]` as
+//! `microscope profile` writes them: the on-CPU profile if there is one,
+//! else the off-CPU one (values in µs), else the first probe with stacks.
+//! A recording without stacks gives `comm;probe count` lines (events per
+//! process name and probe).
 
 use crate::event_fields::{Field, fields};
 use microscope_wire::EventData;
@@ -436,11 +440,46 @@ pub fn export_folded(
     let mut names = ProbeNames::new(header);
     let mut counts: BTreeMap<(String, u16), u64> = BTreeMap::new();
     let mut total = 0;
-    for_each_event(frames, &mut names, |_, event| {
-        *counts.entry((event.comm, event.probe)).or_default() += 1;
-        total += 1;
-        Ok(())
-    })?;
+    // Every stack batch, kept until we know which probe's stacks to write.
+    let mut stacks: Vec<microscope_wire::StackBatch> = Vec::new();
+    for frame in frames {
+        names.learn(&frame.message);
+        match frame.message {
+            HelperMessage::Batch(batch) => {
+                for event in batch.events {
+                    *counts.entry((event.comm, event.probe)).or_default() += 1;
+                    total += 1;
+                }
+            }
+            HelperMessage::Stacks(batch) => stacks.push(batch),
+            _ => {}
+        }
+    }
+    let with_stacks: std::collections::BTreeSet<u16> = stacks
+        .iter()
+        .flat_map(|b| b.stacks.iter().map(|s| s.probe))
+        .collect();
+    let preferred = ["profile:cpu", "profile:offcpu"]
+        .into_iter()
+        .find_map(|id| {
+            with_stacks
+                .iter()
+                .find(|key| names.name(**key) == id)
+                .copied()
+        })
+        .or_else(|| with_stacks.first().copied());
+    if let Some(probe) = preferred {
+        let off_cpu = names.name(probe) == "profile:offcpu";
+        let mut profile = crate::profile_cmd::FoldedProfile::new(probe, None, off_cpu);
+        for batch in &stacks {
+            profile.add_batch(batch, 0);
+        }
+        for line in profile.lines() {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        return Ok(profile.total());
+    }
     for ((comm, probe), count) in counts {
         writeln!(
             out,

@@ -18,6 +18,8 @@ pub fn run_gui(
     socket: PathBuf,
     enable: Vec<String>,
     replay: Option<PathBuf>,
+    view: Option<crate::cli::View>,
+    select: Option<String>,
 ) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -32,11 +34,22 @@ pub fn run_gui(
         Box::new(move |creation| {
             let ctx = creation.egui_ctx.clone();
             let wake_ctx = ctx.clone();
-            let (updates, to_helper) =
-                sources::live(&socket, Arc::new(move || wake_ctx.request_repaint()))
-                    .context("could not start the connection thread")?;
-            let mut app =
-                MicroscopeApp::new(updates, to_helper).with_socket(socket, replay.is_none());
+            let recorder = crate::recorder::Recorder::default();
+            let (updates, to_helper) = sources::live(
+                &socket,
+                Arc::new(move || wake_ctx.request_repaint()),
+                recorder.clone(),
+            )
+            .context("could not start the connection thread")?;
+            let mut app = MicroscopeApp::new(updates, to_helper)
+                .with_socket(socket, replay.is_none())
+                .with_recorder(recorder);
+            if let Some(view) = view {
+                app.request(Command::ShowTab(view.into()));
+            }
+            if let Some(subsystem) = select {
+                app.request(Command::SelectSubsystem(subsystem));
+            }
             match replay {
                 Some(path) => app.start_replay(path, false, &ctx),
                 None => {

@@ -14,9 +14,10 @@
 //! threads end when the UI drops its end of either channel.
 
 use crate::convert::update_from_message;
+use crate::recorder::Recorder;
 use crate::update::Update;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, select};
-use microscope_wire::{ClientError, ClientMessage, Connection};
+use microscope_wire::{ClientError, ClientMessage, Connection, HelperMessage};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub fn spawn_ingest(
     updates: Sender<Update>,
     commands: Receiver<ClientMessage>,
     wake: Wake,
+    recorder: Recorder,
 ) -> std::io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name("microscope-ingest".to_owned())
@@ -46,6 +48,8 @@ pub fn spawn_ingest(
                 wake,
                 wanted: BTreeSet::new(),
                 filter: None,
+                options: std::collections::BTreeMap::new(),
+                recorder,
             }
             .run()
         })
@@ -69,6 +73,10 @@ struct Ingest {
     /// The process filter the UI set, to set again after a reconnect (a
     /// restarted helper starts with none).
     filter: Option<microscope_wire::ProcessFilter>,
+    /// Probe options the UI set (stacks on), to set again after a reconnect.
+    options: std::collections::BTreeMap<String, microscope_wire::ProbeOptions>,
+    /// Sees every message first, to record it when asked.
+    recorder: Recorder,
 }
 
 impl Ingest {
@@ -132,15 +140,19 @@ impl Ingest {
             ClientMessage::SetFilter(filter) => {
                 self.filter = (!filter.is_empty()).then(|| filter.clone());
             }
+            ClientMessage::SetOptions { probe, options } => {
+                self.options.insert(probe.clone(), options.clone());
+            }
             // One-off questions: nothing to repeat after a reconnect.
             ClientMessage::ListProbes
-            | ClientMessage::SetOptions { .. }
             | ClientMessage::ListTracepoints
             | ClientMessage::ListKernelFunctions { .. } => {}
         }
     }
 
     fn serve(&mut self, connection: Connection) -> Stop {
+        self.recorder
+            .observe(&HelperMessage::Hello(connection.hello().clone()));
         if !self.send(Update::Connected(connection.hello().clone().into())) {
             return Stop::UiGone;
         }
@@ -150,6 +162,14 @@ impl Ingest {
         };
         let greeting = std::iter::once(ClientMessage::ListProbes)
             .chain(self.filter.clone().map(ClientMessage::SetFilter))
+            .chain(
+                self.options
+                    .iter()
+                    .map(|(probe, options)| ClientMessage::SetOptions {
+                        probe: probe.clone(),
+                        options: options.clone(),
+                    }),
+            )
             .chain(self.wanted.iter().map(|probe| ClientMessage::Enable {
                 probe: probe.clone(),
             }));
@@ -162,12 +182,13 @@ impl Ingest {
         let (done_tx, done_rx) = bounded(1);
         let updates = self.updates.clone();
         let wake = Arc::clone(&self.wake);
+        let recorder = self.recorder.clone();
         let reader = match thread::Builder::new()
             .name("microscope-reader".to_owned())
             .spawn(move || {
                 // The receiver outlives this thread unless `serve` returned
                 // early, in which case nobody needs to know.
-                let _ = done_tx.send(read_loop(connection, &updates, &wake));
+                let _ = done_tx.send(read_loop(connection, &updates, &wake, &recorder));
             }) {
             Ok(reader) => reader,
             Err(err) => return Stop::Lost(err.into()),
@@ -200,12 +221,18 @@ impl Ingest {
     }
 }
 
-fn read_loop(mut connection: Connection, updates: &Sender<Update>, wake: &Wake) -> Stop {
+fn read_loop(
+    mut connection: Connection,
+    updates: &Sender<Update>,
+    wake: &Wake,
+    recorder: &Recorder,
+) -> Stop {
     loop {
         let message = match connection.recv() {
             Ok(message) => message,
             Err(err) => return Stop::Lost(err),
         };
+        recorder.observe(&message);
         let Some(update) = update_from_message(message, Instant::now()) else {
             continue;
         };

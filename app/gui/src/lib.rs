@@ -30,8 +30,15 @@
 //!   UI state and the pure logic behind it (rate buckets, cumulative-to-increase
 //!   counters, the latency histogram, min/max decimation for the plot, per-CPU
 //!   scheduler slices built from `sched_switch`).
+//! - `stacks`, `flame`, `paths`: stack samples ([`StackStore`]: unique stacks
+//!   interned once, samples sorted by time), the [`FlameGraph`] built from a
+//!   slice of them (zoom, search, differential, folded import/export) and the
+//!   [`CallGraph`] of the paths view (`petgraph`).
 //! - [`MicroscopeApp`], `command`, `views`, `theme`: one view per file,
 //!   widgets emit [`Command`]s, colours and spacing live in `theme`.
+//!
+//! - [`bench`]: what `cargo xtask bench flame` times (the flame view per
+//!   frame on synthetic stacks), run by the hidden `microscope __bench-flame`.
 //!
 //! Tests build a [`MicroscopeApp`] from channel ends they hold
 //! ([`MicroscopeApp::new`]) and drive it with `egui_kittest`; no socket needed.
@@ -47,6 +54,8 @@
 //!   ours, a few lines of barycentre ordering a student can follow.
 //! - `microscope-catalogue`: the built-in probe pack, so the map and its
 //!   explanations work offline and on replays.
+//! - `petgraph` also holds the call graph of the paths view (functions
+//!   and calls, with the traversals its layout needs).
 //! - `crossbeam-channel`: bounded channels with `select!` and deadlines, which
 //!   the ingest thread needs to wait on the UI and on its reader at once.
 //! - `clap` (derive): the command line.
@@ -55,12 +64,14 @@
 //! - `thiserror` for this library's errors, `anyhow` at the binary boundary.
 //! - `log` + `env_logger`: diagnostics (`RUST_LOG=debug microscope`).
 //! - `libc`: `CLOCK_MONOTONIC`, the clock of the helper's batch times, for
-//!   `profile` (std's `Instant` does not expose it).
+//!   `profile` (std's `Instant` does not expose it), and the UI thread's CPU
+//!   clock for `microscope __bench-flame` (std has no thread CPU time).
 //! - `inferno` (dev): checks that `profile`'s folded output is what
 //!   flame-graph tools read.
 //! - `egui_kittest` (dev, wgpu + snapshot): headless UI tests on lavapipe.
 
 mod app;
+pub mod bench;
 pub mod cli;
 mod command;
 mod convert;
@@ -69,17 +80,23 @@ mod cpu_timeline;
 mod decimate;
 mod event_fields;
 mod export;
+mod flame;
+mod fxhash;
 mod gui;
 mod histogram;
 mod info_cmd;
 mod ingest;
 pub mod map;
 mod model;
+mod pack_cmd;
+mod paths;
 mod probes_cmd;
 mod profile_cmd;
 mod record_cmd;
+mod recorder;
 mod replay;
 mod sources;
+mod stacks;
 mod theme;
 mod timeline;
 mod update;
@@ -87,7 +104,7 @@ mod views;
 mod watch;
 
 pub use app::MicroscopeApp;
-pub use command::Command;
+pub use command::{Command, CommandQueue};
 pub use convert::update_from_message;
 pub use counter::CumulativeCounter;
 pub use cpu_timeline::{
@@ -98,24 +115,42 @@ pub use export::{
     ExportError, ExportFormat, ExportOutcome, export_csv, export_folded, export_perfetto,
     run_export,
 };
+pub use flame::{
+    BuildOptions, FlameGraph, FoldedError, FoldedWriteError, FrameBox, FrameDetails, NodeId,
+    ROOT_NAME, SearchResult, Values,
+};
 pub use gui::{WINDOW_TITLE, run_gui};
 pub use histogram::{LatencyHistogram, bucket_label, format_ns};
 pub use info_cmd::{format_info, info_report};
 pub use ingest::{RETRY_INTERVAL, Wake, spawn_ingest};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
+pub use pack_cmd::check_pack;
+pub use paths::{
+    AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,
+    PathsLayout, VisibleEdge,
+};
 pub use probes_cmd::{format_probes, probes_report};
 pub use profile_cmd::{
     FoldedProfile, OFF_CPU_PROBE, ON_CPU_PROBE, ProfileError, ProfileOutcome, ProfileRequest,
     run_profile, sanitize_frame,
 };
 pub use record_cmd::{RecordError, RecordOutcome, run_record};
+pub use recorder::Recorder;
 pub use replay::{ReplayControl, ReplaySpeed, spawn_replay};
+pub use stacks::{
+    DEFAULT_MAX_SAMPLES, ProcessSummary, SliceEntry, StackId, StackQuery, StackRef, StackSample,
+    StackSlice, StackStore, ValueUnit, unknown_frame_name,
+};
 pub use timeline::{BUCKET, SETTLE, Series, Timeline};
 pub use update::{
     Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplayStatus, SchedRecord,
     SwitchRecord, Update, WakeupRecord,
 };
-pub use views::{CentralTab, CpuTimelineState, banner_text, region, slice_label};
+pub use views::{
+    BREADCRUMBS, CALL_GRAPH, CentralTab, CpuTimelineState, DiffRanges, FRAMES, FlameLayout,
+    FlameView, NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, StackFilters, TimeRange, banner_text,
+    region, slice_label,
+};
 pub use watch::{
     DropLine, WatchError, WatchLine, WatchProbe, WatchTally, run_watch, tally_seconds,
 };

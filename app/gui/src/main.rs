@@ -9,7 +9,8 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     match cli.command {
-        None => match microscope::run_gui(cli.socket, cli.enable, cli.replay) {
+        None => match microscope::run_gui(cli.socket, cli.enable, cli.replay, cli.view, cli.select)
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("microscope: {err:#}");
@@ -60,6 +61,16 @@ fn main() -> ExitCode {
                 ExitCode::from(err.exit_code())
             }
         },
+        Some(CliCommand::CheckPack { dir }) => match microscope::check_pack(&dir) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("microscope: {err}");
+                ExitCode::FAILURE
+            }
+        },
         Some(CliCommand::Profile {
             seconds,
             pid,
@@ -103,6 +114,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(CliCommand::BenchFlame { stacks, frames }) => {
+            let report =
+                microscope::bench::flame_frame_times(&microscope::bench::FlameBenchOptions {
+                    unique_stacks: stacks,
+                    frames,
+                    ..Default::default()
+                });
+            println!("{}", microscope::bench::report_json(&report));
+            ExitCode::SUCCESS
+        }
         Some(CliCommand::Export {
             file,
             format,

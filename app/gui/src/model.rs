@@ -3,6 +3,7 @@
 use crate::counter::CumulativeCounter;
 use crate::cpu_timeline::CpuTimeline;
 use crate::histogram::LatencyHistogram;
+use crate::stacks::StackStore;
 use crate::timeline::Timeline;
 use crate::update::{HelperSummary, Probe, ProbeDrops, ProbeKind, ReplayStatus, Update};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -30,6 +31,9 @@ pub enum ConnectionState {
     },
 }
 
+/// The off-CPU profile, whose stacks count nanoseconds rather than samples.
+pub const OFF_CPU_PROBE: &str = "profile:offcpu";
+
 /// Events kept per probe for the event inspector.
 pub const RECENT_EVENTS: usize = 2_000;
 
@@ -50,6 +54,9 @@ pub struct Model {
     pub latency: LatencyHistogram,
     /// Which task ran on which CPU, from `sched_switch` events.
     pub cpu: CpuTimeline,
+    /// Stack samples (on-CPU, off-CPU, stacks at probes), for the flame
+    /// graph and paths views.
+    pub stacks: StackStore,
     /// Latest drop totals per probe key.
     pub drops: BTreeMap<u16, ProbeDrops>,
     /// The last error the helper reported.
@@ -66,6 +73,8 @@ pub struct Model {
     pub kernel_functions: Option<(String, Vec<String>, bool)>,
     /// The in-kernel process filter in force.
     pub filter: microscope_wire::ProcessFilter,
+    /// Tracepoints whose stacks we asked the helper to capture.
+    pub stacks_wanted: BTreeSet<String>,
     /// Calls and latency histogram of each enabled function probe, by id.
     pub functions: BTreeMap<String, (u64, LatencyHistogram)>,
     /// Events per command name of each probe, since it was enabled.
@@ -88,6 +97,7 @@ impl Model {
             timeline: Timeline::new(epoch),
             latency: LatencyHistogram::default(),
             cpu: CpuTimeline::new(),
+            stacks: StackStore::new(),
             drops: BTreeMap::new(),
             last_helper_error: None,
             aggregate_counters: BTreeMap::new(),
@@ -96,6 +106,7 @@ impl Model {
             tracepoints: Vec::new(),
             kernel_functions: None,
             filter: microscope_wire::ProcessFilter::default(),
+            stacks_wanted: BTreeSet::new(),
             functions: BTreeMap::new(),
             comm_counts: HashMap::new(),
             recent: HashMap::new(),
@@ -169,6 +180,9 @@ impl Model {
                 }
                 self.helper = Some(helper);
                 self.last_helper_error = None;
+                // Frame ids are the connection's: a new one (perhaps a
+                // restarted helper) numbers frames afresh.
+                self.stacks.clear();
                 self.reset_aggregates();
                 self.cpu.break_continuity();
             }
@@ -288,8 +302,7 @@ impl Model {
                 truncated,
             } => self.kernel_functions = Some((contains, names, truncated)),
             Update::Filter(filter) => self.filter = filter,
-            // The flame graph's store takes these (issue 4).
-            Update::Stacks(_) => {}
+            Update::Stacks(batch) => self.add_stacks(batch),
             Update::ReplayReset => {
                 let connection = self.connection.clone();
                 *self = Self {
@@ -308,6 +321,33 @@ impl Model {
             let enabled: Vec<String> = self.enabled_probes().map(str::to_owned).collect();
             self.timeline
                 .advance(enabled.iter().map(String::as_str), now);
+        }
+    }
+
+    /// Files a batch of stack counts: frame names first (interned by id),
+    /// then each stack at the end of the interval it covers. Off-CPU
+    /// stacks count nanoseconds blocked, the others samples.
+    fn add_stacks(&mut self, batch: microscope_wire::StackBatch) {
+        for frame in batch.frames {
+            self.stacks.intern_frame(frame.id, frame.name);
+        }
+        for stack in &batch.stacks {
+            if self
+                .probes
+                .iter()
+                .any(|p| p.key == stack.probe && p.id == OFF_CPU_PROBE)
+            {
+                self.stacks
+                    .set_unit(stack.probe, crate::stacks::ValueUnit::Nanoseconds);
+            }
+            self.stacks.add(
+                batch.end_ns,
+                stack.probe,
+                stack.tgid,
+                &stack.comm,
+                &stack.frames,
+                stack.value,
+            );
         }
     }
 
@@ -333,6 +373,39 @@ mod tests {
             unavailable_reason: None,
             enabled: true,
         }
+    }
+
+    #[test]
+    fn stack_batches_fill_the_flame_graph_store() {
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        model.apply(Update::Probes(vec![
+            probe("profile:cpu", 1, ProbeKind::Stacks),
+            probe(OFF_CPU_PROBE, 2, ProbeKind::Stacks),
+        ]));
+        let frame = |id, name: &str| microscope_wire::Frame {
+            id,
+            name: name.into(),
+            kernel: false,
+        };
+        let stack = |probe, value| microscope_wire::StackCount {
+            probe,
+            tgid: 7,
+            comm: "burn".into(),
+            frames: vec![0, 1],
+            value,
+        };
+        model.apply(Update::Stacks(microscope_wire::StackBatch {
+            start_ns: 0,
+            end_ns: 1_000,
+            frames: vec![frame(0, "main"), frame(1, "burn_cpu")],
+            stacks: vec![stack(1, 5), stack(2, 2_000_000)],
+        }));
+        assert_eq!(model.stacks.frame_name(1), "burn_cpu");
+        assert_eq!(model.stacks.unit(1), crate::stacks::ValueUnit::Samples);
+        assert_eq!(model.stacks.unit(2), crate::stacks::ValueUnit::Nanoseconds);
+        assert_eq!((model.stacks.len(), model.stacks.unique_stacks()), (2, 2));
+        assert_eq!(model.stacks.time_span(), Some((1_000, 1_000)));
     }
 
     #[test]

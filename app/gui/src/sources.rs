@@ -4,6 +4,7 @@
 //! thread behind it.
 
 use crate::ingest::{Wake, spawn_ingest};
+use crate::recorder::Recorder;
 use crate::replay::{ReplayControl, spawn_replay};
 use crate::update::Update;
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -25,10 +26,11 @@ static DEMO_RECORDING: &[u8] = include_bytes!("../../../assets/demo.mscr");
 pub fn live(
     socket: &Path,
     wake: Wake,
+    recorder: Recorder,
 ) -> std::io::Result<(Receiver<Update>, Sender<ClientMessage>)> {
     let (update_tx, update_rx) = bounded(UPDATE_CHANNEL_CAPACITY);
     let (command_tx, command_rx) = bounded(COMMAND_CHANNEL_CAPACITY);
-    spawn_ingest(socket.to_owned(), update_tx, command_rx, wake)?;
+    spawn_ingest(socket.to_owned(), update_tx, command_rx, wake, recorder)?;
     Ok((update_rx, command_tx))
 }
 

@@ -90,3 +90,81 @@ pub const MAP_EDGE: Color32 = Color32::from_gray(90);
 pub const MAP_EDGE_SELECTED: Color32 = Color32::from_rgb(0xe0, 0xc0, 0x60);
 /// Behind the probe a search jumped to.
 pub const MAP_HIGHLIGHT: Color32 = Color32::from_rgb(0x40, 0x38, 0x18);
+
+/// Height of a row of the flame graph (a frame plus the gap above it), in points.
+pub const FLAME_ROW_HEIGHT: f32 = 18.0;
+/// Size of frame names in the flame graph, in points (monospace, so the
+/// characters that fit a frame are known without laying the text out).
+pub const FLAME_FONT_SIZE: f32 = 11.0;
+/// Frame names.
+pub const FLAME_TEXT: Color32 = Color32::from_gray(20);
+/// The root frame ("all").
+pub const FLAME_ROOT: Color32 = Color32::from_gray(170);
+/// Frames matching the search.
+pub const FLAME_MATCH: Color32 = Color32::from_rgb(0xd9, 0x4c, 0xe6);
+/// Frames that kept their share in a differential flame graph.
+pub const DIFF_SAME: Color32 = Color32::from_gray(215);
+/// Frames that grew the most in a differential flame graph.
+pub const DIFF_GREW: Color32 = Color32::from_rgb(0xe0, 0x33, 0x2b);
+/// Frames that shrank the most in a differential flame graph.
+pub const DIFF_SHRANK: Color32 = Color32::from_rgb(0x2f, 0x6f, 0xe0);
+
+/// The colour of a flame-graph frame: a warm hue stable for its name, as in
+/// Brendan Gregg's flame graphs, so a function keeps its colour everywhere.
+pub fn flame_color(name: &str) -> Color32 {
+    // FNV-1a: a few lines, stable across runs and platforms.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let unit = |shift: u32| ((hash >> shift) & 0xff) as f32 / 255.0;
+    Color32::from_rgb(
+        205 + (50.0 * unit(0)) as u8,
+        (230.0 * unit(8)) as u8,
+        (55.0 * unit(16)) as u8,
+    )
+}
+
+/// The colour of a frame in a differential flame graph: red as it grew,
+/// blue as it shrank (`ratio` from -1 to 1), pale when it kept its share.
+pub fn diff_color(ratio: f64) -> Color32 {
+    let strength = ratio.abs().clamp(0.0, 1.0) as f32;
+    let target = if ratio >= 0.0 { DIFF_GREW } else { DIFF_SHRANK };
+    DIFF_SAME.lerp_to_gamma(target, strength)
+}
+
+/// Size of a function's box in the paths view, in points.
+pub const PATHS_NODE_SIZE: egui::Vec2 = egui::Vec2::new(190.0, 38.0);
+/// Horizontal gap between boxes of a layer, in points.
+pub const PATHS_NODE_GAP: f32 = 16.0;
+/// Vertical gap between layers (room for the edges and their counts), in points.
+pub const PATHS_LAYER_GAP: f32 = 54.0;
+/// Calls between functions.
+pub const PATHS_EDGE: Color32 = Color32::from_gray(130);
+/// Counts written on the calls.
+pub const PATHS_EDGE_TEXT: Color32 = Color32::from_gray(190);
+/// Outline of a function whose callees are shown.
+pub const PATHS_EXPANDED: Color32 = Color32::WHITE;
+/// Outline of a function whose callees are hidden.
+pub const PATHS_COLLAPSED: Color32 = Color32::from_gray(90);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_is_red_and_shrinkage_blue() {
+        let grew = diff_color(0.8);
+        let shrank = diff_color(-0.8);
+        assert!(grew.r() > grew.b() + 100, "{grew:?}");
+        assert!(shrank.b() > shrank.r() + 100, "{shrank:?}");
+        assert_eq!(diff_color(0.0), DIFF_SAME);
+        assert_eq!(diff_color(1.0), DIFF_GREW);
+        assert_eq!(diff_color(-1.0), DIFF_SHRANK);
+    }
+
+    #[test]
+    fn a_function_keeps_its_colour() {
+        assert_eq!(flame_color("vfs_read"), flame_color("vfs_read"));
+        assert_ne!(flame_color("vfs_read"), flame_color("vfs_write"));
+    }
+}

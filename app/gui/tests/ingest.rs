@@ -7,6 +7,7 @@
 )]
 
 use crossbeam_channel::{Receiver, Sender, bounded};
+use microscope::Recorder;
 use microscope::{Update, spawn_ingest};
 use microscope_wire::{
     Availability, Capabilities, ClientMessage, Event, EventBatch, EventData, FrameDecoder,
@@ -122,10 +123,47 @@ fn serve_one(listener: &UnixListener, seen: &Sender<ClientMessage>, hang_up_afte
 }
 
 fn start_ingest(socket: PathBuf) -> (Receiver<Update>, Sender<ClientMessage>) {
+    start_recording_ingest(socket, Recorder::default())
+}
+
+fn start_recording_ingest(
+    socket: PathBuf,
+    recorder: Recorder,
+) -> (Receiver<Update>, Sender<ClientMessage>) {
     let (update_tx, updates) = bounded(64);
     let (commands, command_rx) = bounded(64);
-    spawn_ingest(socket, update_tx, command_rx, Arc::new(|| {})).unwrap();
+    spawn_ingest(socket, update_tx, command_rx, Arc::new(|| {}), recorder).unwrap();
     (updates, commands)
+}
+
+#[test]
+fn the_record_button_records_what_the_ingest_receives() {
+    let path = socket_path("record");
+    let listener = UnixListener::bind(&path).unwrap();
+    let (seen_tx, _seen) = bounded(64);
+    let _helper = std::thread::spawn(move || serve_one(&listener, &seen_tx, usize::MAX));
+    let recorder = Recorder::default();
+    let (updates, commands) = start_recording_ingest(path, recorder.clone());
+    assert!(matches!(next_update(&updates), Update::Connected(_)));
+    assert!(matches!(next_update(&updates), Update::Probes(_)));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("window.mscr");
+    let wanted = std::collections::BTreeSet::from(["sched:sched_switch".to_owned()]);
+    recorder.start(&file, &wanted).unwrap();
+    commands
+        .send(ClientMessage::Enable {
+            probe: "sched:sched_switch".into(),
+        })
+        .unwrap();
+    assert!(matches!(next_update(&updates), Update::ProbeState { .. }));
+    assert!(matches!(next_update(&updates), Update::Events { .. }));
+    assert_eq!(recorder.status().map(|s| s.events), Some(3));
+    let outcome = recorder.stop().unwrap();
+    assert!(outcome.contains("recorded 3 events"), "{outcome}");
+    let recording = microscope_wire::Recording::open(&file).unwrap();
+    assert_eq!(recording.header().helper.helper_version, "9.9.9");
+    assert!(recording.header().probes.iter().any(|p| p.enabled));
+    assert_eq!(recording.summary().totals.events, 3);
 }
 
 fn next_update(updates: &Receiver<Update>) -> Update {

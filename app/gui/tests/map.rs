@@ -186,3 +186,28 @@ fn a_busy_subsystem_shows_its_rate_on_the_map() {
         .get_by_label(region::MAP_DETAILS)
         .get_by_label("kworker/0:1");
 }
+
+#[test]
+fn stacks_can_be_captured_at_a_tracepoint_from_the_map() {
+    let mut fixture = connected();
+    let label = map_node(&fixture, "Block I/O");
+    fixture
+        .harness
+        .get_by_label(region::MAP)
+        .get_by_label(&label)
+        .click();
+    fixture.harness.run_steps(2);
+    fixture
+        .harness
+        .get_by_label(region::MAP_DETAILS)
+        .get_all_by_role_and_label(Role::CheckBox, "stacks")
+        .next()
+        .expect("a stacks switch per tracepoint")
+        .click();
+    fixture.harness.run_steps(2);
+    let Ok(ClientMessage::SetOptions { probe, options }) = fixture.to_helper.try_recv() else {
+        panic!("expected SetOptions");
+    };
+    assert!(probe.starts_with("block:"), "{probe}");
+    assert!(options.stacks);
+}

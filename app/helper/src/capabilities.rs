@@ -8,6 +8,27 @@ use std::path::Path;
 /// Detects the kernel's tracing features. `ebpf` is the loaded object, used to
 /// try loading its `fentry_check` program: the only reliable fentry test.
 pub fn detect(tracefs: Option<&Path>, ebpf: Option<&mut Ebpf>) -> Capabilities {
+    detect_with(tracefs, ebpf.map(|ebpf| (ebpf, "fentry_check")))
+}
+
+/// [`detect`] without the main object: fentry is tried with the function
+/// probe object's own `fn_fentry` program (for tools and tests that use
+/// [`crate::FunctionProbes`] alone).
+pub fn detect_standalone(tracefs: Option<&Path>) -> Capabilities {
+    match crate::funcprobe::load_object() {
+        Ok(mut ebpf) => detect_with(tracefs, Some((&mut ebpf, "fn_fentry"))),
+        Err(reason) => {
+            let mut capabilities = detect_with(tracefs, None);
+            if capabilities.fentry.available || capabilities.btf.available {
+                capabilities.fentry = Availability::no(format!("not tested: {reason}"));
+            }
+            capabilities
+        }
+    }
+}
+
+/// Detection, trying fentry with `fentry_program` of the given object.
+fn detect_with(tracefs: Option<&Path>, fentry_program: Option<(&mut Ebpf, &str)>) -> Capabilities {
     let btf_path = Path::new("/sys/kernel/btf/vmlinux");
     let btf = if btf_path.exists() {
         Availability::yes("kernel BTF at /sys/kernel/btf/vmlinux")
@@ -43,8 +64,8 @@ pub fn detect(tracefs: Option<&Path>, ebpf: Option<&mut Ebpf>) -> Capabilities {
     let fentry = if !btf.available {
         Availability::no("fentry needs kernel BTF, which this kernel lacks")
     } else {
-        match ebpf {
-            Some(ebpf) => try_fentry(ebpf),
+        match fentry_program {
+            Some((ebpf, program)) => try_fentry(ebpf, program),
             None => Availability::no("not tested: the eBPF object did not load"),
         }
     };
@@ -60,13 +81,15 @@ pub fn detect(tracefs: Option<&Path>, ebpf: Option<&mut Ebpf>) -> Capabilities {
 /// The kernel-internal ENOTSUPP, which BPF syscalls leak to user space.
 const ENOTSUPP: i32 = 524;
 
-fn try_fentry(ebpf: &mut Ebpf) -> Availability {
+fn try_fentry(ebpf: &mut Ebpf, program_name: &str) -> Availability {
     let btf = match aya::Btf::from_sys_fs() {
         Ok(btf) => btf,
         Err(err) => return Availability::no(format!("kernel BTF could not be parsed: {err}")),
     };
-    let Some(program) = ebpf.program_mut("fentry_check") else {
-        return Availability::no("not tested: the eBPF object has no fentry_check program");
+    let Some(program) = ebpf.program_mut(program_name) else {
+        return Availability::no(format!(
+            "not tested: the eBPF object has no {program_name} program"
+        ));
     };
     let program: &mut FEntry = match program.try_into() {
         Ok(p) => p,

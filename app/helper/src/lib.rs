@@ -9,6 +9,8 @@
 //! - [`tracefs`]: tracepoint formats, from which field offsets are set;
 //! - `catalogue`: the probes offered and the programs behind each;
 //! - `tracer`: the loaded object; attach, detach, drain, read aggregates;
+//! - `funcprobe`: function probes (kprobe, fentry, uprobe), one small
+//!   object instance per probed function;
 //! - `decode`: ring buffer records → wire events;
 //! - `profiler`: on-CPU sampling and off-CPU blocked time (the `profile`
 //!   object), drained about once a second;
@@ -25,6 +27,7 @@ mod auth;
 mod capabilities;
 mod catalogue;
 mod decode;
+mod funcprobe;
 mod generic;
 mod probeset;
 mod profiler;
@@ -36,7 +39,10 @@ pub mod tracefs;
 mod tracer;
 
 pub use auth::{Peer, Policy};
+pub use capabilities::detect_standalone as detect_capabilities;
 pub use catalogue::PROBES;
+pub use funcprobe::{FunctionProbes, FunctionTarget, Mechanism, kernel_functions};
+pub use microscope_catalogue::targets::{binary_symbols, find_library};
 pub use profiler::{
     DRAIN_INTERVAL, MAX_SAMPLE_HZ, ProfileKind, Profiler, RESULT_WAIT, StackBatchParts,
     monotonic_ns,
@@ -90,7 +96,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
             .unwrap_or_default(),
         capabilities,
     };
-    let probes = ProbeSet::new(tracer, tracefs.clone());
+    let probes = ProbeSet::new(tracer, tracefs.clone(), &info.capabilities);
     for probe in probes.list(&Default::default()) {
         if !probe.availability.available {
             log::warn!(

@@ -6,15 +6,18 @@
 //! |---|---|
 //! | built-in probe | Microscope's object, dedicated program ([`Tracer::attach`]) |
 //! | any tracepoint | Microscope's object, generic program ([`Tracer::attach_generic`]) |
+//! | kernel or user function | one instance of the function probe object each ([`FunctionProbes`]) |
+
 //! | `profile:cpu`, `profile:offcpu` | the profiler's object ([`Profiler::start`]) |
 
+use crate::funcprobe::FunctionProbes;
 use crate::profiler::{ProfileKind, Profiler, StackBatchParts};
 use crate::registry::{Registry, Source};
 use crate::symbolize::FrameInterner;
 use crate::tracer::Tracer;
 use microscope_catalogue::Catalogue;
 use microscope_wire::{
-    Aggregates, Event, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
+    Aggregates, Capabilities, Event, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
 };
 use probes_common::{COMM_LEN, FILTER_CGROUP, FILTER_COMM, FILTER_PID, ProcessFilterConfig};
 use std::collections::BTreeSet;
@@ -23,6 +26,7 @@ use std::path::PathBuf;
 /// The helper's probes and the machinery that attaches them.
 pub struct ProbeSet {
     tracer: Tracer,
+    functions: FunctionProbes,
     profiler: Profiler,
     registry: Registry,
     filter: ProcessFilter,
@@ -31,14 +35,18 @@ pub struct ProbeSet {
 
 impl ProbeSet {
     /// Wraps the loaded tracer; registers the built-in probes.
-    pub fn new(tracer: Tracer, tracefs: Option<PathBuf>) -> Self {
-        let mut registry = Registry::new(&tracer, tracefs.clone(), &Catalogue::builtin());
+    /// `capabilities` say which function probe mechanisms the kernel has.
+    pub fn new(tracer: Tracer, tracefs: Option<PathBuf>, capabilities: &Capabilities) -> Self {
+        let functions = FunctionProbes::new(capabilities);
+        let mut registry =
+            Registry::new(&tracer, &functions, tracefs.clone(), &Catalogue::builtin());
         let profiler = Profiler::new();
         for (key, off_cpu) in registry.profiles() {
             registry.set_availability(key, profiler.availability(profile_kind(off_cpu)));
         }
         Self {
             tracer,
+            functions,
             profiler,
             registry,
             filter: ProcessFilter::default(),
@@ -59,7 +67,7 @@ impl ProbeSet {
     /// Resolves `id` (registering a new tracepoint if needed) and attaches
     /// it. Returns its key and, if it was just registered, its description.
     pub fn enable(&mut self, id: &str) -> Result<(u16, Option<ProbeInfo>), String> {
-        let (key, added) = self.registry.resolve(id)?;
+        let (key, added) = self.registry.resolve(id, &self.functions)?;
         self.attach(key)?;
         Ok((key, added))
     }
@@ -80,9 +88,18 @@ impl ProbeSet {
                 let (format, stacks) = (format.clone(), probe.options.stacks);
                 self.tracer.attach_generic(key, format, stacks)
             }
+            Source::Function {
+                target: Some(target),
+            } => {
+                let filter = filter_config(&self.filter)?;
+                self.functions.attach(key, target, &filter)
+            }
+            // Registered unavailable, so not reached.
+            Source::Function { target: None } => Err(format!(
+                "{}: the pack's function target could not be resolved",
+                probe.info.id
+            )),
             // Not reached while these are registered as unavailable; their
-            // machinery joins the helper with the function probes.
-            Source::Function { id } => Err(format!("{id}: function probes are not built in")),
             Source::Profile { off_cpu } => {
                 let (kind, options) = (profile_kind(*off_cpu), probe.options.clone());
                 let filter = filter_config(&self.filter)?;
@@ -95,12 +112,13 @@ impl ProbeSet {
     /// Detaches probe `key`.
     pub fn detach(&mut self, key: u16) {
         self.tracer.detach(key);
+        self.functions.detach(key);
         self.profiler.stop(key);
     }
 
     /// Detaches everything; returns how many probes were attached.
     pub fn detach_all(&mut self) -> usize {
-        self.tracer.detach_all() + self.profiler.stop_all()
+        self.tracer.detach_all() + self.functions.detach_all() + self.profiler.stop_all()
     }
 
     /// Changes how probe `id` collects; re-attaches it if `attached`.
@@ -110,7 +128,7 @@ impl ProbeSet {
         options: ProbeOptions,
         attached: bool,
     ) -> Result<u16, String> {
-        let (key, _) = self.registry.resolve(id)?;
+        let (key, _) = self.registry.resolve(id, &self.functions)?;
         if options.stacks
             && !matches!(
                 self.registry.get(key).map(|p| &p.source),
@@ -129,9 +147,9 @@ impl ProbeSet {
         );
         if attached {
             // A running profile takes new options in place (its counts so
-            // far are kept); tracepoints are re-attached.
+            // far are kept); tracepoints and functions are re-attached.
             if !is_profile {
-                self.tracer.detach(key);
+                self.detach(key);
             }
             self.attach(key)?;
         }
@@ -142,6 +160,7 @@ impl ProbeSet {
     pub fn set_filter(&mut self, filter: ProcessFilter) -> Result<(), String> {
         let config = filter_config(&filter)?;
         self.tracer.set_filter(&config)?;
+        self.functions.set_filter(&config)?;
         self.profiler.set_filter(&config)?;
         self.filter = filter;
         Ok(())
@@ -208,7 +227,20 @@ impl ProbeSet {
         };
         let counts = wants(ProbeKind::SyscallCounts);
         let latency = wants(ProbeKind::SyscallLatency);
-        (counts || latency).then(|| self.tracer.aggregates(counts, latency, ts_ns))
+        let functions = wants(ProbeKind::Function);
+        if !(counts || latency || functions) {
+            return None;
+        }
+        let mut aggregates = self.tracer.aggregates(counts, latency, ts_ns);
+        if functions {
+            aggregates.functions = self
+                .functions
+                .stats()
+                .into_iter()
+                .filter(|s| enabled.contains(&s.probe))
+                .collect();
+        }
+        Some(aggregates)
     }
 }
 

@@ -16,9 +16,11 @@
 //! helper runs, so a client (or a recording) can keep them.
 
 use crate::catalogue::PROBES;
+use crate::funcprobe::{FunctionProbes, FunctionTarget, Mechanism};
 use crate::generic;
 use crate::tracefs::{self, Format};
 use crate::tracer::Tracer;
+use microscope_catalogue::targets::find_library;
 use microscope_catalogue::{Catalogue, ProbeType, Target};
 use microscope_wire::{Availability, ProbeInfo, ProbeKind, ProbeOptions};
 use std::collections::{BTreeSet, HashMap};
@@ -38,8 +40,10 @@ pub enum Source {
     },
     /// A kernel or user function: calls and latency.
     Function {
-        /// The probe id, which names the function (`func:vfs_read`).
-        id: String,
+        /// The function, from the probe id or the pack's target; `None`
+        /// when the pack's target could not be resolved (the probe is then
+        /// unavailable, with the reason).
+        target: Option<FunctionTarget>,
     },
     /// On-CPU or off-CPU stack sampling.
     Profile {
@@ -70,7 +74,12 @@ impl Registry {
     /// The probes of `catalogue`, with their availability on this kernel.
     /// Probes with a dedicated program come first, at the keys of
     /// [`crate::catalogue::PROBES`].
-    pub fn new(tracer: &Tracer, tracefs: Option<PathBuf>, catalogue: &Catalogue) -> Self {
+    pub fn new(
+        tracer: &Tracer,
+        functions: &FunctionProbes,
+        tracefs: Option<PathBuf>,
+        catalogue: &Catalogue,
+    ) -> Self {
         let mut registry = Self {
             probes: Vec::new(),
             by_id: HashMap::new(),
@@ -133,15 +142,33 @@ impl Registry {
                         }
                     }
                 }
-                (ProbeType::Function | ProbeType::Uprobe, _) => (
-                    ProbeKind::Function,
-                    Source::Function { id: def.id.clone() },
-                    Availability::no(
-                        "function probes are not part of this helper build; \
-                         tracepoints cover the same subsystem",
-                    ),
-                    Vec::new(),
-                ),
+                (ProbeType::Function | ProbeType::Uprobe, target) => {
+                    let target = match target {
+                        Target::Function { name, .. } => Ok(FunctionTarget::Kernel {
+                            function: name.clone(),
+                            mechanism: Mechanism::Auto,
+                        }),
+                        Target::Uprobe { binary, symbol, .. } => {
+                            find_library(binary).map(|binary| FunctionTarget::User {
+                                binary,
+                                symbol: symbol.clone(),
+                            })
+                        }
+                        _ => Err(format!("probe {} names no function", def.id)),
+                    };
+                    let availability = match &target {
+                        Ok(target) => functions.availability(target),
+                        Err(reason) => Availability::no(reason.clone()),
+                    };
+                    (
+                        ProbeKind::Function,
+                        Source::Function {
+                            target: target.ok(),
+                        },
+                        availability,
+                        Vec::new(),
+                    )
+                }
                 (ProbeType::ProfileCpu | ProbeType::ProfileOffcpu, _) => (
                     ProbeKind::Stacks,
                     Source::Profile {
@@ -212,11 +239,20 @@ impl Registry {
     }
 
     /// The key of probe `id`, registering it first if it is a tracepoint
-    /// this kernel has. Returns the key and, when it was just registered,
-    /// its description for clients. An error is a sentence for the user.
-    pub fn resolve(&mut self, id: &str) -> Result<(u16, Option<ProbeInfo>), String> {
+    /// this kernel has or a function probe id (`func:`, `kprobe:`,
+    /// `fentry:`, `uprobe:`). Returns the key and, when it was just
+    /// registered, its description for clients. An error is a sentence for
+    /// the user.
+    pub fn resolve(
+        &mut self,
+        id: &str,
+        functions: &FunctionProbes,
+    ) -> Result<(u16, Option<ProbeInfo>), String> {
         if let Some(key) = self.key_of(id) {
             return Ok((key, None));
+        }
+        if let Some(target) = FunctionTarget::parse(id) {
+            return Ok(self.register_function(id, target?, functions));
         }
         let Some((category, name)) = id.split_once(':') else {
             return Err(unknown(id));
@@ -243,6 +279,37 @@ impl Registry {
         let info = self.probes[usize::from(key)].info.clone();
         log::info!("registered tracepoint {id} as probe {key}");
         Ok((key, Some(info)))
+    }
+
+    /// Registers a function probe, available or not (an unavailable one is
+    /// listed with the reason, and enabling it fails with that reason).
+    fn register_function(
+        &mut self,
+        id: &str,
+        target: FunctionTarget,
+        functions: &FunctionProbes,
+    ) -> (u16, Option<ProbeInfo>) {
+        let (subsystem, description) = functions.describe(&target);
+        let info = ProbeInfo {
+            id: id.to_owned(),
+            key: 0,
+            subsystem,
+            description,
+            kind: ProbeKind::Function,
+            availability: functions.availability(&target),
+            enabled: false,
+            fields: Vec::new(),
+        };
+        let key = self.push(Registered {
+            info,
+            source: Source::Function {
+                target: Some(target),
+            },
+            options: ProbeOptions::default(),
+        });
+        let info = self.probes[usize::from(key)].info.clone();
+        log::info!("registered function probe {id} as probe {key}");
+        (key, Some(info))
     }
 
     /// The stack samplers: key and whether off-CPU.

@@ -14,8 +14,8 @@ use crate::auth::{Peer, Policy};
 use crate::probeset::ProbeSet;
 use crate::profiler::StackBatchParts;
 use microscope_wire::{
-    ClientMessage, Event, EventBatch, FrameDecoder, HelperInfo, HelperMessage, Preamble,
-    ProbeStats, encode_frame,
+    ClientMessage, Event, EventBatch, FrameDecoder, HelperInfo, HelperMessage,
+    MAX_LISTED_FUNCTIONS, Preamble, ProbeStats, encode_frame,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -396,10 +396,15 @@ fn handle_message(
             Ok(names) => vec![HelperMessage::Tracepoints(names)],
             Err(message) => error(message),
         },
-        ClientMessage::ListKernelFunctions { .. } => error(
-            "this helper cannot list kernel functions yet: function probes are not built in"
-                .to_owned(),
-        ),
+        ClientMessage::ListKernelFunctions { contains } => {
+            let (names, truncated) =
+                crate::funcprobe::kernel_functions(&contains, MAX_LISTED_FUNCTIONS);
+            vec![HelperMessage::KernelFunctions {
+                contains,
+                names,
+                truncated,
+            }]
+        }
         ClientMessage::SetFilter(filter) => {
             if let Err(message) = probes.set_filter(filter) {
                 return error(message);

@@ -524,6 +524,103 @@ fn syscall_counts_and_latency_are_aggregated_in_the_kernel() {
     );
 }
 
+/// A function of this test binary, probed through the socket by
+/// `function_probes_through_the_socket`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn microscope_kernel_test_function(n: u64) -> u64 {
+    std::thread::sleep(Duration::from_micros(200));
+    std::hint::black_box(n)
+}
+
+#[test]
+fn function_probes_through_the_socket() {
+    let Some(helper) = Helper::start() else {
+        return;
+    };
+    let mut conn = helper.connect();
+    let capabilities = conn.hello().capabilities.clone();
+
+    // Kernel functions are listed whatever can attach to them.
+    conn.send(&ClientMessage::ListKernelFunctions {
+        contains: "vfs_rea".into(),
+    })
+    .unwrap();
+    let names = loop {
+        if let HelperMessage::KernelFunctions {
+            contains, names, ..
+        } = conn.recv().unwrap()
+        {
+            assert_eq!(contains, "vfs_rea");
+            break names;
+        }
+    };
+    assert!(names.iter().any(|n| n == "vfs_read"), "{names:?}");
+
+    // A kernel function: attached where the kernel allows, else refused
+    // with the reason.
+    match conn.enable_probe("func:vfs_read") {
+        Ok(_) => assert!(capabilities.kprobes.available || capabilities.fentry.available),
+        Err(ClientError::Refused(message)) => {
+            assert!(
+                !capabilities.kprobes.available && !capabilities.fentry.available,
+                "{message}"
+            );
+            assert!(message.contains(&capabilities.kprobes.reason), "{message}");
+        }
+        Err(err) => panic!("enabling func:vfs_read failed: {err}"),
+    }
+
+    // A user function: every call counted and timed.
+    if !capabilities.uprobes.available {
+        eprintln!("skipping the uprobe half: {}", capabilities.uprobes.reason);
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let id = format!("uprobe:{}:microscope_kernel_test_function", exe.display());
+    let replies = conn.enable_probe(&id).unwrap();
+    let info = replies
+        .iter()
+        .find_map(|m| match m {
+            HelperMessage::ProbeAdded(info) => Some(info.clone()),
+            _ => None,
+        })
+        .expect("a new function probe is announced");
+    assert_eq!(info.id, id);
+    assert_eq!(info.kind, ProbeKind::Function);
+    assert!(info.availability.available, "{}", info.availability.reason);
+    const CALLS: u64 = 300;
+    for i in 0..CALLS {
+        microscope_kernel_test_function(i);
+    }
+    conn.set_recv_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stats = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no aggregates with {CALLS} calls"
+        );
+        match conn.recv() {
+            Ok(HelperMessage::Aggregates(a)) => {
+                if let Some(s) = a.functions.iter().find(|s| s.probe == info.key)
+                    && s.calls >= CALLS
+                {
+                    break s.clone();
+                }
+            }
+            Ok(_) | Err(ClientError::Timeout(_)) => {}
+            Err(err) => panic!("connection failed: {err}"),
+        }
+    };
+    // Only this process calls it.
+    assert_eq!(stats.calls, CALLS);
+    assert_eq!(stats.latency_log2_ns.len(), 64);
+    assert_eq!(stats.latency_log2_ns.iter().sum::<u64>(), CALLS);
+    // 200 µs sleeps: nothing below 2^17 ns (131 µs).
+    assert_eq!(stats.latency_log2_ns[..17].iter().sum::<u64>(), 0);
+}
+
 #[test]
 fn probes_are_detached_when_the_last_client_leaves_and_on_sigterm() {
     let programs_before = loaded_program_count();

@@ -346,3 +346,56 @@ fn run_export_reads_a_file_and_refuses_to_overwrite() {
     assert!(report.contains("damage: recovered "), "{report}");
     assert!(report.contains("index: absent"), "{report}");
 }
+
+#[test]
+fn folded_export_of_a_profile_writes_its_call_stacks() {
+    let mut with_profile = header();
+    with_profile
+        .probes
+        .push(probe("profile:cpu", 9, ProbeKind::Stacks));
+    let frame = |id, name: &str, kernel| microscope_wire::Frame {
+        id,
+        name: name.into(),
+        kernel,
+    };
+    let batch = |frames, value| {
+        HelperMessage::Stacks(microscope_wire::StackBatch {
+            start_ns: 0,
+            end_ns: 1_000_000_000,
+            frames,
+            stacks: vec![microscope_wire::StackCount {
+                probe: 9,
+                tgid: 7,
+                comm: "burn".into(),
+                frames: vec![0, 1, 2],
+                value,
+            }],
+        })
+    };
+    let frames: Vec<RecordedFrame> = [
+        batch(
+            vec![
+                frame(0, "main", false),
+                frame(1, "burn_cpu", false),
+                frame(2, "asm_sysvec_apic_timer_interrupt", true),
+            ],
+            90,
+        ),
+        // Later batches refer to the frames by id only.
+        batch(Vec::new(), 9),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, message)| RecordedFrame {
+        recv_ns: i as u64,
+        message,
+    })
+    .collect();
+    let mut out = Vec::new();
+    let total = export_folded(&with_profile, frames, &mut out).unwrap();
+    assert_eq!(total, 99);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "burn;main;burn_cpu;asm_sysvec_apic_timer_interrupt_[k] 99\n"
+    );
+}

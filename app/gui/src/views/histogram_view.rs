@@ -1,4 +1,5 @@
-//! The syscall latency histogram: one bar per log2 bucket.
+//! Latency histograms, one bar per log2 bucket: system calls, or the calls
+//! of a probed kernel or user function.
 
 use crate::histogram::bucket_label;
 use crate::model::Model;
@@ -6,9 +7,47 @@ use crate::theme;
 use crate::update::ProbeKind;
 use egui_plot::{Bar, BarChart, Plot};
 
-/// Draws the histogram.
-pub fn histogram_ui(ui: &mut egui::Ui, model: &Model) {
-    ui.strong("Syscall latency (since the first aggregate)");
+/// Draws the histogram chosen in `shown` (`None`: system calls; else a
+/// function probe's id), with a selector when function probes have data.
+pub fn histogram_ui(ui: &mut egui::Ui, model: &Model, shown: &mut Option<String>) {
+    if shown
+        .as_ref()
+        .is_some_and(|id| !model.functions.contains_key(id))
+    {
+        *shown = None;
+    }
+    if model.functions.is_empty() {
+        ui.strong("Syscall latency (since the first aggregate)");
+    } else {
+        ui.horizontal(|ui| {
+            ui.strong("Latency of");
+            egui::ComboBox::from_id_salt("histogram-choice")
+                .selected_text(shown.as_deref().unwrap_or("system calls"))
+                .show_ui(ui, |ui| {
+                    if ui
+                        .selectable_label(shown.is_none(), "system calls")
+                        .clicked()
+                    {
+                        *shown = None;
+                    }
+                    for id in model.functions.keys() {
+                        let selected = shown.as_deref() == Some(id.as_str());
+                        if ui.selectable_label(selected, id).clicked() {
+                            *shown = Some(id.clone());
+                        }
+                    }
+                });
+        });
+    }
+    if let Some((calls, histogram)) = shown.as_ref().and_then(|id| model.functions.get(id)) {
+        ui.weak(format!("{calls} calls since the probe was switched on"));
+        if histogram.has_data() {
+            bars_ui(ui, &histogram.counts(), "calls");
+        } else {
+            ui.weak("No call has returned yet.");
+        }
+        return;
+    }
     let latency_probe = model
         .probes
         .iter()
@@ -24,7 +63,10 @@ pub fn histogram_ui(ui: &mut egui::Ui, model: &Model) {
         ui.weak(hint);
         return;
     }
-    let counts = model.latency.counts();
+    bars_ui(ui, &model.latency.counts(), "syscalls");
+}
+
+fn bars_ui(ui: &mut egui::Ui, counts: &[u64], what: &str) {
     let first = counts.iter().position(|&c| c > 0).unwrap_or(0);
     let last = counts.iter().rposition(|&c| c > 0).unwrap_or(0);
     // Show a little context around the buckets that have data.
@@ -46,7 +88,7 @@ pub fn histogram_ui(ui: &mut egui::Ui, model: &Model) {
         .collect();
     Plot::new("latency")
         .x_axis_label("latency (log2 buckets, lower bound)")
-        .y_axis_label("syscalls")
+        .y_axis_label(what)
         .x_axis_formatter(|mark, _range| {
             let bucket = mark.value;
             if bucket >= 0.0 && bucket.fract() == 0.0 {

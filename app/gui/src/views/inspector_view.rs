@@ -192,39 +192,45 @@ fn plot_ui(
 }
 
 fn table_ui(ui: &mut egui::Ui, shown: &[&Event], names: &[String], column_names: &[String]) {
+    use egui_extras::{Column, TableBuilder};
     let t0 = shown.first().map_or(0, |e| e.ts_ns);
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
-    egui::ScrollArea::both()
+    let titles: Vec<&str> = ["time (s)", "cpu", "pid", "command"]
+        .into_iter()
+        .chain(column_names.iter().map(String::as_str))
+        .collect();
+    let mut table = TableBuilder::new(ui)
         .id_salt("inspector-table")
-        .auto_shrink([false, false])
+        .striped(true)
         .stick_to_bottom(true)
-        .show_rows(ui, row_height, shown.len() + 1, |ui, rows| {
-            egui::Grid::new("inspector-grid")
-                .striped(true)
-                .min_col_width(40.0)
-                .show(ui, |ui| {
-                    for i in rows {
-                        if i == 0 {
-                            for title in ["time (s)", "cpu", "pid", "command"]
-                                .into_iter()
-                                .chain(column_names.iter().map(String::as_str))
-                            {
-                                ui.strong(title);
-                            }
-                            ui.end_row();
-                            continue;
-                        }
-                        let event = shown[i - 1];
-                        ui.monospace(format!(
-                            "{:.6}",
-                            event.ts_ns.saturating_sub(t0) as f64 / 1e9
-                        ));
-                        for cell in row(event, names) {
-                            ui.monospace(cell);
-                        }
-                        ui.end_row();
-                    }
+        .auto_shrink([false, false])
+        .vscroll(true);
+    for _ in &titles {
+        table = table.column(Column::auto().at_least(40.0).resizable(true));
+    }
+    table
+        .header(row_height + 2.0, |mut header| {
+            for title in &titles {
+                header.col(|ui| {
+                    ui.strong(*title);
                 });
+            }
+        })
+        .body(|body| {
+            body.rows(row_height, shown.len(), |mut row| {
+                let event = shown[row.index()];
+                row.col(|ui| {
+                    ui.monospace(format!(
+                        "{:.6}",
+                        event.ts_ns.saturating_sub(t0) as f64 / 1e9
+                    ));
+                });
+                for cell in self::row(event, names) {
+                    row.col(|ui| {
+                        ui.monospace(cell);
+                    });
+                }
+            });
         });
 }
 

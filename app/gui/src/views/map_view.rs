@@ -195,7 +195,7 @@ fn canvas_ui(
         let dir = (b - a).normalized();
         let start = a + dir * radius(rates[from.index()]);
         let end = b - dir * (radius(rates[to.index()]) + 2.0);
-        painter.arrow(start, end - start, Stroke::new(1.5, color));
+        arrow(&painter, start, end, Stroke::new(1.5, color));
     }
     for index in graph.node_indices() {
         let node = &graph[index];
@@ -263,8 +263,19 @@ fn canvas_ui(
     legend_ui(&painter, rect, max_rate);
 }
 
+/// A line from `start` to `end` with a small head of fixed size (egui's own
+/// arrow scales its head with the length, which buries long edges' ends).
+fn arrow(painter: &egui::Painter, start: Pos2, end: Pos2, stroke: Stroke) {
+    painter.line_segment([start, end], stroke);
+    let dir = (end - start).normalized();
+    let normal = Vec2::new(-dir.y, dir.x);
+    let back = end - dir * 8.0;
+    painter.line_segment([end, back + normal * 4.0], stroke);
+    painter.line_segment([end, back - normal * 4.0], stroke);
+}
+
 fn legend_ui(painter: &egui::Painter, rect: Rect, max_rate: f64) {
-    let origin = Pos2::new(rect.max.x - 190.0, rect.max.y - 28.0);
+    let origin = Pos2::new(rect.max.x - 190.0, rect.min.y + 8.0);
     if max_rate <= 0.0 {
         painter.text(
             origin + Vec2::new(120.0, 12.0),
@@ -383,13 +394,53 @@ fn details_ui(
                     Color32::TRANSPARENT
                 });
                 frame.show(ui, |ui| {
-                    probe_checkbox_ui(ui, model, probe, commands);
+                    ui.horizontal(|ui| {
+                        probe_checkbox_ui(ui, model, probe, commands);
+                        stacks_controls_ui(ui, model, probe, commands);
+                    });
                     ui.weak(&probe.description);
                 });
             }
             mini_timeline_ui(ui, model, &probes);
             top_processes_ui(ui, model, &probes);
         });
+}
+
+/// For a tracepoint: capture its stacks ("how did the kernel get here"),
+/// and once some are in, open them as call paths.
+fn stacks_controls_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    probe: &Probe,
+    commands: &mut CommandQueue,
+) {
+    use crate::command::Command;
+    if probe.kind != crate::update::ProbeKind::Fields || model.is_replay() {
+        if model.stacks.probes().any(|key| key == probe.key)
+            && ui.small_button("Show paths").clicked()
+        {
+            commands.send(Command::ShowPaths { key: probe.key });
+        }
+        return;
+    }
+    let mut on = model.stacks_wanted.contains(&probe.id);
+    if ui
+        .checkbox(&mut on, "stacks")
+        .on_hover_text(
+            "Capture the kernel and user stack of every hit, counted in the kernel: \
+             the flame graph and Paths show how the kernel got here.",
+        )
+        .changed()
+    {
+        commands.send(Command::SetStacks {
+            probe: probe.id.clone(),
+            on,
+        });
+    }
+    if model.stacks.probes().any(|key| key == probe.key) && ui.small_button("Show paths").clicked()
+    {
+        commands.send(Command::ShowPaths { key: probe.key });
+    }
 }
 
 fn paths_ui(ui: &mut egui::Ui, map: &SubsystemMap, id: &str) {

@@ -3,22 +3,31 @@
 
 mod banner;
 mod cpu_timeline_view;
+mod flame_view;
+mod graph_cache;
 mod histogram_view;
 mod inspector_view;
 mod map_view;
+mod paths_view;
 pub(crate) mod probes_panel;
 mod replay_bar;
+mod stack_filters;
 mod status_bar;
 mod timeline_view;
 mod tools_view;
 
 pub use banner::{banner_text, banner_ui};
 pub use cpu_timeline_view::{CpuTimelineState, cpu_timeline_ui, slice_label};
+pub use flame_view::{
+    BREADCRUMBS, DiffRanges, FRAMES, FlameLayout, FlameView, NO_SAMPLES_IN_RANGE, NO_STACKS,
+};
 pub use histogram_view::histogram_ui;
 pub use inspector_view::{InspectorState, inspector_ui};
 pub use map_view::{MapState, map_ui};
+pub use paths_view::{CALL_GRAPH, PathsView};
 pub use probes_panel::probes_ui;
 pub use replay_bar::replay_bar_ui;
+pub use stack_filters::{StackFilters, TimeRange};
 pub use status_bar::status_bar_ui;
 pub use timeline_view::timeline_ui;
 pub use tools_view::{ToolsState, tools_buttons_ui, tools_windows_ui};
@@ -49,6 +58,10 @@ pub mod region {
     pub const INSPECTOR: &str = "Event inspector";
     /// The details of the subsystem selected on the map.
     pub const MAP_DETAILS: &str = "Subsystem details";
+    /// The flame graph view.
+    pub const FLAME: &str = "Flame graph";
+    /// The paths (call graph) view.
+    pub const PATHS: &str = "Call paths";
 }
 
 /// What the central area shows.
@@ -63,11 +76,22 @@ pub enum CentralTab {
     Cpus,
     /// The event inspector.
     Events,
+    /// The flame graph of stack samples.
+    Flame,
+    /// The call graph of the stacks into a probe.
+    Paths,
 }
 
 impl CentralTab {
     /// Every tab, in display order.
-    pub const ALL: [Self; 4] = [Self::Map, Self::Rates, Self::Cpus, Self::Events];
+    pub const ALL: [Self; 6] = [
+        Self::Map,
+        Self::Rates,
+        Self::Cpus,
+        Self::Events,
+        Self::Flame,
+        Self::Paths,
+    ];
 
     /// The tab's title.
     pub fn title(self) -> &'static str {
@@ -76,6 +100,21 @@ impl CentralTab {
             Self::Rates => "Rates",
             Self::Cpus => "CPUs",
             Self::Events => "Events",
+            Self::Flame => "Flame",
+            Self::Paths => "Paths",
+        }
+    }
+}
+
+impl From<crate::cli::View> for CentralTab {
+    fn from(view: crate::cli::View) -> Self {
+        match view {
+            crate::cli::View::Map => Self::Map,
+            crate::cli::View::Rates => Self::Rates,
+            crate::cli::View::Cpus => Self::Cpus,
+            crate::cli::View::Events => Self::Events,
+            crate::cli::View::Flame => Self::Flame,
+            crate::cli::View::Paths => Self::Paths,
         }
     }
 }

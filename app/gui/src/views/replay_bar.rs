@@ -2,16 +2,52 @@
 
 use crate::command::{Command, CommandQueue};
 use crate::model::Model;
+use crate::recorder::RecordingStatus;
 use crate::replay::{ReplayControl, ReplaySpeed};
 use crate::theme;
 use std::time::Instant;
 
 /// Draws the bar for the replay in `model` (nothing when live).
-pub fn replay_bar_ui(ui: &mut egui::Ui, model: &Model, now: Instant, commands: &mut CommandQueue) {
+pub fn replay_bar_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    recording: Option<RecordingStatus>,
+    now: Instant,
+    commands: &mut CommandQueue,
+) {
     let Some(status) = &model.replay else {
         ui.horizontal(|ui| {
             if ui.button("Open recording…").clicked() {
                 commands.send(Command::ShowOpenDialog);
+            }
+            match &recording {
+                Some(recording) => {
+                    if ui.button("Stop recording").clicked() {
+                        commands.send(Command::StopRecording);
+                    }
+                    ui.colored_label(
+                        theme::WARNING,
+                        format!(
+                            "recording {:.0} s, {} events to {}",
+                            recording.elapsed.as_secs_f64(),
+                            recording.events,
+                            recording.path.display()
+                        ),
+                    );
+                }
+                None => {
+                    if ui
+                        .add_enabled(model.is_connected(), egui::Button::new("Record"))
+                        .on_hover_text(
+                            "Record everything the helper sends from now on into a file in \
+                             the current directory; open it later with Open recording…",
+                        )
+                        .on_disabled_hover_text("Needs a connection to the helper.")
+                        .clicked()
+                    {
+                        commands.send(Command::StartRecording);
+                    }
+                }
             }
         });
         return;

@@ -1,5 +1,6 @@
-//! Two windows opened from the probe list: every tracepoint of the running
-//! kernel (search, switch on), and the in-kernel process filter.
+//! Windows opened from the probe list: every tracepoint of the running
+//! kernel (search, switch on), kernel and user functions to probe, and the
+//! in-kernel process filter.
 
 use crate::command::{Command, CommandQueue};
 use crate::model::Model;
@@ -22,6 +23,16 @@ pub struct ToolsState {
     pub form: [String; 3],
     /// Why the form could not be applied.
     pub form_error: Option<String>,
+    /// The function picker is open.
+    pub functions_open: bool,
+    /// Kernel function search.
+    pub kernel_query: String,
+    /// User binary path and symbol search.
+    pub binary: String,
+    /// Symbol search in the binary.
+    pub symbol_query: String,
+    /// The binary's matching symbols, or why they could not be read.
+    pub symbols: Option<Result<(Vec<String>, bool), String>>,
 }
 
 /// The buttons that open the windows, for the probe list.
@@ -42,6 +53,13 @@ pub fn tools_buttons_ui(
             if model.tracepoints.is_empty() {
                 commands.send(Command::ListTracepoints);
             }
+        }
+        if ui
+            .add_enabled(live, egui::Button::new("Functions…"))
+            .on_disabled_hover_text("Needs a connection to the helper.")
+            .clicked()
+        {
+            state.functions_open = true;
         }
         let label = if model.filter.is_empty() {
             "Process filter…".to_owned()
@@ -71,6 +89,12 @@ pub fn tools_windows_ui(
         .default_size([420.0, 480.0])
         .show(ctx, |ui| browser_ui(ui, model, state, commands));
     state.browser_open = open;
+    let mut open = state.functions_open;
+    egui::Window::new("Functions")
+        .open(&mut open)
+        .default_size([440.0, 520.0])
+        .show(ctx, |ui| functions_ui(ui, model, state, commands));
+    state.functions_open = open;
     let mut open = state.filter_open;
     egui::Window::new("Process filter")
         .open(&mut open)
@@ -125,6 +149,128 @@ fn browser_ui(
                 ));
             }
         });
+}
+
+/// Most symbols listed from one binary.
+const SYMBOLS_LISTED: usize = 300;
+
+fn functions_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    state: &mut ToolsState,
+    commands: &mut CommandQueue,
+) {
+    ui.label(
+        "Count calls and time each one from entry to return, in the kernel: \
+         a call rate on the timeline and a latency histogram under Rates.",
+    );
+    if let Some(helper) = &model.helper {
+        let kernel_ok = helper
+            .capabilities
+            .iter()
+            .any(|c| (c.name == "kprobes" || c.name == "fentry") && c.available);
+        if !kernel_ok {
+            ui.colored_label(
+                theme::WARNING,
+                "This kernel lets no probe reach kernel functions (no kprobes, fentry refused); \
+                 user functions still work.",
+            );
+        }
+    }
+    ui.add_space(theme::SECTION_GAP);
+    ui.strong("Kernel function");
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut state.kernel_query)
+                .hint_text("e.g. vfs_read or tcp_send")
+                .desired_width(240.0),
+        );
+        if ui.button("Search").clicked() && !state.kernel_query.trim().is_empty() {
+            commands.send(Command::ListKernelFunctions(
+                state.kernel_query.trim().to_owned(),
+            ));
+        }
+    });
+    if let Some((query, names, truncated)) = &model.kernel_functions {
+        ui.weak(format!(
+            "{}{} functions contain `{query}`",
+            names.len(),
+            if *truncated { "+" } else { "" }
+        ));
+        egui::ScrollArea::vertical()
+            .id_salt("kernel-functions")
+            .max_height(160.0)
+            .show(ui, |ui| {
+                for name in names {
+                    probe_toggle(ui, model, format!("func:{name}"), commands);
+                }
+            });
+    }
+    ui.add_space(theme::SECTION_GAP);
+    ui.strong("Function of a program or library");
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut state.binary)
+                .hint_text("/usr/bin/bash or /lib/x86_64-linux-gnu/libc.so.6")
+                .desired_width(300.0),
+        );
+    });
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut state.symbol_query)
+                .hint_text("symbol contains, e.g. readline")
+                .desired_width(200.0),
+        );
+        if ui.button("List symbols").clicked() {
+            state.symbols = Some(list_symbols(&state.binary, &state.symbol_query));
+        }
+    });
+    match &state.symbols {
+        Some(Ok((names, truncated))) => {
+            ui.weak(format!(
+                "{}{} function symbols",
+                names.len(),
+                if *truncated { "+" } else { "" }
+            ));
+            let binary = state.binary.trim().to_owned();
+            egui::ScrollArea::vertical()
+                .id_salt("binary-symbols")
+                .max_height(160.0)
+                .show(ui, |ui| {
+                    for name in names {
+                        probe_toggle(ui, model, format!("uprobe:{binary}:{name}"), commands);
+                    }
+                });
+        }
+        Some(Err(err)) => {
+            ui.colored_label(theme::WARNING, err);
+        }
+        None => {}
+    }
+}
+
+/// The function symbols of `binary` containing `query`; an error is a
+/// sentence. Read here, with the user's own rights, never by the helper.
+pub fn list_symbols(binary: &str, query: &str) -> Result<(Vec<String>, bool), String> {
+    let binary = binary.trim();
+    if !binary.starts_with('/') {
+        return Err("give the binary's absolute path, e.g. /usr/bin/bash".to_owned());
+    }
+    microscope_catalogue::targets::binary_symbols(
+        std::path::Path::new(binary),
+        query.trim(),
+        SYMBOLS_LISTED,
+    )
+}
+
+fn probe_toggle(ui: &mut egui::Ui, model: &Model, id: String, commands: &mut CommandQueue) {
+    let mut on = model.wanted.contains(&id);
+    if ui.checkbox(&mut on, &id).changed() {
+        commands.send(Command::SetProbeEnabled {
+            probe: id,
+            enabled: on,
+        });
+    }
 }
 
 /// Reads the filter form; an error is a sentence naming the bad field.
@@ -209,6 +355,17 @@ mod tests {
 
     fn form(pid: &str, comm: &str, cgroup: &str) -> [String; 3] {
         [pid.into(), comm.into(), cgroup.into()]
+    }
+
+    #[test]
+    fn symbols_are_listed_from_this_test_binary() {
+        let exe = std::env::current_exe().expect("test binary");
+        let (names, _) = list_symbols(exe.to_str().expect("utf-8 path"), "main").expect("symbols");
+        assert!(names.iter().any(|n| n == "main"), "{names:?}");
+        let err = list_symbols("bash", "").expect_err("relative");
+        assert!(err.contains("absolute path"), "{err}");
+        let err = list_symbols("/no/such/binary", "").expect_err("missing");
+        assert!(err.contains("does not exist"), "{err}");
     }
 
     #[test]
