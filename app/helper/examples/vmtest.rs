@@ -8,7 +8,9 @@
 //! `uprobe:` on a function of this very binary and the tracepoint
 //! `syscalls:sys_enter_openat`, sets the process filter to itself, runs a
 //! workload whose counts are known, and checks what arrives in
-//! `Aggregates::functions` and in the event batches.
+//! `Aggregates::functions` and in the event batches. Then it profiles
+//! itself on-CPU and off-CPU (`profile:cpu`, `profile:offcpu`) and checks
+//! the stack batches.
 //!
 //! It leaves a one-line verdict in the file named by
 //! `MICROSCOPE_VMTEST_VERDICT`, from which the VM's `/init` prints the line
@@ -47,6 +49,32 @@ const KERNEL_PROBES: [&str; 3] = [
 ];
 /// The tracepoint checked next to the function probes.
 const TRACEPOINT: &str = "syscalls:sys_enter_openat";
+
+/// Burns CPU for `ms` ms in a function the on-CPU profile must name. The
+/// loop is plain instructions, no calls, so a sample's innermost frame is
+/// this function even though this binary has no frame pointers.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn microscope_vmtest_burn(ms: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_millis(ms);
+    let mut x = 1u64;
+    while Instant::now() < deadline {
+        // SAFETY: arithmetic on registers only.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "imul {x}, {x}, 3",
+                "add {x}, 1",
+                "dec {n}",
+                "jnz 2b",
+                x = inout(reg) x,
+                n = inout(reg) 1_000_000u64 => _,
+                options(nomem, nostack),
+            );
+        }
+    }
+    x
+}
 
 /// The user function probed with `uprobe:/bin/vmtest:microscope_vmtest_work`.
 #[unsafe(no_mangle)]
@@ -372,9 +400,98 @@ fn client(started: Instant) -> Result<String, String> {
             _ => None,
         })?;
     }
+    summary.push(check_profiles(&mut conn)?);
     Ok(format!(
         "{} (workload {workload_ms} ms; helper answered after {helper_up_ms} ms)",
         summary.join(" ")
+    ))
+}
+
+/// On-CPU and off-CPU profiles of this process (the filter is still set
+/// to it): a burn in a named function, then 10 × 50 ms of `nanosleep`.
+fn check_profiles(conn: &mut Connection) -> Result<String, String> {
+    const PROFILES: [&str; 2] = ["profile:cpu", "profile:offcpu"];
+    const SLEEPS: u64 = 10;
+    const SLEEP_MS: u64 = 50;
+    for id in PROFILES {
+        conn.enable_probe(id).map_err(|err| match err {
+            ClientError::Refused(message) => format!("enabling {id} was refused: {message}"),
+            other => format!("enabling {id} failed: {other}"),
+        })?;
+    }
+    let probes = conn.list_probes().map_err(|err| err.to_string())?;
+    let key_of = |id: &str| {
+        probes
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.key)
+            .ok_or_else(|| format!("{id} is not in the helper's probe list"))
+    };
+    let (cpu_key, off_key) = (key_of(PROFILES[0])?, key_of(PROFILES[1])?);
+    black_box(microscope_vmtest_burn(1500));
+    for _ in 0..SLEEPS {
+        std::thread::sleep(Duration::from_millis(SLEEP_MS));
+    }
+    let me = std::process::id();
+    let mut names: HashMap<u32, (String, bool)> = HashMap::new();
+    let (mut samples, mut burning, mut slept_ns) = (0u64, 0u64, 0u64);
+    let deadline = Instant::now() + PATIENCE;
+    while burning < 20 || slept_ns < SLEEPS * SLEEP_MS * 1_000_000 * 8 / 10 {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the profiles did not arrive within {} s: {samples} on-CPU samples \
+                 ({burning} in microscope_vmtest_burn), {} ms in nanosleep",
+                PATIENCE.as_secs(),
+                slept_ns / 1_000_000
+            ));
+        }
+        let batch = match conn.recv() {
+            Ok(HelperMessage::Stacks(batch)) => batch,
+            Ok(HelperMessage::Error { message }) => {
+                return Err(format!("the helper said: {message}"));
+            }
+            Ok(_) => continue,
+            Err(err) => return Err(format!("the connection failed: {err}")),
+        };
+        for frame in batch.frames {
+            names.insert(frame.id, (frame.name, frame.kernel));
+        }
+        for stack in batch.stacks.iter().filter(|s| s.tgid == me) {
+            let has = |want: &dyn Fn(&str, bool) -> bool| {
+                stack
+                    .frames
+                    .iter()
+                    .any(|id| names.get(id).is_some_and(|(n, k)| want(n, *k)))
+            };
+            if stack.probe == cpu_key {
+                samples += stack.value;
+                if has(&|n, k| !k && n == "microscope_vmtest_burn") {
+                    burning += stack.value;
+                }
+            } else if stack.probe == off_key && has(&|n, k| k && n.contains("nanosleep")) {
+                slept_ns += stack.value;
+            }
+        }
+    }
+    for id in PROFILES {
+        conn.send(&ClientMessage::Disable {
+            probe: id.to_owned(),
+        })
+        .map_err(|err| err.to_string())?;
+        wait_for(conn, "the profile to be disabled", |m| match m {
+            HelperMessage::ProbeState { probe, enabled } if probe == id => Some(enabled),
+            _ => None,
+        })?;
+    }
+    println!(
+        "vmtest: profiles: {samples} on-CPU samples, {burning} in microscope_vmtest_burn; \
+         {} ms blocked in nanosleep ({} ms slept)",
+        slept_ns / 1_000_000,
+        SLEEPS * SLEEP_MS
+    );
+    Ok(format!(
+        "profile:cpu={burning}/{samples} profile:offcpu={}ms",
+        slept_ns / 1_000_000
     ))
 }
 
