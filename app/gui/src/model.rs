@@ -73,6 +73,10 @@ pub struct Model {
     pub kernel_functions: Option<(String, Vec<String>, bool)>,
     /// The in-kernel process filter in force.
     pub filter: microscope_wire::ProcessFilter,
+    /// Kernel ns minus timeline ns (the timeline counts from `epoch`), from
+    /// the latest stack batch's end and its arrival: maps a timeline range
+    /// to the stack samples' clock, to within the batch interval (~1 s).
+    stack_clock_offset_ns: Option<i128>,
     /// Tracepoints whose stacks we asked the helper to capture.
     pub stacks_wanted: BTreeSet<String>,
     /// Calls and latency histogram of each enabled function probe, by id.
@@ -107,6 +111,7 @@ impl Model {
             kernel_functions: None,
             filter: microscope_wire::ProcessFilter::default(),
             stacks_wanted: BTreeSet::new(),
+            stack_clock_offset_ns: None,
             functions: BTreeMap::new(),
             comm_counts: HashMap::new(),
             recent: HashMap::new(),
@@ -302,7 +307,13 @@ impl Model {
                 truncated,
             } => self.kernel_functions = Some((contains, names, truncated)),
             Update::Filter(filter) => self.filter = filter,
-            Update::Stacks(batch) => self.add_stacks(batch),
+            Update::Stacks(batch) => {
+                // On the timeline's clock, the batch arrives now.
+                let arrived_ns =
+                    (self.timeline.secs_since_epoch(self.now(Instant::now())) * 1e9) as i128;
+                self.stack_clock_offset_ns = Some(i128::from(batch.end_ns) - arrived_ns);
+                self.add_stacks(batch);
+            }
             Update::ReplayReset => {
                 let connection = self.connection.clone();
                 *self = Self {
@@ -322,6 +333,17 @@ impl Model {
             self.timeline
                 .advance(enabled.iter().map(String::as_str), now);
         }
+    }
+
+    /// The stack samples' time range (kernel ns) for a timeline range in
+    /// seconds, once a stack batch has arrived; `None` before, or when the
+    /// range holds no stack samples.
+    pub fn stack_range_of(&self, from_secs: f64, to_secs: f64) -> Option<(u64, u64)> {
+        let offset = self.stack_clock_offset_ns?;
+        let to_ns = |secs: f64| u64::try_from((secs * 1e9) as i128 + offset).unwrap_or(0);
+        let (start_ns, end_ns) = (to_ns(from_secs), to_ns(to_secs));
+        let (first, last) = self.stacks.time_span()?;
+        (end_ns > start_ns && end_ns >= first && start_ns <= last).then_some((start_ns, end_ns))
     }
 
     /// Files a batch of stack counts: frame names first (interned by id),
@@ -406,6 +428,11 @@ mod tests {
         assert_eq!(model.stacks.unit(2), crate::stacks::ValueUnit::Nanoseconds);
         assert_eq!((model.stacks.len(), model.stacks.unique_stacks()), (2, 2));
         assert_eq!(model.stacks.time_span(), Some((1_000, 1_000)));
+        // The batch arrived at about `epoch` on the timeline, ending at
+        // kernel ns 1000: the timeline's first second holds it.
+        let (start, end) = model.stack_range_of(-0.5, 0.5).expect("a range");
+        assert!(start <= 1_000 && 1_000 <= end, "{start}..{end}");
+        assert_eq!(model.stack_range_of(100.0, 101.0), None, "no samples there");
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub fn timeline_ui(
         .allow_zoom(!follow_live)
         .allow_scroll(!follow_live)
         .include_y(0.0);
+    let mut shown = (0.0, 0.0);
     plot.show(ui, |plot_ui| {
         let (x_min, x_max) = if follow_live {
             (
@@ -71,5 +72,19 @@ pub fn timeline_ui(
             plot_ui.set_plot_bounds_x(x_min..=x_max);
             plot_ui.set_plot_bounds_y(0.0..=y_max * 1.1);
         }
+        shown = (x_min, x_max);
     });
+    // Time-slice the flame graph: the stacks of the seconds in view.
+    if let Some((start_ns, end_ns)) = model.stack_range_of(shown.0, shown.1)
+        && ui
+            .button("Flame graph of this range")
+            .on_hover_text(
+                "Show the stack samples of the time in view in the Flame and Paths tabs \
+                 (untick Follow live, then pan and zoom to choose the range).",
+            )
+            .clicked()
+    {
+        commands.send(Command::ShowStackRange { start_ns, end_ns });
+        commands.send(Command::ShowTab(crate::views::CentralTab::Flame));
+    }
 }
