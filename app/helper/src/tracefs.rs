@@ -63,11 +63,16 @@ pub type Fields = HashMap<String, Field>;
 /// Lines look like
 /// `\tfield:char prev_comm[16];\toffset:8;\tsize:16;\tsigned:0;`.
 pub fn parse_format(text: &str) -> Fields {
-    let mut fields = HashMap::new();
-    for line in text.lines() {
+    field_lines(text).map(|f| (f.name, f.field)).collect()
+}
+
+/// Every well-formed `field:` line of a format file, in file order.
+fn field_lines(text: &str) -> impl Iterator<Item = FormatField> + '_ {
+    text.lines().filter_map(|line| {
         let mut decl = None;
         let mut offset = None;
         let mut size = None;
+        let mut signed = false;
         for part in line.split(';') {
             let part = part.trim();
             if let Some(rest) = part.strip_prefix("field:") {
@@ -76,23 +81,21 @@ pub fn parse_format(text: &str) -> Fields {
                 offset = rest.trim().parse().ok();
             } else if let Some(rest) = part.strip_prefix("size:") {
                 size = rest.trim().parse().ok();
+            } else if let Some(rest) = part.strip_prefix("signed:") {
+                signed = rest.trim() == "1";
             }
         }
-        let (Some(decl), Some(offset), Some(size)) = (decl, offset, size) else {
-            continue;
-        };
-        if let Some((c_type, name)) = split_declaration(decl) {
-            fields.insert(
-                name,
-                Field {
-                    c_type,
-                    offset,
-                    size,
-                },
-            );
-        }
-    }
-    fields
+        let (c_type, name) = split_declaration(decl?)?;
+        Some(FormatField {
+            name,
+            field: Field {
+                c_type,
+                offset: offset?,
+                size: size?,
+            },
+            signed,
+        })
+    })
 }
 
 /// `char prev_comm[16]` → (`char[16]`, `prev_comm`); `pid_t pid` → (`pid_t`, `pid`).
@@ -148,39 +151,7 @@ pub fn parse_full_format(id: &str, text: &str) -> Option<Format> {
         .lines()
         .find_map(|line| line.strip_prefix("ID:"))
         .and_then(|n| n.trim().parse().ok())?;
-    let mut fields = Vec::new();
-    for line in text.lines() {
-        let mut decl = None;
-        let mut offset = None;
-        let mut size = None;
-        let mut signed = false;
-        for part in line.split(';') {
-            let part = part.trim();
-            if let Some(rest) = part.strip_prefix("field:") {
-                decl = Some(rest.trim());
-            } else if let Some(rest) = part.strip_prefix("offset:") {
-                offset = rest.trim().parse().ok();
-            } else if let Some(rest) = part.strip_prefix("size:") {
-                size = rest.trim().parse().ok();
-            } else if let Some(rest) = part.strip_prefix("signed:") {
-                signed = rest.trim() == "1";
-            }
-        }
-        let (Some(decl), Some(offset), Some(size)) = (decl, offset, size) else {
-            continue;
-        };
-        if let Some((c_type, name)) = split_declaration(decl) {
-            fields.push(FormatField {
-                name,
-                field: Field {
-                    c_type,
-                    offset,
-                    size,
-                },
-                signed,
-            });
-        }
-    }
+    let mut fields: Vec<FormatField> = field_lines(text).collect();
     fields.sort_by_key(|f| f.field.offset);
     Some(Format {
         id: id.to_owned(),
