@@ -7,7 +7,8 @@
 //!
 //! Modules, in the order an event flows through them:
 //! - [`tracefs`]: tracepoint formats, from which field offsets are set;
-//! - `catalogue`: the probes offered and the programs behind each;
+//! - `registry`: the probes offered (the built-in pack's, and those created
+//!   on demand) and where each one's data comes from;
 //! - `tracer`: the loaded object; attach, detach, drain, read aggregates;
 //! - `funcprobe`: function probes (kprobe, fentry, uprobe), one small
 //!   object instance per probed function;
@@ -25,7 +26,6 @@
 
 mod auth;
 mod capabilities;
-mod catalogue;
 mod decode;
 mod funcprobe;
 mod generic;
@@ -40,7 +40,6 @@ mod tracer;
 
 pub use auth::{Peer, Policy};
 pub use capabilities::detect_standalone as detect_capabilities;
-pub use catalogue::PROBES;
 pub use funcprobe::{FunctionProbes, FunctionTarget, Mechanism, kernel_functions};
 pub use microscope_catalogue::targets::{binary_symbols, find_library};
 pub use profiler::{

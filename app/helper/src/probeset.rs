@@ -4,10 +4,9 @@
 //!
 //! | source | machinery |
 //! |---|---|
-//! | built-in probe | Microscope's object, dedicated program ([`Tracer::attach`]) |
+//! | pack probe naming dedicated programs | Microscope's object ([`Tracer::attach`]) |
 //! | any tracepoint | Microscope's object, generic program ([`Tracer::attach_generic`]) |
 //! | kernel or user function | one instance of the function probe object each ([`FunctionProbes`]) |
-
 //! | `profile:cpu`, `profile:offcpu` | the profiler's object ([`Profiler::start`]) |
 
 use crate::funcprobe::FunctionProbes;
@@ -34,12 +33,16 @@ pub struct ProbeSet {
 }
 
 impl ProbeSet {
-    /// Wraps the loaded tracer; registers the built-in probes.
+    /// Wraps the loaded tracer; registers the probes of the built-in pack.
     /// `capabilities` say which function probe mechanisms the kernel has.
-    pub fn new(tracer: Tracer, tracefs: Option<PathBuf>, capabilities: &Capabilities) -> Self {
+    pub fn new(mut tracer: Tracer, tracefs: Option<PathBuf>, capabilities: &Capabilities) -> Self {
         let functions = FunctionProbes::new(capabilities);
-        let mut registry =
-            Registry::new(&tracer, &functions, tracefs.clone(), &Catalogue::builtin());
+        let mut registry = Registry::new(
+            &mut tracer,
+            &functions,
+            tracefs.clone(),
+            &Catalogue::builtin(),
+        );
         let profiler = Profiler::new();
         for (key, off_cpu) in registry.profiles() {
             registry.set_availability(key, profiler.availability(profile_kind(off_cpu)));
@@ -83,7 +86,7 @@ impl ProbeSet {
             ));
         }
         match &probe.source {
-            Source::Builtin => self.tracer.attach(key),
+            Source::Dedicated => self.tracer.attach(key),
             Source::Tracepoint { format, .. } => {
                 let (format, stacks) = (format.clone(), probe.options.stacks);
                 self.tracer.attach_generic(key, format, stacks)
@@ -99,7 +102,6 @@ impl ProbeSet {
                 "{}: the pack's function target could not be resolved",
                 probe.info.id
             )),
-            // Not reached while these are registered as unavailable; their
             Source::Profile { off_cpu } => {
                 let (kind, options) = (profile_kind(*off_cpu), probe.options.clone());
                 let filter = filter_config(&self.filter)?;

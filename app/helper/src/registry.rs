@@ -7,7 +7,7 @@
 //!
 //! | id | source |
 //! |---|---|
-//! | a pack probe with a `program` in [`crate::catalogue::PROBES`] | a dedicated program of Microscope's object |
+//! | a pack probe whose attachments name a `program` | dedicated programs of Microscope's object |
 //! | `category:name` (in a pack or not) | any tracepoint, through the generic program |
 //! | `func:NAME`, `uprobe:...` in a pack | kernel and user functions |
 //! | `profile:cpu`, `profile:offcpu` | the stack samplers |
@@ -15,14 +15,13 @@
 //! Keys are handed out in registration order and never reused while the
 //! helper runs, so a client (or a recording) can keep them.
 
-use crate::catalogue::PROBES;
 use crate::funcprobe::{FunctionProbes, FunctionTarget, Mechanism};
 use crate::generic;
 use crate::tracefs::{self, Format};
-use crate::tracer::Tracer;
+use crate::tracer::{Dedicated, Tracer};
 use microscope_catalogue::targets::find_library;
-use microscope_catalogue::{Catalogue, ProbeType, Target};
-use microscope_wire::{Availability, ProbeInfo, ProbeKind, ProbeOptions};
+use microscope_catalogue::{Attachment, Catalogue, ProbeDef, ProbeType, Target};
+use microscope_wire::{Availability, FieldInfo, ProbeInfo, ProbeKind, ProbeOptions};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,9 +29,9 @@ use std::sync::Arc;
 /// Where a probe's data comes from.
 #[derive(Clone, Debug)]
 pub enum Source {
-    /// A dedicated program of Microscope's object: [`catalogue::PROBES`]
-    /// entry, whose index is also the probe's key.
-    Builtin,
+    /// Dedicated programs of Microscope's object, registered with the
+    /// [`Tracer`] under the probe's key.
+    Dedicated,
     /// Any tracepoint, decoded from its format file.
     Tracepoint {
         /// Its parsed format (whose `id` is `category:name`).
@@ -63,6 +62,14 @@ pub struct Registered {
     pub options: ProbeOptions,
 }
 
+/// What a pack probe becomes, before it has a key.
+struct Shape {
+    kind: ProbeKind,
+    source: Source,
+    availability: Availability,
+    fields: Vec<FieldInfo>,
+}
+
 /// The helper's probes.
 pub struct Registry {
     probes: Vec<Registered>,
@@ -71,11 +78,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The probes of `catalogue`, with their availability on this kernel.
-    /// Probes with a dedicated program come first, at the keys of
-    /// [`crate::catalogue::PROBES`].
+    /// The probes of `catalogue`, in its order, with their availability on
+    /// this kernel. Probes run by dedicated programs are registered with
+    /// `tracer`, which verifies their programs.
     pub fn new(
-        tracer: &Tracer,
+        tracer: &mut Tracer,
         functions: &FunctionProbes,
         tracefs: Option<PathBuf>,
         catalogue: &Catalogue,
@@ -85,127 +92,111 @@ impl Registry {
             by_id: HashMap::new(),
             tracefs,
         };
-        for (i, p) in PROBES.iter().enumerate() {
-            let key = i as u16;
-            let def = catalogue.probe(p.id);
-            registry.push(Registered {
-                info: ProbeInfo {
-                    id: p.id.to_owned(),
-                    key,
-                    subsystem: def.map_or(p.subsystem, |d| d.subsystem.as_str()).to_owned(),
-                    description: def.map_or(p.description, |d| d.summary.as_str()).to_owned(),
-                    kind: p.kind,
-                    availability: tracer.availability(key),
-                    enabled: false,
-                    fields: Vec::new(),
-                },
-                source: Source::Builtin,
-                options: ProbeOptions::default(),
-            });
-        }
         for def in catalogue.probes() {
-            if registry.by_id.contains_key(&def.id) {
-                continue;
-            }
-            let (kind, source, availability, fields) = match (&def.kind, &def.target) {
-                (ProbeType::Tracepoint, Target::Tracepoints(attachments))
-                    if attachments.len() == 1 =>
-                {
-                    let a = &attachments[0];
-                    match registry.format(&a.category, &a.name) {
-                        Ok(format) => {
-                            let fields =
-                                generic::field_infos(&format, |n| def.field(n).map(str::to_owned));
-                            let available = Availability::yes(format!(
-                                "tracepoint {} exists on this kernel",
-                                format.id
-                            ));
-                            (
-                                ProbeKind::Fields,
-                                Source::Tracepoint { format },
-                                available,
-                                fields,
-                            )
-                        }
-                        Err(reason) => {
-                            let format = Arc::new(Format {
-                                id: a.tracepoint(),
-                                event_id: 0,
-                                fields: Vec::new(),
-                            });
-                            (
-                                ProbeKind::Fields,
-                                Source::Tracepoint { format },
-                                Availability::no(reason),
-                                Vec::new(),
-                            )
-                        }
-                    }
-                }
-                (ProbeType::Function | ProbeType::Uprobe, target) => {
-                    let target = match target {
-                        Target::Function { name, .. } => Ok(FunctionTarget::Kernel {
-                            function: name.clone(),
-                            mechanism: Mechanism::Auto,
-                        }),
-                        Target::Uprobe { binary, symbol, .. } => {
-                            find_library(binary).map(|binary| FunctionTarget::User {
-                                binary,
-                                symbol: symbol.clone(),
-                            })
-                        }
-                        _ => Err(format!("probe {} names no function", def.id)),
-                    };
-                    let availability = match &target {
-                        Ok(target) => functions.availability(target),
-                        Err(reason) => Availability::no(reason.clone()),
-                    };
-                    (
-                        ProbeKind::Function,
-                        Source::Function {
-                            target: target.ok(),
-                        },
-                        availability,
-                        Vec::new(),
-                    )
-                }
-                (ProbeType::ProfileCpu | ProbeType::ProfileOffcpu, _) => (
-                    ProbeKind::Stacks,
-                    Source::Profile {
-                        off_cpu: def.kind == ProbeType::ProfileOffcpu,
-                    },
-                    // Set by `ProbeSet::new` from the profiler's own test.
-                    Availability::no("not tested yet"),
-                    Vec::new(),
-                ),
-                _ => {
-                    log::warn!(
-                        "probe {} of pack {} has a shape this helper cannot attach; skipped",
-                        def.id,
-                        def.pack
-                    );
-                    continue;
-                }
-            };
-            registry.push(Registered {
-                info: ProbeInfo {
-                    id: def.id.clone(),
-                    key: 0,
-                    subsystem: def.subsystem.clone(),
-                    description: def.summary.clone(),
-                    kind,
-                    availability,
-                    enabled: false,
-                    fields,
-                },
-                source,
-                options: ProbeOptions {
-                    stacks: false,
-                    ..ProbeOptions::default()
-                },
-            });
+            registry.register_pack_probe(def, tracer, functions);
         }
         registry
+    }
+
+    /// Registers one probe of a pack, unless its id is taken or its shape
+    /// is one this helper cannot attach (both logged).
+    fn register_pack_probe(
+        &mut self,
+        def: &ProbeDef,
+        tracer: &mut Tracer,
+        functions: &FunctionProbes,
+    ) {
+        if self.by_id.contains_key(&def.id) {
+            log::warn!(
+                "probe {} of pack {} is defined twice; the first one is kept",
+                def.id,
+                def.pack
+            );
+            return;
+        }
+        if let Some(attachments) = dedicated_attachments(def) {
+            self.register_dedicated(def, attachments, tracer);
+            return;
+        }
+        let shape = match (&def.kind, &def.target) {
+            (ProbeType::Tracepoint, Target::Tracepoints(attachments)) if attachments.len() == 1 => {
+                self.pack_tracepoint(def, &attachments[0])
+            }
+            (ProbeType::Function | ProbeType::Uprobe, target) => {
+                pack_function(def, target, functions)
+            }
+            (ProbeType::ProfileCpu | ProbeType::ProfileOffcpu, _) => Shape {
+                kind: ProbeKind::Stacks,
+                source: Source::Profile {
+                    off_cpu: def.kind == ProbeType::ProfileOffcpu,
+                },
+                // Set by `ProbeSet::new` from the profiler's own test.
+                availability: Availability::no("not tested yet"),
+                fields: Vec::new(),
+            },
+            _ => {
+                log::warn!(
+                    "probe {} of pack {} has a shape this helper cannot attach; skipped",
+                    def.id,
+                    def.pack
+                );
+                return;
+            }
+        };
+        self.push(Registered {
+            info: pack_info(def, shape.kind, shape.availability, shape.fields),
+            source: shape.source,
+            options: ProbeOptions::default(),
+        });
+    }
+
+    /// Registers a probe whose every attachment names a dedicated program
+    /// of Microscope's object; the tracer checks and loads the programs.
+    fn register_dedicated(
+        &mut self,
+        def: &ProbeDef,
+        attachments: Vec<Dedicated>,
+        tracer: &mut Tracer,
+    ) {
+        let kind = match def.kind {
+            ProbeType::SyscallCounts => ProbeKind::SyscallCounts,
+            ProbeType::SyscallLatency => ProbeKind::SyscallLatency,
+            _ => ProbeKind::Stream,
+        };
+        let key = self.push(Registered {
+            info: pack_info(def, kind, Availability::no("not checked yet"), Vec::new()),
+            source: Source::Dedicated,
+            options: ProbeOptions::default(),
+        });
+        let availability = tracer.register(key, &def.id, attachments);
+        self.set_availability(key, availability);
+    }
+
+    /// A pack probe on one tracepoint, decoded by the generic program.
+    fn pack_tracepoint(&self, def: &ProbeDef, a: &Attachment) -> Shape {
+        match self.format(&a.category, &a.name) {
+            Ok(format) => Shape {
+                kind: ProbeKind::Fields,
+                fields: generic::field_infos(&format, |n| def.field(n).map(str::to_owned)),
+                availability: Availability::yes(format!(
+                    "tracepoint {} exists on this kernel",
+                    format.id
+                )),
+                source: Source::Tracepoint { format },
+            },
+            Err(reason) => Shape {
+                kind: ProbeKind::Fields,
+                source: Source::Tracepoint {
+                    format: Arc::new(Format {
+                        id: a.tracepoint(),
+                        event_id: 0,
+                        fields: Vec::new(),
+                    }),
+                },
+                availability: Availability::no(reason),
+                fields: Vec::new(),
+            },
+        }
     }
 
     fn format(&self, category: &str, name: &str) -> Result<Arc<Format>, String> {
@@ -346,6 +337,73 @@ impl Registry {
                 ..p.info.clone()
             })
             .collect()
+    }
+}
+
+/// The attachments of `def` as dedicated programs, if every one names a
+/// program (and there is at least one).
+fn dedicated_attachments(def: &ProbeDef) -> Option<Vec<Dedicated>> {
+    let attachments = def.attachments();
+    if attachments.is_empty() {
+        return None;
+    }
+    attachments
+        .iter()
+        .map(|a| {
+            Some(Dedicated {
+                program: a.program.clone()?,
+                category: a.category.clone(),
+                name: a.name.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A pack probe on a kernel or user function.
+fn pack_function(def: &ProbeDef, target: &Target, functions: &FunctionProbes) -> Shape {
+    let target = match target {
+        Target::Function { name, .. } => Ok(FunctionTarget::Kernel {
+            function: name.clone(),
+            mechanism: Mechanism::Auto,
+        }),
+        Target::Uprobe { binary, symbol, .. } => {
+            find_library(binary).map(|binary| FunctionTarget::User {
+                binary,
+                symbol: symbol.clone(),
+            })
+        }
+        _ => Err(format!("probe {} names no function", def.id)),
+    };
+    let availability = match &target {
+        Ok(target) => functions.availability(target),
+        Err(reason) => Availability::no(reason.clone()),
+    };
+    Shape {
+        kind: ProbeKind::Function,
+        source: Source::Function {
+            target: target.ok(),
+        },
+        availability,
+        fields: Vec::new(),
+    }
+}
+
+/// What clients see of pack probe `def` (its key is set by `push`).
+fn pack_info(
+    def: &ProbeDef,
+    kind: ProbeKind,
+    availability: Availability,
+    fields: Vec<FieldInfo>,
+) -> ProbeInfo {
+    ProbeInfo {
+        id: def.id.clone(),
+        key: 0,
+        subsystem: def.subsystem.clone(),
+        description: def.summary.clone(),
+        kind,
+        availability,
+        enabled: false,
+        fields,
     }
 }
 
