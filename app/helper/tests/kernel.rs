@@ -406,6 +406,64 @@ fn the_process_filter_drops_other_tasks_in_the_kernel() {
 
 #[test]
 #[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
+fn one_clients_filter_never_changes_what_another_receives() {
+    let helper = Helper::start();
+    let mut narrow = helper.connect();
+    let mut wide = helper.connect();
+    enable(&mut narrow, "syscalls:sys_enter_openat");
+    enable(&mut wide, "syscalls:sys_enter_openat");
+    set_filter(
+        &mut narrow,
+        microscope_wire::ProcessFilter {
+            comm: Some("mscnarrow".into()),
+            ..Default::default()
+        },
+    );
+    let base = format!(
+        "/tmp/microscope-two-filters-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    );
+    let (named, other, sentinel) = (
+        format!("{base}-named"),
+        format!("{base}-other"),
+        format!("{base}-end"),
+    );
+    (0..50).for_each(|_| drop(std::fs::File::open(&other)));
+    let (n, e) = (named.clone(), sentinel.clone());
+    std::thread::Builder::new()
+        .name("mscnarrow".into())
+        .spawn(move || {
+            (0..50).for_each(|_| drop(std::fs::File::open(&n)));
+            // The sentinel passes both filters.
+            open_sentinel(&e);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let count = |conn: &mut Connection| {
+        let (mut a, mut b) = (0, 0);
+        collect_until_sentinel(conn, |e| {
+            a += usize::from(opens(e, &named));
+            b += usize::from(opens(e, &other));
+            opens(e, &sentinel)
+        });
+        (a, b)
+    };
+    assert_eq!(
+        count(&mut narrow),
+        (50, 0),
+        "the narrow client's own filter"
+    );
+    assert_eq!(
+        count(&mut wide),
+        (50, 50),
+        "the other client's filter does not narrow this one"
+    );
+}
+
+#[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn an_unknown_tracepoint_gets_a_clear_refusal() {
     let helper = Helper::start();
     let mut conn = helper.connect();
