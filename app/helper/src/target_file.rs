@@ -16,9 +16,10 @@
 //!    component is opened as the link itself, then refused.
 //! 3. `fstat` must say regular file, and `fstatfs` must not say FUSE (a
 //!    FUSE server could stall the reads that follow).
-//! 4. It reopens that descriptor through `/proc/self/fd/N` with `O_RDONLY |
-//!    O_NONBLOCK | O_CLOEXEC`, which checks read permission on the inode,
-//!    still as the client; the inode must be the one from step 3.
+//! 4. It opens the path again, `O_RDONLY | O_NONBLOCK | O_NOFOLLOW |
+//!    O_CLOEXEC`, which checks read permission, still as the client (a FIFO
+//!    swapped in meanwhile would not block it), and `fstat` must find the
+//!    very inode of step 3.
 //! 5. It finds the function's file offset from that descriptor.
 //!
 //! The thread then ends, and its credentials with it. The uprobe is
@@ -164,11 +165,10 @@ fn open_as(peer: &Peer, path: &Path, symbol: &str) -> Result<UprobeFile, String>
             path.display()
         ));
     }
-    let reopen = format!("/proc/self/fd/{}", handle.as_raw_fd());
     let file = File::options()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&reopen)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
         .map_err(|_| not_readable())?;
     let meta = file.metadata().map_err(|_| not_readable())?;
     let identity = (meta.dev(), meta.ino());

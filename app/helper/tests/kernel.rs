@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "kernel/hostile.rs"]
+mod hostile;
 #[path = "kernel/profile.rs"]
 mod profile;
 
@@ -39,11 +41,17 @@ const SENTINEL_TIMEOUT: Duration = Duration::from_secs(20);
 struct Helper {
     child: Option<Child>,
     socket: PathBuf,
+    group: String,
     _dir: tempfile::TempDir,
 }
 
 impl Helper {
     fn start() -> Self {
+        Self::start_for_group("microscope-test-no-such-group")
+    }
+
+    /// A helper whose socket members of `group` may use.
+    fn start_for_group(group: &str) -> Self {
         assert!(
             nix::unistd::geteuid().is_root(),
             "kernel tests need root to load eBPF programs: run `sudo -E cargo xtask test` \
@@ -52,31 +60,44 @@ impl Helper {
         let dir = tempfile::tempdir().unwrap();
         // Let an unprivileged test client reach the socket file itself.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let socket = dir.path().join("microscoped.sock");
+        let mut helper = Self {
+            child: None,
+            socket: dir.path().join("microscoped.sock"),
+            group: group.to_owned(),
+            _dir: dir,
+        };
+        helper.restart();
+        helper
+    }
+
+    /// Starts the helper (again, after it stopped) on the same socket and
+    /// waits until it accepts connections.
+    fn restart(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_microscoped"))
             .arg("--socket")
-            .arg(&socket)
+            .arg(&self.socket)
             .arg("--group")
-            .arg("microscope-test-no-such-group")
+            .arg(&self.group)
             .env(
                 "RUST_LOG",
                 std::env::var("HELPER_LOG").unwrap_or("error".into()),
             )
             .spawn()
             .expect("spawn microscoped");
-        let helper = Self {
-            child: Some(child),
-            socket,
-            _dir: dir,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if helper.socket.exists() {
-                return helper;
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("microscoped did not create its socket within 20 s");
+        panic!("microscoped did not listen on its socket within 20 s");
+    }
+
+    /// The helper's process id.
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     fn connect(&self) -> Connection {
