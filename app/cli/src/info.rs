@@ -2,6 +2,7 @@
 
 use crate::cli::InfoArgs;
 use crate::failure::Failure;
+use microscope_model::{format_bytes, format_seconds_ns};
 use microscope_wire::{IndexSource, ProbeKind, RECORDING_VERSION, Recording, RecordingError};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -29,9 +30,9 @@ pub fn format_info(recording: &Recording) -> String {
     // Writing to a String cannot fail.
     let _ = writeln!(
         out,
-        "file: {} ({} bytes, recording format v{RECORDING_VERSION})",
+        "file: {} ({}, recording format v{RECORDING_VERSION})",
         recording.path().display(),
-        summary.file_bytes
+        format_bytes(summary.file_bytes)
     );
     let _ = writeln!(
         out,
@@ -48,10 +49,10 @@ pub fn format_info(recording: &Recording) -> String {
             let _ = writeln!(
                 out,
                 "time span: {} ({} frames received from {} to {})",
-                seconds(last.saturating_sub(first)),
+                format_seconds_ns(last.saturating_sub(first)),
                 totals.frames,
-                seconds(first),
-                seconds(last)
+                format_seconds_ns(first),
+                format_seconds_ns(last)
             );
         }
         None => {
@@ -62,7 +63,7 @@ pub fn format_info(recording: &Recording) -> String {
         let _ = writeln!(
             out,
             "event timestamps: {} of kernel time (CLOCK_MONOTONIC {min} to {max} ns)",
-            seconds(max.saturating_sub(min))
+            format_seconds_ns(max.saturating_sub(min))
         );
     }
 
@@ -138,11 +139,6 @@ pub fn format_info(recording: &Recording) -> String {
         Some(damage) => writeln!(out, "damage: {damage}"),
     };
     out
-}
-
-/// `1.234 s`.
-fn seconds(ns: u64) -> String {
-    format!("{:.3} s", ns as f64 / 1e9)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time in ms (UTC).

@@ -48,7 +48,7 @@ fn add_folded(store: &mut StackStore, text: &str, t0_ns: u64) {
             .map(|name| {
                 let next = u32::try_from(ids.len()).unwrap() + 1;
                 *ids.entry(name.to_owned()).or_insert_with(|| {
-                    store.intern_frame(next, name.to_owned());
+                    store.intern_frame(next, name.to_owned(), false);
                     next
                 })
             })
@@ -202,7 +202,9 @@ fn the_time_slice_only_includes_samples_in_range() {
 #[test]
 fn unknown_frame_ids_are_drawn_with_a_placeholder() {
     let mut model = Model::new(Instant::now());
-    model.stacks.intern_frame(1, "entry_SYSCALL_64".into());
+    model
+        .stacks
+        .intern_frame(1, "entry_SYSCALL_64".into(), false);
     model.stacks.add(SECOND, 1, 100, "app", &[1, 42], 3);
     let mut view = FlameView::new();
     view.by_process = false;
@@ -223,7 +225,7 @@ fn unknown_frame_ids_are_drawn_with_a_placeholder() {
         .state_mut()
         .model
         .stacks
-        .intern_frame(42, "do_sys_openat2".into());
+        .intern_frame(42, "do_sys_openat2".into(), false);
     harness.run_steps(2);
     harness
         .get_by_label(FRAMES)
@@ -234,7 +236,7 @@ fn unknown_frame_ids_are_drawn_with_a_placeholder() {
 fn frames_split_by_process_and_the_process_filter_keeps_one() {
     let mut model = Model::new(Instant::now());
     add_folded(&mut model.stacks, FOLDED, SECOND);
-    model.stacks.intern_frame(500, "dd_main".into());
+    model.stacks.intern_frame(500, "dd_main".into(), false);
     model.stacks.add(2 * SECOND, 1, 200, "dd", &[500], 25);
     let mut harness = Harness::builder()
         .with_size([1000.0, 600.0])

@@ -26,11 +26,15 @@ fn opening_a_recording_and_pressing_play_moves_the_timeline() {
     // The replay thread reports each state change; wait for it rather than
     // for a number of frames.
     let playing = |app: &MicroscopeApp| app.model().replay.as_ref().map(|r| r.playing);
-    run_until(&mut harness, "the replay to start", |app| playing(app) == Some(true));
+    run_until(&mut harness, "the replay to start", |app| {
+        playing(app) == Some(true)
+    });
 
     // It starts playing; pause, pick max speed, press play.
     harness.get_by_role_and_label(Role::Button, "Pause").click();
-    run_until(&mut harness, "the replay to pause", |app| playing(app) == Some(false));
+    run_until(&mut harness, "the replay to pause", |app| {
+        playing(app) == Some(false)
+    });
     harness.get_by_label("max").click();
     harness.run_steps(1);
     harness.get_by_role_and_label(Role::Button, "Play").click();

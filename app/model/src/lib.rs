@@ -21,6 +21,7 @@
 //! - `event_fields`: an event's fields as name/value pairs, for the
 //!   inspector and the CSV export.
 //! - [`map`]: the subsystem map's graph and layered layout.
+//! - `units`: durations, counts, rates and sizes for people, in one place.
 //! - `synthetic`: deterministic synthetic stacks for benchmarks and tests.
 //!
 //! # Dependencies and why
@@ -50,21 +51,22 @@ mod paths;
 mod stacks;
 mod synthetic;
 mod timeline;
+mod units;
 mod update;
 
 pub use convert::update_from_message;
 pub use counter::CumulativeCounter;
-pub use cpu_timeline::{
-    CpuTimeline, LeaveState, MAX_SLICES, Slice, SliceKey, Wakeup, format_duration_ns,
-};
+pub use cpu_timeline::{CpuTimeline, LeaveState, MAX_SLICES, Slice, SliceKey, Wakeup};
 pub use decimate::decimate_min_max;
 pub use event_fields::{Field, fields};
 pub use flame::{
     BuildOptions, FlameGraph, FoldedError, FoldedWriteError, FrameBox, FrameDetails, NodeId,
     ROOT_NAME, SearchResult, Values,
 };
-pub use folded::{FoldedProfile, sanitize_frame};
-pub use histogram::{LatencyHistogram, bucket_label, format_ns};
+pub use folded::{
+    FoldedProfile, KERNEL_SUFFIX, UNKNOWN_COMM, comm_frame, folded_frame, sanitize_frame,
+};
+pub use histogram::{LatencyHistogram, bucket_label};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
 pub use paths::{
     AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,
@@ -76,6 +78,10 @@ pub use stacks::{
 };
 pub use synthetic::synthetic_store;
 pub use timeline::{BUCKET, SETTLE, Series, Timeline};
+pub use units::{
+    format_bytes, format_count, format_duration_ns, format_rate, format_seconds_ns,
+    format_whole_duration_ns,
+};
 pub use update::{
     Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplaySpeed, ReplayStatus,
     SchedRecord, SwitchRecord, Update, WakeupRecord,

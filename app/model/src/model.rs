@@ -351,7 +351,7 @@ impl Model {
     /// stacks count nanoseconds blocked, the others samples.
     fn add_stacks(&mut self, batch: microscope_wire::StackBatch) {
         for frame in batch.frames {
-            self.stacks.intern_frame(frame.id, frame.name);
+            self.stacks.intern_frame(frame.id, frame.name, frame.kernel);
         }
         for stack in &batch.stacks {
             if self

@@ -114,7 +114,7 @@ pub fn synthetic_store(unique_stacks: usize, seed: u64) -> StackStore {
         }))
         .collect();
     for (id, name) in (0u32..).zip(&names) {
-        store.intern_frame(id, name.clone());
+        store.intern_frame(id, name.clone(), false);
     }
     let roots = ROOTS.len() as u64;
     let pool = names.len() as u64 - roots;
