@@ -2,6 +2,13 @@
 //!
 //! Each subcommand lives in its own module; this file only parses arguments
 //! and prepares the environment that every child process shares.
+//!
+//! Dependencies: `clap` (the subcommands), `anyhow` (errors with context
+//! for a person at a terminal), `serde_json` (`cargo metadata` and the
+//! benchmarks' reports), `libc` (signals, CPU affinity, `wait4` resource
+//! usage, the uid), `microscope-wire` (recordings and the thread CPU clock
+//! for the benchmarks), `fastrand` (seeded synthetic events and a CPU-bound
+//! loop).
 
 mod bench;
 mod bench_flame;

@@ -141,33 +141,16 @@ pub fn format_info(recording: &Recording) -> String {
     out
 }
 
-/// `YYYY-MM-DD HH:MM:SS` of a Unix time in ms (UTC).
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time in ms (UTC); a time past what a
+/// calendar can hold (a damaged header) is said as such.
 fn format_unix_ms(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    i64::try_from(unix_ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(
+            || format!("{unix_ms} ms after 1970, past any calendar date"),
+            |time| time.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        )
 }
 
 #[cfg(test)]
@@ -179,5 +162,9 @@ mod tests {
         assert_eq!(format_unix_ms(0), "1970-01-01 00:00:00");
         assert_eq!(format_unix_ms(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(format_unix_ms(1_700_000_000_123), "2023-11-14 22:13:20");
+        assert_eq!(
+            format_unix_ms(u64::MAX),
+            "18446744073709551615 ms after 1970, past any calendar date"
+        );
     }
 }

@@ -13,6 +13,7 @@
 use crate::auth::{Peer, Policy};
 use crate::probeset::ProbeSet;
 use crate::profiler::StackBatchParts;
+use microscope_wire::monotonic_ns;
 use microscope_wire::{
     ClientMessage, Event, EventBatch, FrameDecoder, HelperInfo, HelperMessage,
     MAX_LISTED_FUNCTIONS, Preamble, ProbeStats, encode_frame,
@@ -508,11 +509,4 @@ fn send_aggregates(probes: &ProbeSet, clients: &HashMap<ClientId, ClientState>, 
             client.send(&HelperMessage::Aggregates(aggregates));
         }
     }
-}
-
-/// Nanoseconds of CLOCK_MONOTONIC, the clock of the events' `ts_ns`.
-fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
 }

@@ -23,8 +23,8 @@
 //! frame grew or shrank, each side normalised by its own total.
 
 use crate::folded::{KERNEL_SUFFIX, sanitize_frame};
-use crate::fxhash::FxHashMap;
 use crate::stacks::{StackQuery, StackSlice, StackStore, ValueUnit};
+use rustc_hash::FxHashMap;
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};

@@ -33,6 +33,10 @@
 //!   ours, a few lines of barycentre ordering a student can follow) and the
 //!   call graph of the paths view (functions and calls, with the traversals
 //!   its layout needs).
+//! - `rustc-hash`: FxHash for the stack and flame-graph indexes: millions of
+//!   lookups keyed by small integers the app assigned itself (no untrusted
+//!   keys an attacker could collide), where SipHash costs several times more.
+//! - `fastrand`: the seeded generator of the synthetic stacks.
 //! - `thiserror`: this library's errors.
 //! - `tempfile` (dev): throwaway files in tests.
 
@@ -43,7 +47,6 @@ mod decimate;
 mod event_fields;
 mod flame;
 mod folded;
-mod fxhash;
 mod histogram;
 pub mod map;
 mod model;

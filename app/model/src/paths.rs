@@ -15,11 +15,11 @@
 //! starts with the first layers and the heaviest path open.
 
 use crate::flame::{FoldedError, folded_lines};
-use crate::fxhash::FxHashMap;
 use crate::stacks::{StackQuery, StackSlice, StackStore, ValueUnit};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef as _;
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeSet, VecDeque};
 
 /// Layers shown before the user expands anything: nodes shallower than

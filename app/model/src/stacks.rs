@@ -12,8 +12,8 @@
 //! (batches from several CPUs) are inserted at their place; that shifts only
 //! the few newer samples after them.
 
-use crate::fxhash::{FxHashMap, FxHasher};
 use crate::units::format_duration_ns;
+use rustc_hash::{FxHashMap, FxHasher};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash as _, Hasher as _};
