@@ -29,16 +29,18 @@ mod capabilities;
 mod decode;
 mod funcprobe;
 mod generic;
+mod perfmap;
 mod probeset;
 mod profiler;
 mod registry;
 mod server;
 mod stacks;
 mod symbolize;
+mod target_file;
 pub mod tracefs;
 mod tracer;
 
-pub use auth::{Peer, Policy};
+pub use auth::{Peer, Policy, peer_groups};
 pub use capabilities::detect_standalone as detect_capabilities;
 pub use funcprobe::{FunctionProbes, FunctionTarget, Mechanism, kernel_functions};
 pub use microscope_catalogue::targets::{binary_symbols, find_library};
@@ -113,7 +115,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         config.socket.display(),
         config.group
     );
-    let served = server::serve(listener, probes, info, policy, shutdown).await;
+    let served = server::serve(listener, probes, info, policy, tracefs, shutdown).await;
     if let Err(err) = std::fs::remove_file(&config.socket) {
         log::warn!("could not remove {}: {err}", config.socket.display());
     }

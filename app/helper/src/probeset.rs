@@ -9,6 +9,7 @@
 //! | kernel or user function | one instance of the function probe object each ([`FunctionProbes`]) |
 //! | `profile:cpu`, `profile:offcpu` | the profiler's object ([`Profiler::start`]) |
 
+use crate::auth::Peer;
 use crate::funcprobe::FunctionProbes;
 use crate::profiler::{ProfileKind, Profiler, StackBatchParts};
 use crate::registry::{Registry, Source};
@@ -68,14 +69,48 @@ impl ProbeSet {
     }
 
     /// Resolves `id` (registering a new tracepoint if needed) and attaches
-    /// it. Returns its key and, if it was just registered, its description.
-    pub fn enable(&mut self, id: &str) -> Result<(u16, Option<ProbeInfo>), String> {
-        let (key, added) = self.registry.resolve(id, &self.functions)?;
-        self.attach(key)?;
+    /// it for `peer` (whose access to a uprobe's binary is checked).
+    /// Returns its key and, if it was just registered, its description. A
+    /// probe registered for this call is forgotten again if it cannot be
+    /// attached. `in_use` says which keys some client has enabled: when no
+    /// room is left for probes created on demand, the others are forgotten.
+    pub fn enable(
+        &mut self,
+        id: &str,
+        peer: &Peer,
+        in_use: impl Fn(u16) -> bool,
+    ) -> Result<(u16, Option<ProbeInfo>), String> {
+        let (key, added) = self.resolve(id, peer, in_use)?;
+        if let Err(reason) = self.attach(key, peer) {
+            if added.is_some() {
+                self.registry.forget(key);
+            }
+            return Err(reason);
+        }
         Ok((key, added))
     }
 
-    fn attach(&mut self, key: u16) -> Result<(), String> {
+    /// The key of `id`, registering it if needed (see [`enable`](Self::enable)).
+    fn resolve(
+        &mut self,
+        id: &str,
+        peer: &Peer,
+        in_use: impl Fn(u16) -> bool,
+    ) -> Result<(u16, Option<ProbeInfo>), String> {
+        if self.registry.key_of(id).is_none() && self.registry.on_demand_full() {
+            self.registry.forget_unused(in_use);
+        }
+        self.registry.resolve(id, &self.functions, peer)
+    }
+
+    /// Detaches probe `key` and, if it was created on demand, forgets it.
+    /// Call when no client uses it any more.
+    pub fn retire(&mut self, key: u16) {
+        self.detach(key);
+        self.registry.forget(key);
+    }
+
+    fn attach(&mut self, key: u16, peer: &Peer) -> Result<(), String> {
         let Some(probe) = self.registry.get(key) else {
             return Err(format!("no probe with key {key}"));
         };
@@ -95,7 +130,7 @@ impl ProbeSet {
                 target: Some(target),
             } => {
                 let filter = filter_config(&self.filter)?;
-                self.functions.attach(key, target, &filter)
+                self.functions.attach(key, target, &filter, peer)
             }
             // Registered unavailable, so not reached.
             Source::Function { target: None } => Err(format!(
@@ -123,14 +158,17 @@ impl ProbeSet {
         self.tracer.detach_all() + self.functions.detach_all() + self.profiler.stop_all()
     }
 
-    /// Changes how probe `id` collects; re-attaches it if `attached`.
+    /// Changes how probe `id` collects; re-attaches it (for `peer`) if
+    /// `attached`.
     pub fn set_options(
         &mut self,
         id: &str,
         options: ProbeOptions,
         attached: bool,
+        peer: &Peer,
+        in_use: impl Fn(u16) -> bool,
     ) -> Result<u16, String> {
-        let (key, _) = self.registry.resolve(id, &self.functions)?;
+        let (key, _) = self.resolve(id, peer, in_use)?;
         if options.stacks
             && !matches!(
                 self.registry.get(key).map(|p| &p.source),
@@ -153,12 +191,13 @@ impl ProbeSet {
             if !is_profile {
                 self.detach(key);
             }
-            self.attach(key)?;
+            self.attach(key, peer)?;
         }
         Ok(key)
     }
 
-    /// Sets the in-kernel process filter of every object.
+    /// Sets the in-kernel process filter of every object: what every
+    /// client's own filter lets through (see `server.rs`).
     pub fn set_filter(&mut self, filter: ProcessFilter) -> Result<(), String> {
         let config = filter_config(&filter)?;
         self.tracer.set_filter(&config)?;
@@ -166,21 +205,6 @@ impl ProbeSet {
         self.profiler.set_filter(&config)?;
         self.filter = filter;
         Ok(())
-    }
-
-    /// The filter in force.
-    pub fn filter(&self) -> &ProcessFilter {
-        &self.filter
-    }
-
-    /// Every tracepoint of the running kernel.
-    pub fn tracepoints(&self) -> Result<Vec<String>, String> {
-        let tracefs = self.tracefs.as_deref().ok_or_else(|| {
-            "tracefs is not mounted, so the helper cannot list tracepoints; run \
-             `sudo mount -t tracefs nodev /sys/kernel/tracing` and restart the helper"
-                .to_owned()
-        })?;
-        crate::tracefs::available_events(tracefs)
     }
 
     /// Drains up to `max` streamed records into `out`.

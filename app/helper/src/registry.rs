@@ -13,8 +13,15 @@
 //! | `profile:cpu`, `profile:offcpu` | the stack samplers |
 //!
 //! Keys are handed out in registration order and never reused while the
-//! helper runs, so a client (or a recording) can keep them.
+//! helper runs, so a client (or a recording) can keep them: a key never
+//! names two probes. Probes created on demand (any tracepoint, `func:`,
+//! `kprobe:`, `fentry:`, `uprobe:`) are at most [`MAX_ON_DEMAND_PROBES`] at
+//! once and are forgotten when no client uses them any more; naming one
+//! again registers it under a new key. When the keys run out (65 536
+//! registrations), new probes are refused with a sentence asking for a
+//! restart of the helper.
 
+use crate::auth::Peer;
 use crate::funcprobe::{FunctionProbes, FunctionTarget, Mechanism};
 use crate::generic;
 use crate::tracefs::{self, Format};
@@ -22,7 +29,7 @@ use crate::tracer::{Dedicated, Tracer};
 use microscope_catalogue::targets::find_library;
 use microscope_catalogue::{Attachment, Catalogue, ProbeDef, ProbeType, Target};
 use microscope_wire::{Availability, FieldInfo, ProbeInfo, ProbeKind, ProbeOptions};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -51,6 +58,11 @@ pub enum Source {
     },
 }
 
+/// Most probes created on demand registered at once.
+pub const MAX_ON_DEMAND_PROBES: usize = 1024;
+/// Longest probe id accepted (a uprobe's path included).
+pub const MAX_PROBE_ID_BYTES: usize = 1024;
+
 /// One registered probe.
 #[derive(Clone, Debug)]
 pub struct Registered {
@@ -60,6 +72,8 @@ pub struct Registered {
     pub source: Source,
     /// How it collects.
     pub options: ProbeOptions,
+    /// Created for a client rather than from a pack: forgotten when unused.
+    pub on_demand: bool,
 }
 
 /// What a pack probe becomes, before it has a key.
@@ -72,9 +86,13 @@ struct Shape {
 
 /// The helper's probes.
 pub struct Registry {
-    probes: Vec<Registered>,
+    probes: BTreeMap<u16, Registered>,
     by_id: HashMap<String, u16>,
     tracefs: Option<PathBuf>,
+    /// The next key to hand out (past `u16::MAX`: none left).
+    next_key: u32,
+    /// How many probes created on demand are registered.
+    on_demand: usize,
 }
 
 impl Registry {
@@ -88,9 +106,11 @@ impl Registry {
         catalogue: &Catalogue,
     ) -> Self {
         let mut registry = Self {
-            probes: Vec::new(),
+            probes: BTreeMap::new(),
             by_id: HashMap::new(),
             tracefs,
+            next_key: 0,
+            on_demand: 0,
         };
         for def in catalogue.probes() {
             registry.register_pack_probe(def, tracer, functions);
@@ -143,11 +163,15 @@ impl Registry {
                 return;
             }
         };
-        self.push(Registered {
+        let registered = self.push(Registered {
             info: pack_info(def, shape.kind, shape.availability, shape.fields),
             source: shape.source,
             options: ProbeOptions::default(),
+            on_demand: false,
         });
+        if let Err(reason) = registered {
+            log::warn!("probe {} of pack {} skipped: {reason}", def.id, def.pack);
+        }
     }
 
     /// Registers a probe whose every attachment names a dedicated program
@@ -163,11 +187,19 @@ impl Registry {
             ProbeType::SyscallLatency => ProbeKind::SyscallLatency,
             _ => ProbeKind::Stream,
         };
-        let key = self.push(Registered {
+        let registered = self.push(Registered {
             info: pack_info(def, kind, Availability::no("not checked yet"), Vec::new()),
             source: Source::Dedicated,
             options: ProbeOptions::default(),
+            on_demand: false,
         });
+        let key = match registered {
+            Ok(key) => key,
+            Err(reason) => {
+                log::warn!("probe {} of pack {} skipped: {reason}", def.id, def.pack);
+                return;
+            }
+        };
         let availability = tracer.register(key, &def.id, attachments);
         self.set_availability(key, availability);
     }
@@ -209,19 +241,72 @@ impl Registry {
         tracefs::read_full_format(tracefs, category, name).map(Arc::new)
     }
 
-    fn push(&mut self, probe: Registered) -> u16 {
-        let key = self.probes.len() as u16;
+    /// Registers `probe` under the next key; refused when keys or room for
+    /// probes created on demand ran out.
+    fn push(&mut self, probe: Registered) -> Result<u16, String> {
+        let key = u16::try_from(self.next_key).map_err(|_| {
+            "this helper has registered 65 536 probes since it started, the most probe \
+             keys it has; ask an administrator to restart it (`systemctl restart \
+             microscoped`)"
+                .to_owned()
+        })?;
+        if probe.on_demand {
+            if self.on_demand >= MAX_ON_DEMAND_PROBES {
+                return Err(format!(
+                    "cannot create probe {}: {MAX_ON_DEMAND_PROBES} probes created on demand \
+                     are in use already, the most this helper keeps; disable some first",
+                    probe.info.id
+                ));
+            }
+            self.on_demand += 1;
+        }
+        self.next_key += 1;
         self.by_id.insert(probe.info.id.clone(), key);
-        self.probes.push(Registered {
-            info: ProbeInfo { key, ..probe.info },
-            ..probe
-        });
-        key
+        self.probes.insert(
+            key,
+            Registered {
+                info: ProbeInfo { key, ..probe.info },
+                ..probe
+            },
+        );
+        Ok(key)
     }
 
     /// The probe with wire key `key`.
     pub fn get(&self, key: u16) -> Option<&Registered> {
-        self.probes.get(usize::from(key))
+        self.probes.get(&key)
+    }
+
+    /// Forgets probe `key` if it was created on demand; its key is never
+    /// handed out again. Whether it was forgotten.
+    pub fn forget(&mut self, key: u16) -> bool {
+        if !self.probes.get(&key).is_some_and(|p| p.on_demand) {
+            return false;
+        }
+        if let Some(probe) = self.probes.remove(&key) {
+            self.by_id.remove(&probe.info.id);
+            self.on_demand -= 1;
+            log::info!("forgot probe {} ({key}): no client uses it", probe.info.id);
+        }
+        true
+    }
+
+    /// Forgets every probe created on demand for which `in_use` is false.
+    pub fn forget_unused(&mut self, in_use: impl Fn(u16) -> bool) {
+        let unused: Vec<u16> = self
+            .probes
+            .values()
+            .filter(|p| p.on_demand && !in_use(p.info.key))
+            .map(|p| p.info.key)
+            .collect();
+        for key in unused {
+            self.forget(key);
+        }
+    }
+
+    /// Whether no more probes can be created on demand until some are forgotten.
+    pub fn on_demand_full(&self) -> bool {
+        self.on_demand >= MAX_ON_DEMAND_PROBES
     }
 
     /// The key of a registered probe.
@@ -231,19 +316,27 @@ impl Registry {
 
     /// The key of probe `id`, registering it first if it is a tracepoint
     /// this kernel has or a function probe id (`func:`, `kprobe:`,
-    /// `fentry:`, `uprobe:`). Returns the key and, when it was just
-    /// registered, its description for clients. An error is a sentence for
-    /// the user.
+    /// `fentry:`, `uprobe:`; a uprobe's binary is checked as `peer`).
+    /// Returns the key and, when it was just registered, its description
+    /// for clients. An error is a sentence for the user.
     pub fn resolve(
         &mut self,
         id: &str,
         functions: &FunctionProbes,
+        peer: &Peer,
     ) -> Result<(u16, Option<ProbeInfo>), String> {
         if let Some(key) = self.key_of(id) {
             return Ok((key, None));
         }
+        if id.len() > MAX_PROBE_ID_BYTES {
+            return Err(format!(
+                "a probe id of {} bytes is longer than the {MAX_PROBE_ID_BYTES} this helper \
+                 accepts",
+                id.len()
+            ));
+        }
         if let Some(target) = FunctionTarget::parse(id) {
-            return Ok(self.register_function(id, target?, functions));
+            return self.register_function(id, target?, functions, peer);
         }
         let Some((category, name)) = id.split_once(':') else {
             return Err(unknown(id));
@@ -266,10 +359,11 @@ impl Registry {
             info,
             source: Source::Tracepoint { format },
             options: ProbeOptions::default(),
-        });
-        let info = self.probes[usize::from(key)].info.clone();
+            on_demand: true,
+        })?;
+        let info = self.probes.get(&key).map(|p| p.info.clone());
         log::info!("registered tracepoint {id} as probe {key}");
-        Ok((key, Some(info)))
+        Ok((key, info))
     }
 
     /// Registers a function probe, available or not (an unavailable one is
@@ -279,7 +373,8 @@ impl Registry {
         id: &str,
         target: FunctionTarget,
         functions: &FunctionProbes,
-    ) -> (u16, Option<ProbeInfo>) {
+        peer: &Peer,
+    ) -> Result<(u16, Option<ProbeInfo>), String> {
         let (subsystem, description) = functions.describe(&target);
         let info = ProbeInfo {
             id: id.to_owned(),
@@ -287,7 +382,7 @@ impl Registry {
             subsystem,
             description,
             kind: ProbeKind::Function,
-            availability: functions.availability(&target),
+            availability: functions.availability(&target, peer),
             enabled: false,
             fields: Vec::new(),
         };
@@ -297,16 +392,17 @@ impl Registry {
                 target: Some(target),
             },
             options: ProbeOptions::default(),
-        });
-        let info = self.probes[usize::from(key)].info.clone();
+            on_demand: true,
+        })?;
+        let info = self.probes.get(&key).map(|p| p.info.clone());
         log::info!("registered function probe {id} as probe {key}");
-        (key, Some(info))
+        Ok((key, info))
     }
 
     /// The stack samplers: key and whether off-CPU.
     pub fn profiles(&self) -> Vec<(u16, bool)> {
         self.probes
-            .iter()
+            .values()
             .filter_map(|p| match p.source {
                 Source::Profile { off_cpu } => Some((p.info.key, off_cpu)),
                 _ => None,
@@ -316,14 +412,14 @@ impl Registry {
 
     /// Records whether probe `key` can work on this kernel.
     pub fn set_availability(&mut self, key: u16, availability: Availability) {
-        if let Some(probe) = self.probes.get_mut(usize::from(key)) {
+        if let Some(probe) = self.probes.get_mut(&key) {
             probe.info.availability = availability;
         }
     }
 
     /// Changes how probe `key` collects.
     pub fn set_options(&mut self, key: u16, options: ProbeOptions) {
-        if let Some(probe) = self.probes.get_mut(usize::from(key)) {
+        if let Some(probe) = self.probes.get_mut(&key) {
             probe.options = options;
         }
     }
@@ -331,7 +427,7 @@ impl Registry {
     /// Every probe as a client with `enabled` probes sees it.
     pub fn list(&self, enabled: &BTreeSet<u16>) -> Vec<ProbeInfo> {
         self.probes
-            .iter()
+            .values()
             .map(|p| ProbeInfo {
                 enabled: enabled.contains(&p.info.key),
                 ..p.info.clone()
@@ -374,8 +470,9 @@ fn pack_function(def: &ProbeDef, target: &Target, functions: &FunctionProbes) ->
         }
         _ => Err(format!("probe {} names no function", def.id)),
     };
+    // The pack is the helper's own: its targets are checked as root.
     let availability = match &target {
-        Ok(target) => functions.availability(target),
+        Ok(target) => functions.availability(target, &Peer::root()),
         Err(reason) => Availability::no(reason.clone()),
     };
     Shape {

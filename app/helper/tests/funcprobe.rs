@@ -7,7 +7,7 @@
 //! run without root, they fail saying so. kprobe and fentry attachments
 //! are tested in a VM: `cargo xtask test-vm`.
 
-use microscoped::{FunctionProbes, FunctionTarget, detect_capabilities, kernel_functions};
+use microscoped::{FunctionProbes, FunctionTarget, Peer, detect_capabilities, kernel_functions};
 use probes_common::{FILTER_PID, ProcessFilterConfig, log2_bucket};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -54,20 +54,28 @@ fn uprobe_counts_every_call_and_times_it() {
     let exe = std::env::current_exe().unwrap();
     let id = format!("uprobe:{}:microscope_test_sleep_2ms", exe.display());
     let target = FunctionTarget::parse(&id).unwrap().unwrap();
-    let availability = probes.availability(&target);
+    let availability = probes.availability(&target, &Peer::root());
     assert!(availability.available, "{}", availability.reason);
 
     let attach_started = std::time::Instant::now();
-    probes.attach(7, &target, &only_this_process()).unwrap();
+    probes
+        .attach(7, &target, &only_this_process(), &Peer::root())
+        .unwrap();
     eprintln!("attached {id} in {:?}", attach_started.elapsed());
     assert_eq!(probes.mechanism(7), Some("uprobe/uretprobe"));
     // Attaching the same target again is a no-op; another target under the
     // same key is refused.
-    probes.attach(7, &target, &only_this_process()).unwrap();
+    probes
+        .attach(7, &target, &only_this_process(), &Peer::root())
+        .unwrap();
     let other = FunctionTarget::parse(&format!("uprobe:{}:main", exe.display()))
         .unwrap()
         .unwrap();
-    assert!(probes.attach(7, &other, &only_this_process()).is_err());
+    assert!(
+        probes
+            .attach(7, &other, &only_this_process(), &Peer::root())
+            .is_err()
+    );
 
     // The longest call, as this thread measured it around the call: the
     // kernel's entry-to-return time of each call lies inside it.
@@ -126,13 +134,13 @@ fn kernel_functions_follow_what_the_kernel_allows() {
     let capabilities = detect_capabilities(tracefs.as_deref());
     let mut probes = FunctionProbes::new(&capabilities);
     let target = FunctionTarget::parse("func:vfs_read").unwrap().unwrap();
-    let availability = probes.availability(&target);
+    let availability = probes.availability(&target, &Peer::root());
 
     if capabilities.kprobes.available || capabilities.fentry.available {
         // A kernel with kprobes or fentry (the VM test covers both in depth).
         assert!(availability.available, "{}", availability.reason);
         probes
-            .attach(1, &target, &ProcessFilterConfig::default())
+            .attach(1, &target, &ProcessFilterConfig::default(), &Peer::root())
             .unwrap();
         for _ in 0..10 {
             std::fs::read("/proc/self/stat").unwrap();
@@ -154,7 +162,7 @@ fn kernel_functions_follow_what_the_kernel_allows() {
             availability.reason
         );
         let err = probes
-            .attach(1, &target, &ProcessFilterConfig::default())
+            .attach(1, &target, &ProcessFilterConfig::default(), &Peer::root())
             .unwrap_err();
         assert!(
             err.starts_with("func:vfs_read is not available here: "),

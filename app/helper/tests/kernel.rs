@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "kernel/hostile.rs"]
+mod hostile;
 #[path = "kernel/profile.rs"]
 mod profile;
 
@@ -39,11 +41,17 @@ const SENTINEL_TIMEOUT: Duration = Duration::from_secs(20);
 struct Helper {
     child: Option<Child>,
     socket: PathBuf,
+    group: String,
     _dir: tempfile::TempDir,
 }
 
 impl Helper {
     fn start() -> Self {
+        Self::start_for_group("microscope-test-no-such-group")
+    }
+
+    /// A helper whose socket members of `group` may use.
+    fn start_for_group(group: &str) -> Self {
         assert!(
             nix::unistd::geteuid().is_root(),
             "kernel tests need root to load eBPF programs: run `sudo -E cargo xtask test` \
@@ -52,31 +60,44 @@ impl Helper {
         let dir = tempfile::tempdir().unwrap();
         // Let an unprivileged test client reach the socket file itself.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let socket = dir.path().join("microscoped.sock");
+        let mut helper = Self {
+            child: None,
+            socket: dir.path().join("microscoped.sock"),
+            group: group.to_owned(),
+            _dir: dir,
+        };
+        helper.restart();
+        helper
+    }
+
+    /// Starts the helper (again, after it stopped) on the same socket and
+    /// waits until it accepts connections.
+    fn restart(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_microscoped"))
             .arg("--socket")
-            .arg(&socket)
+            .arg(&self.socket)
             .arg("--group")
-            .arg("microscope-test-no-such-group")
+            .arg(&self.group)
             .env(
                 "RUST_LOG",
                 std::env::var("HELPER_LOG").unwrap_or("error".into()),
             )
             .spawn()
             .expect("spawn microscoped");
-        let helper = Self {
-            child: Some(child),
-            socket,
-            _dir: dir,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if helper.socket.exists() {
-                return helper;
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("microscoped did not create its socket within 20 s");
+        panic!("microscoped did not listen on its socket within 20 s");
+    }
+
+    /// The helper's process id.
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     fn connect(&self) -> Connection {
@@ -402,6 +423,64 @@ fn the_process_filter_drops_other_tasks_in_the_kernel() {
     set_filter(&mut conn, this_process);
     open_sentinel(&sentinel);
     assert_eq!(count(&mut conn), (0, 0), "init does not open our files");
+}
+
+#[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
+fn one_clients_filter_never_changes_what_another_receives() {
+    let helper = Helper::start();
+    let mut narrow = helper.connect();
+    let mut wide = helper.connect();
+    enable(&mut narrow, "syscalls:sys_enter_openat");
+    enable(&mut wide, "syscalls:sys_enter_openat");
+    set_filter(
+        &mut narrow,
+        microscope_wire::ProcessFilter {
+            comm: Some("mscnarrow".into()),
+            ..Default::default()
+        },
+    );
+    let base = format!(
+        "/tmp/microscope-two-filters-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    );
+    let (named, other, sentinel) = (
+        format!("{base}-named"),
+        format!("{base}-other"),
+        format!("{base}-end"),
+    );
+    (0..50).for_each(|_| drop(std::fs::File::open(&other)));
+    let (n, e) = (named.clone(), sentinel.clone());
+    std::thread::Builder::new()
+        .name("mscnarrow".into())
+        .spawn(move || {
+            (0..50).for_each(|_| drop(std::fs::File::open(&n)));
+            // The sentinel passes both filters.
+            open_sentinel(&e);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let count = |conn: &mut Connection| {
+        let (mut a, mut b) = (0, 0);
+        collect_until_sentinel(conn, |e| {
+            a += usize::from(opens(e, &named));
+            b += usize::from(opens(e, &other));
+            opens(e, &sentinel)
+        });
+        (a, b)
+    };
+    assert_eq!(
+        count(&mut narrow),
+        (50, 0),
+        "the narrow client's own filter"
+    );
+    assert_eq!(
+        count(&mut wide),
+        (50, 50),
+        "the other client's filter does not narrow this one"
+    );
 }
 
 #[test]
