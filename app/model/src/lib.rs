@@ -18,6 +18,7 @@
 //!   slice of them (zoom, search, differential, folded import/export) and the
 //!   [`CallGraph`] of the paths view (`petgraph`).
 //! - `folded`: stacks from the helper as folded lines for flame-graph tools.
+//! - [`Clock`]: where "now" comes from; tests move a manual one.
 //! - `event_fields`: an event's fields as name/value pairs, for the
 //!   inspector and the CSV export.
 //! - [`map`]: the subsystem map's graph and layered layout.
@@ -40,6 +41,7 @@
 //! - `thiserror`: this library's errors.
 //! - `tempfile` (dev): throwaway files in tests.
 
+mod clock;
 mod convert;
 mod counter;
 mod cpu_timeline;
@@ -57,6 +59,7 @@ mod timeline;
 mod units;
 mod update;
 
+pub use clock::Clock;
 pub use convert::update_from_message;
 pub use counter::CumulativeCounter;
 pub use cpu_timeline::{CpuTimeline, LeaveState, MAX_SLICES, Slice, SliceKey, Wakeup};
