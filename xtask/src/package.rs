@@ -42,6 +42,10 @@ pub struct Options {
     /// Package the release binaries already built instead of building them.
     #[arg(long)]
     no_build: bool,
+    /// Then install it, run its helper as the unit says, remove and purge
+    /// it, checking each step (root; the package step of `cargo xtask test`).
+    #[arg(long)]
+    test: bool,
 }
 
 /// One file of the package: where it comes from, where it goes, its mode.
@@ -53,6 +57,12 @@ struct Entry {
 
 /// Runs `cargo xtask package`; prints where the package is.
 pub fn run(options: &Options) -> Result<()> {
+    if options.test {
+        if let Some(reason) = crate::package_test::unable() {
+            bail!("cannot test the package: {reason}");
+        }
+        return crate::package_test::run(!options.no_build);
+    }
     let deb = build(!options.no_build)?;
     println!("package: {}", deb.display());
     println!(

@@ -72,11 +72,12 @@ pub fn unable() -> Option<String> {
     None
 }
 
-/// Runs the whole test; `unable()` must have returned `None`.
-pub fn run() -> Result<()> {
+/// Runs the whole test, building the release binaries first when
+/// `compile`; `unable()` must have returned `None`.
+pub fn run(compile: bool) -> Result<()> {
     setup::install_apt_packages(&["desktop-file-utils"])?;
     let group_existed = group_gid()?.is_some();
-    let deb = package::build(true)?;
+    let deb = package::build(compile)?;
     println!("package test: installing {}", deb.display());
     let guard = PurgeGuard;
     run_checked(

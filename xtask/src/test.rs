@@ -228,7 +228,7 @@ fn package_step() -> Step {
         return skipped(name, reason);
     }
     println!("\n==> {name}");
-    timed_step(name, package_test::run)
+    timed_step(name, || package_test::run(true))
 }
 
 /// Runs `action` as the step `name`, timing it; an error fails the step.
