@@ -7,6 +7,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use microscope_fuzz::fuzz_wire;
-use microscope_wire::ClientMessage;
+use microscope_wire::{ClientMessage, MAX_CLIENT_FRAME_BYTES};
 
-fuzz_target!(|data: &[u8]| fuzz_wire::<ClientMessage>(data));
+fuzz_target!(|data: &[u8]| fuzz_wire::<ClientMessage>(data, MAX_CLIENT_FRAME_BYTES));

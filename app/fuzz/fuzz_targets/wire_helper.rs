@@ -7,6 +7,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use microscope_fuzz::fuzz_wire;
-use microscope_wire::HelperMessage;
+use microscope_wire::{HelperMessage, MAX_FRAME_BYTES};
 
-fuzz_target!(|data: &[u8]| fuzz_wire::<HelperMessage>(data));
+fuzz_target!(|data: &[u8]| fuzz_wire::<HelperMessage>(data, MAX_FRAME_BYTES));

@@ -36,21 +36,23 @@ pub fn split_mode(data: &[u8]) -> Option<(Mode, &[u8])> {
 }
 
 /// Rewrites every frame's `u32` length prefix so that it fits in what
-/// follows: a stream of whole frames around arbitrary bodies.
-pub fn repair_wire_stream(stream: &mut [u8]) {
+/// follows and under `max_frame`: a stream of whole frames around
+/// arbitrary bodies.
+pub fn repair_wire_stream(stream: &mut [u8], max_frame: u32) {
     let mut at = 0;
     while let Some(prefix) = stream.get(at..at + 4) {
         let announced = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
         let room = u32::try_from(stream.len() - at - 4).unwrap_or(u32::MAX);
-        let len = announced.min(room);
+        let len = announced.min(room).min(max_frame);
         stream[at..at + 4].copy_from_slice(&len.to_le_bytes());
         at += 4 + len as usize;
     }
 }
 
 /// The whole of a wire target: mode byte, optional repair, then
-/// [`decode_stream`].
-pub fn fuzz_wire<T>(data: &[u8])
+/// [`decode_stream`] with the frame limit the receiving side uses
+/// (`MAX_CLIENT_FRAME_BYTES` in the helper, `MAX_FRAME_BYTES` in clients).
+pub fn fuzz_wire<T>(data: &[u8], max_frame: u32)
 where
     T: Serialize + DeserializeOwned,
 {
@@ -59,24 +61,24 @@ where
     };
     let mut stream = stream.to_vec();
     if mode.repair {
-        repair_wire_stream(&mut stream);
+        repair_wire_stream(&mut stream, max_frame);
     }
-    decode_stream::<T>(&stream, mode.chunk);
+    decode_stream::<T>(&stream, mode.chunk, max_frame);
 }
 
 /// Pushes `stream` into a [`FrameDecoder`] in `chunk`-byte pieces and
 /// decodes every message; each decoded message must survive a round trip
 /// (encode, decode, encode gives the same bytes).
-pub fn decode_stream<T>(stream: &[u8], chunk: usize)
+pub fn decode_stream<T>(stream: &[u8], chunk: usize, max_frame: u32)
 where
     T: Serialize + DeserializeOwned,
 {
-    let mut decoder = FrameDecoder::<T>::new();
+    let mut decoder = FrameDecoder::<T>::with_max_frame(max_frame);
     for piece in stream.chunks(chunk.max(1)) {
         decoder.push(piece);
         loop {
             match decoder.next_message() {
-                Ok(Some(message)) => check_round_trip(&message),
+                Ok(Some(message)) => check_round_trip(&message, max_frame),
                 Ok(None) => break,
                 Err(err) => {
                     // The connection would be closed with this sentence.
@@ -91,13 +93,13 @@ where
     }
 }
 
-fn check_round_trip<T>(message: &T)
+fn check_round_trip<T>(message: &T, max_frame: u32)
 where
     T: Serialize + DeserializeOwned,
 {
     let mut first = Vec::new();
     encode_frame(message, &mut first).expect("a decoded message encodes again");
-    let mut decoder = FrameDecoder::<T>::new();
+    let mut decoder = FrameDecoder::<T>::with_max_frame(max_frame);
     decoder.push(&first);
     let again = decoder
         .next_message()

@@ -1,20 +1,20 @@
 //! The app: drains updates, lays out the views, applies their commands.
 
 use crate::command::{Command, CommandQueue};
-use crate::ingest::Wake;
-use crate::map::SubsystemMap;
-use crate::model::{ConnectionState, Model};
-use crate::recorder::Recorder;
-use crate::replay::ReplayControl;
-use crate::sources;
+use crate::tab::CentralTab;
 use crate::theme;
-use crate::update::Update;
 use crate::views::{
-    self, CentralTab, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState,
-    region,
+    self, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState, region,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
+use microscope_model::Update;
+use microscope_model::map::SubsystemMap;
+use microscope_model::{ConnectionState, Model};
+use microscope_sources as sources;
+use microscope_sources::Recorder;
+use microscope_sources::ReplayControl;
+use microscope_sources::Wake;
 use microscope_wire::ClientMessage;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -420,7 +420,7 @@ impl MicroscopeApp {
                 }
                 Command::StartRecording => {
                     let dir = std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir());
-                    let path = crate::recorder::default_path(&dir);
+                    let path = microscope_sources::default_path(&dir);
                     if let Err(err) = self.recorder.start(&path, &self.model.wanted) {
                         self.model.last_helper_error = Some(format!("could not record: {err}"));
                     }

@@ -11,11 +11,11 @@
 use crossbeam_channel::bounded;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use microscope::{
-    BREADCRUMBS, CALL_GRAPH, CentralTab, Command, CommandQueue, DiffRanges, FRAMES, FlameGraph,
-    FlameLayout, FlameView, MicroscopeApp, Model, NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView,
-    StackStore, region,
+use microscope_gui::{
+    BREADCRUMBS, CALL_GRAPH, CentralTab, Command, CommandQueue, DiffRanges, FRAMES, FlameLayout,
+    FlameView, MicroscopeApp, NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, region,
 };
+use microscope_model::{FlameGraph, Model, StackStore};
 use std::collections::HashMap;
 use std::time::Instant;
 

@@ -10,9 +10,8 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
-use microscope::{
-    ConnectionState, HelperSummary, MicroscopeApp, Probe, ProbeCount, ProbeKind, Update, region,
-};
+use microscope_gui::{MicroscopeApp, region};
+use microscope_model::{ConnectionState, HelperSummary, Probe, ProbeCount, ProbeKind, Update};
 use microscope_wire::ClientMessage;
 use std::time::Instant;
 
@@ -171,7 +170,7 @@ fn an_event_batch_moves_the_timeline() {
         .unwrap();
     // The timeline draws a bucket once it has settled (no more late data can
     // land in it): wait that long rather than draw a half-filled bucket.
-    std::thread::sleep(microscope::SETTLE + microscope::BUCKET * 2);
+    std::thread::sleep(microscope_model::SETTLE + microscope_model::BUCKET * 2);
     fixture.harness.run_steps(3);
     show_tab(&mut fixture, "Rates");
 

@@ -10,7 +10,8 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
-use microscope::{HelperSummary, MicroscopeApp, Probe, ProbeCount, ProbeKind, Update, region};
+use microscope_gui::{MicroscopeApp, region};
+use microscope_model::{HelperSummary, Probe, ProbeCount, ProbeKind, Update};
 use microscope_wire::ClientMessage;
 use std::time::{Duration, Instant};
 
@@ -171,7 +172,7 @@ fn a_busy_subsystem_shows_its_rate_on_the_map() {
         })
         .unwrap();
     // The rate counts complete buckets only.
-    std::thread::sleep(microscope::BUCKET * 2 + Duration::from_millis(50));
+    std::thread::sleep(microscope_model::BUCKET * 2 + Duration::from_millis(50));
     fixture.harness.run_steps(2);
     let label = map_node(&fixture, "Block I/O");
     assert_ne!(label, "Block I/O — 0 events/s");

@@ -56,6 +56,10 @@ pub const MAX_SAMPLE_HZ: u32 = 1000;
 const JOB_QUEUE: usize = 4;
 /// Finished drains waiting to be collected.
 const DONE_QUEUE: usize = 16;
+/// Most stacks waiting for a busy symbolizer (a few MiB). Past this, the
+/// waiting stacks are sent with their frames named by address instead:
+/// a slow symbolization costs names, never unbounded memory.
+pub const MAX_BACKLOG_STACKS: usize = 8192;
 
 /// The `sched_switch` offset globals the object declares.
 const SWITCH_GLOBALS: [&str; 2] = ["SWITCH_PREV_STATE", "SWITCH_NEXT_PID"];
@@ -200,8 +204,11 @@ pub struct Profiler {
     thread: Option<SymbolizeThread>,
     /// Read from the kernel but not yet handed to the symbolizer.
     queued: Vec<RawStack>,
-    /// A job the symbolizer's queue had no room for; merged with the next.
+    /// A job the symbolizer's queue had no room for; merged with the next
+    /// (at most [`MAX_BACKLOG_STACKS`] stacks).
     backlog: Option<Job>,
+    /// Stacks that waited too long for the symbolizer, named by address.
+    unnamed: Option<Done>,
     /// Jobs handed over whose results have not come back.
     outstanding: usize,
     /// Start of the interval the next drain covers, while profiles run.
@@ -230,6 +237,7 @@ impl Profiler {
             thread: None,
             queued: Vec::new(),
             backlog: None,
+            unnamed: None,
             outstanding: 0,
             interval_start_ns: None,
             last_drain_ns: None,
@@ -476,6 +484,7 @@ impl Profiler {
         self.runs.iter().any(Option::is_some)
             || !self.queued.is_empty()
             || self.backlog.is_some()
+            || self.unnamed.is_some()
             || self.outstanding > 0
     }
 
@@ -522,6 +531,22 @@ impl Profiler {
         };
         match thread.jobs.try_send(job) {
             Ok(()) => self.outstanding += 1,
+            Err(TrySendError::Full(job)) if job.stacks.len() > MAX_BACKLOG_STACKS => {
+                log::warn!(
+                    "the symbolizer is behind by {} stacks; sending them with addresses \
+                     for names",
+                    job.stacks.len()
+                );
+                let named = name_by_address(&job.stacks);
+                let unnamed = self.unnamed.get_or_insert_with(|| Done {
+                    start_ns: job.start_ns,
+                    end_ns: job.end_ns,
+                    stacks: Vec::new(),
+                });
+                unnamed.start_ns = unnamed.start_ns.min(job.start_ns);
+                unnamed.end_ns = unnamed.end_ns.max(job.end_ns);
+                unnamed.stacks.extend(named);
+            }
             Err(TrySendError::Full(job)) => self.backlog = Some(job),
             Err(TrySendError::Disconnected(job)) => {
                 log::error!("the symbolizer thread stopped; starting a new one");
@@ -533,13 +558,17 @@ impl Profiler {
     }
 
     fn collect(&mut self) -> Option<StackBatchParts> {
-        let thread = self.thread.as_ref()?;
-        let mut done: Vec<Done> = Vec::new();
+        let mut done: Vec<Done> = self.unnamed.take().into_iter().collect();
+        let Some(thread) = self.thread.as_ref() else {
+            return self.merge_done(done);
+        };
+        let mut received = 0;
         while let Ok(result) = thread.done.try_recv() {
             done.push(result);
+            received += 1;
         }
-        self.outstanding = self.outstanding.saturating_sub(done.len());
-        if done.is_empty() && self.outstanding > 0 {
+        self.outstanding = self.outstanding.saturating_sub(received);
+        if received == 0 && self.outstanding > 0 {
             match thread.done.recv_timeout(RESULT_WAIT) {
                 Ok(result) => {
                     done.push(result);
@@ -553,6 +582,11 @@ impl Profiler {
                 }
             }
         }
+        self.merge_done(done)
+    }
+
+    /// One batch of every finished drain, with frame ids interned.
+    fn merge_done(&mut self, done: Vec<Done>) -> Option<StackBatchParts> {
         let mut iter = done.into_iter();
         let first = iter.next()?;
         let (mut start_ns, mut end_ns, mut named) = (first.start_ns, first.end_ns, first.stacks);

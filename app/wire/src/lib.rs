@@ -29,7 +29,8 @@ mod recording;
 
 pub use client::{ClientError, Connection, DEFAULT_SOCKET_PATH, Writer};
 pub use codec::{
-    FrameDecoder, MAGIC, MAX_FRAME_BYTES, PROTOCOL_VERSION, Preamble, WireError, encode_frame,
+    FrameDecoder, MAGIC, MAX_CLIENT_FRAME_BYTES, MAX_FRAME_BYTES, PROTOCOL_VERSION, Preamble,
+    WireError, encode_frame,
 };
 pub use messages::{
     Aggregates, Availability, Capabilities, ClientMessage, Event, EventBatch, EventData, FieldInfo,

@@ -36,9 +36,14 @@ pub enum ClientMessage {
         /// Substring to look for (case-sensitive, like kernel symbols).
         contains: String,
     },
-    /// Keep only events of matching processes, in the kernel. An empty
-    /// filter keeps everything. The filter is shared by every client of the
-    /// helper; each is told with [`HelperMessage::Filter`].
+    /// Keep only events of matching processes. An empty filter keeps
+    /// everything. The filter is this client's own: another client's filter
+    /// never changes what this one receives. The kernel filters on what
+    /// every client's filter lets through (when all clients filter alike,
+    /// exactly that); the helper refines events and stacks per client.
+    /// In-kernel aggregates (syscall counts, latency, function calls) are
+    /// counted with the kernel's filter. Answered with
+    /// [`HelperMessage::Filter`].
     SetFilter(ProcessFilter),
 }
 
@@ -133,7 +138,7 @@ pub enum HelperMessage {
         /// More matched than were listed.
         truncated: bool,
     },
-    /// The in-kernel process filter now in force.
+    /// This client's process filter now in force.
     Filter(ProcessFilter),
     /// Stack counts collected in the kernel since the previous batch.
     Stacks(StackBatch),
@@ -439,7 +444,8 @@ pub struct StackBatch {
     /// End of the interval.
     pub end_ns: u64,
     /// Frame names first used in this batch (interned: later batches refer
-    /// to them by id only).
+    /// to them by id only). A long table comes in several batches, the
+    /// first ones with names only and no stacks.
     pub frames: Vec<Frame>,
     /// Counts per distinct stack.
     pub stacks: Vec<StackCount>,

@@ -6,7 +6,8 @@
 
 use microscope_wire::{
     Aggregates, ClientMessage, Event, EventBatch, EventData, FrameDecoder, HelperMessage,
-    MAX_FRAME_BYTES, PROTOCOL_VERSION, Preamble, ProbeStats, WireError, encode_frame,
+    MAX_CLIENT_FRAME_BYTES, MAX_FRAME_BYTES, PROTOCOL_VERSION, Preamble, ProbeStats, WireError,
+    encode_frame,
 };
 
 fn sample_batch() -> HelperMessage {
@@ -167,6 +168,36 @@ fn oversized_frame_is_refused_before_buffering_it() {
         Err(WireError::FrameTooLarge {
             len: MAX_FRAME_BYTES + 1,
             max: MAX_FRAME_BYTES
+        })
+    );
+}
+
+#[test]
+fn the_helper_refuses_client_frames_past_their_own_small_limit() {
+    let mut decoder = FrameDecoder::<ClientMessage>::with_max_frame(MAX_CLIENT_FRAME_BYTES);
+    // The largest client frame passes...
+    let probe = "x".repeat(MAX_CLIENT_FRAME_BYTES as usize - 16);
+    let mut frame = Vec::new();
+    encode_frame(
+        &ClientMessage::Enable {
+            probe: probe.clone(),
+        },
+        &mut frame,
+    )
+    .unwrap();
+    assert!(frame.len() - 4 <= MAX_CLIENT_FRAME_BYTES as usize);
+    decoder.push(&frame);
+    assert_eq!(
+        decoder.next_message(),
+        Ok(Some(ClientMessage::Enable { probe }))
+    );
+    // ...one byte more is refused from its length prefix alone.
+    decoder.push(&(MAX_CLIENT_FRAME_BYTES + 1).to_le_bytes());
+    assert_eq!(
+        decoder.next_message(),
+        Err(WireError::FrameTooLarge {
+            len: MAX_CLIENT_FRAME_BYTES + 1,
+            max: MAX_CLIENT_FRAME_BYTES
         })
     );
 }

@@ -15,8 +15,6 @@
 //!   slice under the pointer by time.
 
 use crate::command::{Command, CommandQueue};
-use crate::cpu_timeline::{CpuTimeline, Slice, SliceKey, format_duration_ns};
-use crate::model::{Model, SCHED_SWITCH};
 use crate::theme;
 use crate::views::region;
 use egui::accesskit::Role;
@@ -24,6 +22,8 @@ use egui::{
     Align2, FontId, PopupAnchor, Pos2, Rect, Sense, Stroke, StrokeKind, Tooltip, UiBuilder, Vec2,
     WidgetInfo,
 };
+use microscope_model::{CpuTimeline, Slice, SliceKey, format_duration_ns};
+use microscope_model::{Model, SCHED_SWITCH};
 use std::time::Instant;
 
 /// Seconds in view while following live data, until the user zooms.
@@ -537,7 +537,7 @@ fn details_ui(ui: &mut egui::Ui, model: &Model, state: &mut CpuTimelineState) {
     });
     let duration = format_duration_ns(slice.duration_ns());
     let start = format_secs(cpu, slice.start_ns);
-    if slice.left == crate::cpu_timeline::LeaveState::StillRunning {
+    if slice.left == microscope_model::LeaveState::StillRunning {
         ui.label(format!(
             "On CPU {} since {start}: {duration} so far.",
             key.cpu

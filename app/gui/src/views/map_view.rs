@@ -2,12 +2,12 @@
 //! rates; click a part to read what it does and switch its probes.
 
 use crate::command::CommandQueue;
-use crate::map::SubsystemMap;
-use crate::model::Model;
 use crate::theme;
-use crate::update::Probe;
 use crate::views::probes_panel::probe_checkbox_ui;
 use egui::{Align2, Color32, FontId, Pos2, Rect, Role, Sense, Stroke, Vec2, WidgetInfo};
+use microscope_model::Model;
+use microscope_model::Probe;
+use microscope_model::map::SubsystemMap;
 use std::time::Instant;
 
 /// What the map view remembers between frames.
@@ -415,7 +415,7 @@ fn stacks_controls_ui(
     commands: &mut CommandQueue,
 ) {
     use crate::command::Command;
-    if probe.kind != crate::update::ProbeKind::Fields || model.is_replay() {
+    if probe.kind != microscope_model::ProbeKind::Fields || model.is_replay() {
         if model.stacks.probes().any(|key| key == probe.key)
             && ui.small_button("Show paths").clicked()
         {

@@ -1,7 +1,7 @@
 //! The status bar: connection, event rate, drops, helper and kernel versions.
 
-use crate::model::{ConnectionState, Model};
 use crate::theme;
+use microscope_model::{ConnectionState, Model};
 use std::time::Instant;
 
 /// Draws the status bar.

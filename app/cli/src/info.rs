@@ -1,8 +1,18 @@
 //! `microscope info FILE`: what a recording holds.
 
+use crate::cli::InfoArgs;
+use crate::failure::Failure;
 use microscope_wire::{IndexSource, ProbeKind, RECORDING_VERSION, Recording, RecordingError};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::process::ExitCode;
+
+/// `microscope info`: prints the report.
+pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
+    let report = info_report(&args.file).map_err(|err| Failure::new(&err, 1))?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Opens the recording and returns the report to print.
 pub fn info_report(file: &Path) -> Result<String, RecordingError> {

@@ -2,9 +2,9 @@
 //! ingest thread sends to the UI.
 //!
 //! These mirror the wire types only where the UI needs them; see
-//! [`convert`](crate::convert) for the one place that maps one to the other.
+//! [`update_from_message`](crate::update_from_message) for the one place that
+//! maps one to the other.
 
-use crate::replay::ReplaySpeed;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -280,5 +280,31 @@ impl ReplayStatus {
             position_ns = position_ns.saturating_add((since * factor) as u64);
         }
         Duration::from_nanos(position_ns.min(self.duration_ns))
+    }
+}
+
+/// Playback speed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReplaySpeed {
+    /// Recorded pace times this factor (1× or 10×).
+    Times(f64),
+    /// As fast as the app can take the frames.
+    Max,
+}
+
+impl ReplaySpeed {
+    /// The speeds offered in the replay bar.
+    pub const CHOICES: [ReplaySpeed; 3] = [
+        ReplaySpeed::Times(1.0),
+        ReplaySpeed::Times(10.0),
+        ReplaySpeed::Max,
+    ];
+
+    /// Short label, e.g. `10×`.
+    pub fn label(self) -> String {
+        match self {
+            ReplaySpeed::Times(f) => format!("{f}×"),
+            ReplaySpeed::Max => "max".to_owned(),
+        }
     }
 }

@@ -842,7 +842,7 @@ idle 5
 
     #[test]
     fn many_stacks_merge_consistently() {
-        let store = crate::bench::synthetic_store(2000, 3);
+        let store = crate::synthetic::synthetic_store(2000, 3);
         let g = FlameGraph::from_store(&store, StackQuery::all(), BuildOptions::default());
         let all: u64 = store.samples().iter().map(|s| s.value).sum();
         assert_eq!(g.total(), all);

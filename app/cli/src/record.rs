@@ -6,11 +6,14 @@
 //! its arrival time. If the command is killed the file still opens (by
 //! scanning) up to its last whole frame.
 
+use crate::cli::RecordArgs;
+use crate::failure::Failure;
 use microscope_wire::{
     ClientError, Connection, RecordingError, RecordingHeader, RecordingTotals, RecordingWriter,
 };
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Why `record` failed.
@@ -81,6 +84,24 @@ impl fmt::Display for RecordOutcome {
             self.path.display(),
             self.bytes,
         )
+    }
+}
+
+/// `microscope record`: prints what was written; exit status 2 when the
+/// recording stopped early.
+pub fn run(socket: &Path, args: &RecordArgs) -> anyhow::Result<ExitCode> {
+    let outcome = run_record(socket, &args.probes, args.seconds, &args.output, args.force)
+        .map_err(|err| Failure::new(&err, err.exit_code()))?;
+    println!("{outcome}");
+    match &outcome.stopped_early {
+        None => Ok(ExitCode::SUCCESS),
+        Some(reason) => {
+            eprintln!(
+                "microscope: the recording stopped early ({reason}); \
+                 the file holds what arrived until then"
+            );
+            Ok(ExitCode::from(2))
+        }
     }
 }
 

@@ -1,8 +1,18 @@
 //! `microscope probes`: what the helper and the kernel offer.
 
+use crate::failure::Failure;
 use microscope_wire::{Availability, ClientError, Connection, HelperInfo, ProbeInfo, ProbeKind};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::process::ExitCode;
+
+/// `microscope probes`: prints the report; exit status 2 when the helper
+/// cannot be asked.
+pub fn run(socket: &Path) -> anyhow::Result<ExitCode> {
+    let report = probes_report(socket).map_err(|err| Failure::new(&err, 2))?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Connects, asks for the probe list and returns the report to print.
 pub fn probes_report(socket: &Path) -> Result<String, ClientError> {

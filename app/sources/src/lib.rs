@@ -1,16 +1,49 @@
 //! Where the app's updates come from: the live helper (the ingest thread) or
-//! a recording (the replay thread). Both feed a bounded update channel; the
-//! app holds the receiving end of the current one and drops it to stop the
+//! a recording (the replay thread), and the recorder that saves what the
+//! live helper sends. Both sources feed a bounded update channel; the app
+//! holds the receiving end of the current one and drops it to stop the
 //! thread behind it.
+//!
+//! ```text
+//! socket ─▶ ingest (threads) ─┐
+//!                             ├─Update─▶ (the app, over microscope-model)
+//! recording ─▶ replay thread ─┘
+//! ```
+//!
+//! - `ingest`: the named threads that own the connection, reconnect every
+//!   second and re-enable the wanted probes. They talk to the UI only
+//!   through two bounded channels, so the UI never waits on I/O.
+//! - `replay`: plays a recording back at 1×, 10× or full speed, with seeks.
+//! - `recorder`: the window's *Record* button; the reader thread hands it
+//!   every message before converting it.
+//!
+//! # Dependencies and why
+//!
+//! - `microscope-model`: the [`Update`]s these threads produce, and the one
+//!   conversion from wire messages.
+//! - `microscope-wire`: the socket client and the recording format.
+//! - `crossbeam-channel`: bounded channels with `select!` and deadlines,
+//!   which the ingest thread needs to wait on the UI and on its reader at
+//!   once.
+//! - `log`: diagnostics of the threads (`RUST_LOG=debug microscope`).
 
-use crate::ingest::{Wake, spawn_ingest};
-use crate::recorder::Recorder;
-use crate::replay::{ReplayControl, spawn_replay};
-use crate::update::Update;
+mod ingest;
+mod recorder;
+mod replay;
+
+pub use ingest::{RETRY_INTERVAL, spawn_ingest};
+pub use recorder::{Recorder, RecordingStatus, default_path};
+pub use replay::{ReplayControl, spawn_replay};
+
 use crossbeam_channel::{Receiver, Sender, bounded};
+use microscope_model::Update;
 use microscope_wire::ClientMessage;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
+
+/// Called after each update is sent, to wake the UI (`Context::request_repaint`).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// Updates waiting for the UI. At ~20 batches and 4 aggregates per second this
 /// is minutes of slack; when it is full the reader blocks and the helper

@@ -7,8 +7,8 @@
 )]
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use microscope::Recorder;
-use microscope::{Update, spawn_ingest};
+use microscope_model::Update;
+use microscope_sources::{Recorder, spawn_ingest};
 use microscope_wire::{
     Availability, Capabilities, ClientMessage, Event, EventBatch, EventData, FrameDecoder,
     HelperInfo, HelperMessage, Preamble, ProbeInfo, ProbeKind, encode_frame,

@@ -46,7 +46,10 @@
 //! A recording without stacks gives `comm;probe count` lines (events per
 //! process name and probe).
 
-use crate::event_fields::{Field, fields};
+use crate::cli::ExportArgs;
+use crate::cli::ExportFormat;
+use crate::failure::Failure;
+use microscope_model::{Field, fields};
 use microscope_wire::EventData;
 use microscope_wire::{
     Aggregates, Event, HelperMessage, ProbeInfo, RecordedFrame, Recording, RecordingError,
@@ -54,21 +57,11 @@ use microscope_wire::{
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::ExitCode;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-
-/// Output formats of `microscope export`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExportFormat {
-    /// Chrome trace-event JSON, for ui.perfetto.dev.
-    Perfetto,
-    /// One row per event.
-    Csv,
-    /// `comm;probe count` lines for flame-graph tools.
-    Folded,
-}
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -105,15 +98,14 @@ pub struct ExportOutcome {
     pub warning: Option<String>,
 }
 
-impl From<&Field<'_>> for Value {
-    fn from(field: &Field<'_>) -> Self {
-        match field {
-            Field::Unsigned(n) => json!(n),
-            Field::Signed(n) => json!(n),
-            Field::Text(s) => json!(s),
-            Field::Flag(b) => json!(b),
-            Field::Bytes(_) => json!(field.to_string()),
-        }
+/// A field as a JSON value: numbers stay numbers.
+fn json_value(field: &Field<'_>) -> Value {
+    match field {
+        Field::Unsigned(n) => json!(n),
+        Field::Signed(n) => json!(n),
+        Field::Text(s) => json!(s),
+        Field::Flag(b) => json!(b),
+        Field::Bytes(_) => json!(field.to_string()),
     }
 }
 
@@ -313,7 +305,7 @@ impl PerfettoState {
         let mut args = serde_json::Map::new();
         args.insert("cpu".into(), json!(event.cpu));
         for (key, value) in fields(&event.data, self.names.fields(event.probe)) {
-            args.insert(key.into(), Value::from(&value));
+            args.insert(key.into(), json_value(&value));
         }
         trace.event(&json!({
             "ph": "i", "s": "t", "name": self.names.name(event.probe),
@@ -470,7 +462,7 @@ pub fn export_folded(
         .or_else(|| with_stacks.first().copied());
     if let Some(probe) = preferred {
         let off_cpu = names.name(probe) == "profile:offcpu";
-        let mut profile = crate::profile_cmd::FoldedProfile::new(probe, None, off_cpu);
+        let mut profile = microscope_model::FoldedProfile::new(probe, None, off_cpu);
         for batch in &stacks {
             profile.add_batch(batch, 0);
         }
@@ -490,6 +482,24 @@ pub fn export_folded(
     }
     out.flush()?;
     Ok(total)
+}
+
+/// `microscope export`: says how many events went where (unless to
+/// standard output) and warns about damage.
+pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let outcome = run_export(&args.file, args.format, &args.output, args.force)
+        .map_err(|err| Failure::new(&err, 1))?;
+    if let Some(warning) = &outcome.warning {
+        eprintln!("microscope: warning: {warning}");
+    }
+    if args.output != Path::new("-") {
+        eprintln!(
+            "microscope: exported {} events to {}",
+            outcome.events,
+            args.output.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens the recording and `output` (`-` = stdout) and exports.

@@ -1,8 +1,18 @@
 //! `microscope check-pack DIR`: validate a probe pack before sharing it.
 
+use crate::cli::CheckPackArgs;
+use crate::failure::Failure;
 use microscope_catalogue::{Catalogue, CatalogueError, Pack};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::process::ExitCode;
+
+/// `microscope check-pack`: prints what the pack holds.
+pub fn run(args: &CheckPackArgs) -> anyhow::Result<ExitCode> {
+    let report = check_pack(&args.dir).map_err(|err| Failure::new(&err, 1))?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Loads the pack in `dir`, merges it with the built-in pack (which finds
 /// clashing ids), and describes what it adds. The error is the catalogue's

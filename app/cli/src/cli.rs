@@ -1,6 +1,7 @@
 //! Command-line arguments.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use microscope_gui::CentralTab;
 use std::path::PathBuf;
 
 /// Default sampling rate of `microscope profile`, per CPU: 99 rather than
@@ -37,7 +38,7 @@ pub struct Cli {
     pub command: Option<CliCommand>,
 }
 
-/// The app's central views.
+/// The app's central views (`--view`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum View {
     /// The subsystem map.
@@ -54,6 +55,20 @@ pub enum View {
     Paths,
 }
 
+impl View {
+    /// The window's tab for this view.
+    pub fn tab(self) -> CentralTab {
+        match self {
+            Self::Map => CentralTab::Map,
+            Self::Rates => CentralTab::Rates,
+            Self::Cpus => CentralTab::Cpus,
+            Self::Events => CentralTab::Events,
+            Self::Flame => CentralTab::Flame,
+            Self::Paths => CentralTab::Paths,
+        }
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
@@ -61,95 +76,134 @@ pub enum CliCommand {
     Probes,
     /// Check a probe pack directory against the built-in pack: every file,
     /// every entry, no clash. Prints what it holds or what is wrong.
-    CheckPack {
-        /// The pack's directory (with its `pack.toml`).
-        dir: PathBuf,
-    },
+    CheckPack(CheckPackArgs),
     /// Enable probes and print `<probe id> <events>` for each probe, once a second.
-    Watch {
-        /// Probe id to enable (repeatable), e.g. `sched:sched_switch`.
-        #[arg(long = "probe", value_name = "ID", required = true)]
-        probes: Vec<String>,
-        /// How many one-second lines to print before exiting.
-        #[arg(long, value_name = "N", default_value_t = 5)]
-        seconds: u64,
-    },
+    Watch(WatchArgs),
     /// Enable probes and write everything the helper sends for N seconds to
     /// a recording file that opens anywhere, without root.
-    Record {
-        /// Probe id to enable (repeatable), e.g. `sched:sched_switch`.
-        #[arg(long = "probe", value_name = "ID", required = true)]
-        probes: Vec<String>,
-        /// How long to record.
-        #[arg(long, value_name = "N", default_value_t = 5)]
-        seconds: u64,
-        /// The recording to create, e.g. `trace.mscr`.
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
-        output: PathBuf,
-        /// Overwrite FILE if it exists.
-        #[arg(long)]
-        force: bool,
-    },
+    Record(RecordArgs),
     /// Describe a recording: helper, kernel, time span, events and drops per
     /// probe, index, damage.
-    Info {
-        /// The recording.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-    },
+    Info(InfoArgs),
     /// Profile the whole system (or one process) for N seconds and write
     /// folded stacks for flame-graph tools (inferno, flamegraph.pl).
     ///
     /// On-CPU (default): where the CPUs spend their time, sampled at --hz
     /// per CPU; values are samples. Off-CPU (--off-cpu): where threads
     /// wait, blocked 1 ms or longer; values are microseconds blocked.
-    Profile {
-        /// How long to profile.
-        #[arg(long, value_name = "N", default_value_t = 5)]
-        seconds: u64,
-        /// Only this process (by process id), filtered in the kernel.
-        #[arg(long, value_name = "P")]
-        pid: Option<u32>,
-        /// Profile time spent blocked instead of time on the CPU.
-        #[arg(long)]
-        off_cpu: bool,
-        /// Samples per second per CPU (on-CPU only).
-        #[arg(long, value_name = "HZ", default_value_t = DEFAULT_HZ)]
-        hz: u32,
-        /// The folded file to write, e.g. `cpu.folded`; `-` for standard output.
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
-        output: PathBuf,
-        /// Overwrite FILE if it exists.
-        #[arg(long)]
-        force: bool,
-    },
+    Profile(ProfileArgs),
     /// Convert a recording for other tools.
-    Export {
-        /// The recording.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// `perfetto` (Chrome trace JSON for ui.perfetto.dev), `csv` (a row per
-        /// event) or `folded` (`comm;probe count` for flame-graph tools).
-        #[arg(long, value_enum)]
-        format: crate::export::ExportFormat,
-        /// Where to write; `-` for standard output.
-        #[arg(short = 'o', long = "output", value_name = "OUT")]
-        output: PathBuf,
-        /// Overwrite OUT if it exists.
-        #[arg(long)]
-        force: bool,
-    },
+    Export(ExportArgs),
     /// Internal: time the flame graph view per frame on synthetic stacks and
     /// print the numbers as JSON (`cargo xtask bench flame` runs it).
     #[command(name = "__bench-flame", hide = true)]
-    BenchFlame {
-        /// Unique stacks in the synthetic store.
-        #[arg(long, default_value_t = 100_000)]
-        stacks: usize,
-        /// Frames measured per scenario.
-        #[arg(long, default_value_t = 200)]
-        frames: usize,
-    },
+    BenchFlame(BenchFlameArgs),
+}
+
+/// Arguments of `check-pack`.
+#[derive(Debug, Args)]
+pub struct CheckPackArgs {
+    /// The pack's directory (with its `pack.toml`).
+    pub dir: PathBuf,
+}
+
+/// Arguments of `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Probe id to enable (repeatable), e.g. `sched:sched_switch`.
+    #[arg(long = "probe", value_name = "ID", required = true)]
+    pub probes: Vec<String>,
+    /// How many one-second lines to print before exiting.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub seconds: u64,
+}
+
+/// Arguments of `record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Probe id to enable (repeatable), e.g. `sched:sched_switch`.
+    #[arg(long = "probe", value_name = "ID", required = true)]
+    pub probes: Vec<String>,
+    /// How long to record.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub seconds: u64,
+    /// The recording to create, e.g. `trace.mscr`.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The recording.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Arguments of `profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// How long to profile.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub seconds: u64,
+    /// Only this process (by process id), filtered in the kernel.
+    #[arg(long, value_name = "P")]
+    pub pid: Option<u32>,
+    /// Profile time spent blocked instead of time on the CPU.
+    #[arg(long)]
+    pub off_cpu: bool,
+    /// Samples per second per CPU (on-CPU only).
+    #[arg(long, value_name = "HZ", default_value_t = DEFAULT_HZ)]
+    pub hz: u32,
+    /// The folded file to write, e.g. `cpu.folded`; `-` for standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The recording.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// `perfetto` (Chrome trace JSON for ui.perfetto.dev), `csv` (a row per
+    /// event) or `folded` (`comm;probe count` for flame-graph tools).
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Where to write; `-` for standard output.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Output formats of `microscope export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Chrome trace-event JSON, for ui.perfetto.dev.
+    Perfetto,
+    /// One row per event.
+    Csv,
+    /// `comm;probe count` lines for flame-graph tools.
+    Folded,
+}
+
+/// Arguments of `__bench-flame`.
+#[derive(Debug, Args)]
+pub struct BenchFlameArgs {
+    /// Unique stacks in the synthetic store.
+    #[arg(long, default_value_t = 100_000)]
+    pub stacks: usize,
+    /// Frames measured per scenario.
+    #[arg(long, default_value_t = 200)]
+    pub frames: usize,
 }
 
 #[cfg(test)]
@@ -184,7 +238,7 @@ mod tests {
             "--seconds",
             "3",
         ]);
-        let Some(CliCommand::Watch { probes, seconds }) = cli.command else {
+        let Some(CliCommand::Watch(WatchArgs { probes, seconds })) = cli.command else {
             panic!("expected watch");
         };
         assert_eq!(probes, ["a:b", "c:d"]);
@@ -195,14 +249,14 @@ mod tests {
     #[test]
     fn profile_parses_with_defaults() {
         let cli = Cli::parse_from(["microscope", "profile", "-o", "cpu.folded"]);
-        let Some(CliCommand::Profile {
+        let Some(CliCommand::Profile(ProfileArgs {
             seconds,
             pid,
             off_cpu,
             hz,
             output,
             force,
-        }) = cli.command
+        })) = cli.command
         else {
             panic!("expected profile");
         };
@@ -224,12 +278,12 @@ mod tests {
         ]);
         assert!(matches!(
             cli.command,
-            Some(CliCommand::Profile {
+            Some(CliCommand::Profile(ProfileArgs {
                 seconds: 3,
                 pid: Some(42),
                 off_cpu: true,
                 ..
-            })
+            }))
         ));
         assert!(
             Cli::try_parse_from(["microscope", "profile"]).is_err(),
@@ -249,12 +303,12 @@ mod tests {
             "-o",
             "x.mscr",
         ]);
-        let Some(CliCommand::Record {
+        let Some(CliCommand::Record(RecordArgs {
             probes,
             seconds,
             output,
             force,
-        }) = cli.command
+        })) = cli.command
         else {
             panic!("expected record");
         };
@@ -263,7 +317,7 @@ mod tests {
         assert!(Cli::try_parse_from(["microscope", "record", "--probe", "a:b"]).is_err());
 
         let cli = Cli::parse_from(["microscope", "info", "x.mscr"]);
-        assert!(matches!(cli.command, Some(CliCommand::Info { .. })));
+        assert!(matches!(cli.command, Some(CliCommand::Info(_))));
 
         let cli = Cli::parse_from([
             "microscope",
@@ -275,10 +329,10 @@ mod tests {
             "-",
             "--force",
         ]);
-        let Some(CliCommand::Export { format, force, .. }) = cli.command else {
+        let Some(CliCommand::Export(ExportArgs { format, force, .. })) = cli.command else {
             panic!("expected export");
         };
-        assert_eq!(format, crate::export::ExportFormat::Csv);
+        assert_eq!(format, ExportFormat::Csv);
         assert!(force);
         assert!(
             Cli::try_parse_from(["microscope", "export", "x", "--format", "pdf", "-o", "y"])

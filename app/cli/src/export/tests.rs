@@ -325,7 +325,7 @@ fn run_export_reads_a_file_and_refuses_to_overwrite() {
     );
 
     // `info` on the same file.
-    let report = crate::info_report(&recording).unwrap();
+    let report = crate::info::info_report(&recording).unwrap();
     for expected in [
         "kernel: 6.18.0\n",
         "events: 7\n",
@@ -342,7 +342,7 @@ fn run_export_reads_a_file_and_refuses_to_overwrite() {
     let bytes = std::fs::read(&recording).unwrap();
     let torn = dir.path().join("torn.mscr");
     std::fs::write(&torn, &bytes[..bytes.len() - 60]).unwrap();
-    let report = crate::info_report(&torn).unwrap();
+    let report = crate::info::info_report(&torn).unwrap();
     assert!(report.contains("damage: recovered "), "{report}");
     assert!(report.contains("index: absent"), "{report}");
 }

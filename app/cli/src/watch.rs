@@ -25,12 +25,15 @@
 //! `kernel` counts records lost because the ring buffer was full, `client`
 //! events the helper dropped because this client read too slowly.
 
-use crate::counter::CumulativeCounter;
+use crate::cli::WatchArgs;
+use crate::failure::Failure;
+use microscope_model::CumulativeCounter;
 use microscope_wire::{ClientError, Connection, HelperMessage, ProbeInfo, ProbeKind};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Why `watch` stopped early.
@@ -309,6 +312,14 @@ pub fn tally_seconds(
         second += 1;
     }
     (out, tally.drop_lines())
+}
+
+/// `microscope watch`: the lines go to standard output.
+pub fn run(socket: &Path, args: &WatchArgs) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    run_watch(socket, &args.probes, args.seconds, &mut stdout)
+        .map_err(|err| Failure::new(&err, err.exit_code()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `microscope watch`, writing lines to `out`.

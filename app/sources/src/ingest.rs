@@ -13,10 +13,10 @@
 //! connection drops it reports [`Update::Disconnected`] and starts over. Both
 //! threads end when the UI drops its end of either channel.
 
-use crate::convert::update_from_message;
+use crate::Wake;
 use crate::recorder::Recorder;
-use crate::update::Update;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, select};
+use microscope_model::{Update, update_from_message};
 use microscope_wire::{ClientError, ClientMessage, Connection, HelperMessage};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -26,9 +26,6 @@ use std::time::{Duration, Instant};
 
 /// How long to wait between connection attempts.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Called after each update is sent, to wake the UI (`Context::request_repaint`).
-pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// Starts the ingest thread for the helper at `socket`.
 pub fn spawn_ingest(

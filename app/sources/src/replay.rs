@@ -18,10 +18,10 @@
 //! start, because the timeline's history is built from every frame before the
 //! playhead.
 
-use crate::convert::update_from_message;
-use crate::ingest::Wake;
-use crate::update::{Probe, ProbeKind, ReplayStatus, Update};
+use crate::Wake;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use microscope_model::update_from_message;
+use microscope_model::{Probe, ProbeKind, ReplaySpeed, ReplayStatus, Update};
 use microscope_wire::{Frames, RecordedFrame, Recording};
 use std::path::PathBuf;
 use std::thread::{self, JoinHandle};
@@ -29,32 +29,6 @@ use std::time::{Duration, Instant};
 
 /// How often the playhead position is reported while playing.
 const POSITION_INTERVAL: Duration = Duration::from_millis(50);
-
-/// Playback speed.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ReplaySpeed {
-    /// Recorded pace times this factor (1× or 10×).
-    Times(f64),
-    /// As fast as the app can take the frames.
-    Max,
-}
-
-impl ReplaySpeed {
-    /// The speeds offered in the replay bar.
-    pub const CHOICES: [ReplaySpeed; 3] = [
-        ReplaySpeed::Times(1.0),
-        ReplaySpeed::Times(10.0),
-        ReplaySpeed::Max,
-    ];
-
-    /// Short label, e.g. `10×`.
-    pub fn label(self) -> String {
-        match self {
-            ReplaySpeed::Times(f) => format!("{f}×"),
-            ReplaySpeed::Max => "max".to_owned(),
-        }
-    }
-}
 
 /// What the replay bar asks of the replay thread.
 #[derive(Clone, Copy, Debug, PartialEq)]
