@@ -272,7 +272,7 @@ fn synthetic_event(rng: &mut fastrand::Rng, ts_ns: u64) -> Event {
 /// A batch of `events` synthetic events, as the helper sends them (seeds of
 /// `cargo xtask fuzz`).
 pub(crate) fn synthetic_batch(seed: u64, events: usize) -> HelperMessage {
-    let mut rng = Rng(seed | 1);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let events = (0..events as u64)
         .map(|i| synthetic_event(&mut rng, 1_000_000 + i * 2_500))
         .collect();
