@@ -1008,11 +1008,7 @@ fn name_by_address(stacks: &[RawStack]) -> Vec<NamedStack> {
 }
 
 /// Nanoseconds of `CLOCK_MONOTONIC`, the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
-}
+pub use microscope_wire::monotonic_ns;
 
 #[cfg(test)]
 mod tests {

@@ -41,6 +41,7 @@
 use crate::auth::{Peer, Policy, peer_groups};
 use crate::probeset::ProbeSet;
 use crate::profiler::StackBatchParts;
+use microscope_wire::monotonic_ns;
 use microscope_wire::{
     ClientMessage, Event, EventBatch, EventData, FieldValue, FrameDecoder, HelperInfo,
     HelperMessage, MAX_CLIENT_FRAME_BYTES, MAX_LISTED_FUNCTIONS, Preamble, ProbeStats,
@@ -1201,13 +1202,6 @@ fn cgroup_id(tgid: u32) -> Option<u64> {
     let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
     let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
     std::fs::metadata(dir).ok().map(|m| m.ino())
-}
-
-/// Nanoseconds of CLOCK_MONOTONIC, the clock of the events' `ts_ns`.
-fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
