@@ -146,7 +146,8 @@ impl Ingest {
             // One-off questions: nothing to repeat after a reconnect.
             ClientMessage::ListProbes
             | ClientMessage::ListTracepoints
-            | ClientMessage::ListKernelFunctions { .. } => {}
+            | ClientMessage::ListKernelFunctions { .. }
+            | ClientMessage::VerifierLog { .. } => {}
         }
     }
 

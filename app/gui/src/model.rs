@@ -264,7 +264,10 @@ impl Model {
                     (!latency_log2_ns.is_empty()).then(|| latency_log2_ns.iter().sum());
                 for probe in self.probes.iter().filter(|p| p.enabled) {
                     let total = match probe.kind {
-                        ProbeKind::Stream | ProbeKind::Fields | ProbeKind::Stacks => continue,
+                        ProbeKind::Stream
+                        | ProbeKind::Fields
+                        | ProbeKind::Stacks
+                        | ProbeKind::Pack => continue,
                         ProbeKind::SyscallCounts => syscall_total,
                         ProbeKind::SyscallLatency => latency_total,
                         ProbeKind::Function => {

@@ -64,6 +64,7 @@ fn kind_name(kind: ProbeKind) -> &'static str {
         ProbeKind::Fields => "stream-fields",
         ProbeKind::Function => "function",
         ProbeKind::Stacks => "stacks",
+        ProbeKind::Pack => "pack",
     }
 }
 

@@ -45,6 +45,8 @@ pub enum Source {
         /// unavailable, with the reason).
         target: Option<FunctionTarget>,
     },
+    /// A probe of a third-party pack: index into [`crate::pack::PackProbes`].
+    Pack(usize),
     /// On-CPU or off-CPU stack sampling.
     Profile {
         /// Off-CPU (blocked time) rather than on-CPU samples.
@@ -310,6 +312,15 @@ impl Registry {
         let info = self.probes[usize::from(key)].info.clone();
         log::info!("registered function probe {id} as probe {key}");
         (key, Some(info))
+    }
+
+    /// Registers pack probe `index` (described by `info`); returns its key.
+    pub fn register_pack(&mut self, info: ProbeInfo, index: usize) -> u16 {
+        self.push(Registered {
+            info,
+            source: Source::Pack(index),
+            options: ProbeOptions::default(),
+        })
     }
 
     /// The stack samplers: key and whether off-CPU.

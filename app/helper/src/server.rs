@@ -405,6 +405,10 @@ fn handle_message(
                 truncated,
             }]
         }
+        ClientMessage::VerifierLog { probe } => match probes.verifier_log(&probe) {
+            Ok(log) => vec![HelperMessage::VerifierLog { probe, log }],
+            Err(message) => error(message),
+        },
         ClientMessage::SetFilter(filter) => {
             if let Err(message) = probes.set_filter(filter) {
                 return error(message);
@@ -506,6 +510,9 @@ fn send_aggregates(probes: &ProbeSet, clients: &HashMap<ClientId, ClientState>, 
         if let Some(aggregates) = probes.aggregates_for(&client.enabled, ts_ns) {
             // A full queue only loses this snapshot; the next one is cumulative.
             client.send(&HelperMessage::Aggregates(aggregates));
+        }
+        for data in probes.pack_data_for(&client.enabled, ts_ns) {
+            client.send(&HelperMessage::PackData(data));
         }
     }
 }

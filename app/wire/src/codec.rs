@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 pub const MAGIC: [u8; 4] = *b"MSCP";
 /// Version of the protocol in this crate. Bump it on any change to
 /// the messages; peers with another version refuse each other clearly.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Largest frame either side accepts (16 MiB). A batch is bounded well below
 /// this; a larger length prefix means a corrupt or hostile peer.
 pub const MAX_FRAME_BYTES: u32 = 16 << 20;
