@@ -202,7 +202,7 @@ pub fn inspect(object: &str, bytes: &[u8]) -> Result<ObjectInfo, Vec<String>> {
         let Ok(name) = symbol.name() else { continue };
         if symbol.is_undefined() && symbol.is_global() && !name.is_empty() {
             problems.push(format!(
-                "{object} uses the extern `{name}` (`__kconfig` or `__ksym`), which aya 0.14 cannot resolve; remove it or read the value with BPF_CORE_READ"
+                "{object} uses the extern `{name}` (a `__kconfig` or `__ksym` variable, resolved through .kconfig/.ksyms), which aya 0.14 cannot load; remove it, or pass the value as a knob"
             ));
         }
         let in_section = |wanted: &str| {
@@ -455,6 +455,42 @@ pub fn check_probe(pack: &str, probe_id: &str, probe: &BpfProbe, info: &ObjectIn
     problems
 }
 
+/// The BPF objects embedded in a program (as bcc's libbpf-tools embed their
+/// `.bpf.o` through a generated skeleton): every 64-bit little-endian ELF
+/// image with machine BPF, cut at the end of its section header table.
+pub fn embedded_objects(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(offset) = bytes
+        .get(at..)
+        .and_then(|rest| rest.windows(4).position(|w| w == b"\x7fELF"))
+    {
+        let start = at + offset;
+        at = start + 4;
+        let header = |o: usize, n: usize| bytes.get(start + o..start + o + n);
+        let u16_at = |o| header(o, 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        let is_bpf64 = header(4, 2) == Some(&[2, 1]) && u16_at(18) == Some(EM_BPF);
+        let shoff = header(40, 8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_le_bytes(a)
+        });
+        let (Some(shoff), Some(shentsize), Some(shnum)) = (shoff, u16_at(58), u16_at(60)) else {
+            continue;
+        };
+        let size = usize::try_from(shoff)
+            .ok()
+            .and_then(|s| s.checked_add(usize::from(shentsize) * usize::from(shnum)));
+        if let Some(image) = size.and_then(|size| bytes.get(start..start.checked_add(size)?))
+            && is_bpf64
+        {
+            found.push(image);
+            at = start + image.len();
+        }
+    }
+    found
+}
+
 /// Which attach choice of a slot the kernel allows: the first for which
 /// `allowed` says yes; else a sentence with every reason.
 pub fn choose<'a>(
@@ -510,6 +546,27 @@ mod tests {
         let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let err = inspect("test", &me).unwrap_err();
         assert!(err[0].contains("is not a BPF object"), "{err:?}");
+    }
+
+    #[test]
+    fn embedded_objects_are_found_and_cut_at_their_section_headers() {
+        // A fake BPF ELF header: 64-bit, little-endian, machine 247, section
+        // headers at 64, two of 64 bytes: 192 bytes in all.
+        let mut image = vec![0u8; 192];
+        image[..4].copy_from_slice(b"\x7fELF");
+        image[4] = 2;
+        image[5] = 1;
+        image[18..20].copy_from_slice(&EM_BPF.to_le_bytes());
+        image[40..48].copy_from_slice(&64u64.to_le_bytes());
+        image[58..60].copy_from_slice(&64u16.to_le_bytes());
+        image[60..62].copy_from_slice(&2u16.to_le_bytes());
+        let mut host = b"\x7fELF host binary header, not BPF".to_vec();
+        host.extend(&image);
+        host.extend(b"trailing bytes");
+        assert_eq!(embedded_objects(&host), vec![image.as_slice()]);
+        // Truncated: the section headers run past the end.
+        assert!(embedded_objects(&image[..100]).is_empty());
+        assert!(embedded_objects(b"").is_empty());
     }
 
     #[test]

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "kernel/packs.rs"]
+mod packs;
 #[path = "kernel/profile.rs"]
 mod profile;
 
@@ -33,6 +35,11 @@ struct Helper {
 
 impl Helper {
     fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts the helper with extra command-line arguments.
+    fn start_with(extra: &[&std::ffi::OsStr]) -> Option<Self> {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipping: kernel tests need root to load eBPF programs");
             return None;
@@ -46,6 +53,7 @@ impl Helper {
             .arg(&socket)
             .arg("--group")
             .arg("microscope-test-no-such-group")
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("HELPER_LOG").unwrap_or("error".into()),
