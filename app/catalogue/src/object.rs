@@ -493,10 +493,10 @@ pub fn embedded_objects(bytes: &[u8]) -> Vec<&[u8]> {
 
 /// Which attach choice of a slot the kernel allows: the first for which
 /// `allowed` says yes; else a sentence with every reason.
-pub fn choose<'a>(
-    choices: &'a [crate::bpf::AttachChoice],
+pub fn choose(
+    choices: &[crate::bpf::AttachChoice],
     mut allowed: impl FnMut(&AttachPoint) -> Result<(), String>,
-) -> Result<&'a crate::bpf::AttachChoice, String> {
+) -> Result<&crate::bpf::AttachChoice, String> {
     let mut reasons = Vec::new();
     for choice in choices {
         match allowed(&choice.point) {

@@ -38,6 +38,10 @@ fn bpf(cmd: libc::c_long, attr: &mut MapElemAttr) -> std::io::Result<()> {
     }
 }
 
+/// A map's entries as raw `(key, value)` bytes, and how many more there
+/// were than were read.
+pub type Entries = (Vec<(Vec<u8>, Vec<u8>)>, u64);
+
 /// Every `(key, value)` of the map, at most `max` entries. `value_size` is
 /// the whole value as the kernel copies it out (for per-CPU maps: the value
 /// rounded up to 8 bytes, times the possible CPUs).
@@ -46,7 +50,7 @@ pub fn entries(
     key_size: usize,
     value_size: usize,
     max: usize,
-) -> std::io::Result<(Vec<(Vec<u8>, Vec<u8>)>, u64)> {
+) -> std::io::Result<Entries> {
     let mut out = Vec::new();
     let mut truncated = 0u64;
     let mut key: Option<Vec<u8>> = None;
