@@ -13,6 +13,7 @@ mod demo;
 mod helper;
 mod initramfs;
 mod openloop;
+mod packs;
 mod proc;
 mod run;
 mod screenshot;
@@ -49,6 +50,9 @@ enum Command {
     TestVm,
     /// Capture a screenshot of the real app tracing a small workload.
     Screenshot(screenshot::Options),
+    /// Build the example packs and extract the libbpf-tools objects into
+    /// target/packs, ready to install where the helper reads packs.
+    Packs(packs::Options),
     /// Record the demo recording (assets/demo.mscr) on this kernel.
     Demo(demo::Options),
     /// Measure performance: what tracing costs a syscall-heavy loop, opening
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::TestVm => test_vm::run(),
         Command::Screenshot(options) => screenshot::run(&options),
         Command::Demo(options) => demo::run(&options),
+        Command::Packs(options) => packs::run(&options),
         Command::Bench(options) => bench::run(&options),
         Command::OpenLoop(options) => openloop::run(&options),
         Command::CpuLoop(options) => cpuloop::run(&options),

@@ -97,6 +97,7 @@
 mod bpf;
 mod builtin;
 mod catalogue;
+mod check;
 mod error;
 mod manifest;
 mod model;
@@ -110,6 +111,7 @@ pub use bpf::{
 };
 pub use builtin::BUILTIN_ORIGIN;
 pub use catalogue::Catalogue;
+pub use check::{PackCheck, ProbeCheck, check_pack_dir};
 pub use error::{CatalogueError, Definition, Location};
 pub use model::{
     Attachment, Edge, FieldDoc, Layer, PackInfo, ProbeDef, ProbeType, Subsystem, Target,

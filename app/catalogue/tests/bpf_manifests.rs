@@ -234,3 +234,31 @@ fn object_files_stay_inside_the_pack() {
         );
     }
 }
+
+#[test]
+fn check_pack_reports_objects_it_cannot_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pack.toml"), PACK).unwrap();
+    std::fs::write(dir.path().join("exits.toml"), PROBE).unwrap();
+    // No object yet.
+    let checked = microscope_catalogue::check_pack_dir(dir.path()).unwrap();
+    assert!(!checked.is_clean());
+    assert!(
+        checked.object_problems[0].contains("demo.bpf.o")
+            && checked.object_problems[0].contains("build it first"),
+        "{:?}",
+        checked.object_problems
+    );
+    // Not an ELF file.
+    std::fs::write(dir.path().join("demo.bpf.o"), b"#!/bin/sh\necho hi\n").unwrap();
+    let checked = microscope_catalogue::check_pack_dir(dir.path()).unwrap();
+    assert!(
+        checked.object_problems[0].starts_with("demo.bpf.o is not an ELF object"),
+        "{:?}",
+        checked.object_problems
+    );
+    assert_eq!(
+        checked.probes[0].problems,
+        ["its object `demo` could not be read (see above)"]
+    );
+}

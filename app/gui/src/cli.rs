@@ -58,7 +58,12 @@ pub enum View {
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Print the helper's version, the kernel's tracing capabilities and every probe.
-    Probes,
+    Probes {
+        /// Instead, print the whole verifier log of a pack probe the kernel
+        /// refused (its id, e.g. `mypack:probe`).
+        #[arg(long, value_name = "ID")]
+        verifier_log: Option<String>,
+    },
     /// Check a probe pack directory against the built-in pack: every file,
     /// every entry, no clash. Prints what it holds or what is wrong.
     CheckPack {

@@ -129,7 +129,7 @@ pub use paths::{
     AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,
     PathsLayout, VisibleEdge,
 };
-pub use probes_cmd::{format_probes, probes_report};
+pub use probes_cmd::{format_probes, probes_report, verifier_log};
 pub use profile_cmd::{
     FoldedProfile, OFF_CPU_PROBE, ON_CPU_PROBE, ProfileError, ProfileOutcome, ProfileRequest,
     run_profile, sanitize_frame,

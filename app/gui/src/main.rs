@@ -17,9 +17,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(CliCommand::Probes) => match microscope::probes_report(&cli.socket) {
-            Ok(report) => {
-                print!("{report}");
+        Some(CliCommand::Probes {
+            verifier_log: Some(probe),
+        }) => match microscope::verifier_log(&cli.socket, &probe) {
+            Ok(log) => {
+                print!("{log}");
                 ExitCode::SUCCESS
             }
             Err(err) => {
@@ -27,6 +29,18 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(CliCommand::Probes { verifier_log: None }) => {
+            match microscope::probes_report(&cli.socket) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("microscope: {err}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Some(CliCommand::Watch { probes, seconds }) => {
             let mut stdout = std::io::stdout().lock();
             match microscope::run_watch(&cli.socket, &probes, seconds, &mut stdout) {

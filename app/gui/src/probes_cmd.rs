@@ -12,6 +12,27 @@ pub fn probes_report(socket: &Path) -> Result<String, ClientError> {
     Ok(format_probes(connection.hello(), &probes))
 }
 
+/// The whole verifier log of pack probe `probe`, as the helper kept it when
+/// the kernel refused the probe.
+pub fn verifier_log(socket: &Path, probe: &str) -> Result<String, ClientError> {
+    let mut connection = Connection::connect(socket)?;
+    connection.send(&microscope_wire::ClientMessage::VerifierLog {
+        probe: probe.to_owned(),
+    })?;
+    loop {
+        match connection.recv()? {
+            microscope_wire::HelperMessage::VerifierLog { log, .. } => {
+                connection.shutdown();
+                return Ok(log);
+            }
+            microscope_wire::HelperMessage::Error { message } => {
+                return Err(ClientError::Refused(message));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The report: helper and kernel, capabilities, then one line per probe:
 /// `<id>  <subsystem>  <kind>  available|unavailable: <reason>  <description>`.
 pub fn format_probes(hello: &HelperInfo, probes: &[ProbeInfo]) -> String {

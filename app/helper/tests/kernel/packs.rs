@@ -739,3 +739,30 @@ fn a_world_writable_pack_directory_is_refused() {
     // The other pack of the same directory is unaffected.
     enable_available(&mut conn, "libbpf-tools:exitsnoop");
 }
+
+#[test]
+fn check_pack_accepts_the_objects_the_helper_loads() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: needs root to read tracefs like the helper");
+        return;
+    }
+    let packs = trusted_packs();
+    for name in ["libbpf-tools", "example-c"] {
+        let checked = microscope_catalogue::check_pack_dir(&packs.path().join(name)).unwrap();
+        assert!(
+            checked.is_clean(),
+            "{name}: {:?} {:?}",
+            checked.object_problems,
+            checked.probes
+        );
+        for probe in &checked.probes {
+            for target in &probe.targets {
+                assert!(
+                    !target.contains("unavailable") && !target.contains("not checked"),
+                    "{}: {target}",
+                    probe.id
+                );
+            }
+        }
+    }
+}
