@@ -37,11 +37,18 @@ pub fn run(options: &Options) -> Result<()> {
     let c = out.join("example-c");
     copy_manifests(&assets.join("example-c"), &c)?;
     build_c(&c.join("sleeps.bpf.c"), &c.join("sleeps.bpf.o"))?;
+    let rust = out.join("example-rust");
+    copy_manifests(&assets.join("example-rust"), &rust)?;
+    build_rust(
+        &assets.join("example-rust/program"),
+        "writes",
+        &rust.join("writes.bpf.o"),
+    )?;
     let tools = out.join("libbpf-tools");
     copy_manifests(&assets.join("libbpf-tools"), &tools)?;
     extract_libbpf_tools(&tools)?;
     println!(
-        "packs ready in {}: example-c, libbpf-tools.\n\
+        "packs ready in {}: example-c, example-rust, libbpf-tools.\n\
          Install them where the helper reads packs:  sudo mkdir -p /etc/microscope/packs && sudo cp -r {}/* /etc/microscope/packs/\n\
          or start the helper with `--pack-dir {}` if every directory above it is owned by root.",
         out.display(),
@@ -77,6 +84,29 @@ pub fn build_c(source: &Path, object: &Path) -> Result<()> {
         &format!("compiling {}", source.display()),
         "clang-22 and libbpf-dev come from apt (`cargo xtask setup` installs them)",
     )
+}
+
+/// Builds an aya-ebpf pack project (its own nightly toolchain and BPF
+/// target, from its `rust-toolchain.toml` and `.cargo/config.toml`) and
+/// copies binary `bin` to `object`.
+pub fn build_rust(project: &Path, bin: &str, object: &Path) -> Result<()> {
+    let target_dir = workspace::root().join("target/packs-build").join(bin);
+    run_checked(
+        Command::new("cargo")
+            .args(["build", "--release"])
+            .current_dir(project)
+            // The project's rust-toolchain.toml picks nightly; xtask's own
+            // toolchain settings must not leak into it.
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("RUSTC")
+            .env_remove("CARGO")
+            .env("CARGO_TARGET_DIR", &target_dir),
+        &format!("building {}", project.display()),
+        "it needs nightly with rust-src and bpf-linker (`cargo xtask setup` installs them)",
+    )?;
+    let built = target_dir.join("bpfel-unknown-none/release").join(bin);
+    std::fs::copy(&built, object).with_context(|| format!("copying {}", built.display()))?;
+    Ok(())
 }
 
 /// Downloads Debian's `libbpf-tools` and writes `<tool>.bpf.o` for each tool

@@ -94,12 +94,35 @@ fn clang(source: &Path, out: &Path) {
     );
 }
 
+/// Builds the Rust example pack's object (aya-ebpf, nightly, bpf-linker)
+/// into the target directory, once.
+fn rust_example_object() -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("example-rust");
+    let output = Command::new("cargo")
+        .args(["build", "--release"])
+        .current_dir(repo().join("assets/packs/example-rust/program"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("CARGO")
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run cargo");
+    assert!(
+        output.status.success(),
+        "building the Rust example pack failed (it needs nightly with rust-src and bpf-linker, which `cargo xtask setup` installs): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    target.join("bpfel-unknown-none/release/writes")
+}
+
 /// Copies the manifests (and sources) of pack `name` from assets/packs.
 fn copy_pack(name: &str, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(repo().join("assets/packs").join(name)).unwrap() {
         let path = entry.unwrap().path();
-        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
     }
 }
 
@@ -110,6 +133,9 @@ fn trusted_packs() -> tempfile::TempDir {
     let c = dir.path().join("example-c");
     copy_pack("example-c", &c);
     clang(&c.join("sleeps.bpf.c"), &c.join("sleeps.bpf.o"));
+    let rust = dir.path().join("example-rust");
+    copy_pack("example-rust", &rust);
+    std::fs::copy(rust_example_object(), rust.join("writes.bpf.o")).unwrap();
     let tools = dir.path().join("libbpf-tools");
     copy_pack("libbpf-tools", &tools);
     let objects = libbpf_tools_objects();
@@ -186,36 +212,68 @@ fn pack_data_after(conn: &mut Connection, key: u16, after_ns: u64) -> PackData {
     }
 }
 
+/// A forked child waiting to run its workload; killed if the test fails
+/// before starting it.
+struct Forked {
+    pid: nix::unistd::Pid,
+    start: Option<std::os::fd::OwnedFd>,
+}
+
+impl Drop for Forked {
+    fn drop(&mut self) {
+        if self.start.is_some() {
+            let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(self.pid, None);
+        }
+    }
+}
+
 /// A forked child that waits for a byte on a pipe, runs `work` (raw system
-/// calls only: the parent has threads), and exits. Returns its pid and the
-/// pipe to start it with.
-fn forked(work: fn()) -> (nix::unistd::Pid, std::os::fd::OwnedFd) {
+/// calls only: the parent has threads), and exits. If the parent goes away
+/// first, the read sees end-of-file and the child exits without working.
+fn forked(work: fn()) -> Forked {
     let (read, write) = nix::unistd::pipe().unwrap();
-    // SAFETY: the child only makes raw system calls (read, the workload's
-    // own, _exit) before exiting: nothing that needs another thread's lock.
+    // SAFETY: the child only makes raw system calls (close, read, the
+    // workload's own, _exit): nothing that needs another thread's lock.
     match unsafe { nix::unistd::fork() }.unwrap() {
         nix::unistd::ForkResult::Child => {
+            drop(write);
             let mut byte = [0u8; 1];
             // SAFETY: a valid fd and a 1-byte buffer.
-            unsafe {
+            let n = unsafe {
                 libc::read(
                     std::os::fd::AsRawFd::as_raw_fd(&read),
                     byte.as_mut_ptr().cast(),
                     1,
                 )
             };
-            work();
+            if n == 1 {
+                work();
+            }
             // SAFETY: ends the child without running the parent's atexit handlers.
             unsafe { libc::_exit(0) }
         }
-        nix::unistd::ForkResult::Parent { child } => (child, write),
+        nix::unistd::ForkResult::Parent { child } => Forked {
+            pid: child,
+            start: Some(write),
+        },
     }
 }
 
-fn go_and_wait(child: nix::unistd::Pid, start: std::os::fd::OwnedFd) -> u64 {
-    nix::unistd::write(&start, b"x").unwrap();
-    nix::sys::wait::waitpid(child, None).unwrap();
-    monotonic_ns()
+impl Forked {
+    fn pid(&self) -> u32 {
+        self.pid.as_raw() as u32
+    }
+
+    /// Starts the workload and waits for the child to exit; returns the
+    /// monotonic time after it did.
+    fn go_and_wait(mut self) -> u64 {
+        if let Some(start) = self.start.take() {
+            nix::unistd::write(&start, b"x").unwrap();
+        }
+        nix::sys::wait::waitpid(self.pid, None).unwrap();
+        monotonic_ns()
+    }
 }
 
 fn named<'a>(
@@ -365,11 +423,11 @@ fn pack_c_example_counts_sleeps_of_one_process() {
         return;
     };
     let mut conn = helper.connect();
-    let (child, go) = forked(sleep_2ms);
-    let pid = child.as_raw() as u32;
+    let child = forked(sleep_2ms);
+    let pid = child.pid();
     set_filter_pid(&mut conn, pid);
     let info = enable_available(&mut conn, "example-c:sleeps");
-    let done = go_and_wait(child, go);
+    let done = child.go_and_wait();
 
     // Its events (one per sleep, each at least 2 ms, none failed) and the
     // first snapshot of its maps taken after the child ended.
@@ -444,6 +502,68 @@ fn pack_c_example_counts_sleeps_of_one_process() {
     );
 }
 
+fn known_writes() {
+    let null = c"/dev/null";
+    let buf = [0u8; 5000];
+    // SAFETY: a valid C string; the fd is used only here.
+    let fd = unsafe { libc::open(null.as_ptr(), libc::O_WRONLY) };
+    for (count, size) in [(10, 100), (5, 5000)] {
+        for _ in 0..count {
+            // SAFETY: `buf` holds at least `size` bytes.
+            unsafe { libc::syscall(libc::SYS_write, fd, buf.as_ptr(), size) };
+        }
+    }
+}
+
+#[test]
+fn pack_rust_example_counts_write_sizes_of_one_process() {
+    let packs = trusted_packs();
+    let Some(helper) = start(packs.path()) else {
+        return;
+    };
+    let mut conn = helper.connect();
+    let child = forked(known_writes);
+    let pid = child.pid();
+    set_filter_pid(&mut conn, pid);
+    let info = enable_available(&mut conn, "example-rust:writes");
+    let done = child.go_and_wait();
+
+    let data = pack_data_after(&mut conn, info.key, done);
+    let table = data
+        .tables
+        .iter()
+        .find(|t| t.map == "TOTALS")
+        .expect("TOTALS");
+    assert_eq!(
+        table.rows.len(),
+        1,
+        "only the filtered process: {:?}",
+        table.rows
+    );
+    assert_eq!(table.rows[0][0], FieldValue::Uint(u64::from(pid)));
+    assert_eq!(table.rows[0][1], FieldValue::Uint(15));
+    assert_eq!(
+        table.rows[0][2],
+        FieldValue::Named {
+            value: 26_000,
+            text: "25.4 KiB".into()
+        }
+    );
+    let hist = data
+        .histograms
+        .iter()
+        .find(|h| h.map == "SIZES")
+        .expect("SIZES");
+    assert_eq!(hist.label, format!("tgid={pid}"));
+    let mut expected = vec![0u64; 32];
+    expected[6] = 10; // 100 bytes: [64, 128)
+    expected[12] = 5; // 5000 bytes: [4096, 8192)
+    assert_eq!(hist.buckets, expected);
+    println!(
+        "example-rust:writes: 15 writes, 26000 bytes, buckets 6 → 10 and 12 → 5 (per-CPU copies summed)"
+    );
+}
+
 fn many_syscalls() {
     for _ in 0..137 {
         // SAFETY: getppid takes no arguments and cannot fail.
@@ -462,10 +582,10 @@ fn pack_syscount_counts_calls_by_name_for_one_process() {
         return;
     };
     let mut conn = helper.connect();
-    let (child, go) = forked(many_syscalls);
-    set_filter_pid(&mut conn, child.as_raw() as u32);
+    let child = forked(many_syscalls);
+    set_filter_pid(&mut conn, child.pid());
     let info = enable_available(&mut conn, "libbpf-tools:syscount");
-    let done = go_and_wait(child, go);
+    let done = child.go_and_wait();
 
     let data = pack_data_after(&mut conn, info.key, done);
     let table = &data.tables[0];
@@ -501,9 +621,9 @@ fn pack_runqlat_histogram_total_equals_the_switches_to_the_thread() {
     let mut conn = helper.connect();
     let info = enable_available(&mut conn, "libbpf-tools:runqlat");
     super::enable(&mut conn, "sched:sched_switch");
-    let (child, go) = forked(wake_often);
-    let pid = child.as_raw() as u32;
-    let done = go_and_wait(child, go);
+    let child = forked(wake_often);
+    let pid = child.pid();
+    let done = child.go_and_wait();
 
     // Every time the child was put on a CPU after waiting in the run queue.
     let mut switches_in = 0u64;
