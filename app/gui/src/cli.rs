@@ -70,6 +70,15 @@ pub enum CliCommand {
         /// The pack's directory (with its `pack.toml`).
         dir: PathBuf,
     },
+    /// Write a new probe pack (manifest and a BPF program in C or Rust that
+    /// builds as is) into DIR; docs/packs.md walks through it.
+    NewPack {
+        /// The program's language.
+        #[arg(long, value_enum)]
+        lang: crate::PackLanguage,
+        /// A new directory; its name becomes the pack's id.
+        dir: PathBuf,
+    },
     /// Enable probes and print `<probe id> <events>` for each probe, once a second.
     Watch {
         /// Probe id to enable (repeatable), e.g. `sched:sched_switch`.

@@ -88,6 +88,7 @@ mod info_cmd;
 mod ingest;
 pub mod map;
 mod model;
+mod new_pack_cmd;
 mod pack_cmd;
 mod paths;
 mod probes_cmd;
@@ -124,6 +125,7 @@ pub use histogram::{LatencyHistogram, bucket_label, format_ns};
 pub use info_cmd::{format_info, info_report};
 pub use ingest::{RETRY_INTERVAL, Wake, spawn_ingest};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
+pub use new_pack_cmd::{PackLanguage, new_pack};
 pub use pack_cmd::check_pack;
 pub use paths::{
     AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,

@@ -75,6 +75,16 @@ fn main() -> ExitCode {
                 ExitCode::from(err.exit_code())
             }
         },
+        Some(CliCommand::NewPack { lang, dir }) => match microscope::new_pack(&dir, lang) {
+            Ok(next) => {
+                print!("{next}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("microscope: {err}");
+                ExitCode::FAILURE
+            }
+        },
         Some(CliCommand::CheckPack { dir }) => match microscope::check_pack(&dir) {
             Ok(report) => {
                 print!("{report}");

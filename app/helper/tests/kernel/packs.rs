@@ -159,6 +159,10 @@ fn probe(conn: &mut Connection, id: &str) -> ProbeInfo {
 }
 
 fn enable_available(conn: &mut Connection, id: &str) -> ProbeInfo {
+    // Loading an object (verifier included) takes longer than the short
+    // timeouts used while collecting.
+    conn.set_recv_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let info = probe(conn, id);
     assert!(
         info.availability.available,
@@ -884,5 +888,125 @@ fn check_pack_accepts_the_objects_the_helper_loads() {
                 );
             }
         }
+    }
+}
+
+/// Writes template `lang` of `microscope new-pack` (assets/packs/templates)
+/// as pack `id`, substituting the placeholders the way the command does.
+fn scaffold(lang: &str, id: &str, to: &Path) {
+    let from = repo().join("assets/packs/templates").join(lang);
+    let mut stack = vec![from.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = path
+                .strip_prefix(&from)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .replace("PACK_ID", id);
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("PACK_ID", id)
+                .replace("CRATE_NAME", &id.replace('-', "_"));
+            let out = to.join(relative);
+            std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+            std::fs::write(out, text).unwrap();
+        }
+    }
+}
+
+fn failed_opens() {
+    let missing = c"/nonexistent/microscope-scaffold-test";
+    for _ in 0..3 {
+        // SAFETY: a valid C string; the call fails with ENOENT.
+        unsafe {
+            libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                missing.as_ptr(),
+                libc::O_RDONLY,
+            )
+        };
+    }
+}
+
+#[test]
+fn packs_written_by_new_pack_build_load_and_count() {
+    let root = tempfile::tempdir().unwrap();
+    scaffold("c", "scaffold-c", &root.path().join("scaffold-c"));
+    clang(
+        &root.path().join("scaffold-c/scaffold-c.bpf.c"),
+        &root.path().join("scaffold-c/scaffold-c.bpf.o"),
+    );
+    let rust = root.path().join("scaffold-rust");
+    scaffold("rust", "scaffold-rust", &rust);
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("example-rust");
+    let output = Command::new("cargo")
+        .args(["build", "--release"])
+        .current_dir(rust.join("program"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("CARGO")
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::copy(
+        target.join("bpfel-unknown-none/release/scaffold_rust"),
+        rust.join("scaffold-rust.bpf.o"),
+    )
+    .unwrap();
+    let Some(helper) = start(root.path()) else {
+        return;
+    };
+    let mut conn = helper.connect();
+    for id in ["scaffold-c:opens", "scaffold-rust:opens"] {
+        let child = forked(failed_opens);
+        let pid = child.pid();
+        set_filter_pid(&mut conn, pid);
+        let info = enable_available(&mut conn, id);
+        let done = child.go_and_wait();
+        let mut failures = 0;
+        let mut data = None;
+        conn.set_recv_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (data.is_none() || failures < 3) && Instant::now() < deadline {
+            match conn.recv() {
+                Ok(HelperMessage::Batch(batch)) => {
+                    for e in batch.events.iter().filter(|e| e.probe == info.key) {
+                        assert_eq!(e.tgid, pid);
+                        assert_eq!(named(&info, e, "ret").to_string(), "-ENOENT");
+                        failures += 1;
+                    }
+                }
+                Ok(HelperMessage::PackData(d)) if d.probe == info.key && d.ts_ns > done => {
+                    data.get_or_insert(d);
+                }
+                Ok(_) | Err(ClientError::Timeout(_)) => {}
+                Err(err) => panic!("connection failed: {err}"),
+            }
+        }
+        assert_eq!(failures, 3, "{id}");
+        let rows = &data.expect("a snapshot").tables[0].rows;
+        assert_eq!(
+            rows,
+            &[vec![FieldValue::Uint(u64::from(pid)), FieldValue::Uint(3)]],
+            "{id}"
+        );
+        conn.send(&ClientMessage::Disable {
+            probe: id.to_owned(),
+        })
+        .unwrap();
+        println!("{id}: 3 failed openat() counted and reported with -ENOENT");
     }
 }
