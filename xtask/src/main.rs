@@ -23,6 +23,7 @@ mod initramfs;
 mod openloop;
 mod package;
 mod package_test;
+mod packs;
 mod proc;
 mod run;
 mod screenshot;
@@ -59,6 +60,9 @@ enum Command {
     TestVm,
     /// Capture a screenshot of the real app tracing a small workload.
     Screenshot(screenshot::Options),
+    /// Build the example packs and extract the libbpf-tools objects into
+    /// target/packs, ready to install where the helper reads packs.
+    Packs(packs::Options),
     /// Record the demo recording (assets/demo.mscr) on this kernel.
     Demo(demo::Options),
     /// Fuzz the parsers of untrusted bytes (wire frames, recordings, tracefs
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Demo(options) => demo::run(&options),
         Command::Fuzz(options) => fuzz::run(&options),
         Command::Package(options) => package::run(&options),
+        Command::Packs(options) => packs::run(&options),
         Command::Bench(options) => bench::run(&options),
         Command::OpenLoop(options) => openloop::run(&options),
         Command::CpuLoop(options) => cpuloop::run(&options),

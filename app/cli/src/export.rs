@@ -103,7 +103,7 @@ fn json_value(field: &Field<'_>) -> Value {
     match field {
         Field::Unsigned(n) => json!(n),
         Field::Signed(n) => json!(n),
-        Field::Text(s) => json!(s),
+        Field::Text(s) | Field::Named(_, s) => json!(s),
         Field::Flag(b) => json!(b),
         Field::Bytes(_) => json!(field.to_string()),
     }

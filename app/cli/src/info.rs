@@ -86,7 +86,8 @@ pub fn format_info(recording: &Recording) -> String {
                 ProbeKind::SyscallCounts
                 | ProbeKind::SyscallLatency
                 | ProbeKind::Function
-                | ProbeKind::Stacks => "- (aggregated in the kernel, see aggregates)".to_owned(),
+                | ProbeKind::Stacks
+                | ProbeKind::Pack => "- (aggregated in the kernel, see aggregates)".to_owned(),
             };
             rows.push((probe.id.clone(), events));
         }

@@ -40,6 +40,7 @@ pub mod cli;
 mod export;
 mod failure;
 mod info;
+mod new_pack;
 mod probes;
 mod profile;
 mod record;
@@ -61,7 +62,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let socket = &cli.socket;
     match command {
-        CliCommand::Probes => probes::run(socket),
+        CliCommand::Probes(args) => probes::run(socket, args),
+        CliCommand::NewPack(args) => new_pack::run(args),
         CliCommand::CheckPack(args) => check_pack::run(args),
         CliCommand::Watch(args) => watch::run(socket, args),
         CliCommand::Record(args) => record::run(socket, args),

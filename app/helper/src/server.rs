@@ -890,6 +890,10 @@ impl Hub {
             ClientMessage::ListTracepoints | ClientMessage::ListKernelFunctions { .. } => {
                 Vec::new()
             }
+            ClientMessage::VerifierLog { probe } => match probes.verifier_log(&probe) {
+                Ok(log) => vec![HelperMessage::VerifierLog { probe, log }],
+                Err(message) => error(message),
+            },
             ClientMessage::SetFilter(filter) => {
                 if let Err(message) = crate::probeset::filter_config(&filter) {
                     return error(message);
@@ -1033,6 +1037,11 @@ impl Hub {
                     .outbox
                     .send(&HelperMessage::Aggregates(aggregates), FrameKind::Data);
             }
+            for data in probes.pack_data_for(&client.enabled, ts_ns) {
+                client
+                    .outbox
+                    .send(&HelperMessage::PackData(data), FrameKind::Data);
+            }
         }
     }
 }
@@ -1140,6 +1149,7 @@ fn event_bytes(event: &Event) -> usize {
                 .map(|v| match v {
                     FieldValue::Str(s) => 6 + s.len(),
                     FieldValue::Bytes(b) => 6 + b.len(),
+                    FieldValue::Named { text, .. } => 16 + text.len(),
                     FieldValue::Int(_) | FieldValue::Uint(_) | FieldValue::Missing => 11,
                 })
                 .sum::<usize>()

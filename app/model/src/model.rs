@@ -345,7 +345,9 @@ impl Model {
             .collect();
         for (id, key, kind) in enabled {
             let total = match kind {
-                ProbeKind::Stream | ProbeKind::Fields | ProbeKind::Stacks => continue,
+                ProbeKind::Stream | ProbeKind::Fields | ProbeKind::Stacks | ProbeKind::Pack => {
+                    continue;
+                }
                 ProbeKind::SyscallCounts => syscall_total,
                 ProbeKind::SyscallLatency => latency_total,
                 ProbeKind::Function => {
