@@ -151,7 +151,8 @@ const PATHS: [&str; 8] = [
     "/usr/share/locale/locale.alias",
 ];
 
-fn header() -> RecordingHeader {
+/// The synthetic recording's header (also a seed of `cargo xtask fuzz`).
+pub(crate) fn header() -> RecordingHeader {
     let yes = || Availability::yes("synthetic");
     let probe = |id: &str, key, kind| ProbeInfo {
         fields: Vec::new(),
@@ -266,6 +267,23 @@ fn synthetic_event(rng: &mut fastrand::Rng, ts_ns: u64) -> Event {
         comm,
         data,
     }
+}
+
+/// A batch of `events` synthetic events, as the helper sends them (seeds of
+/// `cargo xtask fuzz`).
+pub(crate) fn synthetic_batch(seed: u64, events: usize) -> HelperMessage {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let events = (0..events as u64)
+        .map(|i| synthetic_event(&mut rng, 1_000_000 + i * 2_500))
+        .collect();
+    HelperMessage::Batch(EventBatch {
+        events,
+        stats: vec![ProbeStats {
+            probe: SWITCH,
+            kernel_drops: 3,
+            client_drops: 1,
+        }],
+    })
 }
 
 /// Writes `events` synthetic events; returns the file size.

@@ -11,7 +11,11 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::{proc, setup, test_vm, workspace};
+use crate::{fuzz, package_test, proc, setup, test_vm, workspace};
+
+/// How long `cargo xtask test` fuzzes each target (`cargo xtask fuzz` runs
+/// longer ones).
+const FUZZ_SECONDS: u32 = 25;
 
 /// The package holding the kernel integration tests, and that test target.
 const HELPER_PACKAGE: &str = "microscoped";
@@ -91,7 +95,9 @@ pub fn run() -> Result<()> {
         }
     }
 
+    steps.push(fuzz_step());
     steps.push(kernel_tests(&packages));
+    steps.push(package_step());
     steps.push(vm_tests());
 
     print_summary(&steps);
@@ -216,6 +222,53 @@ fn kernel_tests(packages: &[Package]) -> Step {
     Step {
         name,
         outcome: if failed { Outcome::Fail } else { Outcome::Pass },
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Every fuzz target for [`FUZZ_SECONDS`]; a crash fails the step.
+fn fuzz_step() -> Step {
+    let name = format!(
+        "fuzz ({} targets, {FUZZ_SECONDS} s each)",
+        fuzz::TARGETS.len()
+    );
+    println!("\n==> {name}");
+    timed_step(name, || {
+        let reports = fuzz::fuzz(&fuzz::TARGETS, FUZZ_SECONDS)?;
+        fuzz::print_reports(&reports);
+        if reports.iter().any(|r| r.crash.is_some()) {
+            bail!("a target crashed; `cargo xtask fuzz TARGET` replays and explores it");
+        }
+        Ok(())
+    })
+}
+
+/// The Debian package: built, installed, its helper run as the unit says,
+/// removed and purged (root only).
+fn package_step() -> Step {
+    let name = "package (dpkg -i, unit, remove, purge)".to_owned();
+    if let Some(reason) = package_test::unable() {
+        let reason = format!("skipped: {reason}");
+        println!("\n==> {name}: {reason}");
+        return skipped(name, reason);
+    }
+    println!("\n==> {name}");
+    timed_step(name, || package_test::run(true))
+}
+
+/// Runs `action` as the step `name`, timing it; an error fails the step.
+fn timed_step(name: String, action: impl FnOnce() -> Result<()>) -> Step {
+    let started = Instant::now();
+    let outcome = match action() {
+        Ok(()) => Outcome::Pass,
+        Err(err) => {
+            eprintln!("==> {name}: {err:#}");
+            Outcome::Fail
+        }
+    };
+    Step {
+        name,
+        outcome,
         seconds: started.elapsed().as_secs_f64(),
     }
 }

@@ -339,4 +339,54 @@ mod tests {
                 .is_err()
         );
     }
+
+    /// The man pages in `assets/package/man/` (shipped by the Debian
+    /// package) must be what clap says today: `microscope.1` and one
+    /// `microscope-<command>.1` per visible subcommand.
+    /// `UPDATE_MAN=1 cargo test -p microscope man_pages` rewrites them.
+    #[test]
+    fn man_pages_are_up_to_date() {
+        use clap::CommandFactory as _;
+
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/package/man");
+        let mut cli = Cli::command();
+        // Propagates `--socket` (global) into every subcommand.
+        cli.build();
+        let mut pages = vec![("microscope.1".to_owned(), cli.clone())];
+        for sub in cli
+            .get_subcommands()
+            .filter(|sub| !sub.is_hide_set() && sub.get_name() != "help")
+        {
+            let name = sub.get_name();
+            // clap keeps command names as `&'static str` (without its
+            // `string` feature); a test may leak a few.
+            let page_name: &'static str = Box::leak(format!("microscope-{name}").into_boxed_str());
+            let page = sub
+                .clone()
+                .name(page_name)
+                .bin_name(format!("microscope {name}"));
+            pages.push((format!("microscope-{name}.1"), page));
+        }
+        let update = std::env::var_os("UPDATE_MAN").is_some();
+        let mut stale = Vec::new();
+        for (file, command) in pages {
+            let mut rendered = Vec::new();
+            clap_mangen::Man::new(command)
+                .section("1")
+                .manual("Microscope")
+                .render(&mut rendered)
+                .unwrap();
+            let path = dir.join(&file);
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &rendered).unwrap();
+            } else if std::fs::read(&path).ok().as_deref() != Some(rendered.as_slice()) {
+                stale.push(file);
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "man pages out of date: {stale:?}; run `UPDATE_MAN=1 cargo test -p microscope man_pages`"
+        );
+    }
 }

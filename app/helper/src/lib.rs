@@ -43,6 +43,8 @@ mod tracer;
 pub use auth::{Peer, Policy, peer_groups};
 pub use capabilities::detect_standalone as detect_capabilities;
 pub use funcprobe::{FunctionProbes, FunctionTarget, Mechanism, kernel_functions};
+/// The generic record decoder, public for its fuzz target (`app/fuzz`).
+pub use generic::decode_fields;
 pub use microscope_catalogue::targets::{binary_symbols, find_library};
 pub use profiler::{
     DRAIN_INTERVAL, MAX_SAMPLE_HZ, ProfileKind, Profiler, RESULT_WAIT, StackBatchParts,
