@@ -91,3 +91,16 @@ pub fn demo_file() -> std::io::Result<PathBuf> {
     std::fs::rename(&partial, &path)?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_recording_is_written_to_a_file_named_for_the_user() {
+        let path = demo_file().expect("the temporary directory is writable");
+        let name = format!("microscope-demo-{}.mscr", nix::unistd::getuid());
+        assert_eq!(path.file_name().and_then(|n| n.to_str()), Some(&*name));
+        assert_eq!(std::fs::read(&path).expect("written"), DEMO_RECORDING);
+    }
+}
