@@ -96,6 +96,7 @@ fn main() -> ExitCode {
         Command::Screenshot(options) => screenshot::run(&options),
         Command::Demo(options) => demo::run(&options),
         Command::Fuzz(options) => fuzz::run(&options),
+        Command::Package(options) if options.test => package_test::run_test(!options.no_build),
         Command::Package(options) => package::run(&options),
         Command::Packs(options) => packs::run(&options),
         Command::Bench(options) => bench::run(&options),
