@@ -283,10 +283,8 @@ fn collect(
 ) -> Result<Option<String>, ProfileError> {
     let probe = request.probe();
     connection.set_recv_timeout(Some(ANSWER_TIMEOUT))?;
-    // The filter is the helper's, shared by every client: set it for the
-    // profile and put back "all processes" afterwards, unless another
-    // client changed it meanwhile (the helper tells every client).
-    let mut our_filter = None;
+    // The filter is this connection's own: no other client's filter changes
+    // what it receives, and it ends with the connection.
     if let Some(pid) = request.pid {
         let wanted = ProcessFilter {
             pid: Some(pid),
@@ -298,7 +296,6 @@ fn collect(
             |m| matches!(m, HelperMessage::Filter(f) if *f == wanted),
             &format!("keep only process {pid}"),
         )?;
-        our_filter = Some(wanted);
     }
     let options = ProbeOptions {
         stacks: false,
@@ -324,11 +321,7 @@ fn collect(
     let enabled_ns = monotonic_ns();
     let end_ns = enabled_ns + request.seconds * 1_000_000_000;
     started();
-    let mut filter_changed = false;
-    let mut take = |message: &HelperMessage, profile: &mut FoldedProfile| {
-        if let HelperMessage::Filter(filter) = message {
-            filter_changed |= our_filter.as_ref() != Some(filter);
-        }
+    let take = |message: &HelperMessage, profile: &mut FoldedProfile| {
         profile.add_message(message, enabled_ns);
     };
     for message in &received {
@@ -386,9 +379,6 @@ fn collect(
     let _ = connection.send(&ClientMessage::Disable {
         probe: probe.to_owned(),
     });
-    if our_filter.is_some() && !filter_changed {
-        let _ = connection.send(&ClientMessage::SetFilter(ProcessFilter::default()));
-    }
     Ok(warning)
 }
 

@@ -309,7 +309,8 @@ fn filter_ui(
 ) {
     ui.label(
         "Keep only events of matching tasks. The kernel applies it, so filtered-out \
-         events cost almost nothing. It applies to every client of the helper.",
+         events cost almost nothing. It is this window's own: other users' \
+         filters never change what you see, nor yours theirs.",
     );
     ui.label(format!("Now: {}", model.filter));
     egui::Grid::new("filter-form")
