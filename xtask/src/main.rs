@@ -2,6 +2,13 @@
 //!
 //! Each subcommand lives in its own module; this file only parses arguments
 //! and prepares the environment that every child process shares.
+//!
+//! Dependencies: `clap` (the subcommands), `anyhow` (errors with context
+//! for a person at a terminal), `serde_json` (`cargo metadata` and the
+//! benchmarks' reports), `libc` (signals, CPU affinity, `wait4` resource
+//! usage, the uid), `microscope-wire` (recordings and the thread CPU clock
+//! for the benchmarks), `fastrand` (seeded synthetic events and a CPU-bound
+//! loop).
 
 mod bench;
 mod bench_flame;
@@ -10,9 +17,12 @@ mod bench_recording;
 mod bench_toggle;
 mod cpuloop;
 mod demo;
+mod fuzz;
 mod helper;
 mod initramfs;
 mod openloop;
+mod package;
+mod package_test;
 mod packs;
 mod proc;
 mod run;
@@ -55,12 +65,21 @@ enum Command {
     Packs(packs::Options),
     /// Record the demo recording (assets/demo.mscr) on this kernel.
     Demo(demo::Options),
+    /// Fuzz the parsers of untrusted bytes (wire frames, recordings, tracefs
+    /// formats, tracepoint records, pack manifests) with cargo-fuzz.
+    Fuzz(fuzz::Options),
+    /// Build the Debian package (release binaries, systemd unit, group,
+    /// desktop entry, man pages) into target/package/.
+    Package(package::Options),
     /// Measure performance: what tracing costs a syscall-heavy loop, opening
     /// large recordings, drawing the flame graph.
     Bench(bench::Options),
     /// Internal: the `openat`+`close` loop that `bench` measures.
     #[command(name = "__openloop", hide = true)]
     OpenLoop(openloop::Options),
+    /// Internal: the package test's uprobe client (run as a group member).
+    #[command(name = "__uprobe-client", hide = true)]
+    UprobeClient(package_test::UprobeClientOptions),
     /// Internal: the CPU-bound loop that `bench profile` measures.
     #[command(name = "__cpuloop", hide = true)]
     CpuLoop(cpuloop::Options),
@@ -77,9 +96,12 @@ fn main() -> ExitCode {
         Command::Screenshot(options) => screenshot::run(&options),
         Command::Demo(options) => demo::run(&options),
         Command::Packs(options) => packs::run(&options),
+        Command::Fuzz(options) => fuzz::run(&options),
+        Command::Package(options) => package::run(&options),
         Command::Bench(options) => bench::run(&options),
         Command::OpenLoop(options) => openloop::run(&options),
         Command::CpuLoop(options) => cpuloop::run(&options),
+        Command::UprobeClient(options) => package_test::uprobe_client(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

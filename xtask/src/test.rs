@@ -11,11 +11,26 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::{proc, setup, test_vm, workspace};
+use crate::{fuzz, package_test, proc, setup, test_vm, workspace};
+
+/// How long `cargo xtask test` fuzzes each target (`cargo xtask fuzz` runs
+/// longer ones).
+const FUZZ_SECONDS: u32 = 25;
 
 /// The package holding the kernel integration tests, and that test target.
 const HELPER_PACKAGE: &str = "microscoped";
 const KERNEL_TEST: &str = "kernel";
+/// Test targets whose tests need root (each is `#[ignore]`d with the reason,
+/// so a plain `cargo test` lists them as ignored, never as passed): the
+/// kernel step runs them as root with `--ignored`, one test at a time.
+const ROOT_TESTS: &[(&str, &[&str])] = &[
+    (HELPER_PACKAGE, &[KERNEL_TEST, "funcprobe"]),
+    ("microscope-catalogue", &["kernel"]),
+];
+/// The child halves of kernel tests, ignored because another test runs
+/// them (as an unprivileged user, or as a process to kill); never run on
+/// their own. `--skip` matches these as substrings of test names.
+const CHILD_ONLY_TESTS: [&str; 2] = ["child_connects_as_given", "nobody_child_"];
 
 enum Outcome {
     Pass,
@@ -80,7 +95,9 @@ pub fn run() -> Result<()> {
         }
     }
 
+    steps.push(fuzz_step());
     steps.push(kernel_tests(&packages));
+    steps.push(package_step());
     steps.push(vm_tests());
 
     print_summary(&steps);
@@ -163,8 +180,9 @@ fn test_commands(package: &Package) -> Vec<(String, Command)> {
     commands
 }
 
+/// The root-only tests of [`ROOT_TESTS`], as root, or a visible skip.
 fn kernel_tests(packages: &[Package]) -> Step {
-    let name = format!("kernel tests ({HELPER_PACKAGE})");
+    let name = "kernel tests (root, --ignored)".to_owned();
     let exists = packages
         .iter()
         .any(|p| p.name == HELPER_PACKAGE && p.test_targets.iter().any(|t| t == KERNEL_TEST));
@@ -176,23 +194,83 @@ fn kernel_tests(packages: &[Package]) -> Step {
         return skipped(name, reason);
     }
     if !workspace::is_root() {
-        let reason = "skipped: they load eBPF programs, which needs root; \
+        let reason = "skipped: they load eBPF programs and read tracefs, which needs root; \
                       run `sudo -E cargo xtask test` to include them"
             .to_owned();
         println!("\n==> {name}: {reason}");
         return skipped(name, reason);
     }
-    let mut cmd = workspace::cargo();
-    cmd.args([
-        "test",
-        "-p",
-        HELPER_PACKAGE,
-        "--test",
-        KERNEL_TEST,
-        "--",
-        "--test-threads=1",
-    ]);
-    run_step(&name, &mut cmd, "see the failing kernel tests above")
+    let started = Instant::now();
+    let mut failed = false;
+    for (package, targets) in ROOT_TESTS {
+        let mut cmd = workspace::cargo();
+        cmd.args(["test", "-p", package]);
+        for target in *targets {
+            cmd.args(["--test", target]);
+        }
+        cmd.args(["--", "--ignored", "--test-threads=1"]);
+        for child in CHILD_ONLY_TESTS {
+            cmd.args(["--skip", child]);
+        }
+        let step = run_step(
+            &format!("{name} {package}"),
+            &mut cmd,
+            "see the failing kernel tests above",
+        );
+        failed |= matches!(step.outcome, Outcome::Fail);
+    }
+    Step {
+        name,
+        outcome: if failed { Outcome::Fail } else { Outcome::Pass },
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Every fuzz target for [`FUZZ_SECONDS`]; a crash fails the step.
+fn fuzz_step() -> Step {
+    let name = format!(
+        "fuzz ({} targets, {FUZZ_SECONDS} s each)",
+        fuzz::TARGETS.len()
+    );
+    println!("\n==> {name}");
+    timed_step(name, || {
+        let reports = fuzz::fuzz(&fuzz::TARGETS, FUZZ_SECONDS)?;
+        fuzz::print_reports(&reports);
+        if reports.iter().any(|r| r.crash.is_some()) {
+            bail!("a target crashed; `cargo xtask fuzz TARGET` replays and explores it");
+        }
+        Ok(())
+    })
+}
+
+/// The Debian package: built, installed, its helper run as the unit says,
+/// removed and purged (root only).
+fn package_step() -> Step {
+    let name = "package (dpkg -i, unit, remove, purge)".to_owned();
+    if let Some(reason) = package_test::unable() {
+        let reason = format!("skipped: {reason}");
+        println!("\n==> {name}: {reason}");
+        return skipped(name, reason);
+    }
+    println!("\n==> {name}");
+    timed_step(name, || package_test::run(true))
+}
+
+/// Runs `action` as the step `name`, timing it; an error fails the step.
+fn timed_step(name: String, action: impl FnOnce() -> Result<()>) -> Step {
+    let started = Instant::now();
+    let outcome = match action() {
+        Ok(()) => Outcome::Pass,
+        Err(err) => {
+            eprintln!("==> {name}: {err:#}");
+            Outcome::Fail
+        }
+    };
+    Step {
+        name,
+        outcome,
+        seconds: started.elapsed().as_secs_f64(),
+    }
 }
 
 /// `cargo xtask test-vm`, last: kprobe and fentry, which this machine's

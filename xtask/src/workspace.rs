@@ -25,13 +25,17 @@ pub fn cargo_bin_dir() -> Option<PathBuf> {
     Some(home.join("bin"))
 }
 
+/// Cargo's target directory (`$CARGO_TARGET_DIR`, else `target/`).
+pub fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 /// A built binary under `target/<profile>/`.
 pub fn built_binary(name: &str, release: bool) -> PathBuf {
     let profile = if release { "release" } else { "debug" };
-    let target_dir = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    target_dir.join(profile).join(name)
+    target_dir().join(profile).join(name)
 }
 
 /// True when this process runs as root (euid 0).

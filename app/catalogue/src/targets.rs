@@ -74,6 +74,53 @@ pub fn binary_has_function(path: &Path, symbol: &str) -> Result<bool, String> {
     Ok(found)
 }
 
+/// The file offset where function `symbol` of the ELF file `file` starts,
+/// as a uprobe attaches to it (`None` if the file defines no such
+/// function). `name` is how errors refer to the file. Reads the already
+/// open `file`, never a path, so a caller that checked the file first
+/// (the helper, for a client's uprobe) reads exactly that file.
+pub fn function_file_offset(
+    file: std::fs::File,
+    name: &Path,
+    symbol: &str,
+) -> Result<Option<u64>, String> {
+    use object::ObjectSection as _;
+    let cache = object::read::ReadCache::new(file);
+    let elf = parse_elf(&cache, name)?;
+    for sym in elf.symbols().chain(elf.dynamic_symbols()) {
+        if sym.kind() != object::SymbolKind::Text
+            || !sym.is_definition()
+            || sym.name() != Ok(symbol)
+        {
+            continue;
+        }
+        let Some(index) = sym.section_index() else {
+            continue;
+        };
+        let section = elf.section_by_index(index).map_err(|err| {
+            format!(
+                "{}: a symbol's section is unreadable ({err})",
+                name.display()
+            )
+        })?;
+        let Some((section_offset, _)) = section.file_range() else {
+            continue;
+        };
+        return sym
+            .address()
+            .checked_sub(section.address())
+            .and_then(|within| within.checked_add(section_offset))
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "{}: symbol {symbol} lies outside its section; the file is damaged",
+                    name.display()
+                )
+            });
+    }
+    Ok(None)
+}
+
 /// Calls `visit` with the name of every defined function symbol of the ELF
 /// file at `path` until it returns true. The file is read lazily (symbol
 /// tables only), so large binaries cost little.
@@ -90,12 +137,7 @@ fn for_each_function_symbol(
         return Err(format!("{} is not a regular file", path.display()));
     }
     let cache = object::read::ReadCache::new(file);
-    let elf = object::File::parse(&cache).map_err(|err| {
-        format!(
-            "{} is not an ELF program or library ({err}); uprobes need one",
-            path.display()
-        )
-    })?;
+    let elf = parse_elf(&cache, path)?;
     for symbol in elf.symbols().chain(elf.dynamic_symbols()) {
         if symbol.kind() != object::SymbolKind::Text || !symbol.is_definition() {
             continue;
@@ -108,4 +150,48 @@ fn for_each_function_symbol(
         }
     }
     Ok(())
+}
+
+/// Parses the ELF headers of a file being read through `cache`.
+fn parse_elf<'a>(
+    cache: &'a object::read::ReadCache<std::fs::File>,
+    path: &Path,
+) -> Result<object::File<'a, &'a object::read::ReadCache<std::fs::File>>, String> {
+    object::File::parse(cache).map_err(|err| {
+        format!(
+            "{} is not an ELF program or library ({err}); uprobes need one",
+            path.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[unsafe(no_mangle)]
+    #[inline(never)]
+    extern "C" fn microscope_targets_unit_test_symbol() -> u32 {
+        std::hint::black_box(42)
+    }
+
+    #[test]
+    fn file_offsets_of_this_test_binarys_functions() {
+        std::hint::black_box(microscope_targets_unit_test_symbol());
+        let exe = std::env::current_exe().unwrap();
+        let open = || std::fs::File::open(&exe).unwrap();
+        let offset = function_file_offset(open(), &exe, "microscope_targets_unit_test_symbol")
+            .unwrap()
+            .expect("this binary defines the function");
+        let size = std::fs::metadata(&exe).unwrap().len();
+        assert!(offset > 0 && offset < size, "{offset} of {size}");
+        assert_eq!(
+            function_file_offset(open(), &exe, "no_such_function_anywhere_42"),
+            Ok(None)
+        );
+        let text = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(text.path(), "just text").unwrap();
+        let err = function_file_offset(text.reopen().unwrap(), text.path(), "x").unwrap_err();
+        assert!(err.contains("is not an ELF program"), "{err}");
+    }
 }

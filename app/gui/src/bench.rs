@@ -11,74 +11,18 @@
 //! machine at that moment, other processes included).
 
 use crate::command::CommandQueue;
-use crate::flame::{BuildOptions, FlameGraph, NodeId};
-use crate::model::Model;
-use crate::stacks::{StackQuery, StackStore};
 use crate::views::FlameView;
 use egui::{Event, Pos2, RawInput, Rect, Vec2};
-use std::collections::HashSet;
+use microscope_model::Model;
+use microscope_model::{BuildOptions, FlameGraph, NodeId};
+use microscope_model::{StackQuery, synthetic_store};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// Mean time between two synthetic samples: 100k unique stacks make about
-/// 240k samples, ten seconds' worth.
-const SAMPLE_GAP_NS: u64 = 40_000;
 /// Longest wait for the first graph to be built.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
 /// Frames drawn before measuring, so fonts and caches are warm.
 const WARM_UP_FRAMES: usize = 10;
-/// Function-name parts of the synthetic stacks.
-const PREFIXES: [&str; 20] = [
-    "vfs",
-    "ext4",
-    "do",
-    "sys",
-    "__x64_sys",
-    "tcp",
-    "ip",
-    "sock",
-    "page",
-    "mem",
-    "sched",
-    "irq",
-    "blk",
-    "bio",
-    "filemap",
-    "kmem_cache",
-    "copy",
-    "fsnotify",
-    "security",
-    "rcu",
-];
-const SUFFIXES: [&str; 20] = [
-    "read", "write", "open", "alloc", "free", "lookup", "submit", "wait", "wake", "poll", "fault",
-    "flush", "map", "unmap", "lock", "unlock", "enqueue", "dequeue", "send", "recv",
-];
-const ROOTS: [&str; 4] = [
-    "entry_SYSCALL_64",
-    "ret_from_fork",
-    "asm_sysvec_apic_timer_interrupt",
-    "cpu_startup_entry",
-];
-const PROCESSES: [&str; 16] = [
-    "postgres",
-    "nginx",
-    "java",
-    "python3",
-    "cc1",
-    "ld",
-    "bash",
-    "sshd",
-    "systemd",
-    "kworker/0:1",
-    "node",
-    "rustc",
-    "dd",
-    "tar",
-    "chrome",
-    "Xorg",
-];
-
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct FlameBenchOptions {
@@ -163,103 +107,6 @@ pub struct FlameBenchReport {
     pub build_ms: f64,
     /// Per-frame times of each scenario.
     pub scenarios: Vec<FrameTimes>,
-}
-
-/// xorshift64*: deterministic and good enough for plausible stacks.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// In `0..n`, skewed towards 0 (popular paths are shared by many stacks).
-    fn skewed(&mut self, n: u64) -> u64 {
-        let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        (unit.powi(5) * n as f64) as u64
-    }
-}
-
-/// A hash of a node of the synthetic call tree and one of its children.
-fn mix(parent: u64, child: u64) -> u64 {
-    let mut x = parent ^ child.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x
-}
-
-/// A store of `unique_stacks` unique stacks, 10 to 40 frames deep, that
-/// share prefixes like a kernel's: they walk down a fixed random call tree
-/// (fan-out 1 near the entry points, growing with depth to 10; popular
-/// callees chosen far more often) from one of four entry points, in one of
-/// sixteen processes. About two samples per stack, in time order, 40 µs
-/// apart on average.
-/// 100k such stacks make a flame graph of about 800k frames.
-pub fn synthetic_store(unique_stacks: usize, seed: u64) -> StackStore {
-    let mut store = StackStore::new();
-    store.set_max_samples(usize::MAX);
-    let names: Vec<String> = ROOTS
-        .iter()
-        .map(|root| (*root).to_owned())
-        .chain(PREFIXES.iter().flat_map(|prefix| {
-            SUFFIXES.iter().flat_map(move |suffix| {
-                (0..10).map(move |variant| match variant {
-                    0 => format!("{prefix}_{suffix}"),
-                    _ => format!("__{prefix}_{suffix}_{variant}"),
-                })
-            })
-        }))
-        .collect();
-    for (id, name) in (0u32..).zip(&names) {
-        store.intern_frame(id, name.clone());
-    }
-    let roots = ROOTS.len() as u64;
-    let pool = names.len() as u64 - roots;
-    let mut rng = Rng(seed | 1);
-    let mut seen: HashSet<(u32, Vec<u32>)> = HashSet::with_capacity(unique_stacks);
-    let mut frames = Vec::with_capacity(40);
-    let mut attempts = 0usize;
-    let mut t_ns = 0;
-    while seen.len() < unique_stacks && attempts < unique_stacks.saturating_mul(50) {
-        attempts += 1;
-        let depth = 10 + rng.below(31) as usize;
-        let root = rng.skewed(roots);
-        let mut node = mix(seed, root);
-        frames.clear();
-        frames.push(root as u32);
-        while frames.len() < depth {
-            // Few alternatives near the entry points (entry → do_syscall_64
-            // → x64_sys_call), more deeper down.
-            let fan_out = 1 + node % (1 + frames.len() as u64 / 4);
-            let child = rng.skewed(fan_out);
-            node = mix(node, child);
-            frames.push((roots + node % pool) as u32);
-        }
-        let process = rng.skewed(PROCESSES.len() as u64) as usize;
-        let tgid = 1000 + process as u32;
-        let comm = PROCESSES.get(process).copied().unwrap_or("task");
-        // Seen before: one more sample of it; new: one to three.
-        let samples = if seen.insert((tgid, frames.clone())) {
-            1 + rng.below(3)
-        } else {
-            1
-        };
-        for _ in 0..samples {
-            // Samples arrive in time order, 40 µs apart on average.
-            t_ns += 1 + rng.below(SAMPLE_GAP_NS * 2);
-            store.add(t_ns, 1, tgid, comm, &frames, 1 + rng.below(5));
-        }
-    }
-    store
 }
 
 /// Draws the flame view on a store of synthetic stacks, unzoomed, zoomed
@@ -404,20 +251,7 @@ impl Runner<'_> {
 /// time other processes had the CPU, which on a shared machine is most of
 /// the spread between frames.
 fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable `timespec` that outlives the call;
-    // the clock id is a constant the kernel knows.
-    let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut now) };
-    if result != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(
-        u64::try_from(now.tv_sec).unwrap_or(0),
-        u32::try_from(now.tv_nsec).unwrap_or(0),
-    )
+    Duration::from_nanos(microscope_wire::thread_cpu_ns())
 }
 
 /// The report as one line of JSON, which `cargo xtask bench flame` reads.
@@ -448,25 +282,6 @@ fn median_ms(mut times: Vec<Duration>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn synthetic_stacks_are_unique_deep_and_deterministic() {
-        let store = synthetic_store(500, 7);
-        assert_eq!(store.unique_stacks(), 500);
-        assert!(store.len() >= 500);
-        let depths: Vec<usize> = (0..store.unique_stacks())
-            .filter_map(|i| {
-                let id = store
-                    .samples()
-                    .iter()
-                    .map(|s| s.stack)
-                    .find(|s| s.index() == i)?;
-                store.stack(id).map(|s| s.frames.len())
-            })
-            .collect();
-        assert!(depths.iter().all(|d| (10..=40).contains(d)));
-        assert_eq!(synthetic_store(500, 7).samples(), store.samples());
-    }
 
     #[test]
     fn a_short_run_reports_every_scenario() {

@@ -14,9 +14,9 @@ pub enum Command {
     /// Keep the timeline scrolled to the newest data, or let the user pan and zoom.
     SetFollowLive(bool),
     /// Show another tab in the central area.
-    ShowTab(crate::views::CentralTab),
+    ShowTab(crate::tab::CentralTab),
     /// Play, pause, change speed or seek the replay.
-    Replay(crate::replay::ReplayControl),
+    Replay(microscope_sources::ReplayControl),
     /// Show the file picker for a recording.
     ShowOpenDialog,
     /// Replay this recording instead of the live kernel.

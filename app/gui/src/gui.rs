@@ -2,8 +2,9 @@
 
 use crate::app::MicroscopeApp;
 use crate::command::Command;
-use crate::sources;
+use crate::tab::CentralTab;
 use anyhow::Context as _;
+use microscope_sources as sources;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,12 +14,13 @@ pub const WINDOW_TITLE: &str = "Microscope";
 /// Opens the window until it is closed: replaying `replay` if given, else
 /// connected to the helper at `socket` (falling back to the bundled demo
 /// recording when no helper answers). The probes in `enable` are switched on
-/// as if their boxes were ticked.
+/// as if their boxes were ticked; `tab` is the view to open on, `select` a
+/// subsystem whose details the map shows.
 pub fn run_gui(
     socket: PathBuf,
     enable: Vec<String>,
     replay: Option<PathBuf>,
-    view: Option<crate::cli::View>,
+    tab: Option<CentralTab>,
     select: Option<String>,
 ) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
@@ -34,7 +36,7 @@ pub fn run_gui(
         Box::new(move |creation| {
             let ctx = creation.egui_ctx.clone();
             let wake_ctx = ctx.clone();
-            let recorder = crate::recorder::Recorder::default();
+            let recorder = microscope_sources::Recorder::default();
             let (updates, to_helper) = sources::live(
                 &socket,
                 Arc::new(move || wake_ctx.request_repaint()),
@@ -44,8 +46,8 @@ pub fn run_gui(
             let mut app = MicroscopeApp::new(updates, to_helper)
                 .with_socket(socket, replay.is_none())
                 .with_recorder(recorder);
-            if let Some(view) = view {
-                app.request(Command::ShowTab(view.into()));
+            if let Some(tab) = tab {
+                app.request(Command::ShowTab(tab));
             }
             if let Some(subsystem) = select {
                 app.request(Command::SelectSubsystem(subsystem));

@@ -11,9 +11,9 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use microscope::{
-    HelperSummary, MicroscopeApp, Probe, ProbeKind, SchedRecord, SwitchRecord, Update,
-    WakeupRecord, region,
+use microscope_gui::{MicroscopeApp, region};
+use microscope_model::{
+    HelperSummary, Probe, ProbeKind, SchedRecord, SwitchRecord, Update, WakeupRecord,
 };
 use microscope_wire::ClientMessage;
 use std::time::Instant;

@@ -9,7 +9,8 @@ use crossbeam_channel::{Sender, bounded};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use microscope::{HelperSummary, MicroscopeApp, Probe, ProbeKind, Update, region};
+use microscope_gui::{MicroscopeApp, region};
+use microscope_model::{HelperSummary, Probe, ProbeKind, Update};
 use microscope_wire::{ClientMessage, Event, EventData, FieldValue};
 use std::time::Instant;
 

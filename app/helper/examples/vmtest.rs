@@ -205,12 +205,65 @@ fn wait_for<T>(
     }
 }
 
+/// The client half: each step below, in order; a summary of the counts.
 fn client(started: Instant) -> Result<String, String> {
     let mut conn = connect(started)?;
     let helper_up_ms = started.elapsed().as_millis();
     conn.set_recv_timeout(Some(PATIENCE))
         .map_err(|err| err.to_string())?;
-    let hello = conn.hello().clone();
+    check_capabilities(&conn, helper_up_ms)?;
+    check_function_list(&mut conn)?;
+    // The filter first, so that every count is this process's alone.
+    filter_to_this_process(&mut conn)?;
+    let uprobe = uprobe_id()?;
+    let function_ids: Vec<String> = KERNEL_PROBES
+        .iter()
+        .map(|id| (*id).to_owned())
+        .chain([uprobe.clone()])
+        .collect();
+    let all_ids: Vec<&str> = function_ids
+        .iter()
+        .map(String::as_str)
+        .chain([TRACEPOINT])
+        .collect();
+    let added = enable_each(&mut conn, &all_ids)?;
+    check_func_prefers_fentry(&added)?;
+    let probes = conn.list_probes().map_err(|err| err.to_string())?;
+    let keys: Vec<(String, u16)> = function_ids
+        .iter()
+        .map(|id| key_of(&probes, id).map(|key| (id.clone(), key)))
+        .collect::<Result<_, _>>()?;
+    let openat_key = key_of(&probes, TRACEPOINT)?;
+
+    let workload_started = Instant::now();
+    open_workload()?;
+    for i in 0..USER_CALLS {
+        microscope_vmtest_work(i);
+    }
+    let workload_ms = workload_started.elapsed().as_millis();
+
+    let expected = |id: &str| {
+        if id == uprobe {
+            USER_CALLS
+        } else {
+            2 * OPENS_EACH
+        }
+    };
+    let (latest, openats) = collect_counts(&mut conn, &keys, openat_key, expected)?;
+    let mut summary = summarize_counts(&keys, &latest, &uprobe)?;
+    println!("vmtest: {TRACEPOINT}: {openats} events for /dev/null");
+    summary.push(format!("{TRACEPOINT}={openats}"));
+    disable_each(&mut conn, &all_ids)?;
+    summary.push(check_profiles(&mut conn)?);
+    Ok(format!(
+        "{} (workload {workload_ms} ms; helper answered after {helper_up_ms} ms)",
+        summary.join(" ")
+    ))
+}
+
+/// kprobes, fentry and uprobes must all be available on the VM's kernel.
+fn check_capabilities(conn: &Connection, helper_up_ms: u128) -> Result<(), String> {
+    let hello = conn.hello();
     println!(
         "vmtest: helper {} on {} answered after {helper_up_ms} ms",
         hello.helper_version, hello.kernel_release
@@ -226,12 +279,16 @@ fn client(started: Instant) -> Result<String, String> {
             return Err(format!("{what} unavailable: {}", availability.reason));
         }
     }
+    Ok(())
+}
 
+/// The helper lists `do_sys_openat2` among the kernel functions.
+fn check_function_list(conn: &mut Connection) -> Result<(), String> {
     conn.send(&ClientMessage::ListKernelFunctions {
         contains: "do_sys_openat".to_owned(),
     })
     .map_err(|err| err.to_string())?;
-    let names = wait_for(&mut conn, "the kernel function list", |m| match m {
+    let names = wait_for(conn, "the kernel function list", |m| match m {
         HelperMessage::KernelFunctions { names, .. } => Some(names),
         _ => None,
     })?;
@@ -240,26 +297,31 @@ fn client(started: Instant) -> Result<String, String> {
             "do_sys_openat2 is not in the kernel function list {names:?}"
         ));
     }
+    Ok(())
+}
 
-    // The filter first, so that every count is this process's alone.
+/// Sets the process filter to this process and waits for its confirmation.
+fn filter_to_this_process(conn: &mut Connection) -> Result<(), String> {
     conn.send(&ClientMessage::SetFilter(ProcessFilter {
         pid: Some(std::process::id()),
         ..ProcessFilter::default()
     }))
     .map_err(|err| err.to_string())?;
-    wait_for(&mut conn, "the process filter", |m| {
+    wait_for(conn, "the process filter", |m| {
         matches!(m, HelperMessage::Filter(_)).then_some(())
-    })?;
+    })
+}
 
+/// The uprobe id of `microscope_vmtest_work` in this binary.
+fn uprobe_id() -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|err| format!("no current exe: {err}"))?;
-    let uprobe = format!("uprobe:{}:microscope_vmtest_work", exe.display());
-    let function_ids: Vec<String> = KERNEL_PROBES
-        .iter()
-        .map(|id| (*id).to_owned())
-        .chain([uprobe.clone()])
-        .collect();
-    let mut added: HashMap<String, ProbeInfo> = HashMap::new();
-    for id in function_ids.iter().map(String::as_str).chain([TRACEPOINT]) {
+    Ok(format!("uprobe:{}:microscope_vmtest_work", exe.display()))
+}
+
+/// Enables each probe; returns the probes the helper announced as new.
+fn enable_each(conn: &mut Connection, ids: &[&str]) -> Result<HashMap<String, ProbeInfo>, String> {
+    let mut added = HashMap::new();
+    for id in ids {
         let enable_started = Instant::now();
         let replies = conn.enable_probe(id).map_err(|err| match err {
             ClientError::Refused(message) => format!("enabling {id} was refused: {message}"),
@@ -275,15 +337,26 @@ fn client(started: Instant) -> Result<String, String> {
             enable_started.elapsed().as_millis()
         );
     }
-    let probes = conn.list_probes().map_err(|err| err.to_string())?;
-    let key_of = |id: &str| -> Result<u16, String> {
-        probes
-            .iter()
-            .find(|p| p.id == id)
-            .map(|p| p.key)
-            .ok_or_else(|| format!("{id} is not in the helper's probe list"))
-    };
-    // `func:` chose fentry: the availability note names the mechanism.
+    Ok(added)
+}
+
+/// Disables each probe and waits for each confirmation.
+fn disable_each(conn: &mut Connection, ids: &[&str]) -> Result<(), String> {
+    for id in ids {
+        conn.send(&ClientMessage::Disable {
+            probe: (*id).to_owned(),
+        })
+        .map_err(|err| err.to_string())?;
+        wait_for(conn, "the probe to be disabled", |m| match m {
+            HelperMessage::ProbeState { probe, enabled } if probe == *id => Some(enabled),
+            _ => None,
+        })?;
+    }
+    Ok(())
+}
+
+/// `func:` chose fentry: the availability note names the mechanism.
+fn check_func_prefers_fentry(added: &HashMap<String, ProbeInfo>) -> Result<(), String> {
     let auto = added
         .get("func:do_sys_openat2")
         .ok_or("func:do_sys_openat2 was not announced with ProbeAdded")?;
@@ -294,28 +367,28 @@ fn client(started: Instant) -> Result<String, String> {
             auto.availability.reason
         ));
     }
+    Ok(())
+}
 
-    let workload_started = Instant::now();
-    open_workload()?;
-    for i in 0..USER_CALLS {
-        microscope_vmtest_work(i);
-    }
-    let workload_ms = workload_started.elapsed().as_millis();
-
-    // Collect until every count is in (aggregates are cumulative and come
-    // every 250 ms; batches every 40 ms).
-    let expected = |id: &str| {
-        if id == uprobe {
-            USER_CALLS
-        } else {
-            2 * OPENS_EACH
-        }
-    };
-    let keys: Vec<(String, u16)> = function_ids
+/// The key of probe `id` in the helper's list.
+fn key_of(probes: &[ProbeInfo], id: &str) -> Result<u16, String> {
+    probes
         .iter()
-        .map(|id| key_of(id).map(|key| (id.clone(), key)))
-        .collect::<Result<_, _>>()?;
-    let openat_key = key_of(TRACEPOINT)?;
+        .find(|p| p.id == id)
+        .map(|p| p.key)
+        .ok_or_else(|| format!("{id} is not in the helper's probe list"))
+}
+
+/// Collects until every function probe has counted `expected(id)` calls
+/// (some timed) and the tracepoint delivered `OPENS_EACH` /dev/null
+/// events: the latest stats by key, and the tracepoint's count.
+/// Aggregates are cumulative and come every 250 ms; batches every 40 ms.
+fn collect_counts(
+    conn: &mut Connection,
+    keys: &[(String, u16)],
+    openat_key: u16,
+    expected: impl Fn(&str) -> u64,
+) -> Result<(HashMap<u16, FunctionStats>, u64), String> {
     let mut latest: HashMap<u16, FunctionStats> = HashMap::new();
     let mut openats = 0u64;
     let deadline = Instant::now() + PATIENCE;
@@ -329,7 +402,7 @@ fn client(started: Instant) -> Result<String, String> {
                 })
             });
         if done {
-            break;
+            return Ok((latest, openats));
         }
         if Instant::now() > deadline {
             let seen: Vec<String> = keys
@@ -366,9 +439,16 @@ fn client(started: Instant) -> Result<String, String> {
             Err(err) => return Err(format!("the connection failed: {err}")),
         }
     }
+}
 
+/// Prints each function probe's counts; the uprobe must be exact.
+fn summarize_counts(
+    keys: &[(String, u16)],
+    latest: &HashMap<u16, FunctionStats>,
+    uprobe: &str,
+) -> Result<Vec<String>, String> {
     let mut summary = Vec::new();
-    for (id, key) in &keys {
+    for (id, key) in keys {
         let Some(stats) = latest.get(key) else {
             return Err(format!("no counts for {id}"));
         };
@@ -380,7 +460,7 @@ fn client(started: Instant) -> Result<String, String> {
         // The filter keeps this process, which also runs the helper: the
         // kernel functions count the workload plus any file the helper
         // opens meanwhile (hence "at least" above); the uprobe is exact.
-        if id == &uprobe && stats.calls != USER_CALLS {
+        if id == uprobe && stats.calls != USER_CALLS {
             return Err(format!(
                 "{id} counted {} calls, expected exactly {USER_CALLS}",
                 stats.calls
@@ -388,62 +468,72 @@ fn client(started: Instant) -> Result<String, String> {
         }
         summary.push(format!("{id}={}", stats.calls));
     }
-    println!("vmtest: {TRACEPOINT}: {openats} events for /dev/null");
-    summary.push(format!("{TRACEPOINT}={openats}"));
-
-    for id in function_ids.iter().map(String::as_str).chain([TRACEPOINT]) {
-        conn.send(&ClientMessage::Disable {
-            probe: id.to_owned(),
-        })
-        .map_err(|err| err.to_string())?;
-        wait_for(&mut conn, "the probe to be disabled", |m| match m {
-            HelperMessage::ProbeState { probe, enabled } if probe == id => Some(enabled),
-            _ => None,
-        })?;
-    }
-    summary.push(check_profiles(&mut conn)?);
-    Ok(format!(
-        "{} (workload {workload_ms} ms; helper answered after {helper_up_ms} ms)",
-        summary.join(" ")
-    ))
+    Ok(summary)
 }
+
+const PROFILES: [&str; 2] = ["profile:cpu", "profile:offcpu"];
+const SLEEPS: u64 = 10;
+const SLEEP_MS: u64 = 50;
 
 /// On-CPU and off-CPU profiles of this process (the filter is still set
 /// to it): a burn in a named function, then 10 × 50 ms of `nanosleep`.
 fn check_profiles(conn: &mut Connection) -> Result<String, String> {
-    const PROFILES: [&str; 2] = ["profile:cpu", "profile:offcpu"];
-    const SLEEPS: u64 = 10;
-    const SLEEP_MS: u64 = 50;
-    for id in PROFILES {
-        conn.enable_probe(id).map_err(|err| match err {
-            ClientError::Refused(message) => format!("enabling {id} was refused: {message}"),
-            other => format!("enabling {id} failed: {other}"),
-        })?;
-    }
+    enable_each(conn, &PROFILES)?;
     let probes = conn.list_probes().map_err(|err| err.to_string())?;
-    let key_of = |id: &str| {
-        probes
-            .iter()
-            .find(|p| p.id == id)
-            .map(|p| p.key)
-            .ok_or_else(|| format!("{id} is not in the helper's probe list"))
-    };
-    let (cpu_key, off_key) = (key_of(PROFILES[0])?, key_of(PROFILES[1])?);
+    let (cpu_key, off_key) = (key_of(&probes, PROFILES[0])?, key_of(&probes, PROFILES[1])?);
     black_box(microscope_vmtest_burn(1500));
     for _ in 0..SLEEPS {
         std::thread::sleep(Duration::from_millis(SLEEP_MS));
     }
+    let totals = collect_profiles(conn, cpu_key, off_key)?;
+    disable_each(conn, &PROFILES)?;
+    println!(
+        "vmtest: profiles: {} on-CPU samples, {} in microscope_vmtest_burn; \
+         {} ms blocked in nanosleep ({} ms slept)",
+        totals.samples,
+        totals.burning,
+        totals.slept_ns / 1_000_000,
+        SLEEPS * SLEEP_MS
+    );
+    Ok(format!(
+        "profile:cpu={}/{} profile:offcpu={}ms",
+        totals.burning,
+        totals.samples,
+        totals.slept_ns / 1_000_000
+    ))
+}
+
+/// What the profiles of this process showed.
+#[derive(Default)]
+struct ProfileTotals {
+    /// On-CPU samples.
+    samples: u64,
+    /// Of which in `microscope_vmtest_burn`.
+    burning: u64,
+    /// ns blocked in a kernel nanosleep frame.
+    slept_ns: u64,
+}
+
+/// Reads stack batches until the burn has 20 samples and 80 % of the
+/// sleeps are seen blocked.
+fn collect_profiles(
+    conn: &mut Connection,
+    cpu_key: u16,
+    off_key: u16,
+) -> Result<ProfileTotals, String> {
     let me = std::process::id();
     let mut names: HashMap<u32, (String, bool)> = HashMap::new();
-    let (mut samples, mut burning, mut slept_ns) = (0u64, 0u64, 0u64);
+    let mut totals = ProfileTotals::default();
     let deadline = Instant::now() + PATIENCE;
-    while burning < 20 || slept_ns < SLEEPS * SLEEP_MS * 1_000_000 * 8 / 10 {
+    while totals.burning < 20 || totals.slept_ns < SLEEPS * SLEEP_MS * 1_000_000 * 8 / 10 {
         if Instant::now() > deadline {
             return Err(format!(
-                "the profiles did not arrive within {} s: {samples} on-CPU samples \
-                 ({burning} in microscope_vmtest_burn), {} ms in nanosleep",
+                "the profiles did not arrive within {} s: {} on-CPU samples \
+                 ({} in microscope_vmtest_burn), {} ms in nanosleep",
                 PATIENCE.as_secs(),
-                slept_ns / 1_000_000
+                totals.samples,
+                totals.burning,
+                totals.slept_ns / 1_000_000
             ));
         }
         let batch = match conn.recv() {
@@ -465,35 +555,16 @@ fn check_profiles(conn: &mut Connection) -> Result<String, String> {
                     .any(|id| names.get(id).is_some_and(|(n, k)| want(n, *k)))
             };
             if stack.probe == cpu_key {
-                samples += stack.value;
+                totals.samples += stack.value;
                 if has(&|n, k| !k && n == "microscope_vmtest_burn") {
-                    burning += stack.value;
+                    totals.burning += stack.value;
                 }
             } else if stack.probe == off_key && has(&|n, k| k && n.contains("nanosleep")) {
-                slept_ns += stack.value;
+                totals.slept_ns += stack.value;
             }
         }
     }
-    for id in PROFILES {
-        conn.send(&ClientMessage::Disable {
-            probe: id.to_owned(),
-        })
-        .map_err(|err| err.to_string())?;
-        wait_for(conn, "the profile to be disabled", |m| match m {
-            HelperMessage::ProbeState { probe, enabled } if probe == id => Some(enabled),
-            _ => None,
-        })?;
-    }
-    println!(
-        "vmtest: profiles: {samples} on-CPU samples, {burning} in microscope_vmtest_burn; \
-         {} ms blocked in nanosleep ({} ms slept)",
-        slept_ns / 1_000_000,
-        SLEEPS * SLEEP_MS
-    );
-    Ok(format!(
-        "profile:cpu={burning}/{samples} profile:offcpu={}ms",
-        slept_ns / 1_000_000
-    ))
+    Ok(totals)
 }
 
 /// Whether a `sys_enter_openat` event opens /dev/null, whichever way the

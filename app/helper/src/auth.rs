@@ -3,12 +3,16 @@
 //! The socket file is mode 0660 and owned by `root:<group>`, so the kernel
 //! already refuses everyone else at `connect()`. The peer-credential check
 //! (SO_PEERCRED) is a second gate that does not depend on file permissions
-//! (a socket directory mounted elsewhere, a mode changed by hand).
+//! (a socket directory mounted elsewhere, a mode changed by hand). The
+//! peer's supplementary groups come from SO_PEERGROUPS: the kernel's record
+//! of the connecting process at `connect()` time, not a file in `/proc`
+//! that a process which has exited (and whose pid was reused) no longer
+//! describes.
 
-use std::path::Path;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// Credentials of a connected peer, from SO_PEERCRED.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Credentials of a connected peer, from SO_PEERCRED and SO_PEERGROUPS.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
     /// Effective uid.
     pub uid: u32,
@@ -16,6 +20,58 @@ pub struct Peer {
     pub gid: u32,
     /// Process id, if the peer lives in our pid namespace.
     pub pid: Option<i32>,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+impl Peer {
+    /// The helper itself (root), for files it opens on its own behalf.
+    pub fn root() -> Self {
+        Self {
+            uid: 0,
+            gid: 0,
+            pid: None,
+            groups: Vec::new(),
+        }
+    }
+}
+
+/// Most supplementary groups read from SO_PEERGROUPS (Linux's own limit,
+/// `NGROUPS_MAX`, is 65 536).
+const MAX_PEER_GROUPS: usize = 65_536;
+
+/// The supplementary groups of the process at the other end of the Unix
+/// socket `socket` (SO_PEERGROUPS, Linux 4.13+).
+pub fn peer_groups(socket: BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = libc::socklen_t::try_from(std::mem::size_of_val(groups.as_slice()))
+            .map_err(|_| std::io::Error::other("too many groups"))?;
+        // SAFETY: getsockopt writes at most `len` bytes into `groups`, a live
+        // buffer of that size, and stores the size it needs in `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let needed = len as usize / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(needed);
+            return Ok(groups);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ERANGE)
+            || needed <= groups.len()
+            || needed > MAX_PEER_GROUPS
+        {
+            return Err(err);
+        }
+        groups.resize(needed, 0);
+    }
 }
 
 /// The access policy.
@@ -42,15 +98,11 @@ impl Policy {
 
     /// `Ok` if `peer` may connect, else the sentence sent back to it.
     pub fn check(&self, peer: &Peer) -> Result<(), String> {
-        self.check_with(peer, |pid| supplementary_groups(Path::new("/proc"), pid))
-    }
-
-    fn check_with(&self, peer: &Peer, groups_of: impl Fn(i32) -> Vec<u32>) -> Result<(), String> {
         if peer.uid == 0 {
             return Ok(());
         }
         if let Some(gid) = self.group_gid
-            && (peer.gid == gid || peer.pid.is_some_and(|pid| groups_of(pid).contains(&gid)))
+            && (peer.gid == gid || peer.groups.contains(&gid))
         {
             return Ok(());
         }
@@ -72,25 +124,6 @@ impl Policy {
     }
 }
 
-/// Supplementary groups of `pid`, from the `Groups:` line of its status file.
-fn supplementary_groups(proc_root: &Path, pid: i32) -> Vec<u32> {
-    let status =
-        std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")).unwrap_or_default();
-    parse_groups_line(&status)
-}
-
-fn parse_groups_line(status: &str) -> Vec<u32> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Groups:"))
-        .map(|rest| {
-            rest.split_whitespace()
-                .filter_map(|g| g.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,29 +135,26 @@ mod tests {
         }
     }
 
-    fn peer(uid: u32, gid: u32) -> Peer {
+    fn peer(uid: u32, gid: u32, groups: &[u32]) -> Peer {
         Peer {
             uid,
             gid,
             pid: Some(1234),
+            groups: groups.to_vec(),
         }
     }
 
     #[test]
     fn root_always_passes() {
-        assert!(policy(None).check_with(&peer(0, 0), |_| vec![]).is_ok());
+        assert!(policy(None).check(&peer(0, 0, &[])).is_ok());
     }
 
     #[test]
     fn group_members_pass_by_primary_or_supplementary_gid() {
+        assert!(policy(Some(900)).check(&peer(1000, 900, &[])).is_ok());
         assert!(
             policy(Some(900))
-                .check_with(&peer(1000, 900), |_| vec![])
-                .is_ok()
-        );
-        assert!(
-            policy(Some(900))
-                .check_with(&peer(1000, 1000), |_| vec![27, 900])
+                .check(&peer(1000, 1000, &[27, 900]))
                 .is_ok()
         );
     }
@@ -132,23 +162,26 @@ mod tests {
     #[test]
     fn others_are_refused_with_a_sentence() {
         let err = policy(Some(900))
-            .check_with(&peer(65534, 65534), |_| vec![100])
+            .check(&peer(65534, 65534, &[100]))
             .unwrap_err();
         assert!(err.contains("uid 65534"), "{err}");
         assert!(err.contains("usermod -aG microscope"), "{err}");
-        let err = policy(None)
-            .check_with(&peer(1000, 1000), |_| vec![])
-            .unwrap_err();
+        let err = policy(None).check(&peer(1000, 1000, &[])).unwrap_err();
         assert!(err.contains("groupadd microscope"), "{err}");
     }
 
     #[test]
-    fn parses_status_groups() {
-        assert_eq!(
-            parse_groups_line("Name:\tx\nGroups:\t4 27 900 \nX: 1"),
-            vec![4, 27, 900]
-        );
-        assert_eq!(parse_groups_line("Groups:\n"), Vec::<u32>::new());
-        assert_eq!(parse_groups_line(""), Vec::<u32>::new());
+    fn peer_groups_are_this_processs_groups() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut mine: Vec<u32> = nix::unistd::getgroups()
+            .unwrap()
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect();
+        let mut seen = peer_groups(std::os::fd::AsFd::as_fd(&a)).unwrap();
+        mine.sort_unstable();
+        seen.sort_unstable();
+        assert_eq!(seen, mine);
+        drop(b);
     }
 }

@@ -21,12 +21,21 @@
 //! Names are checked against the running kernel before anything is loaded,
 //! so the GUI can explain "not available" without trying: BTF for fentry,
 //! `/proc/kallsyms` for kprobes, and the ELF symbol tables of the binary for
-//! uprobes (through the `object` crate, which aya itself uses to resolve the
-//! uprobe's address).
+//! uprobes (through the `object` crate).
+//!
+//! A uprobe's binary is named by a client, so it is opened as that client
+//! would open it, once, and used only through that descriptor (see
+//! [`crate::target_file`]): the function's file offset is read from it and
+//! the uprobe is attached through `/proc/self/fd/N` at that offset. Every
+//! client enabling a uprobe has its own access checked the same way, and
+//! must find the very file (device and inode) the probe is attached to.
 
+use crate::auth::Peer;
+use crate::target_file::{UprobeFile, open_uprobe_target};
 use crate::tracer::describe_load_error;
 use aya::maps::{Array, MapData, PerCpuArray};
-use aya::programs::{FEntry, FExit, KProbe, ProgramError, UProbe, uprobe::UProbeScope};
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
+use aya::programs::{FEntry, FExit, KProbe, ProgramError, UProbe};
 use aya::{Btf, Ebpf, EbpfLoader};
 use microscope_wire::{Availability, Capabilities, FunctionStats};
 use probes_common::{LATENCY_BUCKETS, ProcessFilterConfig};
@@ -35,6 +44,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+/// Most function probes attached at once: each is an object instance with
+/// its own maps (kernel memory), so a client naming many functions is
+/// refused past this.
+pub const MAX_ATTACHED_FUNCTIONS: usize = 128;
 
 /// The function probe object built from `ebpf/src/bin/funcprobe.rs`.
 static FUNCPROBE_OBJECT: &[u8] =
@@ -211,7 +225,14 @@ fn parse_user(rest: &str) -> Result<FunctionTarget, String> {
 enum Resolved {
     Kprobe(String),
     Fentry(String),
-    Uprobe { binary: PathBuf, symbol: String },
+    Uprobe {
+        binary: PathBuf,
+        symbol: String,
+        /// Where the function starts in the file.
+        offset: u64,
+        /// Device and inode of the file checked.
+        identity: (u64, u64),
+    },
 }
 
 impl Resolved {
@@ -267,19 +288,19 @@ impl FunctionProbes {
         }
     }
 
-    /// Whether `target` can be attached here, and if not, why. Cheap: it
-    /// checks the capability and that the function or symbol exists, and
-    /// loads nothing.
-    pub fn availability(&self, target: &FunctionTarget) -> Availability {
-        match self.resolve(target) {
-            Ok(resolved) => Availability::yes(match &resolved {
+    /// Whether `target` can be attached here for `peer`, and if not, why.
+    /// Cheap: it checks the capability and that the function or symbol
+    /// exists (a uprobe's binary opened as `peer`), and loads nothing.
+    pub fn availability(&self, target: &FunctionTarget, peer: &Peer) -> Availability {
+        match self.resolve(target, peer) {
+            Ok((resolved, _)) => Availability::yes(match &resolved {
                 Resolved::Fentry(name) => {
                     format!("{name} is in the kernel's BTF; via fentry/fexit")
                 }
                 Resolved::Kprobe(name) => {
                     format!("{name} is a kernel function; via kprobe/kretprobe")
                 }
-                Resolved::Uprobe { binary, symbol } => format!(
+                Resolved::Uprobe { binary, symbol, .. } => format!(
                     "{} has a function symbol {symbol}; via uprobe/uretprobe",
                     binary.display()
                 ),
@@ -293,26 +314,41 @@ impl FunctionProbes {
     /// (exit first, so that no call is timed from a missed entry). `key` is
     /// the probe's wire key, used by [`FunctionProbes::stats`].
     ///
-    /// Attaching the same target under the same key again does nothing. An
-    /// error is a sentence for the user.
+    /// Attaching the same target under the same key again does nothing
+    /// but check `peer`'s access (for a uprobe: `peer` may read the binary,
+    /// and it is the file the probe is attached to). An error is a
+    /// sentence for the user.
     pub fn attach(
         &mut self,
         key: u16,
         target: &FunctionTarget,
         filter: &ProcessFilterConfig,
+        peer: &Peer,
     ) -> Result<(), String> {
+        let (resolved, file) = self
+            .resolve(target, peer)
+            .map_err(|reason| format!("{target} is not available here: {reason}"))?;
         if let Some(existing) = self.instances.get(&key) {
-            if existing.target == *target {
-                return Ok(());
+            if existing.target != *target {
+                return Err(format!(
+                    "cannot attach {target}: probe key {key} is already used by {}",
+                    existing.target
+                ));
             }
+            if existing.resolved != resolved {
+                return Err(format!(
+                    "{target} is attached to another file than the one now at that path \
+                     (it was replaced meanwhile); disable it everywhere and enable it again"
+                ));
+            }
+            return Ok(());
+        }
+        if self.instances.len() >= MAX_ATTACHED_FUNCTIONS {
             return Err(format!(
-                "cannot attach {target}: probe key {key} is already used by {}",
-                existing.target
+                "cannot attach {target}: {MAX_ATTACHED_FUNCTIONS} function probes are attached \
+                 already, the most this helper attaches at once; disable some first"
             ));
         }
-        let resolved = self
-            .resolve(target)
-            .map_err(|reason| format!("{target} is not available here: {reason}"))?;
         if matches!(resolved, Resolved::Fentry(_)) && self.btf.is_none() {
             let btf = Btf::from_sys_fs().map_err(|err| {
                 format!(
@@ -327,6 +363,7 @@ impl FunctionProbes {
             &mut self.loader,
             target,
             resolved,
+            file.as_ref(),
             filter,
             self.btf.as_ref(),
         )
@@ -433,8 +470,38 @@ impl FunctionProbes {
         }
     }
 
-    /// Picks the mechanism and checks that the function exists.
-    fn resolve(&self, target: &FunctionTarget) -> Result<Resolved, String> {
+    /// Picks the mechanism and checks that the function exists; a uprobe's
+    /// binary is opened as `peer` and returned open.
+    fn resolve(
+        &self,
+        target: &FunctionTarget,
+        peer: &Peer,
+    ) -> Result<(Resolved, Option<UprobeFile>), String> {
+        if let FunctionTarget::User { binary, symbol } = target {
+            if !self.uprobes.available {
+                return Err(self.uprobes.reason.clone());
+            }
+            let file = open_uprobe_target(peer, binary, symbol)?;
+            let Some(offset) = file.offset else {
+                return Err(format!(
+                    "{} has no function symbol `{symbol}`; stripped binaries keep only \
+                     their exported symbols, so pick one from the binary's symbol list",
+                    binary.display()
+                ));
+            };
+            let resolved = Resolved::Uprobe {
+                binary: binary.clone(),
+                symbol: symbol.clone(),
+                offset,
+                identity: file.identity(),
+            };
+            return Ok((resolved, Some(file)));
+        }
+        self.resolve_kernel(target).map(|resolved| (resolved, None))
+    }
+
+    /// [`resolve`](Self::resolve) for kernel functions.
+    fn resolve_kernel(&self, target: &FunctionTarget) -> Result<Resolved, String> {
         match target {
             FunctionTarget::Kernel {
                 function,
@@ -469,22 +536,7 @@ impl FunctionProbes {
                     format!("neither fentry nor kprobes can reach it: {fentry}; and {kprobe}")
                 })
             }
-            FunctionTarget::User { binary, symbol } => {
-                if !self.uprobes.available {
-                    return Err(self.uprobes.reason.clone());
-                }
-                match microscope_catalogue::targets::binary_has_function(binary, symbol)? {
-                    true => Ok(Resolved::Uprobe {
-                        binary: binary.clone(),
-                        symbol: symbol.clone(),
-                    }),
-                    false => Err(format!(
-                        "{} has no function symbol `{symbol}`; stripped binaries keep only \
-                         their exported symbols, so pick one from the binary's symbol list",
-                        binary.display()
-                    )),
-                }
-            }
+            FunctionTarget::User { .. } => Err("not a kernel function".to_owned()),
         }
     }
 
@@ -536,6 +588,7 @@ impl Instance {
         loader: &mut EbpfLoader<'static>,
         target: &FunctionTarget,
         resolved: Resolved,
+        file: Option<&UprobeFile>,
         filter: &ProcessFilterConfig,
         btf: Option<&Btf>,
     ) -> Result<Self, String> {
@@ -573,12 +626,24 @@ impl Instance {
                     .attach()
                     .map_err(|err| describe_kernel_attach_error(function, "fentry", &err))?;
             }
-            Resolved::Uprobe { binary, symbol } => {
+            Resolved::Uprobe {
+                binary,
+                symbol,
+                offset,
+                ..
+            } => {
+                let file = file.ok_or("the binary was not opened")?;
                 for program in ["fn_uretprobe", "fn_uprobe"] {
                     let uprobe: &mut UProbe = program_mut(&mut ebpf, program)?;
                     uprobe.load().map_err(|err| describe_load_error(&err))?;
+                    // The open file, at the offset read from it: nothing
+                    // looks the client's path up again.
                     uprobe
-                        .attach(symbol.as_str(), binary, UProbeScope::AllProcesses)
+                        .attach(
+                            UProbeAttachLocation::AbsoluteOffset(*offset),
+                            file.proc_path(),
+                            UProbeScope::AllProcesses,
+                        )
                         .map_err(|err| describe_uprobe_attach_error(binary, symbol, &err))?;
                 }
             }
@@ -1009,6 +1074,7 @@ fn btf_function_names(data: &[u8]) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Peer;
     use microscope_catalogue::targets::{binary_has_function, binary_symbols, find_library};
 
     fn kernel(function: &str, mechanism: Mechanism) -> FunctionTarget {
@@ -1285,7 +1351,7 @@ malformed
     #[test]
     fn availability_names_the_missing_capability() {
         let probes = FunctionProbes::new(&capabilities(false, false, false));
-        let auto = probes.availability(&kernel("vfs_read", Mechanism::Auto));
+        let auto = probes.availability(&kernel("vfs_read", Mechanism::Auto), &Peer::root());
         assert!(!auto.available);
         assert!(
             auto.reason.contains("this kernel has no kprobes"),
@@ -1297,13 +1363,16 @@ malformed
             "{}",
             auto.reason
         );
-        let kprobe = probes.availability(&kernel("vfs_read", Mechanism::Kprobe));
+        let kprobe = probes.availability(&kernel("vfs_read", Mechanism::Kprobe), &Peer::root());
         assert_eq!(kprobe.reason, "this kernel has no kprobes");
         let exe = std::env::current_exe().unwrap();
-        let user = probes.availability(&FunctionTarget::User {
-            binary: exe,
-            symbol: "main".to_owned(),
-        });
+        let user = probes.availability(
+            &FunctionTarget::User {
+                binary: exe,
+                symbol: "main".to_owned(),
+            },
+            &Peer::root(),
+        );
         assert_eq!(user.reason, "this kernel has no uprobes");
     }
 
@@ -1311,25 +1380,34 @@ malformed
     fn uprobe_availability_checks_the_symbol() {
         let probes = FunctionProbes::new(&capabilities(false, false, true));
         let exe = std::env::current_exe().unwrap();
-        let present = probes.availability(&FunctionTarget::User {
-            binary: exe.clone(),
-            symbol: "microscope_funcprobe_unit_test_symbol".to_owned(),
-        });
+        let present = probes.availability(
+            &FunctionTarget::User {
+                binary: exe.clone(),
+                symbol: "microscope_funcprobe_unit_test_symbol".to_owned(),
+            },
+            &Peer::root(),
+        );
         assert!(present.available, "{}", present.reason);
-        let absent = probes.availability(&FunctionTarget::User {
-            binary: exe,
-            symbol: "no_such_function_anywhere_42".to_owned(),
-        });
+        let absent = probes.availability(
+            &FunctionTarget::User {
+                binary: exe,
+                symbol: "no_such_function_anywhere_42".to_owned(),
+            },
+            &Peer::root(),
+        );
         assert!(!absent.available);
         assert!(
             absent.reason.contains("no function symbol"),
             "{}",
             absent.reason
         );
-        let missing = probes.availability(&FunctionTarget::User {
-            binary: PathBuf::from("/no/such/binary"),
-            symbol: "main".to_owned(),
-        });
+        let missing = probes.availability(
+            &FunctionTarget::User {
+                binary: PathBuf::from("/no/such/binary"),
+                symbol: "main".to_owned(),
+            },
+            &Peer::root(),
+        );
         assert!(
             missing.reason.contains("does not exist"),
             "{}",

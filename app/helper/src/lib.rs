@@ -7,7 +7,8 @@
 //!
 //! Modules, in the order an event flows through them:
 //! - [`tracefs`]: tracepoint formats, from which field offsets are set;
-//! - `catalogue`: the probes offered and the programs behind each;
+//! - `registry`: the probes offered (the built-in pack's, and those created
+//!   on demand) and where each one's data comes from;
 //! - `tracer`: the loaded object; attach, detach, drain, read aggregates;
 //! - `funcprobe`: function probes (kprobe, fentry, uprobe), one small
 //!   object instance per probed function;
@@ -25,24 +26,26 @@
 
 mod auth;
 mod capabilities;
-mod catalogue;
 mod decode;
 mod funcprobe;
 mod generic;
 mod pack;
+mod perfmap;
 mod probeset;
 mod profiler;
 mod registry;
 mod server;
 mod stacks;
 mod symbolize;
+mod target_file;
 pub mod tracefs;
 mod tracer;
 
-pub use auth::{Peer, Policy};
+pub use auth::{Peer, Policy, peer_groups};
 pub use capabilities::detect_standalone as detect_capabilities;
-pub use catalogue::PROBES;
 pub use funcprobe::{FunctionProbes, FunctionTarget, Mechanism, kernel_functions};
+/// The generic record decoder, public for its fuzz target (`app/fuzz`).
+pub use generic::decode_fields;
 pub use microscope_catalogue::targets::{binary_symbols, find_library};
 pub use pack::trust::SYSTEM_PACK_DIRS;
 pub use profiler::{
@@ -128,7 +131,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         config.socket.display(),
         config.group
     );
-    let served = server::serve(listener, probes, info, policy, shutdown).await;
+    let served = server::serve(listener, probes, info, policy, tracefs, shutdown).await;
     if let Err(err) = std::fs::remove_file(&config.socket) {
         log::warn!("could not remove {}: {err}", config.socket.display());
     }

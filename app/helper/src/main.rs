@@ -86,3 +86,33 @@ async fn wait_for_signal() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `assets/package/man/microscoped.8` (shipped by the Debian package)
+    /// must be what clap says today.
+    /// `UPDATE_MAN=1 cargo test -p microscoped --bins man_page` rewrites it.
+    #[test]
+    fn man_page_is_up_to_date() {
+        use clap::CommandFactory as _;
+
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../assets/package/man/microscoped.8");
+        let mut rendered = Vec::new();
+        clap_mangen::Man::new(Args::command())
+            .section("8")
+            .manual("Microscope")
+            .render(&mut rendered)
+            .unwrap();
+        if std::env::var_os("UPDATE_MAN").is_some() {
+            std::fs::write(&path, &rendered).unwrap();
+        }
+        assert!(
+            std::fs::read(&path).ok().as_deref() == Some(rendered.as_slice()),
+            "{} is out of date; run `UPDATE_MAN=1 cargo test -p microscoped --bins man_page`",
+            path.display()
+        );
+    }
+}

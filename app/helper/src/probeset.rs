@@ -4,12 +4,12 @@
 //!
 //! | source | machinery |
 //! |---|---|
-//! | built-in probe | Microscope's object, dedicated program ([`Tracer::attach`]) |
+//! | pack probe naming dedicated programs | Microscope's object ([`Tracer::attach`]) |
 //! | any tracepoint | Microscope's object, generic program ([`Tracer::attach_generic`]) |
 //! | kernel or user function | one instance of the function probe object each ([`FunctionProbes`]) |
-
 //! | `profile:cpu`, `profile:offcpu` | the profiler's object ([`Profiler::start`]) |
 
+use crate::auth::Peer;
 use crate::funcprobe::FunctionProbes;
 use crate::pack::PackProbes;
 use crate::profiler::{ProfileKind, Profiler, StackBatchParts};
@@ -36,17 +36,21 @@ pub struct ProbeSet {
 }
 
 impl ProbeSet {
-    /// Wraps the loaded tracer; registers the built-in probes.
+    /// Wraps the loaded tracer; registers the probes of the built-in pack.
     /// `capabilities` say which function probe mechanisms the kernel has.
     pub fn new(
-        tracer: Tracer,
+        mut tracer: Tracer,
         tracefs: Option<PathBuf>,
         capabilities: &Capabilities,
         packs: PackProbes,
     ) -> Self {
         let functions = FunctionProbes::new(capabilities);
-        let mut registry =
-            Registry::new(&tracer, &functions, tracefs.clone(), &Catalogue::builtin());
+        let mut registry = Registry::new(
+            &mut tracer,
+            &functions,
+            tracefs.clone(),
+            &Catalogue::builtin(),
+        );
         let profiler = Profiler::new();
         for (key, off_cpu) in registry.profiles() {
             registry.set_availability(key, profiler.availability(profile_kind(off_cpu)));
@@ -60,7 +64,9 @@ impl ProbeSet {
                     );
                     continue;
                 }
-                registry.register_pack(info, index);
+                if let Err(reason) = registry.register_pack(info, index) {
+                    log::warn!("{reason}");
+                }
             }
         }
         Self {
@@ -85,17 +91,51 @@ impl ProbeSet {
     }
 
     /// Resolves `id` (registering a new tracepoint if needed) and attaches
-    /// it. Returns its key and, if it was just registered, its description.
-    pub fn enable(&mut self, id: &str) -> Result<(u16, Option<ProbeInfo>), String> {
+    /// it for `peer` (whose access to a uprobe's binary is checked).
+    /// Returns its key and, if it was just registered, its description. A
+    /// probe registered for this call is forgotten again if it cannot be
+    /// attached. `in_use` says which keys some client has enabled: when no
+    /// room is left for probes created on demand, the others are forgotten.
+    pub fn enable(
+        &mut self,
+        id: &str,
+        peer: &Peer,
+        in_use: impl Fn(u16) -> bool,
+    ) -> Result<(u16, Option<ProbeInfo>), String> {
         if self.registry.key_of(id).is_none() {
             self.check_pack_id(id)?;
         }
-        let (key, added) = self.registry.resolve(id, &self.functions)?;
-        self.attach(key)?;
+        let (key, added) = self.resolve(id, peer, in_use)?;
+        if let Err(reason) = self.attach(key, peer) {
+            if added.is_some() {
+                self.registry.forget(key);
+            }
+            return Err(reason);
+        }
         Ok((key, added))
     }
 
-    fn attach(&mut self, key: u16) -> Result<(), String> {
+    /// The key of `id`, registering it if needed (see [`enable`](Self::enable)).
+    fn resolve(
+        &mut self,
+        id: &str,
+        peer: &Peer,
+        in_use: impl Fn(u16) -> bool,
+    ) -> Result<(u16, Option<ProbeInfo>), String> {
+        if self.registry.key_of(id).is_none() && self.registry.on_demand_full() {
+            self.registry.forget_unused(in_use);
+        }
+        self.registry.resolve(id, &self.functions, peer)
+    }
+
+    /// Detaches probe `key` and, if it was created on demand, forgets it.
+    /// Call when no client uses it any more.
+    pub fn retire(&mut self, key: u16) {
+        self.detach(key);
+        self.registry.forget(key);
+    }
+
+    fn attach(&mut self, key: u16, peer: &Peer) -> Result<(), String> {
         let Some(probe) = self.registry.get(key) else {
             return Err(format!("no probe with key {key}"));
         };
@@ -106,7 +146,7 @@ impl ProbeSet {
             ));
         }
         match &probe.source {
-            Source::Builtin => self.tracer.attach(key),
+            Source::Dedicated => self.tracer.attach(key),
             Source::Pack(index) => {
                 let index = *index;
                 self.packs.attach(key, index)
@@ -119,14 +159,13 @@ impl ProbeSet {
                 target: Some(target),
             } => {
                 let filter = filter_config(&self.filter)?;
-                self.functions.attach(key, target, &filter)
+                self.functions.attach(key, target, &filter, peer)
             }
             // Registered unavailable, so not reached.
             Source::Function { target: None } => Err(format!(
                 "{}: the pack's function target could not be resolved",
                 probe.info.id
             )),
-            // Not reached while these are registered as unavailable; their
             Source::Profile { off_cpu } => {
                 let (kind, options) = (profile_kind(*off_cpu), probe.options.clone());
                 let filter = filter_config(&self.filter)?;
@@ -218,14 +257,17 @@ impl ProbeSet {
             + self.packs.detach_all()
     }
 
-    /// Changes how probe `id` collects; re-attaches it if `attached`.
+    /// Changes how probe `id` collects; re-attaches it (for `peer`) if
+    /// `attached`.
     pub fn set_options(
         &mut self,
         id: &str,
         options: ProbeOptions,
         attached: bool,
+        peer: &Peer,
+        in_use: impl Fn(u16) -> bool,
     ) -> Result<u16, String> {
-        let (key, _) = self.registry.resolve(id, &self.functions)?;
+        let (key, _) = self.resolve(id, peer, in_use)?;
         if options.stacks
             && !matches!(
                 self.registry.get(key).map(|p| &p.source),
@@ -248,12 +290,13 @@ impl ProbeSet {
             if !is_profile {
                 self.detach(key);
             }
-            self.attach(key)?;
+            self.attach(key, peer)?;
         }
         Ok(key)
     }
 
-    /// Sets the in-kernel process filter of every object.
+    /// Sets the in-kernel process filter of every object: what every
+    /// client's own filter lets through (see `server.rs`).
     pub fn set_filter(&mut self, filter: ProcessFilter) -> Result<(), String> {
         let config = filter_config(&filter)?;
         self.tracer.set_filter(&config)?;
@@ -262,21 +305,6 @@ impl ProbeSet {
         self.packs.set_filter_pid(filter.pid.unwrap_or(0))?;
         self.filter = filter;
         Ok(())
-    }
-
-    /// The filter in force.
-    pub fn filter(&self) -> &ProcessFilter {
-        &self.filter
-    }
-
-    /// Every tracepoint of the running kernel.
-    pub fn tracepoints(&self) -> Result<Vec<String>, String> {
-        let tracefs = self.tracefs.as_deref().ok_or_else(|| {
-            "tracefs is not mounted, so the helper cannot list tracepoints; run \
-             `sudo mount -t tracefs nodev /sys/kernel/tracing` and restart the helper"
-                .to_owned()
-        })?;
-        crate::tracefs::available_events(tracefs)
     }
 
     /// Drains up to `max` streamed records into `out`.

@@ -56,6 +56,10 @@ pub const MAX_SAMPLE_HZ: u32 = 1000;
 const JOB_QUEUE: usize = 4;
 /// Finished drains waiting to be collected.
 const DONE_QUEUE: usize = 16;
+/// Most stacks waiting for a busy symbolizer (a few MiB). Past this, the
+/// waiting stacks are sent with their frames named by address instead:
+/// a slow symbolization costs names, never unbounded memory.
+pub const MAX_BACKLOG_STACKS: usize = 8192;
 
 /// The `sched_switch` offset globals the object declares.
 const SWITCH_GLOBALS: [&str; 2] = ["SWITCH_PREV_STATE", "SWITCH_NEXT_PID"];
@@ -200,8 +204,11 @@ pub struct Profiler {
     thread: Option<SymbolizeThread>,
     /// Read from the kernel but not yet handed to the symbolizer.
     queued: Vec<RawStack>,
-    /// A job the symbolizer's queue had no room for; merged with the next.
+    /// A job the symbolizer's queue had no room for; merged with the next
+    /// (at most [`MAX_BACKLOG_STACKS`] stacks).
     backlog: Option<Job>,
+    /// Stacks that waited too long for the symbolizer, named by address.
+    unnamed: Option<Done>,
     /// Jobs handed over whose results have not come back.
     outstanding: usize,
     /// Start of the interval the next drain covers, while profiles run.
@@ -230,6 +237,7 @@ impl Profiler {
             thread: None,
             queued: Vec::new(),
             backlog: None,
+            unnamed: None,
             outstanding: 0,
             interval_start_ns: None,
             last_drain_ns: None,
@@ -476,6 +484,7 @@ impl Profiler {
         self.runs.iter().any(Option::is_some)
             || !self.queued.is_empty()
             || self.backlog.is_some()
+            || self.unnamed.is_some()
             || self.outstanding > 0
     }
 
@@ -522,6 +531,22 @@ impl Profiler {
         };
         match thread.jobs.try_send(job) {
             Ok(()) => self.outstanding += 1,
+            Err(TrySendError::Full(job)) if job.stacks.len() > MAX_BACKLOG_STACKS => {
+                log::warn!(
+                    "the symbolizer is behind by {} stacks; sending them with addresses \
+                     for names",
+                    job.stacks.len()
+                );
+                let named = name_by_address(&job.stacks);
+                let unnamed = self.unnamed.get_or_insert_with(|| Done {
+                    start_ns: job.start_ns,
+                    end_ns: job.end_ns,
+                    stacks: Vec::new(),
+                });
+                unnamed.start_ns = unnamed.start_ns.min(job.start_ns);
+                unnamed.end_ns = unnamed.end_ns.max(job.end_ns);
+                unnamed.stacks.extend(named);
+            }
             Err(TrySendError::Full(job)) => self.backlog = Some(job),
             Err(TrySendError::Disconnected(job)) => {
                 log::error!("the symbolizer thread stopped; starting a new one");
@@ -533,13 +558,17 @@ impl Profiler {
     }
 
     fn collect(&mut self) -> Option<StackBatchParts> {
-        let thread = self.thread.as_ref()?;
-        let mut done: Vec<Done> = Vec::new();
+        let mut done: Vec<Done> = self.unnamed.take().into_iter().collect();
+        let Some(thread) = self.thread.as_ref() else {
+            return self.merge_done(done);
+        };
+        let mut received = 0;
         while let Ok(result) = thread.done.try_recv() {
             done.push(result);
+            received += 1;
         }
-        self.outstanding = self.outstanding.saturating_sub(done.len());
-        if done.is_empty() && self.outstanding > 0 {
+        self.outstanding = self.outstanding.saturating_sub(received);
+        if received == 0 && self.outstanding > 0 {
             match thread.done.recv_timeout(RESULT_WAIT) {
                 Ok(result) => {
                     done.push(result);
@@ -553,6 +582,11 @@ impl Profiler {
                 }
             }
         }
+        self.merge_done(done)
+    }
+
+    /// One batch of every finished drain, with frame ids interned.
+    fn merge_done(&mut self, done: Vec<Done>) -> Option<StackBatchParts> {
         let mut iter = done.into_iter();
         let first = iter.next()?;
         let (mut start_ns, mut end_ns, mut named) = (first.start_ns, first.end_ns, first.stacks);
@@ -974,16 +1008,61 @@ fn name_by_address(stacks: &[RawStack]) -> Vec<NamedStack> {
 }
 
 /// Nanoseconds of `CLOCK_MONOTONIC`, the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
-}
+pub use microscope_wire::monotonic_ns;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::stacks::CapturedStack;
+
+    #[test]
+    fn a_stuck_symbolizer_costs_names_never_unbounded_memory() {
+        // A symbolizer thread that never takes a job, as if a file it
+        // reads never answered.
+        let (jobs, _never_read) = mpsc::sync_channel::<Job>(JOB_QUEUE);
+        let (_done_tx, done) = mpsc::sync_channel::<Done>(DONE_QUEUE);
+        let (release, wait) = mpsc::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            let _ = wait.recv();
+        });
+        let mut profiler = Profiler::new();
+        profiler.thread = Some(SymbolizeThread {
+            jobs,
+            done,
+            _handle: handle,
+        });
+        let stack = |i: u64| RawStack {
+            probe: 1,
+            tgid: 42,
+            comm: "stuck".into(),
+            kernel: CapturedStack::Frames(vec![0xffff_ffff_8100_0000 + i]),
+            user: CapturedStack::Frames(vec![0x40_0000 + i]),
+            value: 1,
+            leaf_is_ip: true,
+        };
+        let mut named = 0;
+        let mut drains = 0;
+        // 60 drains of 1000 stacks each: 60 000 stacks in all.
+        for round in 0..60u64 {
+            profiler.submit((0..1000).map(|i| stack(round * 1000 + i)).collect());
+            if let Some(parts) = profiler.drain(round) {
+                named += parts.stacks.iter().map(|s| s.value).sum::<u64>();
+                drains += 1;
+            }
+            let waiting = profiler.backlog.as_ref().map_or(0, |b| b.stacks.len());
+            assert!(waiting <= MAX_BACKLOG_STACKS, "{waiting} stacks waiting");
+        }
+        // Everything past the queue came back, named by address.
+        assert!(drains > 0);
+        assert!(named >= 60_000 - (JOB_QUEUE as u64 + 1) * 1000 - MAX_BACKLOG_STACKS as u64);
+        let last = profiler.interner().len() - 1;
+        let frame = profiler.interner().get(last).map(|f| f.name.clone());
+        assert!(
+            frame.is_some_and(|n| n.starts_with("[unknown]+0x")),
+            "frames are named by address"
+        );
+        drop(release);
+    }
 
     #[test]
     fn probe_ids_round_trip() {

@@ -7,32 +7,38 @@
 //!
 //! | id | source |
 //! |---|---|
-//! | a pack probe with a `program` in [`crate::catalogue::PROBES`] | a dedicated program of Microscope's object |
+//! | a pack probe whose attachments name a `program` | dedicated programs of Microscope's object |
 //! | `category:name` (in a pack or not) | any tracepoint, through the generic program |
 //! | `func:NAME`, `uprobe:...` in a pack | kernel and user functions |
 //! | `profile:cpu`, `profile:offcpu` | the stack samplers |
 //!
 //! Keys are handed out in registration order and never reused while the
-//! helper runs, so a client (or a recording) can keep them.
+//! helper runs, so a client (or a recording) can keep them: a key never
+//! names two probes. Probes created on demand (any tracepoint, `func:`,
+//! `kprobe:`, `fentry:`, `uprobe:`) are at most [`MAX_ON_DEMAND_PROBES`] at
+//! once and are forgotten when no client uses them any more; naming one
+//! again registers it under a new key. When the keys run out (65 536
+//! registrations), new probes are refused with a sentence asking for a
+//! restart of the helper.
 
-use crate::catalogue::PROBES;
+use crate::auth::Peer;
 use crate::funcprobe::{FunctionProbes, FunctionTarget, Mechanism};
 use crate::generic;
 use crate::tracefs::{self, Format};
-use crate::tracer::Tracer;
+use crate::tracer::{Dedicated, Tracer};
 use microscope_catalogue::targets::find_library;
-use microscope_catalogue::{Catalogue, ProbeType, Target};
-use microscope_wire::{Availability, ProbeInfo, ProbeKind, ProbeOptions};
-use std::collections::{BTreeSet, HashMap};
+use microscope_catalogue::{Attachment, Catalogue, ProbeDef, ProbeType, Target};
+use microscope_wire::{Availability, FieldInfo, ProbeInfo, ProbeKind, ProbeOptions};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Where a probe's data comes from.
 #[derive(Clone, Debug)]
 pub enum Source {
-    /// A dedicated program of Microscope's object: [`catalogue::PROBES`]
-    /// entry, whose index is also the probe's key.
-    Builtin,
+    /// Dedicated programs of Microscope's object, registered with the
+    /// [`Tracer`] under the probe's key.
+    Dedicated,
     /// Any tracepoint, decoded from its format file.
     Tracepoint {
         /// Its parsed format (whose `id` is `category:name`).
@@ -54,6 +60,11 @@ pub enum Source {
     },
 }
 
+/// Most probes created on demand registered at once.
+pub const MAX_ON_DEMAND_PROBES: usize = 1024;
+/// Longest probe id accepted (a uprobe's path included).
+pub const MAX_PROBE_ID_BYTES: usize = 1024;
+
 /// One registered probe.
 #[derive(Clone, Debug)]
 pub struct Registered {
@@ -63,151 +74,163 @@ pub struct Registered {
     pub source: Source,
     /// How it collects.
     pub options: ProbeOptions,
+    /// Created for a client rather than from a pack: forgotten when unused.
+    pub on_demand: bool,
+}
+
+/// What a pack probe becomes, before it has a key.
+struct Shape {
+    kind: ProbeKind,
+    source: Source,
+    availability: Availability,
+    fields: Vec<FieldInfo>,
 }
 
 /// The helper's probes.
 pub struct Registry {
-    probes: Vec<Registered>,
+    probes: BTreeMap<u16, Registered>,
     by_id: HashMap<String, u16>,
     tracefs: Option<PathBuf>,
+    /// The next key to hand out (past `u16::MAX`: none left).
+    next_key: u32,
+    /// How many probes created on demand are registered.
+    on_demand: usize,
 }
 
 impl Registry {
-    /// The probes of `catalogue`, with their availability on this kernel.
-    /// Probes with a dedicated program come first, at the keys of
-    /// [`crate::catalogue::PROBES`].
+    /// The probes of `catalogue`, in its order, with their availability on
+    /// this kernel. Probes run by dedicated programs are registered with
+    /// `tracer`, which verifies their programs.
     pub fn new(
-        tracer: &Tracer,
+        tracer: &mut Tracer,
         functions: &FunctionProbes,
         tracefs: Option<PathBuf>,
         catalogue: &Catalogue,
     ) -> Self {
         let mut registry = Self {
-            probes: Vec::new(),
+            probes: BTreeMap::new(),
             by_id: HashMap::new(),
             tracefs,
+            next_key: 0,
+            on_demand: 0,
         };
-        for (i, p) in PROBES.iter().enumerate() {
-            let key = i as u16;
-            let def = catalogue.probe(p.id);
-            registry.push(Registered {
-                info: ProbeInfo {
-                    id: p.id.to_owned(),
-                    key,
-                    subsystem: def.map_or(p.subsystem, |d| d.subsystem.as_str()).to_owned(),
-                    description: def.map_or(p.description, |d| d.summary.as_str()).to_owned(),
-                    kind: p.kind,
-                    availability: tracer.availability(key),
-                    enabled: false,
-                    fields: Vec::new(),
-                },
-                source: Source::Builtin,
-                options: ProbeOptions::default(),
-            });
-        }
         for def in catalogue.probes() {
-            if registry.by_id.contains_key(&def.id) {
-                continue;
-            }
-            let (kind, source, availability, fields) = match (&def.kind, &def.target) {
-                (ProbeType::Tracepoint, Target::Tracepoints(attachments))
-                    if attachments.len() == 1 =>
-                {
-                    let a = &attachments[0];
-                    match registry.format(&a.category, &a.name) {
-                        Ok(format) => {
-                            let fields =
-                                generic::field_infos(&format, |n| def.field(n).map(str::to_owned));
-                            let available = Availability::yes(format!(
-                                "tracepoint {} exists on this kernel",
-                                format.id
-                            ));
-                            (
-                                ProbeKind::Fields,
-                                Source::Tracepoint { format },
-                                available,
-                                fields,
-                            )
-                        }
-                        Err(reason) => {
-                            let format = Arc::new(Format {
-                                id: a.tracepoint(),
-                                event_id: 0,
-                                fields: Vec::new(),
-                            });
-                            (
-                                ProbeKind::Fields,
-                                Source::Tracepoint { format },
-                                Availability::no(reason),
-                                Vec::new(),
-                            )
-                        }
-                    }
-                }
-                (ProbeType::Function | ProbeType::Uprobe, target) => {
-                    let target = match target {
-                        Target::Function { name, .. } => Ok(FunctionTarget::Kernel {
-                            function: name.clone(),
-                            mechanism: Mechanism::Auto,
-                        }),
-                        Target::Uprobe { binary, symbol, .. } => {
-                            find_library(binary).map(|binary| FunctionTarget::User {
-                                binary,
-                                symbol: symbol.clone(),
-                            })
-                        }
-                        _ => Err(format!("probe {} names no function", def.id)),
-                    };
-                    let availability = match &target {
-                        Ok(target) => functions.availability(target),
-                        Err(reason) => Availability::no(reason.clone()),
-                    };
-                    (
-                        ProbeKind::Function,
-                        Source::Function {
-                            target: target.ok(),
-                        },
-                        availability,
-                        Vec::new(),
-                    )
-                }
-                (ProbeType::ProfileCpu | ProbeType::ProfileOffcpu, _) => (
-                    ProbeKind::Stacks,
-                    Source::Profile {
-                        off_cpu: def.kind == ProbeType::ProfileOffcpu,
-                    },
-                    // Set by `ProbeSet::new` from the profiler's own test.
-                    Availability::no("not tested yet"),
-                    Vec::new(),
-                ),
-                _ => {
-                    log::warn!(
-                        "probe {} of pack {} has a shape this helper cannot attach; skipped",
-                        def.id,
-                        def.pack
-                    );
-                    continue;
-                }
-            };
-            registry.push(Registered {
-                info: ProbeInfo {
-                    id: def.id.clone(),
-                    key: 0,
-                    subsystem: def.subsystem.clone(),
-                    description: def.summary.clone(),
-                    kind,
-                    availability,
-                    enabled: false,
-                    fields,
-                },
-                source,
-                options: ProbeOptions {
-                    stacks: false,
-                    ..ProbeOptions::default()
-                },
-            });
+            registry.register_pack_probe(def, tracer, functions);
         }
         registry
+    }
+
+    /// Registers one probe of a pack, unless its id is taken or its shape
+    /// is one this helper cannot attach (both logged).
+    fn register_pack_probe(
+        &mut self,
+        def: &ProbeDef,
+        tracer: &mut Tracer,
+        functions: &FunctionProbes,
+    ) {
+        if self.by_id.contains_key(&def.id) {
+            log::warn!(
+                "probe {} of pack {} is defined twice; the first one is kept",
+                def.id,
+                def.pack
+            );
+            return;
+        }
+        if let Some(attachments) = dedicated_attachments(def) {
+            self.register_dedicated(def, attachments, tracer);
+            return;
+        }
+        let shape = match (&def.kind, &def.target) {
+            (ProbeType::Tracepoint, Target::Tracepoints(attachments)) if attachments.len() == 1 => {
+                self.pack_tracepoint(def, &attachments[0])
+            }
+            (ProbeType::Function | ProbeType::Uprobe, target) => {
+                pack_function(def, target, functions)
+            }
+            (ProbeType::ProfileCpu | ProbeType::ProfileOffcpu, _) => Shape {
+                kind: ProbeKind::Stacks,
+                source: Source::Profile {
+                    off_cpu: def.kind == ProbeType::ProfileOffcpu,
+                },
+                // Set by `ProbeSet::new` from the profiler's own test.
+                availability: Availability::no("not tested yet"),
+                fields: Vec::new(),
+            },
+            _ => {
+                log::warn!(
+                    "probe {} of pack {} has a shape this helper cannot attach; skipped",
+                    def.id,
+                    def.pack
+                );
+                return;
+            }
+        };
+        let registered = self.push(Registered {
+            info: pack_info(def, shape.kind, shape.availability, shape.fields),
+            source: shape.source,
+            options: ProbeOptions::default(),
+            on_demand: false,
+        });
+        if let Err(reason) = registered {
+            log::warn!("probe {} of pack {} skipped: {reason}", def.id, def.pack);
+        }
+    }
+
+    /// Registers a probe whose every attachment names a dedicated program
+    /// of Microscope's object; the tracer checks and loads the programs.
+    fn register_dedicated(
+        &mut self,
+        def: &ProbeDef,
+        attachments: Vec<Dedicated>,
+        tracer: &mut Tracer,
+    ) {
+        let kind = match def.kind {
+            ProbeType::SyscallCounts => ProbeKind::SyscallCounts,
+            ProbeType::SyscallLatency => ProbeKind::SyscallLatency,
+            _ => ProbeKind::Stream,
+        };
+        let registered = self.push(Registered {
+            info: pack_info(def, kind, Availability::no("not checked yet"), Vec::new()),
+            source: Source::Dedicated,
+            options: ProbeOptions::default(),
+            on_demand: false,
+        });
+        let key = match registered {
+            Ok(key) => key,
+            Err(reason) => {
+                log::warn!("probe {} of pack {} skipped: {reason}", def.id, def.pack);
+                return;
+            }
+        };
+        let availability = tracer.register(key, &def.id, attachments);
+        self.set_availability(key, availability);
+    }
+
+    /// A pack probe on one tracepoint, decoded by the generic program.
+    fn pack_tracepoint(&self, def: &ProbeDef, a: &Attachment) -> Shape {
+        match self.format(&a.category, &a.name) {
+            Ok(format) => Shape {
+                kind: ProbeKind::Fields,
+                fields: generic::field_infos(&format, |n| def.field(n).map(str::to_owned)),
+                availability: Availability::yes(format!(
+                    "tracepoint {} exists on this kernel",
+                    format.id
+                )),
+                source: Source::Tracepoint { format },
+            },
+            Err(reason) => Shape {
+                kind: ProbeKind::Fields,
+                source: Source::Tracepoint {
+                    format: Arc::new(Format {
+                        id: a.tracepoint(),
+                        event_id: 0,
+                        fields: Vec::new(),
+                    }),
+                },
+                availability: Availability::no(reason),
+                fields: Vec::new(),
+            },
+        }
     }
 
     fn format(&self, category: &str, name: &str) -> Result<Arc<Format>, String> {
@@ -220,19 +243,72 @@ impl Registry {
         tracefs::read_full_format(tracefs, category, name).map(Arc::new)
     }
 
-    fn push(&mut self, probe: Registered) -> u16 {
-        let key = self.probes.len() as u16;
+    /// Registers `probe` under the next key; refused when keys or room for
+    /// probes created on demand ran out.
+    fn push(&mut self, probe: Registered) -> Result<u16, String> {
+        let key = u16::try_from(self.next_key).map_err(|_| {
+            "this helper has registered 65 536 probes since it started, the most probe \
+             keys it has; ask an administrator to restart it (`systemctl restart \
+             microscoped`)"
+                .to_owned()
+        })?;
+        if probe.on_demand {
+            if self.on_demand >= MAX_ON_DEMAND_PROBES {
+                return Err(format!(
+                    "cannot create probe {}: {MAX_ON_DEMAND_PROBES} probes created on demand \
+                     are in use already, the most this helper keeps; disable some first",
+                    probe.info.id
+                ));
+            }
+            self.on_demand += 1;
+        }
+        self.next_key += 1;
         self.by_id.insert(probe.info.id.clone(), key);
-        self.probes.push(Registered {
-            info: ProbeInfo { key, ..probe.info },
-            ..probe
-        });
-        key
+        self.probes.insert(
+            key,
+            Registered {
+                info: ProbeInfo { key, ..probe.info },
+                ..probe
+            },
+        );
+        Ok(key)
     }
 
     /// The probe with wire key `key`.
     pub fn get(&self, key: u16) -> Option<&Registered> {
-        self.probes.get(usize::from(key))
+        self.probes.get(&key)
+    }
+
+    /// Forgets probe `key` if it was created on demand; its key is never
+    /// handed out again. Whether it was forgotten.
+    pub fn forget(&mut self, key: u16) -> bool {
+        if !self.probes.get(&key).is_some_and(|p| p.on_demand) {
+            return false;
+        }
+        if let Some(probe) = self.probes.remove(&key) {
+            self.by_id.remove(&probe.info.id);
+            self.on_demand -= 1;
+            log::info!("forgot probe {} ({key}): no client uses it", probe.info.id);
+        }
+        true
+    }
+
+    /// Forgets every probe created on demand for which `in_use` is false.
+    pub fn forget_unused(&mut self, in_use: impl Fn(u16) -> bool) {
+        let unused: Vec<u16> = self
+            .probes
+            .values()
+            .filter(|p| p.on_demand && !in_use(p.info.key))
+            .map(|p| p.info.key)
+            .collect();
+        for key in unused {
+            self.forget(key);
+        }
+    }
+
+    /// Whether no more probes can be created on demand until some are forgotten.
+    pub fn on_demand_full(&self) -> bool {
+        self.on_demand >= MAX_ON_DEMAND_PROBES
     }
 
     /// The key of a registered probe.
@@ -242,19 +318,27 @@ impl Registry {
 
     /// The key of probe `id`, registering it first if it is a tracepoint
     /// this kernel has or a function probe id (`func:`, `kprobe:`,
-    /// `fentry:`, `uprobe:`). Returns the key and, when it was just
-    /// registered, its description for clients. An error is a sentence for
-    /// the user.
+    /// `fentry:`, `uprobe:`; a uprobe's binary is checked as `peer`).
+    /// Returns the key and, when it was just registered, its description
+    /// for clients. An error is a sentence for the user.
     pub fn resolve(
         &mut self,
         id: &str,
         functions: &FunctionProbes,
+        peer: &Peer,
     ) -> Result<(u16, Option<ProbeInfo>), String> {
         if let Some(key) = self.key_of(id) {
             return Ok((key, None));
         }
+        if id.len() > MAX_PROBE_ID_BYTES {
+            return Err(format!(
+                "a probe id of {} bytes is longer than the {MAX_PROBE_ID_BYTES} this helper \
+                 accepts",
+                id.len()
+            ));
+        }
         if let Some(target) = FunctionTarget::parse(id) {
-            return Ok(self.register_function(id, target?, functions));
+            return self.register_function(id, target?, functions, peer);
         }
         let Some((category, name)) = id.split_once(':') else {
             return Err(unknown(id));
@@ -277,10 +361,11 @@ impl Registry {
             info,
             source: Source::Tracepoint { format },
             options: ProbeOptions::default(),
-        });
-        let info = self.probes[usize::from(key)].info.clone();
+            on_demand: true,
+        })?;
+        let info = self.probes.get(&key).map(|p| p.info.clone());
         log::info!("registered tracepoint {id} as probe {key}");
-        Ok((key, Some(info)))
+        Ok((key, info))
     }
 
     /// Registers a function probe, available or not (an unavailable one is
@@ -290,7 +375,8 @@ impl Registry {
         id: &str,
         target: FunctionTarget,
         functions: &FunctionProbes,
-    ) -> (u16, Option<ProbeInfo>) {
+        peer: &Peer,
+    ) -> Result<(u16, Option<ProbeInfo>), String> {
         let (subsystem, description) = functions.describe(&target);
         let info = ProbeInfo {
             id: id.to_owned(),
@@ -298,7 +384,7 @@ impl Registry {
             subsystem,
             description,
             kind: ProbeKind::Function,
-            availability: functions.availability(&target),
+            availability: functions.availability(&target, peer),
             enabled: false,
             fields: Vec::new(),
         };
@@ -308,25 +394,28 @@ impl Registry {
                 target: Some(target),
             },
             options: ProbeOptions::default(),
-        });
-        let info = self.probes[usize::from(key)].info.clone();
+            on_demand: true,
+        })?;
+        let info = self.probes.get(&key).map(|p| p.info.clone());
         log::info!("registered function probe {id} as probe {key}");
-        (key, Some(info))
+        Ok((key, info))
     }
 
-    /// Registers pack probe `index` (described by `info`); returns its key.
-    pub fn register_pack(&mut self, info: ProbeInfo, index: usize) -> u16 {
+    /// Registers pack probe `index` (described by `info`); returns its key,
+    /// or why it has none.
+    pub fn register_pack(&mut self, info: ProbeInfo, index: usize) -> Result<u16, String> {
         self.push(Registered {
             info,
             source: Source::Pack(index),
             options: ProbeOptions::default(),
+            on_demand: false,
         })
     }
 
     /// The stack samplers: key and whether off-CPU.
     pub fn profiles(&self) -> Vec<(u16, bool)> {
         self.probes
-            .iter()
+            .values()
             .filter_map(|p| match p.source {
                 Source::Profile { off_cpu } => Some((p.info.key, off_cpu)),
                 _ => None,
@@ -336,14 +425,14 @@ impl Registry {
 
     /// Records whether probe `key` can work on this kernel.
     pub fn set_availability(&mut self, key: u16, availability: Availability) {
-        if let Some(probe) = self.probes.get_mut(usize::from(key)) {
+        if let Some(probe) = self.probes.get_mut(&key) {
             probe.info.availability = availability;
         }
     }
 
     /// Changes how probe `key` collects.
     pub fn set_options(&mut self, key: u16, options: ProbeOptions) {
-        if let Some(probe) = self.probes.get_mut(usize::from(key)) {
+        if let Some(probe) = self.probes.get_mut(&key) {
             probe.options = options;
         }
     }
@@ -351,12 +440,80 @@ impl Registry {
     /// Every probe as a client with `enabled` probes sees it.
     pub fn list(&self, enabled: &BTreeSet<u16>) -> Vec<ProbeInfo> {
         self.probes
-            .iter()
+            .values()
             .map(|p| ProbeInfo {
                 enabled: enabled.contains(&p.info.key),
                 ..p.info.clone()
             })
             .collect()
+    }
+}
+
+/// The attachments of `def` as dedicated programs, if every one names a
+/// program (and there is at least one).
+fn dedicated_attachments(def: &ProbeDef) -> Option<Vec<Dedicated>> {
+    let attachments = def.attachments();
+    if attachments.is_empty() {
+        return None;
+    }
+    attachments
+        .iter()
+        .map(|a| {
+            Some(Dedicated {
+                program: a.program.clone()?,
+                category: a.category.clone(),
+                name: a.name.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A pack probe on a kernel or user function.
+fn pack_function(def: &ProbeDef, target: &Target, functions: &FunctionProbes) -> Shape {
+    let target = match target {
+        Target::Function { name, .. } => Ok(FunctionTarget::Kernel {
+            function: name.clone(),
+            mechanism: Mechanism::Auto,
+        }),
+        Target::Uprobe { binary, symbol, .. } => {
+            find_library(binary).map(|binary| FunctionTarget::User {
+                binary,
+                symbol: symbol.clone(),
+            })
+        }
+        _ => Err(format!("probe {} names no function", def.id)),
+    };
+    // The pack is the helper's own: its targets are checked as root.
+    let availability = match &target {
+        Ok(target) => functions.availability(target, &Peer::root()),
+        Err(reason) => Availability::no(reason.clone()),
+    };
+    Shape {
+        kind: ProbeKind::Function,
+        source: Source::Function {
+            target: target.ok(),
+        },
+        availability,
+        fields: Vec::new(),
+    }
+}
+
+/// What clients see of pack probe `def` (its key is set by `push`).
+fn pack_info(
+    def: &ProbeDef,
+    kind: ProbeKind,
+    availability: Availability,
+    fields: Vec<FieldInfo>,
+) -> ProbeInfo {
+    ProbeInfo {
+        id: def.id.clone(),
+        key: 0,
+        subsystem: def.subsystem.clone(),
+        description: def.summary.clone(),
+        kind,
+        availability,
+        enabled: false,
+        fields,
     }
 }
 

@@ -199,6 +199,8 @@ pub fn drain_stack_counts(
 /// Interns the frames of `named`, merging stacks that came out identical
 /// (different addresses in the same functions), sorted for stable output.
 pub fn intern_stacks(named: Vec<NamedStack>, interner: &mut FrameInterner) -> Vec<StackCount> {
+    // Before, never during: every id of this batch stays defined.
+    interner.trim();
     let mut merged: StdHashMap<(u16, u32, String, Vec<u32>), u64> = StdHashMap::new();
     for stack in named {
         let frames = stack

@@ -7,7 +7,9 @@
 //! functions included) of the files mapped into the process. Files are
 //! opened through `/proc/PID/map_files/`, so processes in containers (other
 //! mount namespaces) and deleted binaries resolve too; JIT code resolves
-//! through `/proc/PID/root/tmp/perf-NSPID.map` when the runtime writes one.
+//! through `/tmp/perf-NSPID.map` under the process's root when the runtime
+//! writes one and it passes the checks of [`crate::perfmap`] (blazesym's own
+//! perf map reading is off: it would open any file planted there as root).
 //!
 //! A frame that cannot be named is never dropped: it becomes
 //! `module+0xoffset` (offset into the mapped file) or, when not even the
@@ -267,7 +269,10 @@ impl Symbolizer {
         let resolved = if tgid == 0 {
             Vec::new()
         } else {
-            let source = Source::Process(Process::new(tgid.into()));
+            let mut process = Process::new(tgid.into());
+            // Perf maps are read by `perfmap`, with its checks.
+            process.perf_map = false;
+            let source = Source::Process(process);
             match self.inner.symbolize(&source, Input::AbsAddr(&addrs)) {
                 Ok(symbols) => symbols,
                 // Typically the process exited before its stacks were read.
@@ -278,12 +283,23 @@ impl Symbolizer {
             }
         };
         let mut maps = None;
+        let mut perf_map = None;
         for (i, addr) in addrs.iter().enumerate() {
             let names = match resolved.get(i) {
                 Some(Symbolized::Sym(sym)) => sym_names(sym),
                 _ => {
-                    let maps = maps.get_or_insert_with(|| read_maps(tgid));
-                    Arc::from([Arc::from(unknown_user_address(maps, *addr))])
+                    let perf_map = perf_map.get_or_insert_with(|| {
+                        crate::perfmap::PerfMap::read(tgid)
+                            .inspect_err(|why| log::debug!("no perf map for pid {tgid}: {why}"))
+                            .unwrap_or_default()
+                    });
+                    match perf_map.lookup(*addr) {
+                        Some(name) => Arc::from([name.clone()]),
+                        None => {
+                            let maps = maps.get_or_insert_with(|| read_maps(tgid));
+                            Arc::from([Arc::from(unknown_user_address(maps, *addr))])
+                        }
+                    }
                 }
             };
             cache.names.insert(*addr, names);
@@ -460,8 +476,16 @@ fn process_start_time(tgid: u32) -> Option<u64> {
 pub struct FrameInterner {
     user: HashMap<Arc<str>, u32>,
     kernel: HashMap<Arc<str>, u32>,
-    frames: Vec<Frame>,
+    /// Frames with ids `base..base + frames.len()`.
+    frames: std::collections::VecDeque<Frame>,
+    /// The oldest id still held; older ones were forgotten by [`trim`](Self::trim).
+    base: u32,
 }
+
+/// Most names an interner holds (some 20 MiB). [`FrameInterner::trim`]
+/// forgets the oldest half past this; ids are never reused, so a forgotten
+/// name seen again gets a new id.
+pub const MAX_INTERNED_FRAMES: usize = 131_072;
 
 impl FrameInterner {
     /// An interner with no names.
@@ -471,6 +495,7 @@ impl FrameInterner {
 
     /// The id of `(name, kernel)`, assigning the next one if it is new.
     pub fn intern(&mut self, name: &str, kernel: bool) -> u32 {
+        let id = self.len();
         let ids = if kernel {
             &mut self.kernel
         } else {
@@ -481,9 +506,11 @@ impl FrameInterner {
         }
         // More than 4 billion distinct names cannot happen in practice
         // (each is a function seen in a stack); saturate rather than wrap.
-        let id = u32::try_from(self.frames.len()).unwrap_or(u32::MAX);
+        if id == u32::MAX {
+            return id;
+        }
         ids.insert(Arc::from(name), id);
-        self.frames.push(Frame {
+        self.frames.push_back(Frame {
             id,
             name: name.to_owned(),
             kernel,
@@ -491,26 +518,55 @@ impl FrameInterner {
         id
     }
 
+    /// Forgets the oldest half of the names when more than
+    /// [`MAX_INTERNED_FRAMES`] are held. Call between batches, never while
+    /// a batch is being interned: a batch's ids then all stay defined.
+    pub fn trim(&mut self) {
+        if self.frames.len() <= MAX_INTERNED_FRAMES {
+            return;
+        }
+        let forget = self.frames.len() / 2;
+        for frame in self.frames.drain(..forget) {
+            let ids = if frame.kernel {
+                &mut self.kernel
+            } else {
+                &mut self.user
+            };
+            ids.remove(frame.name.as_str());
+        }
+        self.base = self.frames.front().map_or(self.base, |f| f.id);
+        log::info!(
+            "forgot the {forget} oldest frame names; ids start at {} now",
+            self.base
+        );
+    }
+
     /// How many ids have been assigned (the next id).
     pub fn len(&self) -> u32 {
-        u32::try_from(self.frames.len()).unwrap_or(u32::MAX)
+        let held = u32::try_from(self.frames.len()).unwrap_or(u32::MAX);
+        self.base.saturating_add(held)
     }
 
     /// Whether no name has been interned yet.
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.len() == 0
     }
 
-    /// The frame with id `id`.
+    /// The frame with id `id`, unless it was forgotten.
     pub fn get(&self, id: u32) -> Option<&Frame> {
-        self.frames.get(usize::try_from(id).ok()?)
+        self.frames
+            .get(usize::try_from(id.checked_sub(self.base)?).ok()?)
     }
 
     /// Every frame with an id of at least `sent_upto`, in id order: what a
     /// client that has been sent ids `0..sent_upto` still needs.
+    /// Forgotten ones are not needed: no batch interned since uses them.
     pub fn frames_since(&self, sent_upto: u32) -> Vec<Frame> {
-        let from = usize::try_from(sent_upto).unwrap_or(usize::MAX);
-        self.frames.get(from..).unwrap_or_default().to_vec()
+        let from = usize::try_from(sent_upto.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        self.frames
+            .range(from.min(self.frames.len())..)
+            .cloned()
+            .collect()
     }
 }
 
@@ -550,6 +606,29 @@ mod tests {
         assert_eq!(ids, [early[0], early[1], early[2], late]);
         assert!(interner.frames_since(interner.len()).is_empty());
         assert!(interner.frames_since(u32::MAX).is_empty());
+    }
+
+    #[test]
+    fn the_interner_forgets_old_names_but_never_reuses_ids() {
+        let mut interner = FrameInterner::new();
+        for i in 0..=MAX_INTERNED_FRAMES {
+            interner.intern(&format!("f{i}"), false);
+        }
+        let next = interner.len();
+        interner.trim();
+        assert_eq!(interner.len(), next, "trimming assigns nothing");
+        assert!(interner.get(0).is_none(), "the oldest are forgotten");
+        let kept = interner.get(next - 1).unwrap();
+        assert_eq!(kept.name, format!("f{MAX_INTERNED_FRAMES}"));
+        // A forgotten name comes back under a new id.
+        assert_eq!(interner.intern("f0", false), next);
+        // A client sent nothing gets only what is held.
+        let all = interner.frames_since(0);
+        assert_eq!(
+            all.first().map(|f| f.id),
+            Some((MAX_INTERNED_FRAMES as u32).div_ceil(2))
+        );
+        assert_eq!(all.last().map(|f| f.id), Some(next));
     }
 
     #[test]

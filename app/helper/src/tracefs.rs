@@ -104,7 +104,13 @@ fn split_declaration(decl: &str) -> Option<(String, String)> {
         Some(i) if decl.ends_with(']') => (&decl[..i], &decl[i..]),
         _ => (decl, ""),
     };
-    let name_start = decl.rfind(|c: char| c.is_whitespace() || c == '*')? + 1;
+    // After the last space or `*`, whatever its width in UTF-8 (U+0085 is
+    // whitespace too, and two bytes long).
+    let name_start = decl
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| c.is_whitespace() || c == '*')
+        .map(|(i, c)| i + c.len_utf8())?;
     let name = decl[name_start..].trim();
     if name.is_empty() {
         return None;
@@ -296,6 +302,18 @@ mod tests {
             err.contains("this kernel has no tracepoint sched:nope"),
             "{err}"
         );
+    }
+
+    /// Found by the `tracefs_format` fuzz target: a multi-byte whitespace
+    /// character before the name made the split panic mid-character.
+    #[test]
+    fn multi_byte_whitespace_before_the_name_is_a_separator() {
+        let fields =
+            parse_format("field:\0\u{85}ab;offset:0;size:1;\nfield:int\u{3000}x;offset:4;size:4;");
+        assert_eq!(fields.len(), 2);
+        assert_eq!(fields["ab"].c_type, "\0");
+        assert_eq!(fields["x"].c_type, "int");
+        assert!(parse_format("field:\0\u{85};offset:0;size:1;").is_empty());
     }
 
     #[test]

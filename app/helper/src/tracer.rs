@@ -1,7 +1,6 @@
 //! The loaded eBPF object: attaching and detaching probes, draining the ring
 //! buffer, reading the in-kernel aggregates.
 
-use crate::catalogue::{self, PROBES};
 use crate::decode::decode_record;
 use crate::generic;
 use crate::stacks::{RawStack, take_stack_counts};
@@ -13,12 +12,52 @@ use aya::programs::trace_point::TracePointLinkId;
 use aya::{Ebpf, EbpfLoader};
 use microscope_wire::{Aggregates, Availability, Event, EventData, ProbeStats};
 use probes_common::{
-    EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, ProcessFilterConfig, SLOT_STACKS,
-    SYSCALL_SLOTS, StackKey, TP_SLOTS, TracepointEvent,
+    EVENT_KINDS, EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, ProcessFilterConfig,
+    SLOT_STACKS, SYSCALL_SLOTS, StackKey, TP_SLOTS, TracepointEvent,
 };
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The dedicated programs of Microscope's object that stream records, and
+/// the record kind each writes. Which probe runs them is the pack's business
+/// (`program = "..."` in `assets/packs/builtin`); this is what the object
+/// itself does.
+const STREAMING_PROGRAMS: [(&str, EventKind); 6] = [
+    ("sched_switch", EventKind::SchedSwitch),
+    ("sched_wakeup", EventKind::SchedWakeup),
+    ("sched_process_fork", EventKind::SchedFork),
+    ("sched_process_exec", EventKind::SchedExec),
+    ("sched_process_exit", EventKind::SchedExit),
+    ("sys_enter_openat", EventKind::Openat),
+];
+
+/// The record kind dedicated program `program` writes, if it streams.
+fn record_kind_of(program: &str) -> Option<EventKind> {
+    STREAMING_PROGRAMS
+        .iter()
+        .find(|(name, _)| *name == program)
+        .map(|(_, kind)| *kind)
+}
+
+/// One dedicated program of Microscope's object and the tracepoint it
+/// attaches to, as a pack names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dedicated {
+    /// Function name of the program in the eBPF object.
+    pub program: String,
+    /// Tracepoint category.
+    pub category: String,
+    /// Tracepoint name.
+    pub name: String,
+}
+
+/// A probe run by dedicated programs, registered with [`Tracer::register`].
+struct DedicatedProbe {
+    id: String,
+    attachments: Vec<Dedicated>,
+    availability: Availability,
+}
 
 /// The generic tracepoint program of slot `slot` (one copy per slot, see
 /// [`probes_common::TP_SLOTS`]).
@@ -32,6 +71,9 @@ static EBPF_OBJECT: &[u8] =
 
 /// Parsed `format` files by (category, name), or why one could not be read.
 type Formats = HashMap<(&'static str, &'static str), Result<tracefs::Fields, String>>;
+
+/// The offset written into each global of [`FIELD_GLOBALS`], in that order.
+type Offsets = Vec<(&'static str, u32)>;
 
 /// Loading the eBPF object failed as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +119,14 @@ pub struct Tracer {
     stacks: StackTraceMap<MapData>,
     /// Hits per (slot, process, stacks, comm).
     stack_counts: BpfHashMap<MapData, StackKey, u64>,
-    /// Availability of each built-in probe, by wire key.
-    availability: Vec<Availability>,
+    /// tracefs, where the tracepoints of dedicated probes are checked.
+    tracefs: Option<PathBuf>,
+    /// The field offsets set at load time.
+    offsets: Offsets,
+    /// Probes run by dedicated programs, by wire key.
+    dedicated: HashMap<u16, DedicatedProbe>,
+    /// The probe each streamed record kind belongs to, by kind.
+    event_keys: [Option<u16>; EVENT_KINDS as usize],
     /// Links of attached probes, by wire key: program name and link.
     attached: HashMap<u16, Vec<(String, TracePointLinkId)>>,
     /// What each generic slot traces: probe key and tracepoint format.
@@ -88,25 +136,11 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// Loads the object, sets tracepoint field offsets from `tracefs` and
-    /// loads (but does not attach) every program the kernel can run.
+    /// Loads the object and sets tracepoint field offsets from `tracefs`.
+    /// Programs are loaded (verified) when a probe that runs them is
+    /// [registered](Self::register).
     pub fn load(tracefs: Option<&Path>) -> Result<Self, LoadError> {
-        // Offsets from the running kernel's format files.
-        let mut formats: Formats = HashMap::new();
-        let mut offsets: Vec<(&'static str, u32)> = Vec::new();
-        for g in FIELD_GLOBALS {
-            let format = formats
-                .entry((g.category, g.name))
-                .or_insert_with(|| match tracefs {
-                    Some(root) => tracefs::read_format(root, g.category, g.name),
-                    None => Err("tracefs is not mounted".to_owned()),
-                });
-            let offset = match format {
-                Ok(fields) => fields.get(g.field).map_or(FIELD_MISSING, |f| f.offset),
-                Err(_) => FIELD_MISSING,
-            };
-            offsets.push((g.global, offset));
-        }
+        let offsets = field_offsets(tracefs);
         let mut loader = EbpfLoader::new();
         for (global, offset) in &offsets {
             loader.override_global(global, offset, true);
@@ -114,64 +148,58 @@ impl Tracer {
         let mut ebpf = loader
             .load(EBPF_OBJECT)
             .map_err(|source| LoadError::Ebpf { source })?;
-
-        let ring =
-            RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?).map_err(|source| LoadError::Map {
-                name: "EVENTS",
-                source,
-            })?;
-        let drops = per_cpu(&mut ebpf, "DROPS")?;
-        let syscall_counts = per_cpu(&mut ebpf, "SYSCALL_COUNTS")?;
-        let latency = per_cpu(&mut ebpf, "SYSCALL_LATENCY")?;
-        let tp_drops = per_cpu(&mut ebpf, "TP_DROPS")?;
-        let slot_options =
-            Array::try_from(take_map(&mut ebpf, "TP_SLOT_OPTIONS")?).map_err(|source| {
-                LoadError::Map {
-                    name: "TP_SLOT_OPTIONS",
-                    source,
-                }
-            })?;
-        let filter =
-            Array::try_from(take_map(&mut ebpf, "FILTER")?).map_err(|source| LoadError::Map {
-                name: "FILTER",
-                source,
-            })?;
-        let stacks = StackTraceMap::try_from(take_map(&mut ebpf, "STACKS")?).map_err(|source| {
-            LoadError::Map {
-                name: "STACKS",
-                source,
-            }
-        })?;
-        let stack_counts =
-            BpfHashMap::try_from(take_map(&mut ebpf, "STACK_COUNTS")?).map_err(|source| {
-                LoadError::Map {
-                    name: "STACK_COUNTS",
-                    source,
-                }
-            })?;
-
-        let mut availability = Vec::with_capacity(PROBES.len());
-        for probe in PROBES {
-            let verdict =
-                probe_availability(&mut ebpf, probe.attachments, tracefs, &formats, &offsets);
-            availability.push(verdict);
-        }
         Ok(Self {
+            ring: RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?).map_err(|source| {
+                LoadError::Map {
+                    name: "EVENTS",
+                    source,
+                }
+            })?,
+            drops: per_cpu(&mut ebpf, "DROPS")?,
+            syscall_counts: per_cpu(&mut ebpf, "SYSCALL_COUNTS")?,
+            latency: per_cpu(&mut ebpf, "SYSCALL_LATENCY")?,
+            tp_drops: per_cpu(&mut ebpf, "TP_DROPS")?,
+            slot_options: typed_map(&mut ebpf, "TP_SLOT_OPTIONS", Array::try_from)?,
+            filter: typed_map(&mut ebpf, "FILTER", Array::try_from)?,
+            stacks: typed_map(&mut ebpf, "STACKS", StackTraceMap::try_from)?,
+            stack_counts: typed_map(&mut ebpf, "STACK_COUNTS", BpfHashMap::try_from)?,
             ebpf,
-            ring,
-            drops,
-            syscall_counts,
-            latency,
-            tp_drops,
-            slot_options,
-            filter,
-            stacks,
-            stack_counts,
-            availability,
+            tracefs: tracefs.map(Path::to_path_buf),
+            offsets,
+            dedicated: HashMap::new(),
+            event_keys: [None; EVENT_KINDS as usize],
             attached: HashMap::new(),
             slots: vec![None; TP_SLOTS as usize],
             decode_errors: 0,
         })
+    }
+
+    /// Registers probe `key` (`id`), run by dedicated programs: checks its
+    /// tracepoints and fields on this kernel and loads its programs. Returns
+    /// whether it can be attached, and why not.
+    pub fn register(&mut self, key: u16, id: &str, attachments: Vec<Dedicated>) -> Availability {
+        let availability = probe_availability(
+            &mut self.ebpf,
+            &attachments,
+            self.tracefs.as_deref(),
+            &self.offsets,
+        );
+        for a in &attachments {
+            if let Some(slot) =
+                record_kind_of(&a.program).and_then(|kind| self.event_keys.get_mut(kind as usize))
+            {
+                *slot = Some(key);
+            }
+        }
+        self.dedicated.insert(
+            key,
+            DedicatedProbe {
+                id: id.to_owned(),
+                attachments,
+                availability: availability.clone(),
+            },
+        );
+        availability
     }
 
     /// The loaded object, for capability checks.
@@ -179,48 +207,44 @@ impl Tracer {
         &mut self.ebpf
     }
 
-    /// Availability of probe `key`.
-    pub fn availability(&self, key: u16) -> Availability {
-        self.availability
-            .get(usize::from(key))
-            .cloned()
-            .unwrap_or_else(|| Availability::no("no such probe"))
-    }
-
     /// Whether probe `key` is attached.
     pub fn is_attached(&self, key: u16) -> bool {
         self.attached.contains_key(&key)
     }
 
-    /// Attaches every program of probe `key`. An error is a sentence for the user.
+    /// Attaches every program of dedicated probe `key` (see
+    /// [`register`](Self::register)). An error is a sentence for the user.
     pub fn attach(&mut self, key: u16) -> Result<(), String> {
         if self.is_attached(key) {
             return Ok(());
         }
-        let probe = catalogue::probe(key).ok_or_else(|| format!("no probe with key {key}"))?;
-        let availability = self.availability(key);
-        if !availability.available {
+        let probe = self
+            .dedicated
+            .get(&key)
+            .ok_or_else(|| format!("no probe with key {key}"))?;
+        if !probe.availability.available {
             return Err(format!(
                 "{} is not available here: {}",
-                probe.id, availability.reason
+                probe.id, probe.availability.reason
             ));
         }
+        let (id, attachments) = (probe.id.clone(), probe.attachments.clone());
         let mut links = Vec::new();
-        for a in probe.attachments {
-            let result = tracepoint(&mut self.ebpf, a.program)
-                .and_then(|tp| tp.attach(a.category, a.name).map_err(|e| e.to_string()));
+        for a in &attachments {
+            let result = tracepoint(&mut self.ebpf, &a.program)
+                .and_then(|tp| tp.attach(&a.category, &a.name).map_err(|e| e.to_string()));
             match result {
-                Ok(link) => links.push((a.program.to_owned(), link)),
+                Ok(link) => links.push((a.program.clone(), link)),
                 Err(err) => {
                     self.detach_links(links);
                     return Err(format!(
-                        "attaching {} to tracepoint {}:{} failed: {err}",
-                        probe.id, a.category, a.name
+                        "attaching {id} to tracepoint {}:{} failed: {err}",
+                        a.category, a.name
                     ));
                 }
             }
         }
-        log::info!("attached {}", probe.id);
+        log::info!("attached {id}");
         self.attached.insert(key, links);
         Ok(())
     }
@@ -335,7 +359,13 @@ impl Tracer {
             consumed += 1;
             let decoded = match crate::decode::record_kind(&item) {
                 Ok(EventKind::Tracepoint) => decode_generic(&item, &self.slots),
-                _ => decode_record(&item, catalogue::key_of_event),
+                _ => decode_record(&item, |kind| {
+                    self.event_keys
+                        .get(kind as usize)
+                        .copied()
+                        .flatten()
+                        .unwrap_or(u16::MAX)
+                }),
             };
             match decoded {
                 Ok(event) => out.push(event),
@@ -355,13 +385,14 @@ impl Tracer {
 
     /// Kernel drops of every streamed probe (summed over CPUs).
     pub fn kernel_drops(&self) -> Vec<ProbeStats> {
-        let mut stats: Vec<ProbeStats> = EventKind::ALL
-            .iter()
-            .filter(|kind| **kind != EventKind::Tracepoint)
-            .map(|kind| ProbeStats {
-                probe: catalogue::key_of_event(*kind),
-                kernel_drops: sum_slot(&self.drops, *kind as u32),
-                client_drops: 0,
+        let mut stats: Vec<ProbeStats> = (0u32..)
+            .zip(self.event_keys)
+            .filter_map(|(kind, key)| {
+                Some(ProbeStats {
+                    probe: key?,
+                    kernel_drops: sum_slot(&self.drops, kind),
+                    client_drops: 0,
+                })
             })
             .collect();
         for (slot, traced) in self.slots.iter().enumerate() {
@@ -447,7 +478,39 @@ fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadE
 }
 
 fn per_cpu(ebpf: &mut Ebpf, name: &'static str) -> Result<PerCpuArray<MapData, u64>, LoadError> {
-    PerCpuArray::try_from(take_map(ebpf, name)?).map_err(|source| LoadError::Map { name, source })
+    typed_map(ebpf, name, PerCpuArray::try_from)
+}
+
+/// Takes map `name` out of the object as the type `convert` makes of it.
+fn typed_map<T>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    convert: impl FnOnce(aya::maps::Map) -> Result<T, aya::maps::MapError>,
+) -> Result<T, LoadError> {
+    convert(take_map(ebpf, name)?).map_err(|source| LoadError::Map { name, source })
+}
+
+/// The offset of each global of [`FIELD_GLOBALS`], read from the running
+/// kernel's format files ([`FIELD_MISSING`] where a field or tracepoint is
+/// missing).
+fn field_offsets(tracefs: Option<&Path>) -> Offsets {
+    let mut formats: Formats = HashMap::new();
+    FIELD_GLOBALS
+        .iter()
+        .map(|g| {
+            let format = formats
+                .entry((g.category, g.name))
+                .or_insert_with(|| match tracefs {
+                    Some(root) => tracefs::read_format(root, g.category, g.name),
+                    None => Err("tracefs is not mounted".to_owned()),
+                });
+            let offset = match format {
+                Ok(fields) => fields.get(g.field).map_or(FIELD_MISSING, |f| f.offset),
+                Err(_) => FIELD_MISSING,
+            };
+            (g.global, offset)
+        })
+        .collect()
 }
 
 fn tracepoint<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut TracePoint, String> {
@@ -461,35 +524,20 @@ fn tracepoint<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut TracePoin
 /// Checks the tracepoints and fields of one probe and loads its programs.
 fn probe_availability(
     ebpf: &mut Ebpf,
-    attachments: &[catalogue::Attachment],
+    attachments: &[Dedicated],
     tracefs: Option<&Path>,
-    formats: &Formats,
     offsets: &[(&'static str, u32)],
 ) -> Availability {
-    if tracefs.is_none() {
+    let Some(root) = tracefs else {
         return Availability::no(
             "tracefs is not mounted; run `sudo mount -t tracefs nodev /sys/kernel/tracing`",
         );
-    }
+    };
     for a in attachments {
-        if let Some(Err(reason)) = formats.get(&(a.category, a.name)) {
-            return Availability::no(reason.clone());
-        }
-        // Tracepoints without offset globals (raw_syscalls:sys_exit) only need to exist.
-        if !formats.contains_key(&(a.category, a.name))
-            && let Some(root) = tracefs
-            && let Err(reason) = tracefs::read_format(root, a.category, a.name)
-        {
+        if let Err(reason) = tracefs::read_format(root, &a.category, &a.name) {
             return Availability::no(reason);
         }
-        let missing: Vec<&str> = FIELD_GLOBALS
-            .iter()
-            .zip(offsets)
-            .filter(|(g, (_, off))| {
-                g.category == a.category && g.name == a.name && *off == FIELD_MISSING
-            })
-            .map(|(g, _)| g.field)
-            .collect();
+        let missing = missing_fields(a, offsets);
         if !missing.is_empty() {
             return Availability::no(format!(
                 "tracepoint {}:{} on this kernel lacks field(s) {}",
@@ -500,7 +548,7 @@ fn probe_availability(
         }
     }
     for a in attachments {
-        let loaded = tracepoint(ebpf, a.program).and_then(|tp| match tp.load() {
+        let loaded = tracepoint(ebpf, &a.program).and_then(|tp| match tp.load() {
             Ok(()) => Ok(()),
             // Shared programs (sys_enter for two probes) are loaded once.
             Err(aya::programs::ProgramError::AlreadyLoaded) => Ok(()),
@@ -511,6 +559,18 @@ fn probe_availability(
         }
     }
     Availability::yes("tracepoint present, fields found, program verified")
+}
+
+/// The fields of `a`'s tracepoint whose offset globals found no field.
+fn missing_fields(a: &Dedicated, offsets: &[(&'static str, u32)]) -> Vec<&'static str> {
+    FIELD_GLOBALS
+        .iter()
+        .zip(offsets)
+        .filter(|(g, (_, off))| {
+            g.category == a.category && g.name == a.name && *off == FIELD_MISSING
+        })
+        .map(|(g, _)| g.field)
+        .collect()
 }
 
 /// A sentence for a program the kernel would not load.
@@ -548,7 +608,27 @@ fn verifier_verdict(log: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::verifier_verdict;
+    use super::{STREAMING_PROGRAMS, record_kind_of, verifier_verdict};
+    use probes_common::EventKind;
+
+    #[test]
+    fn every_streamed_record_kind_has_one_program() {
+        // Generic tracepoint records belong to whichever tracepoint their
+        // slot traces, not to a dedicated program.
+        for kind in EventKind::ALL
+            .into_iter()
+            .filter(|k| *k != EventKind::Tracepoint)
+        {
+            let programs: Vec<&str> = STREAMING_PROGRAMS
+                .iter()
+                .filter(|(_, k)| *k == kind)
+                .map(|(p, _)| *p)
+                .collect();
+            assert_eq!(programs.len(), 1, "{kind:?}: {programs:?}");
+            assert_eq!(record_kind_of(programs[0]), Some(kind));
+        }
+        assert_eq!(record_kind_of("sys_enter_count"), None);
+    }
 
     #[test]
     fn verdict_skips_the_statistics() {

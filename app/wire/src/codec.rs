@@ -7,10 +7,20 @@ use std::marker::PhantomData;
 pub const MAGIC: [u8; 4] = *b"MSCP";
 /// Version of the protocol in this crate. Bump it on any change to
 /// the messages; peers with another version refuse each other clearly.
-pub const PROTOCOL_VERSION: u32 = 3;
-/// Largest frame either side accepts (16 MiB). A batch is bounded well below
-/// this; a larger length prefix means a corrupt or hostile peer.
+/// v3: the process filter is each client's own ([`crate::ClientMessage::SetFilter`]),
+/// client frames are limited to [`MAX_CLIENT_FRAME_BYTES`], and frame-name
+/// tables may arrive in several stack batches.
+/// v4: probe packs: [`crate::ProbeKind::Pack`], [`crate::FieldValue::Named`],
+/// [`crate::HelperMessage::PackData`] and the verifier log request.
+pub const PROTOCOL_VERSION: u32 = 4;
+/// Largest frame a client accepts from the helper (16 MiB). The helper
+/// splits batches and frame-name tables well below this; a larger length
+/// prefix means a corrupt or hostile peer.
 pub const MAX_FRAME_BYTES: u32 = 16 << 20;
+/// Largest frame the helper accepts from a client (16 KiB). Client messages
+/// are small (a probe id, a filter), so a connection can never make the
+/// helper buffer more than this for a half-sent frame.
+pub const MAX_CLIENT_FRAME_BYTES: u32 = 16 << 10;
 
 /// What went wrong while decoding the byte stream.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,12 +46,12 @@ pub enum WireError {
         /// The peer's version.
         theirs: u32,
     },
-    /// A frame announced a length above [`MAX_FRAME_BYTES`].
+    /// A frame announced a length above the decoder's limit.
     #[error("frame of {len} bytes exceeds the {max}-byte limit; the stream is corrupt")]
     FrameTooLarge {
         /// Announced length.
         len: u32,
-        /// [`MAX_FRAME_BYTES`].
+        /// The limit ([`MAX_FRAME_BYTES`] or [`MAX_CLIENT_FRAME_BYTES`]).
         max: u32,
     },
     /// A frame's bytes do not decode as a message.
@@ -147,6 +157,8 @@ pub struct FrameDecoder<T> {
     buf: Vec<u8>,
     /// Start of unconsumed bytes in `buf`.
     pos: usize,
+    /// Largest frame body accepted.
+    max_frame: u32,
     _message: PhantomData<fn() -> T>,
 }
 
@@ -155,15 +167,25 @@ impl<T> Default for FrameDecoder<T> {
         Self {
             buf: Vec::new(),
             pos: 0,
+            max_frame: MAX_FRAME_BYTES,
             _message: PhantomData,
         }
     }
 }
 
 impl<T: DeserializeOwned> FrameDecoder<T> {
-    /// An empty decoder.
+    /// An empty decoder accepting frames up to [`MAX_FRAME_BYTES`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty decoder accepting frames up to `max_frame` bytes (the helper
+    /// reads clients with [`MAX_CLIENT_FRAME_BYTES`]).
+    pub fn with_max_frame(max_frame: u32) -> Self {
+        Self {
+            max_frame,
+            ..Self::default()
+        }
     }
 
     /// Adds bytes received from the peer.
@@ -192,10 +214,10 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
             return Ok(None);
         };
         let len = u32::from_le_bytes(*len_bytes);
-        if len > MAX_FRAME_BYTES {
+        if len > self.max_frame {
             return Err(WireError::FrameTooLarge {
                 len,
-                max: MAX_FRAME_BYTES,
+                max: self.max_frame,
             });
         }
         let len = len as usize;

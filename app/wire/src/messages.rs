@@ -36,13 +36,18 @@ pub enum ClientMessage {
         /// Substring to look for (case-sensitive, like kernel symbols).
         contains: String,
     },
-    /// Keep only events of matching processes, in the kernel. An empty
-    /// filter keeps everything. The filter is shared by every client of the
-    /// helper; each is told with [`HelperMessage::Filter`].
+    /// Keep only events of matching processes. An empty filter keeps
+    /// everything. The filter is this client's own: another client's filter
+    /// never changes what this one receives. The kernel filters on what
+    /// every client's filter lets through (when all clients filter alike,
+    /// exactly that); the helper refines events and stacks per client.
+    /// In-kernel aggregates (syscall counts, latency, function calls) are
+    /// counted with the kernel's filter. Answered with
+    /// [`HelperMessage::Filter`].
     SetFilter(ProcessFilter),
     /// Ask for the whole verifier log of a pack probe the kernel refused;
     /// answered with [`HelperMessage::VerifierLog`] or an error. Added in
-    /// protocol 3.
+    /// protocol 4.
     VerifierLog {
         /// Probe id.
         probe: String,
@@ -140,16 +145,16 @@ pub enum HelperMessage {
         /// More matched than were listed.
         truncated: bool,
     },
-    /// The in-kernel process filter now in force.
+    /// This client's process filter now in force.
     Filter(ProcessFilter),
     /// Stack counts collected in the kernel since the previous batch.
     Stacks(StackBatch),
     /// What a pack probe's counter and histogram maps hold (cumulative
     /// since it was enabled), about every 250 ms while it is enabled.
-    /// Added in protocol 3.
+    /// Added in protocol 4.
     PackData(PackData),
     /// The verifier's whole log for a pack probe that failed to load,
-    /// answering [`ClientMessage::VerifierLog`]. Added in protocol 3.
+    /// answering [`ClientMessage::VerifierLog`]. Added in protocol 4.
     VerifierLog {
         /// Probe id.
         probe: String,
@@ -279,7 +284,7 @@ pub enum ProbeKind {
     /// A pack's own BPF programs: events (if any) in
     /// [`HelperMessage::Batch`] as [`EventData::Fields`] named by
     /// [`ProbeInfo::fields`], counters and histograms in
-    /// [`HelperMessage::PackData`]. Added in protocol 3.
+    /// [`HelperMessage::PackData`]. Added in protocol 4.
     Pack,
 }
 
@@ -331,7 +336,7 @@ pub enum FieldValue {
     Missing,
     /// A number with a name a pack's manifest gives it (an errno, a syscall,
     /// a signal, a device, a kernel symbol, a duration with its unit…):
-    /// `value` for plotting, `text` for reading. Added in protocol 3.
+    /// `value` for plotting, `text` for reading. Added in protocol 4.
     Named {
         /// The raw number.
         value: i64,
@@ -517,7 +522,8 @@ pub struct StackBatch {
     /// End of the interval.
     pub end_ns: u64,
     /// Frame names first used in this batch (interned: later batches refer
-    /// to them by id only).
+    /// to them by id only). A long table comes in several batches, the
+    /// first ones with names only and no stacks.
     pub frames: Vec<Frame>,
     /// Counts per distinct stack.
     pub stacks: Vec<StackCount>,

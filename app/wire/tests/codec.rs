@@ -6,7 +6,8 @@
 
 use microscope_wire::{
     Aggregates, ClientMessage, Event, EventBatch, EventData, FrameDecoder, HelperMessage,
-    MAX_FRAME_BYTES, PROTOCOL_VERSION, Preamble, ProbeStats, WireError, encode_frame,
+    MAX_CLIENT_FRAME_BYTES, MAX_FRAME_BYTES, PROTOCOL_VERSION, Preamble, ProbeStats, WireError,
+    encode_frame,
 };
 
 fn sample_batch() -> HelperMessage {
@@ -138,22 +139,33 @@ fn garbage_is_an_error_not_a_panic() {
         Err(WireError::Malformed { len: 6, .. })
     ));
 
-    // Pseudo-random garbage of many lengths never panics.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    for len in 0..512 {
-        let mut junk = Vec::with_capacity(len);
-        for _ in 0..len {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            junk.push(state as u8);
-        }
-        let mut decoder = FrameDecoder::<HelperMessage>::new();
-        decoder.push(&junk);
-        for _ in 0..4 {
-            if !matches!(decoder.next_message(), Ok(Some(_))) {
-                break;
+    // Random bodies behind a valid length prefix reach the postcard
+    // decoder: each is a whole frame, so it is a message or `Malformed`,
+    // never a panic and never "wait for more bytes". Half are random
+    // bytes, half a real message with a few bytes changed (which parses
+    // deeper before it fails, or decodes to another message).
+    let mut valid = Vec::new();
+    encode_frame(&sample_batch(), &mut valid).unwrap();
+    let valid_body = &valid[4..];
+    let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
+    for round in 0..2000 {
+        let body: Vec<u8> = if round % 2 == 0 {
+            (0..rng.usize(1..256)).map(|_| rng.u8(..)).collect()
+        } else {
+            let mut body = valid_body.to_vec();
+            for _ in 0..rng.usize(1..4) {
+                let at = rng.usize(..body.len());
+                body[at] = rng.u8(..);
             }
+            body
+        };
+        let mut framed = u32::try_from(body.len()).unwrap().to_le_bytes().to_vec();
+        framed.extend_from_slice(&body);
+        let mut decoder = FrameDecoder::<HelperMessage>::new();
+        decoder.push(&framed);
+        match decoder.next_message() {
+            Ok(Some(_)) | Err(WireError::Malformed { .. }) => {}
+            other => panic!("{other:?} for the body {body:?}"),
         }
     }
 }
@@ -167,6 +179,36 @@ fn oversized_frame_is_refused_before_buffering_it() {
         Err(WireError::FrameTooLarge {
             len: MAX_FRAME_BYTES + 1,
             max: MAX_FRAME_BYTES
+        })
+    );
+}
+
+#[test]
+fn the_helper_refuses_client_frames_past_their_own_small_limit() {
+    let mut decoder = FrameDecoder::<ClientMessage>::with_max_frame(MAX_CLIENT_FRAME_BYTES);
+    // The largest client frame passes...
+    let probe = "x".repeat(MAX_CLIENT_FRAME_BYTES as usize - 16);
+    let mut frame = Vec::new();
+    encode_frame(
+        &ClientMessage::Enable {
+            probe: probe.clone(),
+        },
+        &mut frame,
+    )
+    .unwrap();
+    assert!(frame.len() - 4 <= MAX_CLIENT_FRAME_BYTES as usize);
+    decoder.push(&frame);
+    assert_eq!(
+        decoder.next_message(),
+        Ok(Some(ClientMessage::Enable { probe }))
+    );
+    // ...one byte more is refused from its length prefix alone.
+    decoder.push(&(MAX_CLIENT_FRAME_BYTES + 1).to_le_bytes());
+    assert_eq!(
+        decoder.next_message(),
+        Err(WireError::FrameTooLarge {
+            len: MAX_CLIENT_FRAME_BYTES + 1,
+            max: MAX_CLIENT_FRAME_BYTES
         })
     );
 }

@@ -1,7 +1,7 @@
 //! The banner shown across the top while the helper is not connected.
 
-use crate::model::{ConnectionState, Model};
 use crate::theme;
+use microscope_model::{ConnectionState, Model};
 
 /// The banner's sentence, or `None` while connected.
 pub fn banner_text(model: &Model) -> Option<String> {

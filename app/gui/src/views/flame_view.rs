@@ -16,9 +16,6 @@
 //! and click it. Clicking zooms; the breadcrumbs above go back.
 
 use crate::command::{Command, CommandQueue};
-use crate::flame::{BuildOptions, FlameGraph, FoldedWriteError, FrameBox, NodeId, SearchResult};
-use crate::model::Model;
-use crate::stacks::{StackQuery, StackSlice, StackStore};
 use crate::theme;
 use crate::views::graph_cache::{BuildJob, GraphCache, INLINE_BUILD_MAX_STACKS};
 use crate::views::stack_filters::{StackFilters, range_fields_ui};
@@ -27,6 +24,11 @@ use egui::{
     Align2, Color32, FontId, PopupAnchor, Pos2, Rect, ScrollArea, Sense, Stroke, StrokeKind,
     TextEdit, Tooltip, UiBuilder, Vec2, WidgetInfo,
 };
+use microscope_model::Model;
+use microscope_model::{
+    BuildOptions, FlameGraph, FoldedWriteError, FrameBox, NodeId, SearchResult,
+};
+use microscope_model::{StackQuery, StackSlice, StackStore};
 use std::path::Path;
 use std::time::Instant;
 
@@ -229,7 +231,7 @@ impl FlameView {
             ui.weak(NO_STACKS);
             return;
         }
-        self.refresh(ui.ctx(), store, Instant::now());
+        self.refresh(ui.ctx(), store, model.clock().now());
         self.search_row_ui(ui);
         if self.cache.is_building() {
             ui.horizontal(|ui| {

@@ -1,11 +1,11 @@
 //! Latency histograms, one bar per log2 bucket: system calls, or the calls
 //! of a probed kernel or user function.
 
-use crate::histogram::bucket_label;
-use crate::model::Model;
 use crate::theme;
-use crate::update::ProbeKind;
 use egui_plot::{Bar, BarChart, Plot};
+use microscope_model::Model;
+use microscope_model::ProbeKind;
+use microscope_model::bucket_label;
 
 /// Draws the histogram chosen in `shown` (`None`: system calls; else a
 /// function probe's id), with a selector when function probes have data.

@@ -1,10 +1,10 @@
 //! The event inspector: the newest decoded events of one probe, field by
 //! field, pausable and filterable, with any numeric field plotted over time.
 
-use crate::event_fields::fields;
-use crate::model::Model;
 use crate::theme;
-use crate::update::Probe;
+use microscope_model::Model;
+use microscope_model::Probe;
+use microscope_model::fields;
 use microscope_wire::Event;
 
 /// What the inspector remembers between frames.

@@ -1,4 +1,4 @@
-//! One view per file. Each draws from the [`Model`](crate::model::Model) and
+//! One view per file. Each draws from the [`Model`](microscope_model::Model) and
 //! reports what the user asked for as [`Command`](crate::command::Command)s.
 
 mod banner;
@@ -62,59 +62,4 @@ pub mod region {
     pub const FLAME: &str = "Flame graph";
     /// The paths (call graph) view.
     pub const PATHS: &str = "Call paths";
-}
-
-/// What the central area shows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CentralTab {
-    /// The subsystem map: where to start exploring.
-    #[default]
-    Map,
-    /// Events per second and the latency histogram.
-    Rates,
-    /// The CPU timeline.
-    Cpus,
-    /// The event inspector.
-    Events,
-    /// The flame graph of stack samples.
-    Flame,
-    /// The call graph of the stacks into a probe.
-    Paths,
-}
-
-impl CentralTab {
-    /// Every tab, in display order.
-    pub const ALL: [Self; 6] = [
-        Self::Map,
-        Self::Rates,
-        Self::Cpus,
-        Self::Events,
-        Self::Flame,
-        Self::Paths,
-    ];
-
-    /// The tab's title.
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::Map => "Map",
-            Self::Rates => "Rates",
-            Self::Cpus => "CPUs",
-            Self::Events => "Events",
-            Self::Flame => "Flame",
-            Self::Paths => "Paths",
-        }
-    }
-}
-
-impl From<crate::cli::View> for CentralTab {
-    fn from(view: crate::cli::View) -> Self {
-        match view {
-            crate::cli::View::Map => Self::Map,
-            crate::cli::View::Rates => Self::Rates,
-            crate::cli::View::Cpus => Self::Cpus,
-            crate::cli::View::Events => Self::Events,
-            crate::cli::View::Flame => Self::Flame,
-            crate::cli::View::Paths => Self::Paths,
-        }
-    }
 }

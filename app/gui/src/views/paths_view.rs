@@ -7,9 +7,6 @@
 //! `vfs_read — 1234 samples (12.3 %)`. Edges are caller → callee with the
 //! value of the stacks that make the call.
 
-use crate::model::Model;
-use crate::paths::{CallGraph, MAX_CALLEES_SHOWN, PathsLayout};
-use crate::stacks::{StackQuery, StackStore};
 use crate::theme;
 use crate::views::flame_view::NO_STACKS;
 use crate::views::graph_cache::{BuildJob, GraphCache, INLINE_BUILD_MAX_STACKS};
@@ -20,6 +17,9 @@ use egui::{
     Align2, FontId, Pos2, Rect, ScrollArea, Sense, Shape, Stroke, StrokeKind, UiBuilder, Vec2,
     WidgetInfo,
 };
+use microscope_model::Model;
+use microscope_model::{CallGraph, MAX_CALLEES_SHOWN, PathsLayout};
+use microscope_model::{StackQuery, StackStore};
 use petgraph::graph::NodeIndex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -115,7 +115,7 @@ impl PathsView {
             ui.weak(NO_STACKS);
             return;
         }
-        self.refresh(ui.ctx(), store);
+        self.refresh(ui.ctx(), store, model.clock().now());
         if self.cache.is_building() {
             ui.horizontal(|ui| {
                 ui.spinner();
@@ -144,14 +144,14 @@ impl PathsView {
         }
     }
 
-    fn refresh(&mut self, ctx: &egui::Context, store: &StackStore) {
+    fn refresh(&mut self, ctx: &egui::Context, store: &StackStore, now: Instant) {
         let query = self.filters.query(store);
         self.cache.refresh(
             self.filters.settings(),
             store.generation(),
             query,
             self.filters.is_live(),
-            Instant::now(),
+            now,
             ctx,
             || {
                 let slice = store.slice(query);

@@ -1,10 +1,10 @@
 //! The probe list: one checkbox per probe, grouped by kernel subsystem.
 
 use crate::command::{Command, CommandQueue};
-use crate::map::SubsystemMap;
-use crate::model::Model;
 use crate::theme;
-use crate::update::Probe;
+use microscope_model::Model;
+use microscope_model::Probe;
+use microscope_model::map::SubsystemMap;
 use std::collections::BTreeMap;
 
 /// A catalogue this short is shown with every group open.
@@ -112,7 +112,7 @@ pub(crate) fn probe_checkbox_ui(
 }
 
 fn kind_note(probe: &Probe) -> &'static str {
-    use crate::update::ProbeKind;
+    use microscope_model::ProbeKind;
     match probe.kind {
         ProbeKind::Stream => "Streams every event.",
         ProbeKind::SyscallCounts => "Counts syscalls in the kernel; the timeline shows syscalls/s.",

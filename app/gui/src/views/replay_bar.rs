@@ -1,10 +1,11 @@
 //! The replay bar: play/pause, speed, a scrubber, and the way back to live data.
 
 use crate::command::{Command, CommandQueue};
-use crate::model::Model;
-use crate::recorder::RecordingStatus;
-use crate::replay::{ReplayControl, ReplaySpeed};
 use crate::theme;
+use microscope_model::Model;
+use microscope_model::ReplaySpeed;
+use microscope_sources::RecordingStatus;
+use microscope_sources::ReplayControl;
 use std::time::Instant;
 
 /// Draws the bar for the replay in `model` (nothing when live).

@@ -2,9 +2,9 @@
 //! (time range, probe, process, live or frozen) and the widgets that choose
 //! them.
 
-use crate::model::Model;
-use crate::stacks::{StackQuery, StackStore};
 use egui::{ComboBox, DragValue};
+use microscope_model::Model;
+use microscope_model::{StackQuery, StackStore};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// The "last N s" choices of the range selector.
@@ -284,7 +284,7 @@ pub(crate) fn probe_name(model: &Model, key: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stacks::ValueUnit;
+    use microscope_model::ValueUnit;
 
     fn store() -> StackStore {
         let mut store = StackStore::new();

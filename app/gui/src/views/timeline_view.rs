@@ -1,11 +1,11 @@
 //! The live timeline: events per second of each probe.
 
 use crate::command::{Command, CommandQueue};
-use crate::decimate::decimate_min_max;
-use crate::model::Model;
 use crate::theme;
-use crate::timeline::BUCKET;
 use egui_plot::{Legend, Line, Plot, PlotPoints};
+use microscope_model::BUCKET;
+use microscope_model::Model;
+use microscope_model::decimate_min_max;
 use std::time::Instant;
 
 /// Seconds of history shown while following live data.
@@ -85,6 +85,6 @@ pub fn timeline_ui(
             .clicked()
     {
         commands.send(Command::ShowStackRange { start_ns, end_ns });
-        commands.send(Command::ShowTab(crate::views::CentralTab::Flame));
+        commands.send(Command::ShowTab(crate::tab::CentralTab::Flame));
     }
 }

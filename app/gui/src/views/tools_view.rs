@@ -3,8 +3,8 @@
 //! in-kernel process filter.
 
 use crate::command::{Command, CommandQueue};
-use crate::model::Model;
 use crate::theme;
+use microscope_model::Model;
 use microscope_wire::ProcessFilter;
 
 /// Most tracepoints listed at once; the search narrows the rest.

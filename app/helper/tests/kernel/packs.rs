@@ -146,8 +146,11 @@ fn trusted_packs() -> tempfile::TempDir {
     dir
 }
 
-fn start(packs: &Path) -> Option<Helper> {
-    Helper::start_with(&[OsStr::new("--pack-dir"), packs.as_os_str()])
+fn start(packs: &Path) -> Helper {
+    Helper::start_with(
+        "microscope-test-no-such-group",
+        &[OsStr::new("--pack-dir"), packs.as_os_str()],
+    )
 }
 
 fn probe(conn: &mut Connection, id: &str) -> ProbeInfo {
@@ -297,11 +300,10 @@ fn named<'a>(
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn pack_exitsnoop_reports_each_childs_exit_code_and_signal() {
     let packs = trusted_packs();
-    let Some(helper) = start(packs.path()) else {
-        return;
-    };
+    let helper = start(packs.path());
     let mut conn = helper.connect();
     let info = enable_available(&mut conn, "libbpf-tools:exitsnoop");
     let codes = [0, 3, 7, 42, 255];
@@ -360,11 +362,10 @@ fn pack_exitsnoop_reports_each_childs_exit_code_and_signal() {
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn pack_execsnoop_reports_arguments_and_errno() {
     let packs = trusted_packs();
-    let Some(helper) = start(packs.path()) else {
-        return;
-    };
+    let helper = start(packs.path());
     let mut conn = helper.connect();
     let info = enable_available(&mut conn, "libbpf-tools:execsnoop");
     let marker = format!("microscope-{}", rand_suffix());
@@ -421,11 +422,10 @@ fn sleep_2ms() {
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn pack_c_example_counts_sleeps_of_one_process() {
     let packs = trusted_packs();
-    let Some(helper) = start(packs.path()) else {
-        return;
-    };
+    let helper = start(packs.path());
     let mut conn = helper.connect();
     let child = forked(sleep_2ms);
     let pid = child.pid();
@@ -520,11 +520,10 @@ fn known_writes() {
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn pack_rust_example_counts_write_sizes_of_one_process() {
     let packs = trusted_packs();
-    let Some(helper) = start(packs.path()) else {
-        return;
-    };
+    let helper = start(packs.path());
     let mut conn = helper.connect();
     let child = forked(known_writes);
     let pid = child.pid();
@@ -580,11 +579,10 @@ fn many_syscalls() {
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn pack_syscount_counts_calls_by_name_for_one_process() {
     let packs = trusted_packs();
-    let Some(helper) = start(packs.path()) else {
-        return;
-    };
+    let helper = start(packs.path());
     let mut conn = helper.connect();
     let child = forked(many_syscalls);
     set_filter_pid(&mut conn, child.pid());
@@ -617,11 +615,10 @@ fn wake_often() {
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn pack_runqlat_histogram_total_equals_the_switches_to_the_thread() {
     let packs = trusted_packs();
-    let Some(helper) = start(packs.path()) else {
-        return;
-    };
+    let helper = start(packs.path());
     let mut conn = helper.connect();
     let info = enable_available(&mut conn, "libbpf-tools:runqlat");
     super::enable(&mut conn, "sched:sched_switch");
@@ -770,14 +767,13 @@ fn enable_error(conn: &mut Connection, id: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn bad_packs_are_refused_with_a_sentence_and_the_others_still_load() {
     let packs = trusted_packs();
     bad_pack(packs.path(), "bad-verifier", "unchecked", BAD_VERIFIER);
     bad_pack(packs.path(), "bad-core", "missing_field", BAD_CORE);
     bad_pack(packs.path(), "bad-kconfig", "kconfig", BAD_KCONFIG);
-    let Some(helper) = start(packs.path()) else {
-        return;
-    };
+    let helper = start(packs.path());
     let mut conn = helper.connect();
 
     // The verifier's verdict, in a sentence; the whole log on request.
@@ -838,14 +834,13 @@ fn bad_packs_are_refused_with_a_sentence_and_the_others_still_load() {
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn a_world_writable_pack_directory_is_refused() {
     use std::os::unix::fs::PermissionsExt as _;
     let packs = trusted_packs();
     let c = packs.path().join("example-c");
     std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let Some(helper) = start(packs.path()) else {
-        return;
-    };
+    let helper = start(packs.path());
     let mut conn = helper.connect();
     assert!(
         conn.list_probes()
@@ -865,11 +860,8 @@ fn a_world_writable_pack_directory_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn check_pack_accepts_the_objects_the_helper_loads() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: needs root to read tracefs like the helper");
-        return;
-    }
     let packs = trusted_packs();
     for name in ["libbpf-tools", "example-c"] {
         let checked = microscope_catalogue::check_pack_dir(&packs.path().join(name)).unwrap();
@@ -936,6 +928,7 @@ fn failed_opens() {
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn packs_written_by_new_pack_build_load_and_count() {
     let root = tempfile::tempdir().unwrap();
     scaffold("c", "scaffold-c", &root.path().join("scaffold-c"));
@@ -965,9 +958,7 @@ fn packs_written_by_new_pack_build_load_and_count() {
         rust.join("scaffold-rust.bpf.o"),
     )
     .unwrap();
-    let Some(helper) = start(root.path()) else {
-        return;
-    };
+    let helper = start(root.path());
     let mut conn = helper.connect();
     for id in ["scaffold-c:opens", "scaffold-rust:opens"] {
         let child = forked(failed_opens);

@@ -25,27 +25,23 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// The compiled workload, or why it could not be built.
 static TARGET: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
-/// Loads the profiler for `kind`, or says why the test is skipped.
-fn profiler_for(kind: ProfileKind) -> Option<Profiler> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: profiler tests need root to load eBPF programs");
-        return None;
-    }
-    if !cfg!(target_arch = "x86_64") {
-        eprintln!("skipping: the profiler's workload makes x86_64 system calls");
-        return None;
-    }
+/// Loads the profiler for `kind`; fails, saying why, where it cannot run.
+fn profiler_for(kind: ProfileKind) -> Profiler {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "profiler tests need root to load eBPF programs: run `sudo -E cargo xtask test`"
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    panic!("the profiler's workload makes x86_64 system calls");
     let profiler = Profiler::new();
     let availability = profiler.availability(kind);
-    if !availability.available {
-        eprintln!(
-            "skipping: {} is not available here: {}",
-            kind.probe_id(),
-            availability.reason
-        );
-        return None;
-    }
-    Some(profiler)
+    assert!(
+        availability.available,
+        "{} is not available here: {}",
+        kind.probe_id(),
+        availability.reason
+    );
+    profiler
 }
 
 fn target_binary() -> &'static Path {
@@ -203,11 +199,10 @@ fn names<'a>(interner: &'a FrameInterner, stack: &StackCount) -> Vec<(&'a str, b
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn on_cpu_samples_land_in_the_burning_function() {
     let _serial = ONE_AT_A_TIME.lock();
-    let Some(mut profiler) = profiler_for(ProfileKind::OnCpu) else {
-        return;
-    };
+    let mut profiler = profiler_for(ProfileKind::OnCpu);
     let mut target = Target::spawn(&["burn", "2"]);
     let options = ProbeOptions::default(); // 99 Hz
     profiler
@@ -282,11 +277,10 @@ fn on_cpu_samples_land_in_the_burning_function() {
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn off_cpu_time_of_a_sleeping_thread_matches_the_sleeps() {
     let _serial = ONE_AT_A_TIME.lock();
-    let Some(mut profiler) = profiler_for(ProfileKind::OffCpu) else {
-        return;
-    };
+    let mut profiler = profiler_for(ProfileKind::OffCpu);
     const SLEEPS: u64 = 20;
     const SLEEP_MS: u64 = 50;
     let mut target = Target::spawn(&["sleep", &SLEEPS.to_string(), &SLEEP_MS.to_string()]);
@@ -329,35 +323,33 @@ fn off_cpu_time_of_a_sleeping_thread_matches_the_sleeps() {
             example = frames.iter().map(|(n, _)| n.to_string()).collect();
         }
     }
-    let expected_ns = SLEEPS * SLEEP_MS * 1_000_000;
     eprintln!(
         "off-CPU: {:.1} ms blocked in the nanosleep path; asked for {:.1} ms, the workload \
          measured {:.1} ms around its system calls; stack: {}",
         slept_ns as f64 / 1e6,
-        expected_ns as f64 / 1e6,
+        (SLEEPS * SLEEP_MS) as f64,
         measured_ns as f64 / 1e6,
         example.join(";")
     );
     // Blocked time runs from leaving the CPU to running again: it never
-    // exceeds the wall time around the calls.
+    // exceeds the wall time the workload measured around the calls, and
+    // the calls do little but block (a busy machine delays the wake-ups,
+    // which counts as blocked too, and the workload measured it as well).
     assert!(
         slept_ns <= measured_ns,
         "{slept_ns} ns > {measured_ns} ns measured"
     );
-    let error = (slept_ns as f64 - expected_ns as f64).abs() / expected_ns as f64;
     assert!(
-        error <= 0.2,
-        "blocked time {slept_ns} ns is {:.0} % off {expected_ns} ns",
-        error * 100.0
+        slept_ns >= measured_ns * 8 / 10,
+        "blocked time {slept_ns} ns is under 80 % of the {measured_ns} ns the workload measured"
     );
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn a_profile_stopped_mid_block_counts_the_block_so_far() {
     let _serial = ONE_AT_A_TIME.lock();
-    let Some(mut profiler) = profiler_for(ProfileKind::OffCpu) else {
-        return;
-    };
+    let mut profiler = profiler_for(ProfileKind::OffCpu);
     // One 3 s sleep; the profile stops after ~1 s, while it still sleeps.
     let mut target = Target::spawn(&["sleep", "1", "3000"]);
     profiler
@@ -370,9 +362,14 @@ fn a_profile_stopped_mid_block_counts_the_block_so_far() {
         )
         .expect("start off-CPU profiling");
     let started = Instant::now();
+    let mut blocked_ns = 0;
     let stacks = profile_while(&mut profiler, 3, || {
         target.go();
+        // The workload blocks from here on; the profile stops once the
+        // worker returns (after this sleep, however long it really took).
+        let blocked = Instant::now();
         std::thread::sleep(Duration::from_secs(1));
+        blocked_ns = blocked.elapsed().as_nanos() as u64;
     });
     let elapsed_ns = started.elapsed().as_nanos() as u64;
     let interner = profiler.interner();
@@ -386,22 +383,24 @@ fn a_profile_stopped_mid_block_counts_the_block_so_far() {
         .map(|s| s.value)
         .sum();
     eprintln!(
-        "off-CPU at stop: {:.0} ms of a sleep still going, profile ran {:.0} ms",
+        "off-CPU at stop: {:.0} ms of a sleep still going, profile ran {:.0} ms, \
+         the test waited {:.0} ms after starting the sleep",
         slept_ns as f64 / 1e6,
-        elapsed_ns as f64 / 1e6
+        elapsed_ns as f64 / 1e6,
+        blocked_ns as f64 / 1e6
     );
     assert!(
-        slept_ns >= 800_000_000 && slept_ns <= elapsed_ns,
-        "counted {slept_ns} ns of an ongoing sleep in a {elapsed_ns} ns profile"
+        slept_ns >= blocked_ns * 8 / 10 && slept_ns <= elapsed_ns,
+        "counted {slept_ns} ns of an ongoing sleep the test saw last {blocked_ns} ns, \
+         in a {elapsed_ns} ns profile"
     );
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn kernel_frames_have_the_names_kallsyms_gives() {
     let _serial = ONE_AT_A_TIME.lock();
-    let Some(mut profiler) = profiler_for(ProfileKind::OnCpu) else {
-        return;
-    };
+    let mut profiler = profiler_for(ProfileKind::OnCpu);
     let me = only_pid(std::process::id());
     let tracefs = tracefs::find();
     let options = ProbeOptions {
@@ -525,11 +524,10 @@ fn check_stream(batches: &[microscope_wire::StackBatch], workload: u32, probe: u
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn profiles_stream_through_the_socket_and_late_clients_get_every_frame() {
     let _serial = ONE_AT_A_TIME.lock();
-    let Some(helper) = super::Helper::start() else {
-        return;
-    };
+    let helper = super::Helper::start();
     let mut first = helper.connect();
     let probes = first.list_probes().expect("list probes");
     let info = probes
@@ -558,13 +556,21 @@ fn profiles_stream_through_the_socket_and_late_clients_get_every_frame() {
     super::enable(&mut first, "profile:cpu");
     target.go();
 
+    // Each client receives until a batch covers `until_ns` (0: not known
+    // yet), or fails after a generous timeout.
+    let until_ns = std::sync::atomic::AtomicU64::new(0);
     let receive = |conn: &mut microscope_wire::Connection,
-                   window: Duration,
-                   into: &mut Vec<microscope_wire::StackBatch>| {
+                   into: &mut Vec<microscope_wire::StackBatch>,
+                   enough: &dyn Fn(&[microscope_wire::StackBatch]) -> bool| {
         conn.set_recv_timeout(Some(Duration::from_millis(100)))
             .expect("set a timeout");
-        let deadline = Instant::now() + window;
-        while Instant::now() < deadline {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !enough(into) {
+            assert!(
+                Instant::now() < deadline,
+                "the stack batches stopped before the workload ended ({} received)",
+                into.len()
+            );
             match conn.recv() {
                 Ok(microscope_wire::HelperMessage::Stacks(batch)) => into.push(batch),
                 Ok(_) | Err(microscope_wire::ClientError::Timeout(_)) => {}
@@ -572,17 +578,24 @@ fn profiles_stream_through_the_socket_and_late_clients_get_every_frame() {
             }
         }
     };
+    let covers_the_end = |batches: &[microscope_wire::StackBatch]| {
+        let end = until_ns.load(std::sync::atomic::Ordering::Acquire);
+        end > 0 && batches.last().is_some_and(|b| b.end_ns >= end)
+    };
     let mut first_batches = Vec::new();
-    receive(&mut first, Duration::from_millis(1500), &mut first_batches);
-    // A second client joins while frames have long been defined.
+    // The first client has names defined before the second one joins.
+    receive(&mut first, &mut first_batches, &|b| {
+        b.iter().any(|b| !b.frames.is_empty())
+    });
     let mut late = helper.connect();
     super::enable(&mut late, "profile:cpu");
     let mut late_batches = Vec::new();
     std::thread::scope(|scope| {
-        scope.spawn(|| receive(&mut late, Duration::from_millis(2500), &mut late_batches));
-        receive(&mut first, Duration::from_millis(2500), &mut first_batches);
+        scope.spawn(|| receive(&mut late, &mut late_batches, &covers_the_end));
+        scope.spawn(|| receive(&mut first, &mut first_batches, &covers_the_end));
+        target.expect_line("done");
+        until_ns.store(monotonic_ns(), std::sync::atomic::Ordering::Release);
     });
-    target.expect_line("done");
 
     let (first_total, first_burning) = check_stream(&first_batches, target.pid(), key);
     let (late_total, late_burning) = check_stream(&late_batches, target.pid(), key);
@@ -601,11 +614,10 @@ fn profiles_stream_through_the_socket_and_late_clients_get_every_frame() {
 }
 
 #[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn stacks_at_a_tracepoint_are_counted_and_named() {
     let _serial = ONE_AT_A_TIME.lock();
-    let Some(helper) = super::Helper::start() else {
-        return;
-    };
+    let helper = super::Helper::start();
     let mut conn = helper.connect();
     let probe = "syscalls:sys_enter_getppid";
     let me = std::process::id();
@@ -640,7 +652,7 @@ fn stacks_at_a_tracepoint_are_counted_and_named() {
         .expect("set a timeout");
     let mut defined = std::collections::HashMap::new();
     let (mut hits, mut through_syscall_entry) = (0, 0);
-    let deadline = Instant::now() + Duration::from_secs(4);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline && hits < CALLS {
         let batch = match conn.recv() {
             Ok(microscope_wire::HelperMessage::Stacks(batch)) => batch,

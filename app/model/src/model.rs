@@ -1,0 +1,611 @@
+//! Everything the UI shows, and how updates from the ingest thread change it.
+
+use crate::clock::Clock;
+use crate::counter::CumulativeCounter;
+use crate::cpu_timeline::CpuTimeline;
+use crate::histogram::LatencyHistogram;
+use crate::stacks::StackStore;
+use crate::timeline::Timeline;
+use crate::update::{
+    HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplayStatus, Update,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Instant;
+
+/// The probe the CPU timeline is built from.
+pub const SCHED_SWITCH: &str = "sched:sched_switch";
+
+/// The state of the link to the helper.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// No answer yet from the first attempt.
+    Connecting,
+    /// Handshake done.
+    Connected,
+    /// Not connected; the ingest thread keeps retrying.
+    Disconnected {
+        /// What happened, in a sentence.
+        reason: String,
+    },
+    /// Showing a recording, not the live kernel.
+    Replay {
+        /// Whether it is the bundled demo (shown because no helper answered).
+        demo: bool,
+    },
+}
+
+/// The off-CPU profile, whose stacks count nanoseconds rather than samples.
+pub const OFF_CPU_PROBE: &str = "profile:offcpu";
+
+/// Events kept per probe for the event inspector.
+pub const RECENT_EVENTS: usize = 2_000;
+
+/// The UI's state.
+#[derive(Debug)]
+pub struct Model {
+    /// Link to the helper.
+    pub connection: ConnectionState,
+    /// Identity of the helper, once connected (kept after a disconnect).
+    pub helper: Option<HelperSummary>,
+    /// The probe catalogue (kept after a disconnect).
+    pub probes: Vec<Probe>,
+    /// Probes the user asked for; re-enabled by the ingest thread on reconnect.
+    pub wanted: BTreeSet<String>,
+    /// Events per second of each probe.
+    pub timeline: Timeline,
+    /// Syscall latencies since the first aggregate.
+    pub latency: LatencyHistogram,
+    /// Which task ran on which CPU, from `sched_switch` events.
+    pub cpu: CpuTimeline,
+    /// Stack samples (on-CPU, off-CPU, stacks at probes), for the flame
+    /// graph and paths views.
+    pub stacks: StackStore,
+    /// Latest drop totals per probe key.
+    pub drops: BTreeMap<u16, ProbeDrops>,
+    /// The last error the helper reported.
+    pub last_helper_error: Option<String>,
+    /// Baselines of aggregated probes, by probe id.
+    aggregate_counters: BTreeMap<String, CumulativeCounter>,
+    /// When the previous total of each aggregated probe arrived.
+    aggregate_arrivals: BTreeMap<String, Instant>,
+    /// Where the replay stands, when showing a recording.
+    pub replay: Option<ReplayStatus>,
+    /// Every tracepoint of the traced kernel, once asked for.
+    pub tracepoints: Vec<String>,
+    /// The last kernel function search: (query, names, truncated).
+    pub kernel_functions: Option<(String, Vec<String>, bool)>,
+    /// The in-kernel process filter in force.
+    pub filter: microscope_wire::ProcessFilter,
+    /// Kernel ns minus timeline ns (the timeline counts from `epoch`), from
+    /// the latest stack batch's end and its arrival: maps a timeline range
+    /// to the stack samples' clock, to within the batch interval (~1 s).
+    stack_clock_offset_ns: Option<i128>,
+    /// Tracepoints whose stacks we asked the helper to capture.
+    pub stacks_wanted: BTreeSet<String>,
+    /// Calls and latency histogram of each enabled function probe, by id.
+    pub functions: BTreeMap<String, (u64, LatencyHistogram)>,
+    /// Events per command name of each probe, since it was enabled.
+    pub comm_counts: HashMap<u16, HashMap<String, u64>>,
+    /// The newest events of each streamed probe, oldest first, at most
+    /// [`RECENT_EVENTS`] each.
+    pub recent: HashMap<u16, VecDeque<microscope_wire::Event>>,
+    /// Start of the time axis of every view.
+    epoch: Instant,
+    /// Where "now" comes from.
+    clock: Clock,
+}
+
+impl Model {
+    /// An empty model whose timeline starts at `epoch`.
+    pub fn new(epoch: Instant) -> Self {
+        Self {
+            connection: ConnectionState::Connecting,
+            helper: None,
+            probes: Vec::new(),
+            wanted: BTreeSet::new(),
+            timeline: Timeline::new(epoch),
+            latency: LatencyHistogram::default(),
+            cpu: CpuTimeline::new(),
+            stacks: StackStore::new(),
+            drops: BTreeMap::new(),
+            last_helper_error: None,
+            aggregate_counters: BTreeMap::new(),
+            aggregate_arrivals: BTreeMap::new(),
+            replay: None,
+            tracepoints: Vec::new(),
+            kernel_functions: None,
+            filter: microscope_wire::ProcessFilter::default(),
+            stacks_wanted: BTreeSet::new(),
+            stack_clock_offset_ns: None,
+            functions: BTreeMap::new(),
+            comm_counts: HashMap::new(),
+            recent: HashMap::new(),
+            epoch,
+            clock: Clock::system(),
+        }
+    }
+
+    /// The same model reading "now" from `clock` (tests move it by hand).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Where the model reads "now".
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// An empty model for replaying a recording (the demo or not).
+    pub fn for_replay(epoch: Instant, demo: bool) -> Self {
+        Self {
+            connection: ConnectionState::Replay { demo },
+            ..Self::new(epoch)
+        }
+    }
+
+    /// Start of the time axis: a replay delivers a frame received `t` after
+    /// its recording started at `epoch + t`.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// The time the views show: the wall clock when live, the playhead when
+    /// replaying.
+    pub fn now(&self, wall: Instant) -> Instant {
+        match &self.replay {
+            Some(status) => self.epoch + status.position_at(wall),
+            None => wall,
+        }
+    }
+
+    /// Whether a recording is shown.
+    pub fn is_replay(&self) -> bool {
+        matches!(self.connection, ConnectionState::Replay { .. })
+    }
+
+    /// Whether the helper is connected.
+    pub fn is_connected(&self) -> bool {
+        self.connection == ConnectionState::Connected
+    }
+
+    /// The probe with this id.
+    pub fn probe(&self, id: &str) -> Option<&Probe> {
+        self.probes.iter().find(|probe| probe.id == id)
+    }
+
+    /// Ids of the probes the helper currently sends us.
+    pub fn enabled_probes(&self) -> impl Iterator<Item = &str> {
+        self.probes
+            .iter()
+            .filter(|p| p.enabled)
+            .map(|p| p.id.as_str())
+    }
+
+    /// Kernel drops over all probes, since the helper started.
+    pub fn kernel_drops(&self) -> u64 {
+        self.drops.values().map(|d| d.kernel_drops).sum()
+    }
+
+    /// Events the helper dropped because we read too slowly.
+    pub fn client_drops(&self) -> u64 {
+        self.drops.values().map(|d| d.client_drops).sum()
+    }
+
+    /// Applies one update from the ingest thread.
+    pub fn apply(&mut self, update: Update) {
+        match update {
+            Update::Connected(helper) => self.connected(helper),
+            Update::Disconnected { reason } => self.disconnected(reason),
+            Update::Probes(probes) => self.probes = probes,
+            Update::ProbeState { probe, enabled } => self.probe_state(&probe, enabled),
+            Update::Events {
+                arrived,
+                counts,
+                drops,
+                sched,
+                by_comm,
+                recent,
+            } => {
+                self.count_by_comm(by_comm);
+                self.keep_recent(recent);
+                if !sched.is_empty() {
+                    let arrived_secs = self.timeline.secs_since_epoch(arrived);
+                    self.cpu.apply(sched, arrived_secs);
+                }
+                self.record_counts(arrived, counts);
+                for drop in drops {
+                    self.drops.insert(drop.key, drop);
+                }
+            }
+            Update::Aggregates {
+                arrived,
+                syscall_total,
+                latency_log2_ns,
+                functions,
+            } => self.add_aggregates(arrived, syscall_total, &latency_log2_ns, &functions),
+            Update::HelperError { message } => self.last_helper_error = Some(message),
+            Update::ProbeAdded(probe) => match self.probes.iter_mut().find(|p| p.id == probe.id) {
+                Some(known) => *known = probe,
+                None => self.probes.push(probe),
+            },
+            Update::Tracepoints(names) => self.tracepoints = names,
+            Update::KernelFunctions {
+                contains,
+                names,
+                truncated,
+            } => self.kernel_functions = Some((contains, names, truncated)),
+            Update::Filter(filter) => self.filter = filter,
+            Update::Stacks(batch) => self.stacks_arrived(batch),
+            Update::ReplayReset => {
+                let connection = self.connection.clone();
+                *self = Self {
+                    connection,
+                    ..Self::new(self.epoch).with_clock(self.clock.clone())
+                };
+            }
+            Update::Replay(status) => self.replay = Some(status),
+            Update::ReplayFailed { reason } => self.last_helper_error = Some(reason),
+        }
+    }
+
+    /// The helper said hello: a new connection, or a replay's recorded helper.
+    fn connected(&mut self, helper: HelperSummary) {
+        // A replay announces the recorded helper; it stays a replay.
+        if !self.is_replay() {
+            self.connection = ConnectionState::Connected;
+        }
+        self.helper = Some(helper);
+        self.last_helper_error = None;
+        // Frame ids are the connection's: a new one (perhaps a restarted
+        // helper) numbers frames afresh.
+        self.stacks.clear();
+        self.reset_aggregates();
+        self.cpu.break_continuity();
+    }
+
+    /// The connection dropped: nothing is enabled any more.
+    fn disconnected(&mut self, reason: String) {
+        self.connection = ConnectionState::Disconnected { reason };
+        for probe in &mut self.probes {
+            probe.enabled = false;
+        }
+        self.reset_aggregates();
+        self.cpu.break_continuity();
+    }
+
+    /// A probe was switched on or off; off forgets what it aggregated.
+    fn probe_state(&mut self, probe: &str, enabled: bool) {
+        if let Some(p) = self.probes.iter_mut().find(|p| p.id == probe) {
+            p.enabled = enabled;
+        }
+        if enabled {
+            return;
+        }
+        if probe == SCHED_SWITCH {
+            self.cpu.break_continuity();
+        }
+        self.aggregate_counters.remove(probe);
+        if self
+            .probe(probe)
+            .is_some_and(|p| p.kind == ProbeKind::SyscallLatency)
+        {
+            self.latency.reset();
+        }
+    }
+
+    /// Adds a batch's events per (probe, command name).
+    fn count_by_comm(&mut self, by_comm: Vec<(u16, String, u64)>) {
+        for (key, comm, n) in by_comm {
+            *self
+                .comm_counts
+                .entry(key)
+                .or_default()
+                .entry(comm)
+                .or_default() += n;
+        }
+    }
+
+    /// Keeps the newest [`RECENT_EVENTS`] events of each probe.
+    fn keep_recent(&mut self, recent: Vec<microscope_wire::Event>) {
+        for event in recent {
+            let kept = self.recent.entry(event.probe).or_default();
+            if kept.len() == RECENT_EVENTS {
+                kept.pop_front();
+            }
+            kept.push_back(event);
+        }
+    }
+
+    /// Puts a batch's events per probe on the timeline.
+    fn record_counts(&mut self, arrived: Instant, counts: Vec<ProbeCount>) {
+        for count in counts {
+            if let Some(probe) = self.probes.iter().find(|p| p.key == count.key) {
+                self.timeline.record(&probe.id, arrived, count.events);
+            }
+        }
+    }
+
+    /// Turns cumulative in-kernel totals into increases on the timeline
+    /// (spread over the time since the previous total) and keeps the
+    /// latency histograms.
+    fn add_aggregates(
+        &mut self,
+        arrived: Instant,
+        syscall_total: Option<u64>,
+        latency_log2_ns: &[u64],
+        functions: &[(u16, u64, Vec<u64>)],
+    ) {
+        self.latency.observe(latency_log2_ns);
+        let latency_total = (!latency_log2_ns.is_empty()).then(|| latency_log2_ns.iter().sum());
+        let enabled: Vec<(String, u16, ProbeKind)> = self
+            .probes
+            .iter()
+            .filter(|p| p.enabled)
+            .map(|p| (p.id.clone(), p.key, p.kind))
+            .collect();
+        for (id, key, kind) in enabled {
+            let total = match kind {
+                ProbeKind::Stream | ProbeKind::Fields | ProbeKind::Stacks | ProbeKind::Pack => {
+                    continue;
+                }
+                ProbeKind::SyscallCounts => syscall_total,
+                ProbeKind::SyscallLatency => latency_total,
+                ProbeKind::Function => {
+                    let Some((_, calls, buckets)) = functions.iter().find(|(k, _, _)| *k == key)
+                    else {
+                        continue;
+                    };
+                    let entry = self.functions.entry(id.clone()).or_default();
+                    entry.0 = *calls;
+                    entry.1.observe(buckets);
+                    Some(*calls)
+                }
+            };
+            if let Some(total) = total {
+                self.record_total(&id, arrived, total);
+            }
+        }
+    }
+
+    /// Records the increase of probe `id`'s cumulative `total`.
+    fn record_total(&mut self, id: &str, arrived: Instant, total: u64) {
+        let increase = self
+            .aggregate_counters
+            .entry(id.to_owned())
+            .or_default()
+            .advance(total);
+        match self.aggregate_arrivals.insert(id.to_owned(), arrived) {
+            Some(since) => self.timeline.record_spread(id, since, arrived, increase),
+            None => self.timeline.record(id, arrived, increase),
+        }
+    }
+
+    /// Files a batch of stacks, noting how its kernel clock maps onto the
+    /// timeline's (the batch arrives now).
+    fn stacks_arrived(&mut self, batch: microscope_wire::StackBatch) {
+        let arrived_ns = (self.timeline.secs_since_epoch(self.now(self.clock.now())) * 1e9) as i128;
+        self.stack_clock_offset_ns = Some(i128::from(batch.end_ns) - arrived_ns);
+        self.add_stacks(batch);
+    }
+
+    /// Moves the timeline of enabled probes forward to `now`.
+    pub fn tick(&mut self, now: Instant) {
+        if self.is_connected() || self.replay.as_ref().is_some_and(|r| r.playing) {
+            let enabled: Vec<String> = self.enabled_probes().map(str::to_owned).collect();
+            self.timeline
+                .advance(enabled.iter().map(String::as_str), now);
+        }
+    }
+
+    /// The stack samples' time range (kernel ns) for a timeline range in
+    /// seconds, once a stack batch has arrived; `None` before, or when the
+    /// range holds no stack samples.
+    pub fn stack_range_of(&self, from_secs: f64, to_secs: f64) -> Option<(u64, u64)> {
+        let offset = self.stack_clock_offset_ns?;
+        let to_ns = |secs: f64| u64::try_from((secs * 1e9) as i128 + offset).unwrap_or(0);
+        let (start_ns, end_ns) = (to_ns(from_secs), to_ns(to_secs));
+        let (first, last) = self.stacks.time_span()?;
+        (end_ns > start_ns && end_ns >= first && start_ns <= last).then_some((start_ns, end_ns))
+    }
+
+    /// Files a batch of stack counts: frame names first (interned by id),
+    /// then each stack at the end of the interval it covers. Off-CPU
+    /// stacks count nanoseconds blocked, the others samples.
+    fn add_stacks(&mut self, batch: microscope_wire::StackBatch) {
+        for frame in batch.frames {
+            self.stacks.intern_frame(frame.id, frame.name, frame.kernel);
+        }
+        for stack in &batch.stacks {
+            if self
+                .probes
+                .iter()
+                .any(|p| p.key == stack.probe && p.id == OFF_CPU_PROBE)
+            {
+                self.stacks
+                    .set_unit(stack.probe, crate::stacks::ValueUnit::Nanoseconds);
+            }
+            self.stacks.add(
+                batch.end_ns,
+                stack.probe,
+                stack.tgid,
+                &stack.comm,
+                &stack.frames,
+                stack.value,
+            );
+        }
+    }
+
+    fn reset_aggregates(&mut self) {
+        self.aggregate_counters.clear();
+        self.latency.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::update::ProbeCount;
+
+    fn probe(id: &str, key: u16, kind: ProbeKind) -> Probe {
+        Probe {
+            fields: Vec::new(),
+            id: id.into(),
+            key,
+            subsystem: "Test".into(),
+            description: String::new(),
+            kind,
+            unavailable_reason: None,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn stack_batches_fill_the_flame_graph_store() {
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        model.apply(Update::Probes(vec![
+            probe("profile:cpu", 1, ProbeKind::Stacks),
+            probe(OFF_CPU_PROBE, 2, ProbeKind::Stacks),
+        ]));
+        let frame = |id, name: &str| microscope_wire::Frame {
+            id,
+            name: name.into(),
+            kernel: false,
+        };
+        let stack = |probe, value| microscope_wire::StackCount {
+            probe,
+            tgid: 7,
+            comm: "burn".into(),
+            frames: vec![0, 1],
+            value,
+        };
+        model.apply(Update::Stacks(microscope_wire::StackBatch {
+            start_ns: 0,
+            end_ns: 1_000,
+            frames: vec![frame(0, "main"), frame(1, "burn_cpu")],
+            stacks: vec![stack(1, 5), stack(2, 2_000_000)],
+        }));
+        assert_eq!(model.stacks.frame_name(1), "burn_cpu");
+        assert_eq!(model.stacks.unit(1), crate::stacks::ValueUnit::Samples);
+        assert_eq!(model.stacks.unit(2), crate::stacks::ValueUnit::Nanoseconds);
+        assert_eq!((model.stacks.len(), model.stacks.unique_stacks()), (2, 2));
+        assert_eq!(model.stacks.time_span(), Some((1_000, 1_000)));
+        // The batch arrived at about `epoch` on the timeline, ending at
+        // kernel ns 1000: the timeline's first second holds it.
+        let (start, end) = model.stack_range_of(-0.5, 0.5).expect("a range");
+        assert!(start <= 1_000 && 1_000 <= end, "{start}..{end}");
+        assert_eq!(model.stack_range_of(100.0, 101.0), None, "no samples there");
+    }
+
+    #[test]
+    fn events_of_known_probes_reach_the_timeline() {
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        model.apply(Update::Probes(vec![probe("a", 1, ProbeKind::Stream)]));
+        model.apply(Update::Events {
+            arrived: epoch,
+            counts: vec![
+                ProbeCount { key: 1, events: 3 },
+                ProbeCount { key: 7, events: 3 },
+            ],
+            drops: vec![ProbeDrops {
+                key: 1,
+                kernel_drops: 4,
+                client_drops: 1,
+            }],
+            sched: Vec::new(),
+            by_comm: vec![(1, "cat".into(), 3)],
+            recent: Vec::new(),
+        });
+        assert_eq!(model.comm_counts[&1]["cat"], 3);
+        assert_eq!(
+            model.timeline.series("a").map(|s| s.points().len()),
+            Some(1)
+        );
+        assert_eq!(model.timeline.all_series().count(), 1);
+        assert_eq!((model.kernel_drops(), model.client_drops()), (4, 1));
+    }
+
+    #[test]
+    fn scheduler_events_build_the_cpu_timeline() {
+        use crate::update::{SchedRecord, SwitchRecord};
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        let switch = |ts_ns, prev_pid, next_pid| {
+            SchedRecord::Switch(SwitchRecord {
+                cpu: 1,
+                ts_ns,
+                prev_pid,
+                prev_tgid: prev_pid,
+                prev_comm: format!("task{prev_pid}"),
+                prev_prio: 120,
+                prev_state: 1,
+                next_pid,
+                next_comm: format!("task{next_pid}"),
+                next_prio: 120,
+            })
+        };
+        model.apply(Update::Events {
+            arrived: epoch + std::time::Duration::from_secs(2),
+            counts: Vec::new(),
+            drops: Vec::new(),
+            sched: vec![switch(5_000, 0, 7), switch(9_000, 7, 0)],
+            by_comm: Vec::new(),
+            recent: Vec::new(),
+        });
+        assert_eq!(model.cpu.len(), 1);
+        assert_eq!(model.cpu.secs_of(9_000), Some(2.0));
+        // Switching the probe off forgets the running task: no slice may
+        // span the events that were not sent.
+        model.apply(Update::ProbeState {
+            probe: SCHED_SWITCH.into(),
+            enabled: false,
+        });
+        assert_eq!(model.cpu.count_overlapping(1, 0, u64::MAX), 1);
+    }
+
+    #[test]
+    fn aggregated_probes_count_increases() {
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        model.apply(Update::Probes(vec![
+            probe("counts", 1, ProbeKind::SyscallCounts),
+            probe("latency", 2, ProbeKind::SyscallLatency),
+        ]));
+        let aggregates = |total, latency: Vec<u64>| Update::Aggregates {
+            functions: Vec::new(),
+            arrived: epoch,
+            syscall_total: Some(total),
+            latency_log2_ns: latency,
+        };
+        model.apply(aggregates(100, vec![1, 1]));
+        model.apply(aggregates(110, vec![3, 1]));
+        let rate = |id| {
+            model
+                .timeline
+                .series(id)
+                .and_then(|s| s.points().last())
+                .map(|p| p[1])
+        };
+        assert_eq!(rate("counts"), Some(40.0));
+        assert_eq!(rate("latency"), Some(8.0));
+        assert_eq!(model.latency.counts(), vec![2, 0]);
+    }
+
+    #[test]
+    fn a_disconnect_keeps_the_catalogue_but_clears_enabled_flags() {
+        let mut model = Model::new(Instant::now());
+        model.apply(Update::Probes(vec![probe("a", 1, ProbeKind::Stream)]));
+        model.apply(Update::Disconnected {
+            reason: "gone".into(),
+        });
+        assert_eq!(
+            model.connection,
+            ConnectionState::Disconnected {
+                reason: "gone".into()
+            }
+        );
+        assert_eq!(model.probes.len(), 1);
+        assert_eq!(model.enabled_probes().count(), 0);
+    }
+}

@@ -1,0 +1,103 @@
+//! Where the app's updates come from: the live helper (the ingest thread) or
+//! a recording (the replay thread), and the recorder that saves what the
+//! live helper sends. Both sources feed a bounded update channel; the app
+//! holds the receiving end of the current one and drops it to stop the
+//! thread behind it.
+//!
+//! ```text
+//! socket ─▶ ingest (threads) ─┐
+//!                             ├─Update─▶ (the app, over microscope-model)
+//! recording ─▶ replay thread ─┘
+//! ```
+//!
+//! - `ingest`: the named threads that own the connection, reconnect every
+//!   second and re-enable the wanted probes. They talk to the UI only
+//!   through two bounded channels, so the UI never waits on I/O.
+//! - `replay`: plays a recording back at 1×, 10× or full speed, with seeks.
+//! - `recorder`: the window's *Record* button; the reader thread hands it
+//!   every message before converting it.
+//!
+//! # Dependencies and why
+//!
+//! - `microscope-model`: the [`Update`]s these threads produce, and the one
+//!   conversion from wire messages.
+//! - `microscope-wire`: the socket client and the recording format.
+//! - `crossbeam-channel`: bounded channels with `select!` and deadlines,
+//!   which the ingest thread needs to wait on the UI and on its reader at
+//!   once.
+//! - `log`: diagnostics of the threads (`RUST_LOG=debug microscope`).
+
+mod ingest;
+mod recorder;
+mod replay;
+
+pub use ingest::{RETRY_INTERVAL, spawn_ingest};
+pub use recorder::{Recorder, RecordingStatus, default_path};
+pub use replay::{ReplayControl, spawn_replay};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use microscope_model::Update;
+use microscope_wire::ClientMessage;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Called after each update is sent, to wake the UI (`Context::request_repaint`).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// Updates waiting for the UI. At ~20 batches and 4 aggregates per second this
+/// is minutes of slack; when it is full the reader blocks and the helper
+/// counts client drops instead of the app growing without bound.
+const UPDATE_CHANNEL_CAPACITY: usize = 4096;
+/// Requests waiting for the socket or the replay; clicks never come close.
+const COMMAND_CHANNEL_CAPACITY: usize = 256;
+
+/// The demo recording, made by `cargo xtask demo` on a real kernel.
+static DEMO_RECORDING: &[u8] = include_bytes!("../../../assets/demo.mscr");
+
+/// Starts the ingest thread for the helper at `socket`.
+pub fn live(
+    socket: &Path,
+    wake: Wake,
+    recorder: Recorder,
+) -> std::io::Result<(Receiver<Update>, Sender<ClientMessage>)> {
+    let (update_tx, update_rx) = bounded(UPDATE_CHANNEL_CAPACITY);
+    let (command_tx, command_rx) = bounded(COMMAND_CHANNEL_CAPACITY);
+    spawn_ingest(socket.to_owned(), update_tx, command_rx, wake, recorder)?;
+    Ok((update_rx, command_tx))
+}
+
+/// Starts replaying `path`, delivering frames on the time axis of `epoch`.
+pub fn replay(
+    path: &Path,
+    epoch: Instant,
+    wake: Wake,
+) -> std::io::Result<(Receiver<Update>, Sender<ReplayControl>)> {
+    let (update_tx, update_rx) = bounded(UPDATE_CHANNEL_CAPACITY);
+    let (control_tx, control_rx) = bounded(COMMAND_CHANNEL_CAPACITY);
+    spawn_replay(path.to_owned(), epoch, update_tx, control_rx, wake)?;
+    Ok((update_rx, control_tx))
+}
+
+/// Writes the embedded demo recording to a private temporary file (the
+/// recording reader works on files) and returns its path.
+pub fn demo_file() -> std::io::Result<PathBuf> {
+    let uid = nix_free_uid();
+    let path = std::env::temp_dir().join(format!("microscope-demo-{uid}.mscr"));
+    let partial = path.with_extension(format!("mscr.{}", std::process::id()));
+    std::fs::write(&partial, DEMO_RECORDING)?;
+    std::fs::rename(&partial, &path)?;
+    Ok(path)
+}
+
+/// The real uid, from /proc (saves a dependency for one number).
+fn nix_free_uid() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|rest| rest.split_whitespace().next().map(str::to_owned))
+        })
+        .unwrap_or_else(|| "user".to_owned())
+}

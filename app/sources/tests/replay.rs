@@ -1,0 +1,156 @@
+//! Replaying a recording: the replay thread on its own, and the model it
+//! feeds compared with the model of the same messages live.
+
+use crossbeam_channel::{Receiver, bounded};
+use microscope_model::{ReplaySpeed, Update};
+use microscope_sources::{ReplayControl, spawn_replay};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[path = "fixtures/recording.rs"]
+mod recording;
+use recording::{BATCH_INTERVAL_NS, BATCHES, EVENTS_PER_BATCH, header, write_recording};
+
+fn drain_until_end(updates: &Receiver<Update>) -> Vec<Update> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let Ok(update) = updates.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        let finished =
+            matches!(&update, Update::Replay(s) if !s.playing && s.position_ns == s.duration_ns);
+        seen.push(update);
+        if finished {
+            return seen;
+        }
+    }
+    panic!(
+        "the replay did not reach its end; got {} updates",
+        seen.len()
+    );
+}
+
+#[test]
+fn replay_delivers_every_frame_on_the_recording_time_axis() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_recording(dir.path());
+    let (update_tx, updates) = bounded(1024);
+    let (controls, control_rx) = bounded(16);
+    let epoch = Instant::now();
+    controls
+        .send(ReplayControl::Speed(ReplaySpeed::Max))
+        .unwrap();
+    spawn_replay(path, epoch, update_tx, control_rx, Arc::new(|| {})).unwrap();
+
+    let seen = drain_until_end(&updates);
+    let mut offsets_ns = Vec::new();
+    let mut events = 0;
+    for update in &seen {
+        if let Update::Events {
+            arrived, counts, ..
+        } = update
+        {
+            offsets_ns.push(arrived.duration_since(epoch).as_nanos() as u64);
+            events += counts.iter().map(|c| c.events).sum::<u64>();
+        }
+    }
+    let expected: Vec<u64> = (0..BATCHES).map(|i| i * BATCH_INTERVAL_NS).collect();
+    assert_eq!(
+        offsets_ns, expected,
+        "each batch lands at its recorded time"
+    );
+    assert_eq!(events, BATCHES * EVENTS_PER_BATCH as u64);
+    assert!(matches!(seen.first(), Some(Update::ReplayReset)));
+    // The recorded probe is shown as on.
+    let probes = seen.iter().find_map(|u| match u {
+        Update::Probes(p) => Some(p.clone()),
+        _ => None,
+    });
+    assert!(probes.unwrap().iter().all(|p| p.enabled));
+
+    // Seeking back replays from the start: a reset, then the frames again.
+    controls.send(ReplayControl::Seek(500_000_000)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after_seek = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(update) = updates.recv_timeout(Duration::from_millis(100)) {
+            let done = matches!(&update, Update::Replay(s) if s.position_ns == 500_000_000);
+            after_seek.push(update);
+            if done {
+                break;
+            }
+        }
+    }
+    assert!(matches!(after_seek.first(), Some(Update::ReplayReset)));
+    let batches = after_seek
+        .iter()
+        .filter(|u| matches!(u, Update::Events { .. }))
+        .count();
+    assert_eq!(batches, 3, "frames at 0, 250 and 500 ms");
+}
+
+#[test]
+fn a_missing_recording_says_so() {
+    let (update_tx, updates) = bounded(16);
+    let (_controls, control_rx) = bounded(1);
+    spawn_replay(
+        "/nonexistent/x.mscr".into(),
+        Instant::now(),
+        update_tx,
+        control_rx,
+        Arc::new(|| {}),
+    )
+    .unwrap();
+    let update = updates.recv_timeout(Duration::from_secs(5)).unwrap();
+    let Update::ReplayFailed { reason } = update else {
+        panic!("expected a failure, got {update:?}")
+    };
+    assert!(reason.contains("/nonexistent/x.mscr"), "{reason}");
+}
+
+#[test]
+fn a_replayed_timeline_equals_the_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_recording(dir.path());
+    let epoch = Instant::now();
+
+    // Live: the ingest thread applies each message as it arrives.
+    let mut live = microscope_model::Model::new(epoch);
+    live.apply(Update::Connected(header().helper.into()));
+    live.apply(Update::Probes(
+        header()
+            .probes
+            .into_iter()
+            .map(microscope_model::Probe::from)
+            .collect(),
+    ));
+    let recording = microscope_wire::Recording::open(&path).unwrap();
+    for frame in recording.frames().unwrap() {
+        let frame = frame.unwrap();
+        let arrived = epoch + Duration::from_nanos(frame.recv_ns);
+        if let Some(update) = microscope_model::update_from_message(frame.message, arrived) {
+            live.apply(update);
+        }
+    }
+
+    // Replay of the same file, as fast as possible.
+    let (update_tx, updates) = bounded(1024);
+    let (controls, control_rx) = bounded(16);
+    controls
+        .send(ReplayControl::Speed(ReplaySpeed::Max))
+        .unwrap();
+    spawn_replay(path, epoch, update_tx, control_rx, Arc::new(|| {})).unwrap();
+    let mut replayed = microscope_model::Model::for_replay(epoch, false);
+    for update in drain_until_end(&updates) {
+        replayed.apply(update);
+    }
+
+    let id = "syscalls:sys_enter_openat";
+    let live_points = live.timeline.series(id).unwrap().points().to_vec();
+    assert!(!live_points.is_empty());
+    assert_eq!(
+        replayed.timeline.series(id).unwrap().points(),
+        &live_points[..]
+    );
+}
