@@ -23,7 +23,7 @@ use microscope_wire::{
     HelperMessage, ProbeInfo, ProbeKind, ProbeStats, Recording, RecordingHeader, RecordingWriter,
 };
 
-use crate::bench::RemoveDir;
+use crate::proc::RemoveDir;
 use crate::{proc, workspace};
 
 /// `microscope info` must finish within this…

@@ -72,6 +72,14 @@ pub fn unable() -> Option<String> {
     None
 }
 
+/// `cargo xtask package --test`: says why the test cannot run here, or runs it.
+pub fn run_test(compile: bool) -> Result<()> {
+    if let Some(reason) = unable() {
+        anyhow::bail!("cannot test the package: {reason}");
+    }
+    run(compile)
+}
+
 /// Runs the whole test, building the release binaries first when
 /// `compile`; `unable()` must have returned `None`.
 pub fn run(compile: bool) -> Result<()> {
@@ -597,6 +605,26 @@ fn remove_and_purge(group_existed: bool) -> Result<()> {
     }
     if installed() || config_files_remain() {
         bail!("dpkg still lists `{PACKAGE}` after purging it");
+    }
+    // Anything else, anywhere the package or its scripts could write.
+    // (find's exit status is ignored: files vanishing under /run while it
+    // walks make it complain without changing the answer.)
+    let output = Command::new("find")
+        .args([
+            "/etc",
+            "/usr",
+            "/var/lib",
+            "/run",
+            "-xdev",
+            "-name",
+            "*microscope*",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .context("could not search the file system with find")?;
+    let found = String::from_utf8_lossy(&output.stdout);
+    if !found.trim().is_empty() {
+        bail!("purging the package left behind:\n{}", found.trim());
     }
     println!("package test: remove took the files, purge the group and the service's state");
     Ok(())

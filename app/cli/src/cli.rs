@@ -103,18 +103,11 @@ pub enum CliCommand {
     BenchFlame(BenchFlameArgs),
 }
 
-/// Arguments of `check-pack`.
-#[derive(Debug, Args)]
-pub struct CheckPackArgs {
-    /// The pack's directory (with its `pack.toml`).
-    pub dir: PathBuf,
-}
-
 /// Arguments of `probes`.
 #[derive(Debug, Args)]
 pub struct ProbesArgs {
     /// Instead, print the whole verifier log of a pack probe the kernel
-    /// refused (its id, e.g. `mypack:opens`).
+    /// refused (its id, e.g. `mypack:probe`).
     #[arg(long, value_name = "ID")]
     pub verifier_log: Option<String>,
 }
@@ -124,18 +117,16 @@ pub struct ProbesArgs {
 pub struct NewPackArgs {
     /// The program's language.
     #[arg(long, value_enum)]
-    pub lang: PackLanguage,
+    pub lang: crate::new_pack::PackLanguage,
     /// A new directory; its name becomes the pack's id.
     pub dir: PathBuf,
 }
 
-/// The language of a new pack's program.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum PackLanguage {
-    /// libbpf-style C, built with clang.
-    C,
-    /// Rust with aya-ebpf, built with nightly and bpf-linker.
-    Rust,
+/// Arguments of `check-pack`.
+#[derive(Debug, Args)]
+pub struct CheckPackArgs {
+    /// The pack's directory (with its `pack.toml`).
+    pub dir: PathBuf,
 }
 
 /// Arguments of `watch`.

@@ -15,9 +15,7 @@
 //!   pure function from frames to a writer.
 //! - `profile`: stack batches from the helper folded into flame-graph input
 //!   (`microscope_model::FoldedProfile`, pure and unit-tested).
-//! - `check_pack`: a probe pack checked against the built-in one, its BPF
-//!   objects and its attach targets on this kernel; `new_pack`: a new pack
-//!   from the templates in `assets/packs/templates`.
+//! - `check_pack`: a probe pack checked against the built-in one.
 //! - `bench`: the hidden `__bench-flame` that `cargo xtask bench flame` runs.
 //!
 //! # Dependencies and why
@@ -65,8 +63,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let socket = &cli.socket;
     match command {
         CliCommand::Probes(args) => probes::run(socket, args),
-        CliCommand::CheckPack(args) => check_pack::run(args),
         CliCommand::NewPack(args) => new_pack::run(args),
+        CliCommand::CheckPack(args) => check_pack::run(args),
         CliCommand::Watch(args) => watch::run(socket, args),
         CliCommand::Record(args) => record::run(socket, args),
         CliCommand::Info(args) => info::run(args),

@@ -5,8 +5,7 @@
 //! and `CRATE_NAME` the Rust crate's name. The kernel tests build both
 //! templates and load them into the helper, so what this writes works.
 
-use crate::cli::{NewPackArgs, PackLanguage};
-use crate::failure::Failure;
+use crate::cli::NewPackArgs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -36,9 +35,18 @@ const RUST_TEMPLATE: &[TemplateFile] = template!(
     "program/src/main.rs",
 );
 
-/// `microscope new-pack`: writes the pack and says what to do next.
+/// The language of a new pack's program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PackLanguage {
+    /// libbpf-style C, built with clang.
+    C,
+    /// Rust with aya-ebpf, built with nightly and bpf-linker.
+    Rust,
+}
+
+/// `microscope new-pack`: writes the pack and prints what to do next.
 pub fn run(args: &NewPackArgs) -> anyhow::Result<ExitCode> {
-    let next = new_pack(&args.dir, args.lang).map_err(|err| Failure::new(&err, 1))?;
+    let next = new_pack(&args.dir, args.lang).map_err(anyhow::Error::msg)?;
     print!("{next}");
     Ok(ExitCode::SUCCESS)
 }

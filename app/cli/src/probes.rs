@@ -7,16 +7,16 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `microscope probes`: prints the report (or, with `--verifier-log`, a
-/// pack probe's verifier log); exit status 2 when the helper cannot be
+/// `microscope probes`: prints the report (or, with `--verifier-log ID`,
+/// that probe's verifier log); exit status 2 when the helper cannot be
 /// asked.
 pub fn run(socket: &Path, args: &ProbesArgs) -> anyhow::Result<ExitCode> {
-    let report = match &args.verifier_log {
+    let text = match &args.verifier_log {
         Some(probe) => verifier_log(socket, probe),
         None => probes_report(socket),
     }
     .map_err(|err| Failure::new(&err, 2))?;
-    print!("{report}");
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -65,7 +65,7 @@ impl ProbeSet {
                     continue;
                 }
                 if let Err(reason) = registry.register_pack(info, index) {
-                    log::warn!("{reason}");
+                    log::warn!("pack probe {index} not registered: {reason}");
                 }
             }
         }

@@ -401,8 +401,7 @@ impl Registry {
         Ok((key, info))
     }
 
-    /// Registers pack probe `index` (described by `info`); returns its key,
-    /// or why it has none.
+    /// Registers pack probe `index` (described by `info`); returns its key.
     pub fn register_pack(&mut self, info: ProbeInfo, index: usize) -> Result<u16, String> {
         self.push(Registered {
             info,

@@ -102,6 +102,8 @@ pub const READ_BUFFER_BYTES: usize = 4096;
 pub const MAX_LISTINGS: usize = 2;
 /// Requests waiting for the hub, from all clients.
 const HUB_QUEUE: usize = 1024;
+/// Requests the hub applies between two polls, at most.
+const REQUESTS_PER_TURN: usize = 64;
 
 type ClientId = u64;
 
@@ -220,6 +222,15 @@ impl Outbox {
             return false;
         }
         true
+    }
+
+    /// Whether a batch could be queued now: none of the data budgets is
+    /// spent. A client without room has its events counted as dropped
+    /// rather than copied, so stalled clients cost the hub next to nothing.
+    fn has_room_for_data(&self) -> bool {
+        self.budgets(FrameKind::Data)
+            .iter()
+            .all(|b| b.used.load(Ordering::Acquire) < b.limit)
     }
 
     /// Gives back the budget of a frame written (or abandoned).
@@ -754,8 +765,13 @@ fn hub(mut probes: ProbeSet, requests: &Receiver<HubRequest>, stop: &AtomicBool)
             .saturating_duration_since(Instant::now());
         match requests.recv_timeout(wait) {
             Ok(request) => hub.apply(&mut probes, request),
-            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Then whatever else is waiting, a bounded number, so that a busy
+        // poll never leaves requests (a probe list) behind for long.
+        for request in requests.try_iter().take(REQUESTS_PER_TURN) {
+            hub.apply(&mut probes, request);
         }
     }
     let n = probes.detach_all();
@@ -932,12 +948,30 @@ impl Hub {
         let kernel_filter = &self.kernel_filter;
         let cgroups = &mut self.cgroups;
         let mut total_pending: usize = self.clients.values().map(|c| c.pending_bytes).sum();
+        let mut per_probe: HashMap<u16, u64> = HashMap::new();
+        for event in events.iter() {
+            *per_probe.entry(event.probe).or_default() += 1;
+        }
         for client in self.clients.values_mut() {
             let refine = !client.filter.is_empty() && client.filter != *kernel_filter;
+            let has_room = client.outbox.has_room_for_data();
+            if !has_room && !refine {
+                // A stalled client: count its events dropped, copy nothing.
+                for (probe, n) in &per_probe {
+                    if client.wants(*probe) {
+                        *client.client_drops.entry(*probe).or_default() += n;
+                    }
+                }
+                continue;
+            }
             for event in events.iter() {
                 if !client.wants(event.probe)
                     || (refine && !keeps(&client.filter, event.tgid, &event.comm, cgroups))
                 {
+                    continue;
+                }
+                if !has_room {
+                    *client.client_drops.entry(event.probe).or_default() += 1;
                     continue;
                 }
                 let bytes = event_bytes(event);
@@ -1003,7 +1037,6 @@ impl Hub {
                     .outbox
                     .send(&HelperMessage::Aggregates(aggregates), FrameKind::Data);
             }
-            // Pack probes' tables and histograms, cumulative too.
             for data in probes.pack_data_for(&client.enabled, ts_ns) {
                 client
                     .outbox
@@ -1116,8 +1149,8 @@ fn event_bytes(event: &Event) -> usize {
                 .map(|v| match v {
                     FieldValue::Str(s) => 6 + s.len(),
                     FieldValue::Bytes(b) => 6 + b.len(),
-                    FieldValue::Int(_) | FieldValue::Uint(_) | FieldValue::Missing => 11,
                     FieldValue::Named { text, .. } => 16 + text.len(),
+                    FieldValue::Int(_) | FieldValue::Uint(_) | FieldValue::Missing => 11,
                 })
                 .sum::<usize>()
                 + 6

@@ -44,8 +44,8 @@ struct Helper {
     child: Option<Child>,
     socket: PathBuf,
     group: String,
-    /// More command-line arguments, kept for restarts.
-    extra: Vec<std::ffi::OsString>,
+    /// More arguments for the helper (e.g. `--pack-dir`).
+    extra_args: Vec<std::ffi::OsString>,
     _dir: tempfile::TempDir,
 }
 
@@ -54,13 +54,18 @@ impl Helper {
         Self::start_for_group("microscope-test-no-such-group")
     }
 
-    /// A helper whose socket members of `group` may use.
-    fn start_for_group(group: &str) -> Self {
-        Self::start_with(group, &[])
+    /// Starts the helper with extra command-line arguments.
+    fn start_with(extra: &[&std::ffi::OsStr]) -> Self {
+        Self::start_for_group_with("microscope-test-no-such-group", extra)
     }
 
-    /// A helper with extra command-line arguments (such as `--pack-dir`).
-    fn start_with(group: &str, extra: &[&std::ffi::OsStr]) -> Self {
+    /// A helper whose socket members of `group` may use.
+    fn start_for_group(group: &str) -> Self {
+        Self::start_for_group_with(group, &[])
+    }
+
+    /// A helper for `group`, with extra command-line arguments.
+    fn start_for_group_with(group: &str, extra: &[&std::ffi::OsStr]) -> Self {
         assert!(
             nix::unistd::geteuid().is_root(),
             "kernel tests need root to load eBPF programs: run `sudo -E cargo xtask test` \
@@ -73,7 +78,7 @@ impl Helper {
             child: None,
             socket: dir.path().join("microscoped.sock"),
             group: group.to_owned(),
-            extra: extra.iter().map(|a| a.to_os_string()).collect(),
+            extra_args: extra.iter().map(|a| a.to_os_string()).collect(),
             _dir: dir,
         };
         helper.restart();
@@ -88,7 +93,7 @@ impl Helper {
             .arg(&self.socket)
             .arg("--group")
             .arg(&self.group)
-            .args(&self.extra)
+            .args(&self.extra_args)
             .env(
                 "RUST_LOG",
                 std::env::var("HELPER_LOG").unwrap_or("error".into()),

@@ -47,7 +47,7 @@ pub enum ClientMessage {
     SetFilter(ProcessFilter),
     /// Ask for the whole verifier log of a pack probe the kernel refused;
     /// answered with [`HelperMessage::VerifierLog`] or an error. Added in
-    /// protocol 4.
+    /// protocol 3.
     VerifierLog {
         /// Probe id.
         probe: String,
@@ -151,10 +151,10 @@ pub enum HelperMessage {
     Stacks(StackBatch),
     /// What a pack probe's counter and histogram maps hold (cumulative
     /// since it was enabled), about every 250 ms while it is enabled.
-    /// Added in protocol 4.
+    /// Added in protocol 3.
     PackData(PackData),
     /// The verifier's whole log for a pack probe that failed to load,
-    /// answering [`ClientMessage::VerifierLog`]. Added in protocol 4.
+    /// answering [`ClientMessage::VerifierLog`]. Added in protocol 3.
     VerifierLog {
         /// Probe id.
         probe: String,
@@ -284,7 +284,7 @@ pub enum ProbeKind {
     /// A pack's own BPF programs: events (if any) in
     /// [`HelperMessage::Batch`] as [`EventData::Fields`] named by
     /// [`ProbeInfo::fields`], counters and histograms in
-    /// [`HelperMessage::PackData`]. Added in protocol 4.
+    /// [`HelperMessage::PackData`]. Added in protocol 3.
     Pack,
 }
 
@@ -336,7 +336,7 @@ pub enum FieldValue {
     Missing,
     /// A number with a name a pack's manifest gives it (an errno, a syscall,
     /// a signal, a device, a kernel symbol, a duration with its unit…):
-    /// `value` for plotting, `text` for reading. Added in protocol 4.
+    /// `value` for plotting, `text` for reading. Added in protocol 3.
     Named {
         /// The raw number.
         value: i64,
