@@ -317,6 +317,16 @@ fn build_vmtest() -> Result<PathBuf> {
 
 fn write_initramfs(vmtest: &Path, out: &Path) -> Result<()> {
     let busybox = fs::read(BUSYBOX).with_context(|| format!("could not read {BUSYBOX}"))?;
+    // A third-party pack with fentry and kprobe programs, in the helper's
+    // trusted directory (the archive's entries are root's, not writable by
+    // others).
+    let pack_dir = workspace::root().join("assets/packs/vm-functions");
+    let object_path = vm_dir().join("opens.bpf.o");
+    crate::setup::install_apt_packages(crate::packs::C_PACK_PACKAGES)?;
+    crate::packs::build_c(&pack_dir.join("opens.bpf.c"), &object_path)?;
+    let pack_toml = fs::read(pack_dir.join("pack.toml"))?;
+    let vfs_toml = fs::read(pack_dir.join("vfs.toml"))?;
+    let object = fs::read(&object_path)?;
     let test = fs::read(vmtest).with_context(|| format!("could not read {}", vmtest.display()))?;
     let mut entries = vec![
         initramfs::Entry::Dir { path: "bin" },
@@ -337,6 +347,30 @@ fn write_initramfs(vmtest: &Path, out: &Path) -> Result<()> {
             path: "etc/passwd",
             mode: 0o644,
             data: b"root:x:0:0:root:/:/bin/sh\n",
+        },
+        initramfs::Entry::Dir {
+            path: "etc/microscope",
+        },
+        initramfs::Entry::Dir {
+            path: "etc/microscope/packs",
+        },
+        initramfs::Entry::Dir {
+            path: "etc/microscope/packs/vm-functions",
+        },
+        initramfs::Entry::File {
+            path: "etc/microscope/packs/vm-functions/pack.toml",
+            mode: 0o644,
+            data: &pack_toml,
+        },
+        initramfs::Entry::File {
+            path: "etc/microscope/packs/vm-functions/vfs.toml",
+            mode: 0o644,
+            data: &vfs_toml,
+        },
+        initramfs::Entry::File {
+            path: "etc/microscope/packs/vm-functions/opens.bpf.o",
+            mode: 0o644,
+            data: &object,
         },
         initramfs::Entry::Dir { path: "proc" },
         initramfs::Entry::Dir { path: "sys" },

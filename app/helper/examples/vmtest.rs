@@ -47,6 +47,12 @@ const KERNEL_PROBES: [&str; 3] = [
     "fentry:do_sys_openat2",
     "func:do_sys_openat2",
 ];
+/// Probes of the pack `/init` puts in /etc/microscope/packs
+/// (assets/packs/vm-functions), and the mechanism each must attach with.
+const PACK_PROBES: [(&str, &str); 2] = [
+    ("vm-functions:opens", "fentry:do_sys_openat2"),
+    ("vm-functions:opens-kprobe", "kprobe:do_sys_openat2"),
+];
 /// The tracepoint checked next to the function probes.
 const TRACEPOINT: &str = "syscalls:sys_enter_openat";
 
@@ -254,11 +260,70 @@ fn client(started: Instant) -> Result<String, String> {
     println!("vmtest: {TRACEPOINT}: {openats} events for /dev/null");
     summary.push(format!("{TRACEPOINT}={openats}"));
     disable_each(&mut conn, &all_ids)?;
+    summary.push(check_pack_probes(&mut conn)?);
     summary.push(check_profiles(&mut conn)?);
     Ok(format!(
         "{} (workload {workload_ms} ms; helper answered after {helper_up_ms} ms)",
         summary.join(" ")
     ))
+}
+
+/// The pack probes (a BPF object of a third-party pack, read from the
+/// trusted /etc/microscope/packs): the fentry program is chosen over the
+/// kprobe fallback, the kprobe-only probe attaches too, and both count this
+/// process's opens of /dev/null in their map.
+fn check_pack_probes(conn: &mut Connection) -> Result<String, String> {
+    let probes = conn.list_probes().map_err(|err| err.to_string())?;
+    let mut keys = Vec::new();
+    for (id, mechanism) in PACK_PROBES {
+        let info = probes
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| format!("the helper does not list the pack probe {id}"))?;
+        if !info.availability.available || !info.availability.reason.contains(mechanism) {
+            return Err(format!(
+                "{id} should be available through {mechanism}: {}",
+                info.availability.reason
+            ));
+        }
+        keys.push((id, info.key));
+    }
+    let ids: Vec<&str> = PACK_PROBES.iter().map(|(id, _)| *id).collect();
+    enable_each(conn, &ids)?;
+    open_workload()?;
+    let me = u64::from(std::process::id());
+    let mut counted: HashMap<u16, u64> = HashMap::new();
+    let started = Instant::now();
+    while keys
+        .iter()
+        .any(|(_, key)| counted.get(key).copied().unwrap_or(0) < 2 * OPENS_EACH)
+    {
+        if started.elapsed() > PATIENCE {
+            return Err(format!(
+                "pack probes counted {counted:?}, expected {} opens each",
+                2 * OPENS_EACH
+            ));
+        }
+        if let HelperMessage::PackData(data) = conn.recv().map_err(|err| err.to_string())? {
+            for row in data.tables.iter().flat_map(|t| &t.rows) {
+                if let [
+                    microscope_wire::FieldValue::Uint(tgid),
+                    microscope_wire::FieldValue::Uint(calls),
+                ] = row.as_slice()
+                    && *tgid == me
+                {
+                    counted.insert(data.probe, *calls);
+                }
+            }
+        }
+    }
+    disable_each(conn, &ids)?;
+    let summary: Vec<String> = keys
+        .iter()
+        .map(|(id, key)| format!("{id}={}", counted.get(key).copied().unwrap_or(0)))
+        .collect();
+    println!("vmtest: pack probes {}", summary.join(" "));
+    Ok(summary.join(" "))
 }
 
 /// kprobes, fentry and uprobes must all be available on the VM's kernel.
