@@ -145,7 +145,7 @@ impl MicroscopeApp {
         self.top_panels_ui(ui, wall);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.scope_builder(UiBuilder::new().accessibility_label(region::STATUS), |ui| {
-                views::status_bar_ui(ui, &self.model, now);
+                views::status_bar_ui(ui, &self.model, wall);
             });
         });
         self.probes_panel_ui(ui);

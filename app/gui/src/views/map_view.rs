@@ -538,7 +538,7 @@ mod tests {
 
     #[test]
     fn labels_say_name_and_rate() {
-        assert_eq!(node_label("Block I/O", 1234.4), "Block I/O — 1234 events/s");
+        assert_eq!(node_label("Block I/O", 1234.4), "Block I/O — 1.2k events/s");
         assert_eq!(node_label("VFS", 0.0), "VFS — 0 events/s");
         assert_eq!(node_label("TCP", 25_000.0), "TCP — 25k events/s");
     }
