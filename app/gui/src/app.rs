@@ -140,12 +140,21 @@ impl MicroscopeApp {
         // Views draw at the model's time: the wall clock, or the playhead.
         let now = self.model.now(wall);
         self.model.tick(now);
+        // Probes outside the map's subsystems get a node of their own, so
+        // their events do not leave the map dark.
+        let model = &self.model;
+        self.map.place_probes(
+            model
+                .probes
+                .iter()
+                .filter(|p| p.enabled || model.timeline.series(&p.id).is_some()),
+        );
         self.open_dialog_ui(ui.ctx());
         views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
         self.top_panels_ui(ui, wall);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.scope_builder(UiBuilder::new().accessibility_label(region::STATUS), |ui| {
-                views::status_bar_ui(ui, &self.model, now);
+                views::status_bar_ui(ui, &self.model, wall);
             });
         });
         self.probes_panel_ui(ui);

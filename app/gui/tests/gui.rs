@@ -267,3 +267,64 @@ fn snapshot_disconnected_with_probes() {
     fixture.harness.run_steps(3);
     fixture.harness.snapshot("disconnected_with_probes");
 }
+
+#[test]
+fn the_status_bar_rate_falls_to_zero_when_a_replay_stops() {
+    use microscope_model::{ReplaySpeed, ReplayStatus};
+    use std::time::Duration;
+    let mut fixture = fixture();
+    let start = fixture.clock.now();
+    let mut switch = probe("sched:sched_switch", 1, "Scheduler", None);
+    switch.enabled = true;
+    fixture.updates.send(Update::Probes(vec![switch])).unwrap();
+    let status = |clock: &Clock, position_ns, playing| ReplayStatus {
+        path: "r.mscr".into(),
+        position_ns,
+        duration_ns: 2_000_000_000,
+        playing,
+        speed: ReplaySpeed::Times(1.0),
+        reported_at: clock.now(),
+        damage: None,
+    };
+    fixture
+        .updates
+        .send(Update::Replay(status(&fixture.clock, 0, true)))
+        .unwrap();
+    // Two seconds of 500 events every 250 ms: 2 000 events/s.
+    for bucket in 0..8 {
+        fixture
+            .updates
+            .send(Update::Events {
+                arrived: start + Duration::from_millis(250 * bucket),
+                counts: vec![ProbeCount {
+                    key: 1,
+                    events: 500,
+                }],
+                drops: Vec::new(),
+                sched: Vec::new(),
+                by_comm: Vec::new(),
+                recent: Vec::new(),
+            })
+            .unwrap();
+    }
+    fixture.clock.advance(Duration::from_secs(2));
+    fixture
+        .updates
+        .send(Update::Replay(status(&fixture.clock, 2_000_000_000, false)))
+        .unwrap();
+    fixture.harness.run_steps(2);
+    let rate_label = |fixture: &Fixture| {
+        fixture
+            .harness
+            .get_by_label(region::STATUS)
+            .get_by_label_contains("events/s")
+            .accesskit_node()
+            .value()
+            .unwrap_or_default()
+    };
+    assert_eq!(rate_label(&fixture), "2 000 events/s");
+    // The replay has ended: a second later nothing is arriving.
+    fixture.clock.advance(Duration::from_millis(1100));
+    fixture.harness.run_steps(2);
+    assert_eq!(rate_label(&fixture), "0 events/s");
+}

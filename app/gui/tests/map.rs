@@ -220,3 +220,48 @@ fn stacks_can_be_captured_at_a_tracepoint_from_the_map() {
     assert!(probe.starts_with("block:"), "{probe}");
     assert!(options.stacks);
 }
+
+#[test]
+fn probes_outside_the_map_get_a_node_of_their_category() {
+    let mut fixture = connected();
+    // A recording made with another pack: its subsystem is unknown here.
+    fixture
+        .updates
+        .send(Update::ProbeAdded(probe(
+            "i915:i915_request_add",
+            9,
+            "Graphics",
+            true,
+        )))
+        .unwrap();
+    fixture
+        .updates
+        .send(Update::Events {
+            arrived: fixture.clock.now(),
+            counts: vec![ProbeCount {
+                key: 9,
+                events: 400,
+            }],
+            drops: Vec::new(),
+            sched: Vec::new(),
+            by_comm: Vec::new(),
+            recent: Vec::new(),
+        })
+        .unwrap();
+    fixture.harness.run_steps(1);
+    fixture
+        .clock
+        .advance(microscope_model::BUCKET * 2 + Duration::from_millis(50));
+    fixture.harness.run_steps(2);
+    let label = map_node(&fixture, "i915");
+    assert_eq!(label, "i915 — 800 events/s");
+    fixture
+        .harness
+        .get_by_label(region::MAP)
+        .get_by_label(&label)
+        .click();
+    fixture.harness.run_steps(2);
+    let details = fixture.harness.get_by_label(region::MAP_DETAILS);
+    details.get_by_label_contains("Probes of the `i915` tracepoint category");
+    details.get_by_role_and_label(Role::CheckBox, "i915:i915_request_add");
+}

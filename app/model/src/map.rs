@@ -8,10 +8,23 @@
 //! above and below (the barycentre heuristic of layered graph drawing,
 //! a few sweeps down and up), which keeps most edges short and uncrossed.
 //! Positions are in a unit square; the view scales them to its rectangle.
+//!
+//! Probes of subsystems the catalogue does not know (a recording made with
+//! another pack, a tracepoint created on demand) still light the map: such a
+//! probe goes to the subsystem its tracepoint category belongs to, else to a
+//! node of its own category in an extra bottom row, "Elsewhere in the
+//! kernel" ([`SubsystemMap::place_probes`]).
 
+use crate::update::Probe;
 use microscope_catalogue::{Catalogue, Subsystem};
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+
+/// Name of the bottom row that holds probes outside the catalogue.
+pub const ELSEWHERE_LAYER: &str = "Elsewhere in the kernel: probes outside this map";
+
+/// Node ids of tracepoint categories outside the catalogue start with this.
+const ELSEWHERE_PREFIX: &str = "elsewhere:";
 
 /// One subsystem on the map.
 #[derive(Clone, Debug)]
@@ -39,6 +52,8 @@ pub struct SubsystemMap {
     by_id: HashMap<String, NodeIndex>,
     layers: Vec<(u32, String)>,
     catalogue: Catalogue,
+    /// Tracepoint categories placed in the bottom row, outside the catalogue.
+    elsewhere: BTreeSet<String>,
 }
 
 /// Sweeps of the barycentre ordering; a handful settles small graphs.
@@ -52,6 +67,12 @@ impl SubsystemMap {
 
     /// The map of `catalogue`.
     pub fn new(catalogue: Catalogue) -> Self {
+        Self::with_elsewhere(catalogue, BTreeSet::new())
+    }
+
+    /// The map of `catalogue`, plus a bottom row with a node for each
+    /// tracepoint category in `elsewhere`.
+    fn with_elsewhere(catalogue: Catalogue, elsewhere: BTreeSet<String>) -> Self {
         let mut graph = DiGraph::new();
         let mut by_id = HashMap::new();
         for s in catalogue.subsystems() {
@@ -74,16 +95,37 @@ impl SubsystemMap {
                 );
             }
         }
-        let layers = catalogue
+        let mut layers: Vec<(u32, String)> = catalogue
             .layers()
             .iter()
             .map(|l| (l.index, l.name.clone()))
             .collect();
+        if !elsewhere.is_empty() {
+            let bottom = catalogue
+                .subsystems()
+                .iter()
+                .map(|s| s.layer)
+                .chain(layers.iter().map(|(index, _)| *index))
+                .max()
+                .map_or(0, |layer| layer.saturating_add(1));
+            layers.push((bottom, ELSEWHERE_LAYER.to_owned()));
+            for category in &elsewhere {
+                let id = format!("{ELSEWHERE_PREFIX}{category}");
+                let index = graph.add_node(MapNode {
+                    id: id.clone(),
+                    name: category.clone(),
+                    layer: bottom,
+                    pos: [0.5, 0.5],
+                });
+                by_id.insert(id, index);
+            }
+        }
         let mut map = Self {
             graph,
             by_id,
             layers,
             catalogue,
+            elsewhere,
         };
         map.layout();
         map
@@ -146,6 +188,56 @@ impl SubsystemMap {
                 self.graph[*index].pos = [x, y];
             }
         }
+    }
+
+    /// The node whose rate a probe's events add to: its subsystem's; else,
+    /// for a subsystem the catalogue does not know, the subsystem of its
+    /// tracepoint category (`sched:…` → the scheduler); else its category's
+    /// node in the bottom row, once [`place_probes`](Self::place_probes) put
+    /// one there.
+    pub fn node_of_probe(&self, probe: &Probe) -> Option<NodeIndex> {
+        if let Some(&index) = self.by_id.get(&probe.subsystem) {
+            return Some(index);
+        }
+        let category = category_of(&probe.id);
+        self.by_id
+            .get(category)
+            .or_else(|| {
+                self.by_id
+                    .get(microscope_catalogue::subsystem_of_category(category))
+            })
+            .or_else(|| self.by_id.get(&format!("{ELSEWHERE_PREFIX}{category}")))
+            .copied()
+    }
+
+    /// Makes room for `probes` (those with data to show): a probe no
+    /// catalogue subsystem takes gets a node for its tracepoint category in
+    /// the bottom row, so its events show where they go instead of leaving
+    /// the map dark. Lays the map out again when the set of such categories
+    /// changes; returns whether it did.
+    pub fn place_probes<'a>(&mut self, probes: impl IntoIterator<Item = &'a Probe>) -> bool {
+        let needed: BTreeSet<String> = probes
+            .into_iter()
+            .filter(|probe| {
+                let category = category_of(&probe.id);
+                !self.by_id.contains_key(&probe.subsystem)
+                    && !self.by_id.contains_key(category)
+                    && !self
+                        .by_id
+                        .contains_key(microscope_catalogue::subsystem_of_category(category))
+            })
+            .map(|probe| category_of(&probe.id).to_owned())
+            .collect();
+        if needed == self.elsewhere {
+            return false;
+        }
+        *self = Self::with_elsewhere(self.catalogue.clone(), needed);
+        true
+    }
+
+    /// For a node of the bottom row: the tracepoint category it holds.
+    pub fn elsewhere_category<'a>(&self, id: &'a str) -> Option<&'a str> {
+        id.strip_prefix(ELSEWHERE_PREFIX)
     }
 
     /// The graph, for drawing.
@@ -212,9 +304,78 @@ impl SubsystemMap {
     }
 }
 
+/// `sched` of `sched:sched_switch`; a probe id without a colon is its own
+/// category.
+fn category_of(probe_id: &str) -> &str {
+    probe_id
+        .split_once(':')
+        .map_or(probe_id, |(category, _)| category)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::update::ProbeKind;
+
+    fn probe(id: &str, subsystem: &str) -> Probe {
+        Probe {
+            id: id.into(),
+            key: 1,
+            subsystem: subsystem.into(),
+            description: String::new(),
+            kind: ProbeKind::Stream,
+            unavailable_reason: None,
+            enabled: true,
+            fields: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn probes_outside_the_catalogue_are_placed_by_their_category() {
+        let mut map = SubsystemMap::builtin();
+        let known_rows = map.layers().len();
+        let gpu = probe("i915:i915_request_add", "Graphics");
+        let kvm = probe("kvm:kvm_exit", "Virtualisation");
+        let sched = probe("sched:sched_stat_runtime", "Scheduler");
+        let block = probe("block:block_rq_issue", "block");
+        // Known subsystems and known categories need no new node.
+        assert_eq!(map.node_of_probe(&block), map.node("block"));
+        assert_eq!(map.node_of_probe(&sched), map.node("sched"));
+        assert!(!map.place_probes([&sched, &block]));
+        assert_eq!(map.node_of_probe(&gpu), None);
+        // Unknown ones get a node each in a new bottom row.
+        assert!(map.place_probes([&gpu, &kvm, &sched, &gpu]));
+        assert!(!map.place_probes([&kvm, &gpu]), "same set, same map");
+        assert_eq!(map.layers().len(), known_rows + 1);
+        assert_eq!(map.layers().last().unwrap().1, ELSEWHERE_LAYER);
+        let node = map.node_of_probe(&gpu).expect("a node for i915");
+        assert_eq!(map.graph()[node].name, "i915");
+        assert_eq!(map.elsewhere_category(&map.graph()[node].id), Some("i915"));
+        assert_ne!(map.node_of_probe(&kvm), Some(node));
+        assert_eq!(map.node_of_probe(&sched), map.node("sched"));
+        let y = |index: NodeIndex| map.graph()[index].pos[1];
+        assert!(map.graph().node_indices().all(|n| y(n) <= y(node)));
+        assert!(y(map.node("block").unwrap()) < y(node));
+        // The whole map still fits its square, no two nodes on one spot.
+        let mut spots: Vec<(i32, i32)> = map
+            .graph()
+            .node_weights()
+            .map(|n| ((n.pos[0] * 1000.0) as i32, (n.pos[1] * 1000.0) as i32))
+            .collect();
+        assert!(
+            spots
+                .iter()
+                .all(|&(x, y)| (0..=1000).contains(&x) && (0..=1000).contains(&y))
+        );
+        spots.sort_unstable();
+        let before = spots.len();
+        spots.dedup();
+        assert_eq!(spots.len(), before);
+        // When they go, the row goes.
+        assert!(map.place_probes([&block]));
+        assert_eq!(map.layers().len(), known_rows);
+        assert_eq!(map.node_of_probe(&gpu), None);
+    }
 
     #[test]
     fn every_subsystem_is_placed_in_its_row_inside_the_square() {

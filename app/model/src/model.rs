@@ -10,7 +10,7 @@ use crate::update::{
     HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplayStatus, Update,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The probe the CPU timeline is built from.
 pub const SCHED_SWITCH: &str = "sched:sched_switch";
@@ -93,6 +93,9 @@ pub struct Model {
     epoch: Instant,
     /// Where "now" comes from.
     clock: Clock,
+    /// When a replay's playhead stopped (paused or at the end), as reported
+    /// by the replay; `None` while it plays, and when live.
+    replay_stopped_at: Option<Instant>,
 }
 
 impl Model {
@@ -122,6 +125,7 @@ impl Model {
             recent: HashMap::new(),
             epoch,
             clock: Clock::system(),
+            replay_stopped_at: None,
         }
     }
 
@@ -156,6 +160,18 @@ impl Model {
             Some(status) => self.epoch + status.position_at(wall),
             None => wall,
         }
+    }
+
+    /// Events per second arriving now, over the last second, for the status
+    /// bar. Live, that is the last second of the timeline. A replay that
+    /// stopped (paused, or at its end) delivers nothing: the time since it
+    /// stopped counts as silence after the playhead, so the rate falls to 0
+    /// within a second instead of showing the recording's last rate forever.
+    pub fn events_per_sec(&self, wall: Instant) -> f64 {
+        let silence = self
+            .replay_stopped_at
+            .map_or(Duration::ZERO, |at| wall.saturating_duration_since(at));
+        self.timeline.total_rate_per_sec(self.now(wall) + silence)
     }
 
     /// Whether a recording is shown.
@@ -243,7 +259,16 @@ impl Model {
                     ..Self::new(self.epoch).with_clock(self.clock.clone())
                 };
             }
-            Update::Replay(status) => self.replay = Some(status),
+            Update::Replay(status) => {
+                self.replay_stopped_at = if status.playing {
+                    None
+                } else {
+                    // A later report (a speed change while paused) does not
+                    // restart the silence.
+                    self.replay_stopped_at.or(Some(status.reported_at))
+                };
+                self.replay = Some(status);
+            }
             Update::ReplayFailed { reason } => self.last_helper_error = Some(reason),
         }
     }
@@ -607,5 +632,73 @@ mod tests {
         );
         assert_eq!(model.probes.len(), 1);
         assert_eq!(model.enabled_probes().count(), 0);
+    }
+
+    #[test]
+    fn the_rate_falls_to_zero_once_a_replay_stops_or_live_data_stops() {
+        use crate::update::{ReplaySpeed, ReplayStatus};
+        let epoch = Instant::now();
+        let clock = Clock::manual(epoch);
+        let mut model = Model::for_replay(epoch, false).with_clock(clock.clone());
+        model.apply(Update::Probes(vec![probe("a", 1, ProbeKind::Stream)]));
+        let status = |position_ns, playing| ReplayStatus {
+            path: "r.mscr".into(),
+            position_ns,
+            duration_ns: 4_000_000_000,
+            playing,
+            speed: ReplaySpeed::Times(1.0),
+            reported_at: clock.now(),
+            damage: None,
+        };
+        model.apply(Update::Replay(status(0, true)));
+        // Four seconds of 1 000 events every 250 ms: 4 000 events/s.
+        for bucket in 0..16 {
+            model.apply(Update::Events {
+                arrived: epoch + Duration::from_millis(250 * bucket),
+                counts: vec![ProbeCount {
+                    key: 1,
+                    events: 1000,
+                }],
+                drops: Vec::new(),
+                sched: Vec::new(),
+                by_comm: Vec::new(),
+                recent: Vec::new(),
+            });
+        }
+        clock.advance(Duration::from_secs(4));
+        model.apply(Update::Replay(status(4_000_000_000, false)));
+        assert_eq!(model.events_per_sec(clock.now()), 4000.0);
+        // Half a second after the end: half of the last second was silent.
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(model.events_per_sec(clock.now()), 2000.0);
+        // A speed change while stopped does not bring the old rate back.
+        model.apply(Update::Replay(status(4_000_000_000, false)));
+        clock.advance(Duration::from_millis(600));
+        assert_eq!(model.events_per_sec(clock.now()), 0.0);
+        // The views still show the recording at the playhead.
+        let at_playhead = model.now(clock.now());
+        assert_eq!(model.timeline.total_rate_per_sec(at_playhead), 4000.0);
+        // Playing again shows the playhead's rate.
+        model.apply(Update::Replay(status(4_000_000_000, true)));
+        assert_eq!(model.events_per_sec(clock.now()), 4000.0);
+
+        // Live: the rate is the last second's, so silence reads 0.
+        let mut live = Model::new(epoch).with_clock(clock.clone());
+        live.apply(Update::Probes(vec![probe("a", 1, ProbeKind::Stream)]));
+        live.apply(Update::Events {
+            arrived: clock.now(),
+            counts: vec![ProbeCount {
+                key: 1,
+                events: 1000,
+            }],
+            drops: Vec::new(),
+            sched: Vec::new(),
+            by_comm: Vec::new(),
+            recent: Vec::new(),
+        });
+        clock.advance(Duration::from_millis(250));
+        assert_eq!(live.events_per_sec(clock.now()), 1000.0);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(live.events_per_sec(clock.now()), 0.0);
     }
 }

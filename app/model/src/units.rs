@@ -55,17 +55,37 @@ pub fn format_count(count: u64) -> String {
     out
 }
 
-/// An event rate in few characters: `0`, `0.5`, `42`, `12k`.
+/// An event rate (or any count per second) in few characters: `0`, `0.5`,
+/// `42`, `999`, `1.5k`, `12k`, `250k`, `1M`, `1.2G`. The map's labels and
+/// legend and the Rates timeline's axis all write rates this way.
 pub fn format_rate(rate: f64) -> String {
-    if rate >= 10_000.0 {
-        format!("{:.0}k", rate / 1000.0)
-    } else if rate >= 10.0 {
-        format!("{rate:.0}")
-    } else if rate > 0.0 {
-        format!("{rate:.1}")
-    } else {
-        "0".to_owned()
+    if rate < 0.0 {
+        return format!("-{}", format_rate(-rate));
     }
+    if rate < 10.0 {
+        return if rate > 0.0 {
+            format!("{rate:.1}")
+        } else {
+            "0".to_owned()
+        };
+    }
+    if rate.round() < 1000.0 {
+        return format!("{rate:.0}");
+    }
+    // The largest unit the rate is at least one of, after rounding:
+    // 999 950 is `1M`, not `1000k`.
+    let (scale, suffix) = [(1e9, "G"), (1e6, "M"), (1e3, "k")]
+        .into_iter()
+        .find(|(scale, _)| rate / scale >= 0.9995)
+        .unwrap_or((1e3, "k"));
+    let scaled = rate / scale;
+    let text = if scaled < 9.95 {
+        format!("{scaled:.1}")
+    } else {
+        format!("{scaled:.0}")
+    };
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text}{suffix}")
 }
 
 /// A size in bytes, exactly: `4096 bytes`.
@@ -115,5 +135,16 @@ mod tests {
         assert_eq!(format_rate(0.25), "0.2");
         assert_eq!(format_rate(42.4), "42");
         assert_eq!(format_rate(12_345.0), "12k");
+        assert_eq!(format_rate(999.0), "999");
+        assert_eq!(format_rate(1000.0), "1k");
+        assert_eq!(format_rate(1500.0), "1.5k");
+        assert_eq!(format_rate(9_999.0), "10k");
+        assert_eq!(format_rate(250_000.0), "250k");
+        assert_eq!(format_rate(999_950.0), "1M");
+        assert_eq!(format_rate(1_000_000.0), "1M");
+        assert_eq!(format_rate(1_500_000.0), "1.5M");
+        assert_eq!(format_rate(1_214_885.0), "1.2M");
+        assert_eq!(format_rate(3e12), "3000G");
+        assert_eq!(format_rate(-500_000.0), "-500k");
     }
 }

@@ -26,14 +26,26 @@ pub fn node_label(name: &str, rate: f64) -> String {
     format!("{name} — {} events/s", format_rate(rate))
 }
 
-/// Events per second of every enabled probe of subsystem `id`.
-pub fn subsystem_rate(model: &Model, id: &str, now: Instant) -> f64 {
+/// Events per second of every enabled probe whose events the map shows at
+/// node `id` (see [`SubsystemMap::node_of_probe`]).
+pub fn subsystem_rate(model: &Model, map: &SubsystemMap, id: &str, now: Instant) -> f64 {
+    probes_of_node(model, map, id)
+        .filter(|p| p.enabled)
+        .map(|p| model.timeline.rate_per_sec(&p.id, now))
+        .sum()
+}
+
+/// The probes whose events the map shows at node `id`.
+fn probes_of_node<'a>(
+    model: &'a Model,
+    map: &'a SubsystemMap,
+    id: &str,
+) -> impl Iterator<Item = &'a Probe> {
+    let node = map.node(id);
     model
         .probes
         .iter()
-        .filter(|p| p.subsystem == id && p.enabled)
-        .map(|p| model.timeline.rate_per_sec(&p.id, now))
-        .sum()
+        .filter(move |p| node.is_some() && map.node_of_probe(p) == node)
 }
 
 /// Draws the map, its search box and the selected subsystem's details.
@@ -59,7 +71,7 @@ pub fn map_ui(
     let rates: Vec<f64> = map
         .graph()
         .node_weights()
-        .map(|n| subsystem_rate(model, &n.id, now))
+        .map(|n| subsystem_rate(model, map, &n.id, now))
         .collect();
     canvas_ui(ui, map, state, canvas, &rates);
     if let Some(id) = state.selected.clone() {
@@ -326,6 +338,10 @@ fn details_ui(
     now: Instant,
     commands: &mut CommandQueue,
 ) {
+    if let Some(category) = map.elsewhere_category(id) {
+        elsewhere_details_ui(ui, model, map, state, id, category, now, commands);
+        return;
+    }
     let Some(subsystem) = map.subsystem(id) else {
         ui.label(format!("No subsystem `{id}` in the catalogue."));
         return;
@@ -343,7 +359,7 @@ fn details_ui(
             ui.label(
                 egui::RichText::new(format!(
                     "{} events/s now",
-                    format_rate(subsystem_rate(model, id, now))
+                    format_rate(subsystem_rate(model, map, id, now))
                 ))
                 .strong(),
             );
@@ -370,7 +386,7 @@ fn details_ui(
             paths_ui(ui, map, id);
             ui.add_space(theme::SECTION_GAP);
             ui.label(egui::RichText::new("Probes").strong());
-            let probes: Vec<&Probe> = model.probes.iter().filter(|p| p.subsystem == id).collect();
+            let probes: Vec<&Probe> = probes_of_node(model, map, id).collect();
             if probes.is_empty() {
                 ui.weak("The helper offers no probe here (or is not connected yet).");
             }
@@ -388,6 +404,58 @@ fn details_ui(
                     });
                     ui.weak(&probe.description);
                 });
+            }
+            mini_timeline_ui(ui, model, &probes);
+            top_processes_ui(ui, model, &probes);
+        });
+}
+
+/// Details of a node in the bottom row: a tracepoint category the
+/// catalogue does not describe, with its probes.
+#[expect(clippy::too_many_arguments, reason = "the same state as details_ui")]
+fn elsewhere_details_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    map: &SubsystemMap,
+    state: &mut MapState,
+    id: &str,
+    category: &str,
+    now: Instant,
+    commands: &mut CommandQueue,
+) {
+    egui::ScrollArea::vertical()
+        .id_salt("map-details")
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading(category);
+                if ui.small_button("Close").clicked() {
+                    state.selected = None;
+                }
+            });
+            ui.label(
+                egui::RichText::new(format!(
+                    "{} events/s now",
+                    format_rate(subsystem_rate(model, map, id, now))
+                ))
+                .strong(),
+            );
+            ui.add_space(theme::SECTION_GAP);
+            ui.label(format!(
+                "Probes of the `{category}` tracepoint category, which this map's probe packs \
+                 do not describe. Their events are counted here so you can see where they go; \
+                 /sys/kernel/tracing/events/{category}/ lists the category's tracepoints and \
+                 their formats."
+            ));
+            ui.add_space(theme::SECTION_GAP);
+            ui.label(egui::RichText::new("Probes").strong());
+            let probes: Vec<&Probe> = probes_of_node(model, map, id).collect();
+            for probe in &probes {
+                ui.horizontal(|ui| {
+                    probe_checkbox_ui(ui, model, probe, commands);
+                    stacks_controls_ui(ui, model, probe, commands);
+                });
+                ui.weak(format!("{} ({})", probe.description, probe.subsystem));
             }
             mini_timeline_ui(ui, model, &probes);
             top_processes_ui(ui, model, &probes);
@@ -538,7 +606,7 @@ mod tests {
 
     #[test]
     fn labels_say_name_and_rate() {
-        assert_eq!(node_label("Block I/O", 1234.4), "Block I/O — 1234 events/s");
+        assert_eq!(node_label("Block I/O", 1234.4), "Block I/O — 1.2k events/s");
         assert_eq!(node_label("VFS", 0.0), "VFS — 0 events/s");
         assert_eq!(node_label("TCP", 25_000.0), "TCP — 25k events/s");
     }

@@ -4,8 +4,8 @@ use crate::theme;
 use microscope_model::{ConnectionState, Model, format_count};
 use std::time::Instant;
 
-/// Draws the status bar.
-pub fn status_bar_ui(ui: &mut egui::Ui, model: &Model, now: Instant) {
+/// Draws the status bar; `wall` is the app's clock (not the playhead).
+pub fn status_bar_ui(ui: &mut egui::Ui, model: &Model, wall: Instant) {
     ui.horizontal(|ui| {
         ui.spacing_mut().item_spacing.x = theme::ITEM_GAP;
         match &model.connection {
@@ -23,7 +23,7 @@ pub fn status_bar_ui(ui: &mut egui::Ui, model: &Model, now: Instant) {
             }
         }
         ui.separator();
-        let rate = model.timeline.total_rate_per_sec(now);
+        let rate = model.events_per_sec(wall);
         ui.label(format!("{} events/s", format_count(rate.round() as u64)));
         ui.separator();
         let kernel_drops = model.kernel_drops();

@@ -6,10 +6,16 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 use microscope_model::BUCKET;
 use microscope_model::Model;
 use microscope_model::decimate_min_max;
+use microscope_model::format_rate;
 use std::time::Instant;
 
 /// Seconds of history shown while following live data.
 pub const LIVE_WINDOW_SECS: f64 = 60.0;
+
+/// A tick of the rate axis: `1M`, `1.5k`, as the map writes rates.
+pub fn rate_axis_label(events_per_sec: f64) -> String {
+    format_rate(events_per_sec)
+}
 
 /// Draws the timeline in `height` points.
 pub fn timeline_ui(
@@ -39,6 +45,7 @@ pub fn timeline_ui(
         .legend(Legend::default())
         .x_axis_label("seconds since start")
         .y_axis_label("events/s")
+        .y_axis_formatter(|mark, _range| rate_axis_label(mark.value))
         .allow_drag(!follow_live)
         .allow_zoom(!follow_live)
         .allow_scroll(!follow_live)
@@ -86,5 +93,18 @@ pub fn timeline_ui(
     {
         commands.send(Command::ShowStackRange { start_ns, end_ns });
         commands.send(Command::ShowTab(crate::tab::CentralTab::Flame));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_axis_writes_large_rates_short() {
+        assert_eq!(rate_axis_label(1_000_000.0), "1M");
+        assert_eq!(rate_axis_label(1_500.0), "1.5k");
+        assert_eq!(rate_axis_label(500.0), "500");
+        assert_eq!(rate_axis_label(0.0), "0");
     }
 }
