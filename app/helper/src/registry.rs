@@ -528,7 +528,6 @@ fn unknown(id: &str) -> String {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests report failures by panicking")]
 mod tests {
     use super::*;
 
