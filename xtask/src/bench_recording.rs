@@ -10,6 +10,7 @@
 //! footer cut off, which forces the crash-recovery scan. Benchmarks are not
 //! tests: a missed target is reported, not turned into a failure.
 
+use microscope_wire::ProbeKey;
 use std::fs::{self, OpenOptions};
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
@@ -34,13 +35,13 @@ const TARGET_PEAK_BYTES: u64 = 1 << 30;
 const BATCH_EVENTS: usize = 4096;
 const CPUS: u32 = 4;
 
-const SWITCH: u16 = 1;
-const WAKEUP: u16 = 2;
-const FORK: u16 = 3;
-const EXEC: u16 = 4;
-const EXIT: u16 = 5;
-const OPENAT: u16 = 6;
-const COUNTS: u16 = 7;
+const SWITCH: ProbeKey = 1;
+const WAKEUP: ProbeKey = 2;
+const FORK: ProbeKey = 3;
+const EXEC: ProbeKey = 4;
+const EXIT: ProbeKey = 5;
+const OPENAT: ProbeKey = 6;
+const COUNTS: ProbeKey = 7;
 
 /// Options of `cargo xtask bench recording`.
 #[derive(Debug, Args)]

@@ -51,6 +51,7 @@ use crate::cli::ExportFormat;
 use crate::failure::Failure;
 use microscope_model::{Field, comm_frame, fields, sanitize_frame};
 use microscope_wire::EventData;
+use microscope_wire::ProbeKey;
 use microscope_wire::{
     Aggregates, Event, HelperMessage, ProbeInfo, RecordedFrame, Recording, RecordingError,
     RecordingHeader,
@@ -112,7 +113,7 @@ fn json_value(field: &Field<'_>) -> Value {
 /// Probe ids and field names by key, with a stand-in for keys the catalogue
 /// lacks. Probes created while recording arrive as
 /// [`HelperMessage::ProbeAdded`] frames: [`ProbeNames::learn`] them.
-struct ProbeNames(HashMap<u16, (String, Vec<String>)>);
+struct ProbeNames(HashMap<ProbeKey, (String, Vec<String>)>);
 
 impl ProbeNames {
     fn new(header: &RecordingHeader) -> Self {
@@ -137,14 +138,14 @@ impl ProbeNames {
         }
     }
 
-    fn name(&self, key: u16) -> String {
+    fn name(&self, key: ProbeKey) -> String {
         self.0
             .get(&key)
             .map(|(id, _)| id.clone())
             .unwrap_or_else(|| format!("probe#{key}"))
     }
 
-    fn fields(&self, key: u16) -> &[String] {
+    fn fields(&self, key: ProbeKey) -> &[String] {
         self.0.get(&key).map_or(&[], |(_, fields)| fields)
     }
 }
@@ -425,7 +426,7 @@ pub fn export_folded(
     mut out: impl Write,
 ) -> io::Result<u64> {
     let mut names = ProbeNames::new(header);
-    let mut counts: BTreeMap<(String, u16), u64> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, ProbeKey), u64> = BTreeMap::new();
     let mut total = 0;
     // Every stack batch, kept until we know which probe's stacks to write.
     let mut stacks: Vec<microscope_wire::StackBatch> = Vec::new();
@@ -442,7 +443,7 @@ pub fn export_folded(
             _ => {}
         }
     }
-    let with_stacks: std::collections::BTreeSet<u16> = stacks
+    let with_stacks: std::collections::BTreeSet<ProbeKey> = stacks
         .iter()
         .flat_map(|b| b.stacks.iter().map(|s| s.probe))
         .collect();

@@ -3,6 +3,7 @@
 use crate::cli::InfoArgs;
 use crate::failure::Failure;
 use microscope_model::{format_bytes, format_seconds_ns};
+use microscope_wire::ProbeKey;
 use microscope_wire::{IndexSource, ProbeKind, RECORDING_VERSION, Recording, RecordingError};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -68,7 +69,7 @@ pub fn format_info(recording: &Recording) -> String {
     }
 
     let _ = writeln!(out, "events: {}", totals.events);
-    let name = |key: u16| {
+    let name = |key: ProbeKey| {
         header
             .probe(key)
             .map_or_else(|| format!("probe#{key}"), |probe| probe.id.clone())

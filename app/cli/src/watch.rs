@@ -28,6 +28,7 @@
 use crate::cli::WatchArgs;
 use crate::failure::Failure;
 use microscope_model::CumulativeCounter;
+use microscope_wire::ProbeKey;
 use microscope_wire::{ClientError, Connection, HelperMessage, ProbeInfo, ProbeKind};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -80,7 +81,7 @@ pub struct WatchProbe {
     /// Probe id.
     pub id: String,
     /// Key in event batches.
-    pub key: u16,
+    pub key: ProbeKey,
     /// How its data arrives.
     pub kind: ProbeKind,
 }
@@ -145,7 +146,7 @@ pub struct WatchTally {
     window: Vec<u64>,
     counters: Vec<CumulativeCounter>,
     /// First and last drop totals seen, per probe key.
-    drops: BTreeMap<u16, DropTotals>,
+    drops: BTreeMap<ProbeKey, DropTotals>,
 }
 
 impl WatchTally {
@@ -425,7 +426,7 @@ mod tests {
     use super::*;
     use microscope_wire::{Aggregates, Event, EventBatch, EventData, ProbeStats};
 
-    fn probe(id: &str, key: u16, kind: ProbeKind) -> WatchProbe {
+    fn probe(id: &str, key: ProbeKey, kind: ProbeKind) -> WatchProbe {
         WatchProbe {
             id: id.into(),
             key,
@@ -433,7 +434,7 @@ mod tests {
         }
     }
 
-    fn batch(keys: &[u16], stats: Vec<ProbeStats>) -> HelperMessage {
+    fn batch(keys: &[ProbeKey], stats: Vec<ProbeStats>) -> HelperMessage {
         let events = keys
             .iter()
             .map(|&probe| Event {

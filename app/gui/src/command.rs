@@ -33,7 +33,7 @@ pub enum Command {
     /// Show the call paths into a probe (its captured stacks).
     ShowPaths {
         /// The probe's key.
-        key: u16,
+        key: microscope_wire::ProbeKey,
     },
     /// Show the map with this subsystem's details.
     SelectSubsystem(String),

@@ -15,6 +15,7 @@ use microscope_model::{
     Clock, ConnectionState, HelperSummary, Probe, ProbeCount, ProbeKind, Update,
 };
 use microscope_wire::ClientMessage;
+use microscope_wire::ProbeKey;
 use std::time::Instant;
 
 struct Fixture {
@@ -41,7 +42,7 @@ fn fixture() -> Fixture {
     }
 }
 
-fn probe(id: &str, key: u16, subsystem: &str, unavailable_reason: Option<&str>) -> Probe {
+fn probe(id: &str, key: ProbeKey, subsystem: &str, unavailable_reason: Option<&str>) -> Probe {
     Probe {
         fields: Vec::new(),
         id: id.into(),

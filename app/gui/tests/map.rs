@@ -13,6 +13,7 @@ use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use microscope_gui::{MicroscopeApp, region};
 use microscope_model::{Clock, HelperSummary, Probe, ProbeCount, ProbeKind, Update};
 use microscope_wire::ClientMessage;
+use microscope_wire::ProbeKey;
 use std::time::{Duration, Instant};
 
 struct Fixture {
@@ -23,7 +24,7 @@ struct Fixture {
     to_helper: Receiver<ClientMessage>,
 }
 
-fn probe(id: &str, key: u16, subsystem: &str, enabled: bool) -> Probe {
+fn probe(id: &str, key: ProbeKey, subsystem: &str, enabled: bool) -> Probe {
     Probe {
         id: id.into(),
         key,

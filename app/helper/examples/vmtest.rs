@@ -22,6 +22,7 @@
 //! uses the `open` syscall and `openat()` the `openat` one; both go through
 //! `do_sys_openat2`, and only the second hits `sys_enter_openat`.
 
+use microscope_wire::ProbeKey;
 use microscope_wire::{
     ClientError, ClientMessage, Connection, EventData, FunctionStats, HelperMessage, ProbeInfo,
     ProcessFilter,
@@ -235,7 +236,7 @@ fn client(started: Instant) -> Result<String, String> {
     let added = enable_each(&mut conn, &all_ids)?;
     check_func_prefers_fentry(&added)?;
     let probes = conn.list_probes().map_err(|err| err.to_string())?;
-    let keys: Vec<(String, u16)> = function_ids
+    let keys: Vec<(String, ProbeKey)> = function_ids
         .iter()
         .map(|id| key_of(&probes, id).map(|key| (id.clone(), key)))
         .collect::<Result<_, _>>()?;
@@ -436,7 +437,7 @@ fn check_func_prefers_fentry(added: &HashMap<String, ProbeInfo>) -> Result<(), S
 }
 
 /// The key of probe `id` in the helper's list.
-fn key_of(probes: &[ProbeInfo], id: &str) -> Result<u16, String> {
+fn key_of(probes: &[ProbeInfo], id: &str) -> Result<ProbeKey, String> {
     probes
         .iter()
         .find(|p| p.id == id)
@@ -450,11 +451,11 @@ fn key_of(probes: &[ProbeInfo], id: &str) -> Result<u16, String> {
 /// Aggregates are cumulative and come every 250 ms; batches every 40 ms.
 fn collect_counts(
     conn: &mut Connection,
-    keys: &[(String, u16)],
-    openat_key: u16,
+    keys: &[(String, ProbeKey)],
+    openat_key: ProbeKey,
     expected: impl Fn(&str) -> u64,
-) -> Result<(HashMap<u16, FunctionStats>, u64), String> {
-    let mut latest: HashMap<u16, FunctionStats> = HashMap::new();
+) -> Result<(HashMap<ProbeKey, FunctionStats>, u64), String> {
+    let mut latest: HashMap<ProbeKey, FunctionStats> = HashMap::new();
     let mut openats = 0u64;
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -508,8 +509,8 @@ fn collect_counts(
 
 /// Prints each function probe's counts; the uprobe must be exact.
 fn summarize_counts(
-    keys: &[(String, u16)],
-    latest: &HashMap<u16, FunctionStats>,
+    keys: &[(String, ProbeKey)],
+    latest: &HashMap<ProbeKey, FunctionStats>,
     uprobe: &str,
 ) -> Result<Vec<String>, String> {
     let mut summary = Vec::new();
@@ -583,8 +584,8 @@ struct ProfileTotals {
 /// sleeps are seen blocked.
 fn collect_profiles(
     conn: &mut Connection,
-    cpu_key: u16,
-    off_key: u16,
+    cpu_key: ProbeKey,
+    off_key: ProbeKey,
 ) -> Result<ProfileTotals, String> {
     let me = std::process::id();
     let mut names: HashMap<u32, (String, bool)> = HashMap::new();

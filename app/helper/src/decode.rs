@@ -1,6 +1,7 @@
 //! Turns raw ring buffer records (the `probes-common` structs) into wire
 //! events. Pure functions: no maps, no I/O, unit-tested with built records.
 
+use microscope_wire::ProbeKey;
 use microscope_wire::{Event, EventData};
 use probes_common::{
     EventHeader, EventKind, OpenatEvent, SchedExecEvent, SchedExitEvent, SchedForkEvent,
@@ -61,7 +62,7 @@ pub fn record_kind(bytes: &[u8]) -> Result<EventKind, DecodeError> {
 /// Decodes one record. `probe_key` maps an event kind to the wire probe key.
 pub fn decode_record(
     bytes: &[u8],
-    probe_key: impl Fn(EventKind) -> u16,
+    probe_key: impl Fn(EventKind) -> ProbeKey,
 ) -> Result<Event, DecodeError> {
     let kind = record_kind(bytes)?;
     let k = Some(kind);

@@ -37,6 +37,7 @@ use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
 use aya::programs::{FEntry, FExit, KProbe, ProgramError, UProbe};
 use aya::{Btf, Ebpf, EbpfLoader};
+use microscope_wire::ProbeKey;
 use microscope_wire::{Availability, Capabilities, FunctionStats};
 use probes_common::{LATENCY_BUCKETS, ProcessFilterConfig};
 use std::collections::BTreeMap;
@@ -261,7 +262,7 @@ pub struct FunctionProbes {
     kprobes: Availability,
     fentry: Availability,
     uprobes: Availability,
-    instances: BTreeMap<u16, Instance>,
+    instances: BTreeMap<ProbeKey, Instance>,
     /// Text symbols of `/proc/kallsyms`: what kprobes can reach.
     kallsyms: NameCache,
     /// FUNC names of the kernel's BTF: what fentry can reach.
@@ -320,7 +321,7 @@ impl FunctionProbes {
     /// sentence for the user.
     pub fn attach(
         &mut self,
-        key: u16,
+        key: ProbeKey,
         target: &FunctionTarget,
         filter: &ProcessFilterConfig,
         peer: &Peer,
@@ -374,7 +375,7 @@ impl FunctionProbes {
     }
 
     /// Detaches the probe with `key`; whether it was attached.
-    pub fn detach(&mut self, key: u16) -> bool {
+    pub fn detach(&mut self, key: ProbeKey) -> bool {
         match self.instances.remove(&key) {
             Some(instance) => {
                 log::info!("detached {}", instance.target);
@@ -392,13 +393,13 @@ impl FunctionProbes {
     }
 
     /// Whether the probe with `key` is attached.
-    pub fn is_attached(&self, key: u16) -> bool {
+    pub fn is_attached(&self, key: ProbeKey) -> bool {
         self.instances.contains_key(&key)
     }
 
     /// How the probe with `key` is attached (`"fentry/fexit"`,
     /// `"kprobe/kretprobe"`, `"uprobe/uretprobe"`), if it is.
-    pub fn mechanism(&self, key: u16) -> Option<&'static str> {
+    pub fn mechanism(&self, key: ProbeKey) -> Option<&'static str> {
         self.instances.get(&key).map(|i| i.resolved.mechanism())
     }
 

@@ -17,6 +17,7 @@ use crate::registry::{Registry, Source};
 use crate::symbolize::FrameInterner;
 use crate::tracer::Tracer;
 use microscope_catalogue::Catalogue;
+use microscope_wire::ProbeKey;
 use microscope_wire::{
     Aggregates, Capabilities, Event, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
 };
@@ -81,12 +82,12 @@ impl ProbeSet {
     }
 
     /// The probe catalogue as a client with `enabled` probes sees it.
-    pub fn list(&self, enabled: &BTreeSet<u16>) -> Vec<ProbeInfo> {
+    pub fn list(&self, enabled: &BTreeSet<ProbeKey>) -> Vec<ProbeInfo> {
         self.registry.list(enabled)
     }
 
     /// The key of a known probe.
-    pub fn key_of(&self, id: &str) -> Option<u16> {
+    pub fn key_of(&self, id: &str) -> Option<ProbeKey> {
         self.registry.key_of(id)
     }
 
@@ -100,8 +101,8 @@ impl ProbeSet {
         &mut self,
         id: &str,
         peer: &Peer,
-        in_use: impl Fn(u16) -> bool,
-    ) -> Result<(u16, Option<ProbeInfo>), String> {
+        in_use: impl Fn(ProbeKey) -> bool,
+    ) -> Result<(ProbeKey, Option<ProbeInfo>), String> {
         if self.registry.key_of(id).is_none() {
             self.check_pack_id(id)?;
         }
@@ -120,8 +121,8 @@ impl ProbeSet {
         &mut self,
         id: &str,
         peer: &Peer,
-        in_use: impl Fn(u16) -> bool,
-    ) -> Result<(u16, Option<ProbeInfo>), String> {
+        in_use: impl Fn(ProbeKey) -> bool,
+    ) -> Result<(ProbeKey, Option<ProbeInfo>), String> {
         if self.registry.key_of(id).is_none() && self.registry.on_demand_full() {
             self.registry.forget_unused(in_use);
         }
@@ -130,12 +131,12 @@ impl ProbeSet {
 
     /// Detaches probe `key` and, if it was created on demand, forgets it.
     /// Call when no client uses it any more.
-    pub fn retire(&mut self, key: u16) {
+    pub fn retire(&mut self, key: ProbeKey) {
         self.detach(key);
         self.registry.forget(key);
     }
 
-    fn attach(&mut self, key: u16, peer: &Peer) -> Result<(), String> {
+    fn attach(&mut self, key: ProbeKey, peer: &Peer) -> Result<(), String> {
         let Some(probe) = self.registry.get(key) else {
             return Err(format!("no probe with key {key}"));
         };
@@ -176,7 +177,7 @@ impl ProbeSet {
     }
 
     /// Detaches probe `key`.
-    pub fn detach(&mut self, key: u16) {
+    pub fn detach(&mut self, key: ProbeKey) {
         self.tracer.detach(key);
         self.functions.detach(key);
         self.profiler.stop(key);
@@ -243,7 +244,7 @@ impl ProbeSet {
     /// Counters and histograms of the pack probes in `enabled`.
     pub fn pack_data_for(
         &self,
-        enabled: &BTreeSet<u16>,
+        enabled: &BTreeSet<ProbeKey>,
         ts_ns: u64,
     ) -> Vec<microscope_wire::PackData> {
         self.packs.data_for(enabled, ts_ns)
@@ -265,8 +266,8 @@ impl ProbeSet {
         options: ProbeOptions,
         attached: bool,
         peer: &Peer,
-        in_use: impl Fn(u16) -> bool,
-    ) -> Result<u16, String> {
+        in_use: impl Fn(ProbeKey) -> bool,
+    ) -> Result<ProbeKey, String> {
         let (key, _) = self.resolve(id, peer, in_use)?;
         if options.stacks
             && !matches!(
@@ -339,7 +340,7 @@ impl ProbeSet {
 
     /// Whether any of `enabled` delivers stack counts: a profile, or a
     /// tracepoint with stacks on.
-    pub fn wants_stacks(&self, enabled: &BTreeSet<u16>) -> bool {
+    pub fn wants_stacks(&self, enabled: &BTreeSet<ProbeKey>) -> bool {
         enabled.iter().any(|key| {
             self.registry
                 .get(*key)
@@ -348,7 +349,7 @@ impl ProbeSet {
     }
 
     /// The aggregates a client with probes `enabled` wants, if any.
-    pub fn aggregates_for(&self, enabled: &BTreeSet<u16>, ts_ns: u64) -> Option<Aggregates> {
+    pub fn aggregates_for(&self, enabled: &BTreeSet<ProbeKey>, ts_ns: u64) -> Option<Aggregates> {
         let wants = |kind| {
             enabled
                 .iter()

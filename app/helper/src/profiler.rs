@@ -26,6 +26,7 @@ use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{PerfEvent, ProgramError, TracePoint};
 use aya::sys::SyscallError;
 use aya::{Ebpf, EbpfLoader};
+use microscope_wire::ProbeKey;
 use microscope_wire::{Availability, ProbeOptions, StackBatch, StackCount};
 use probes_common::{
     BlockStart, DEFAULT_MIN_BLOCK_NS, DEFAULT_SAMPLE_HZ, FIELD_GLOBALS, FIELD_MISSING,
@@ -142,7 +143,7 @@ impl StackBatchParts {
         &self,
         interner: &FrameInterner,
         sent_upto: u32,
-        wants: impl Fn(u16) -> bool,
+        wants: impl Fn(ProbeKey) -> bool,
     ) -> (StackBatch, u32) {
         let batch = StackBatch {
             start_ns: self.start_ns,
@@ -162,7 +163,7 @@ impl StackBatchParts {
 /// A running profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Run {
-    key: u16,
+    key: ProbeKey,
     sample_hz: u32,
     min_block_ns: u64,
 }
@@ -258,7 +259,7 @@ impl Profiler {
     }
 
     /// Whether `kind` is running, and under which probe key.
-    pub fn running(&self, kind: ProfileKind) -> Option<u16> {
+    pub fn running(&self, kind: ProfileKind) -> Option<ProbeKey> {
         self.runs[kind.index()].map(|run| run.key)
     }
 
@@ -270,7 +271,7 @@ impl Profiler {
     /// sentence for the user.
     pub fn start(
         &mut self,
-        key: u16,
+        key: ProbeKey,
         kind: ProfileKind,
         options: &ProbeOptions,
         filter: &ProcessFilterConfig,
@@ -360,7 +361,7 @@ impl Profiler {
     /// threads have been blocked so far, since they will not be switched
     /// in while it is attached) and come out of the next
     /// [`drain`](Self::drain). The object is unloaded when nothing runs.
-    pub fn stop(&mut self, key: u16) -> bool {
+    pub fn stop(&mut self, key: ProbeKey) -> bool {
         let Some(kind) = ProfileKind::ALL
             .into_iter()
             .find(|kind| self.runs[kind.index()].is_some_and(|run| run.key == key))

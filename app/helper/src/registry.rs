@@ -17,9 +17,11 @@
 //! names two probes. Probes created on demand (any tracepoint, `func:`,
 //! `kprobe:`, `fentry:`, `uprobe:`) are at most [`MAX_ON_DEMAND_PROBES`] at
 //! once and are forgotten when no client uses them any more; naming one
-//! again registers it under a new key. When the keys run out (65 536
-//! registrations), new probes are refused with a sentence asking for a
-//! restart of the helper.
+//! again registers it under a new key. Keys are [`ProbeKey`]s (`u32`):
+//! 4 294 967 296 registrations, about a week of a client naming new ids
+//! at the rate the hub answers them (see [`ProbeKey`]); were they ever used
+//! up, new probes would be refused with a sentence asking for a restart of
+//! the helper.
 
 use crate::auth::Peer;
 use crate::funcprobe::{FunctionProbes, FunctionTarget, Mechanism};
@@ -28,7 +30,7 @@ use crate::tracefs::{self, Format};
 use crate::tracer::{Dedicated, Tracer};
 use microscope_catalogue::targets::find_library;
 use microscope_catalogue::{Attachment, Catalogue, ProbeDef, ProbeType, Target};
-use microscope_wire::{Availability, FieldInfo, ProbeInfo, ProbeKind, ProbeOptions};
+use microscope_wire::{Availability, FieldInfo, ProbeInfo, ProbeKey, ProbeKind, ProbeOptions};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,11 +90,11 @@ struct Shape {
 
 /// The helper's probes.
 pub struct Registry {
-    probes: BTreeMap<u16, Registered>,
-    by_id: HashMap<String, u16>,
+    probes: BTreeMap<ProbeKey, Registered>,
+    by_id: HashMap<String, ProbeKey>,
     tracefs: Option<PathBuf>,
-    /// The next key to hand out (past `u16::MAX`: none left).
-    next_key: u32,
+    /// The next key to hand out (past `ProbeKey::MAX`: none left).
+    next_key: u64,
     /// How many probes created on demand are registered.
     on_demand: usize,
 }
@@ -245,12 +247,14 @@ impl Registry {
 
     /// Registers `probe` under the next key; refused when keys or room for
     /// probes created on demand ran out.
-    fn push(&mut self, probe: Registered) -> Result<u16, String> {
-        let key = u16::try_from(self.next_key).map_err(|_| {
-            "this helper has registered 65 536 probes since it started, the most probe \
-             keys it has; ask an administrator to restart it (`systemctl restart \
-             microscoped`)"
-                .to_owned()
+    fn push(&mut self, probe: Registered) -> Result<ProbeKey, String> {
+        let key = ProbeKey::try_from(self.next_key).map_err(|_| {
+            format!(
+                "this helper has registered {} probes since it started, the most probe \
+                 keys it has; ask an administrator to restart it (`systemctl restart \
+                 microscoped`)",
+                u64::from(ProbeKey::MAX) + 1
+            )
         })?;
         if probe.on_demand {
             if self.on_demand >= MAX_ON_DEMAND_PROBES {
@@ -275,13 +279,13 @@ impl Registry {
     }
 
     /// The probe with wire key `key`.
-    pub fn get(&self, key: u16) -> Option<&Registered> {
+    pub fn get(&self, key: ProbeKey) -> Option<&Registered> {
         self.probes.get(&key)
     }
 
     /// Forgets probe `key` if it was created on demand; its key is never
     /// handed out again. Whether it was forgotten.
-    pub fn forget(&mut self, key: u16) -> bool {
+    pub fn forget(&mut self, key: ProbeKey) -> bool {
         if !self.probes.get(&key).is_some_and(|p| p.on_demand) {
             return false;
         }
@@ -294,8 +298,8 @@ impl Registry {
     }
 
     /// Forgets every probe created on demand for which `in_use` is false.
-    pub fn forget_unused(&mut self, in_use: impl Fn(u16) -> bool) {
-        let unused: Vec<u16> = self
+    pub fn forget_unused(&mut self, in_use: impl Fn(ProbeKey) -> bool) {
+        let unused: Vec<ProbeKey> = self
             .probes
             .values()
             .filter(|p| p.on_demand && !in_use(p.info.key))
@@ -312,7 +316,7 @@ impl Registry {
     }
 
     /// The key of a registered probe.
-    pub fn key_of(&self, id: &str) -> Option<u16> {
+    pub fn key_of(&self, id: &str) -> Option<ProbeKey> {
         self.by_id.get(id).copied()
     }
 
@@ -326,7 +330,7 @@ impl Registry {
         id: &str,
         functions: &FunctionProbes,
         peer: &Peer,
-    ) -> Result<(u16, Option<ProbeInfo>), String> {
+    ) -> Result<(ProbeKey, Option<ProbeInfo>), String> {
         if let Some(key) = self.key_of(id) {
             return Ok((key, None));
         }
@@ -376,7 +380,7 @@ impl Registry {
         target: FunctionTarget,
         functions: &FunctionProbes,
         peer: &Peer,
-    ) -> Result<(u16, Option<ProbeInfo>), String> {
+    ) -> Result<(ProbeKey, Option<ProbeInfo>), String> {
         let (subsystem, description) = functions.describe(&target);
         let info = ProbeInfo {
             id: id.to_owned(),
@@ -402,7 +406,7 @@ impl Registry {
     }
 
     /// Registers pack probe `index` (described by `info`); returns its key.
-    pub fn register_pack(&mut self, info: ProbeInfo, index: usize) -> Result<u16, String> {
+    pub fn register_pack(&mut self, info: ProbeInfo, index: usize) -> Result<ProbeKey, String> {
         self.push(Registered {
             info,
             source: Source::Pack(index),
@@ -412,7 +416,7 @@ impl Registry {
     }
 
     /// The stack samplers: key and whether off-CPU.
-    pub fn profiles(&self) -> Vec<(u16, bool)> {
+    pub fn profiles(&self) -> Vec<(ProbeKey, bool)> {
         self.probes
             .values()
             .filter_map(|p| match p.source {
@@ -423,21 +427,21 @@ impl Registry {
     }
 
     /// Records whether probe `key` can work on this kernel.
-    pub fn set_availability(&mut self, key: u16, availability: Availability) {
+    pub fn set_availability(&mut self, key: ProbeKey, availability: Availability) {
         if let Some(probe) = self.probes.get_mut(&key) {
             probe.info.availability = availability;
         }
     }
 
     /// Changes how probe `key` collects.
-    pub fn set_options(&mut self, key: u16, options: ProbeOptions) {
+    pub fn set_options(&mut self, key: ProbeKey, options: ProbeOptions) {
         if let Some(probe) = self.probes.get_mut(&key) {
             probe.options = options;
         }
     }
 
     /// Every probe as a client with `enabled` probes sees it.
-    pub fn list(&self, enabled: &BTreeSet<u16>) -> Vec<ProbeInfo> {
+    pub fn list(&self, enabled: &BTreeSet<ProbeKey>) -> Vec<ProbeInfo> {
         self.probes
             .values()
             .map(|p| ProbeInfo {
@@ -521,4 +525,74 @@ fn unknown(id: &str) -> String {
         "unknown probe `{id}`; `microscope probes` lists the probes this helper offers, \
          and any tracepoint can be named as `category:name`"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty registry: no pack, no tracefs (no root needed).
+    fn empty() -> Registry {
+        Registry {
+            probes: BTreeMap::new(),
+            by_id: HashMap::new(),
+            tracefs: None,
+            next_key: 0,
+            on_demand: 0,
+        }
+    }
+
+    /// A function probe created on demand, as `resolve` registers one for
+    /// a `func:` id a client names.
+    fn on_demand(id: &str) -> Registered {
+        Registered {
+            info: ProbeInfo {
+                id: id.to_owned(),
+                key: 0,
+                subsystem: "Test".into(),
+                description: "a function".into(),
+                kind: ProbeKind::Function,
+                availability: Availability::no("no such function"),
+                enabled: false,
+                fields: Vec::new(),
+            },
+            source: Source::Function { target: None },
+            options: ProbeOptions::default(),
+            on_demand: true,
+        }
+    }
+
+    #[test]
+    fn probes_registered_and_forgotten_past_the_old_u16_range_leave_room_for_new_ones() {
+        let mut registry = empty();
+        let registrations = 70_000;
+        let mut last = None;
+        for i in 0..registrations {
+            let key = registry
+                .push(on_demand(&format!("func:no_such_function_{i}")))
+                .unwrap();
+            assert!(last.is_none_or(|last| key > last), "key {key} reused");
+            last = Some(key);
+            assert!(registry.forget(key));
+        }
+        let key = registry.push(on_demand("func:vfs_read")).unwrap();
+        assert_eq!(key, registrations);
+        assert_eq!(registry.key_of("func:vfs_read"), Some(key));
+        assert_eq!(registry.get(key).unwrap().info.key, key);
+        assert_eq!(registry.key_of("func:no_such_function_0"), None);
+        assert_eq!(registry.on_demand, 1);
+    }
+
+    #[test]
+    fn used_up_keys_are_refused_with_a_sentence() {
+        let mut registry = empty();
+        registry.next_key = u64::from(ProbeKey::MAX);
+        let last = registry.push(on_demand("func:vfs_read")).unwrap();
+        assert_eq!(last, ProbeKey::MAX);
+        let err = registry.push(on_demand("func:vfs_write")).unwrap_err();
+        assert!(err.contains("4294967296 probes"), "{err}");
+        assert!(err.contains("restart"), "{err}");
+        assert_eq!(registry.key_of("func:vfs_write"), None);
+        assert_eq!(registry.on_demand, 1);
+    }
 }

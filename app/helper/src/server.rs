@@ -41,6 +41,7 @@
 use crate::auth::{Peer, Policy, peer_groups};
 use crate::probeset::ProbeSet;
 use crate::profiler::StackBatchParts;
+use microscope_wire::ProbeKey;
 use microscope_wire::monotonic_ns;
 use microscope_wire::{
     ClientMessage, Event, EventBatch, EventData, FieldValue, FrameDecoder, HelperInfo,
@@ -243,7 +244,7 @@ impl Outbox {
 struct ClientState {
     peer: Peer,
     outbox: Outbox,
-    enabled: BTreeSet<u16>,
+    enabled: BTreeSet<ProbeKey>,
     /// This client's own process filter.
     filter: ProcessFilter,
     pending: Vec<Event>,
@@ -251,7 +252,7 @@ struct ClientState {
     pending_bytes: usize,
     oldest_pending: Option<Instant>,
     /// Events dropped for this client because its queue was full, by probe.
-    client_drops: HashMap<u16, u64>,
+    client_drops: HashMap<ProbeKey, u64>,
     /// Frame ids `0..frames_sent` have been defined to this client; its
     /// next stack batch carries the definitions from there on.
     frames_sent: u32,
@@ -276,7 +277,7 @@ impl ClientState {
         self.outbox.send(message, FrameKind::Reply)
     }
 
-    fn wants(&self, probe: u16) -> bool {
+    fn wants(&self, probe: ProbeKey) -> bool {
         self.enabled.contains(&probe)
     }
 }
@@ -931,7 +932,7 @@ impl Hub {
     }
 
     /// Detaches and forgets `key` if no client wants it any more.
-    fn retire_if_unwanted(&self, probes: &mut ProbeSet, key: u16) {
+    fn retire_if_unwanted(&self, probes: &mut ProbeSet, key: ProbeKey) {
         if !self.clients.values().any(|c| c.wants(key)) {
             probes.retire(key);
         }
@@ -948,7 +949,7 @@ impl Hub {
         let kernel_filter = &self.kernel_filter;
         let cgroups = &mut self.cgroups;
         let mut total_pending: usize = self.clients.values().map(|c| c.pending_bytes).sum();
-        let mut per_probe: HashMap<u16, u64> = HashMap::new();
+        let mut per_probe: HashMap<ProbeKey, u64> = HashMap::new();
         for event in events.iter() {
             *per_probe.entry(event.probe).or_default() += 1;
         }
@@ -1106,7 +1107,7 @@ fn flush(client: &mut ClientState, kernel_drops: &[ProbeStats]) {
             bytes += event_bytes(&event);
             batch.push(event);
         }
-        let mut counts: HashMap<u16, u64> = HashMap::new();
+        let mut counts: HashMap<ProbeKey, u64> = HashMap::new();
         for e in &batch {
             *counts.entry(e.probe).or_default() += 1;
         }
@@ -1219,7 +1220,7 @@ mod tests {
     use super::*;
     use microscope_wire::Frame;
 
-    fn event(probe: u16, tgid: u32, comm: &str, filename_len: usize) -> Event {
+    fn event(probe: ProbeKey, tgid: u32, comm: &str, filename_len: usize) -> Event {
         Event {
             probe,
             cpu: 0,

@@ -19,6 +19,7 @@
 
 use crate::symbolize::{FrameInterner, NamedStack, Symbolizer};
 use aya::maps::{HashMap, MapData, MapError, StackTraceMap};
+use microscope_wire::ProbeKey;
 use microscope_wire::StackCount;
 use probes_common::{COMM_LEN, StackKey};
 use std::collections::{HashMap as StdHashMap, HashSet};
@@ -66,7 +67,7 @@ impl CapturedStack {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawStack {
     /// Probe key (from `probe_of(StackKey::id)`).
-    pub probe: u16,
+    pub probe: ProbeKey,
     /// Process id.
     pub tgid: u32,
     /// Thread command name.
@@ -95,7 +96,7 @@ pub struct RawStack {
 pub fn take_stack_counts(
     counts: &mut HashMap<MapData, StackKey, u64>,
     stacks: &mut StackTraceMap<MapData>,
-    probe_of: impl Fn(u32) -> Option<u16>,
+    probe_of: impl Fn(u32) -> Option<ProbeKey>,
     keep: &HashSet<u32>,
     leaf_is_ip: bool,
 ) -> Vec<RawStack> {
@@ -140,7 +141,7 @@ pub fn take_stack_counts(
 pub fn read_stacks(
     counts: &[(StackKey, u64)],
     stacks: &StackTraceMap<MapData>,
-    probe_of: impl Fn(u32) -> Option<u16>,
+    probe_of: impl Fn(u32) -> Option<ProbeKey>,
     leaf_is_ip: bool,
 ) -> Vec<RawStack> {
     let mut cache: StdHashMap<i32, CapturedStack> = StdHashMap::new();
@@ -187,7 +188,7 @@ pub fn clear_stacks(stacks: &mut StackTraceMap<MapData>) {
 pub fn drain_stack_counts(
     counts: &mut HashMap<MapData, StackKey, u64>,
     stacks: &mut StackTraceMap<MapData>,
-    probe_of: impl Fn(u32) -> Option<u16>,
+    probe_of: impl Fn(u32) -> Option<ProbeKey>,
     leaf_is_ip: bool,
     symbolizer: &mut Symbolizer,
     interner: &mut FrameInterner,
@@ -201,7 +202,7 @@ pub fn drain_stack_counts(
 pub fn intern_stacks(named: Vec<NamedStack>, interner: &mut FrameInterner) -> Vec<StackCount> {
     // Before, never during: every id of this batch stays defined.
     interner.trim();
-    let mut merged: StdHashMap<(u16, u32, String, Vec<u32>), u64> = StdHashMap::new();
+    let mut merged: StdHashMap<(ProbeKey, u32, String, Vec<u32>), u64> = StdHashMap::new();
     for stack in named {
         let frames = stack
             .frames

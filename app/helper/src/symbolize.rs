@@ -32,6 +32,7 @@ use crate::stacks::{CapturedStack, RawStack};
 use blazesym::symbolize::source::{Kernel, Process, Source};
 use blazesym::symbolize::{Input, Symbolized};
 use microscope_wire::Frame;
+use microscope_wire::ProbeKey;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -63,7 +64,7 @@ pub const LOST_STACK: &str = "[lost stack]";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedStack {
     /// Probe key.
-    pub probe: u16,
+    pub probe: ProbeKey,
     /// Process id.
     pub tgid: u32,
     /// Thread command name.

@@ -10,6 +10,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, Sta
 use aya::programs::TracePoint;
 use aya::programs::trace_point::TracePointLinkId;
 use aya::{Ebpf, EbpfLoader};
+use microscope_wire::ProbeKey;
 use microscope_wire::{Aggregates, Availability, Event, EventData, ProbeStats};
 use probes_common::{
     EVENT_KINDS, EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, ProcessFilterConfig,
@@ -124,13 +125,13 @@ pub struct Tracer {
     /// The field offsets set at load time.
     offsets: Offsets,
     /// Probes run by dedicated programs, by wire key.
-    dedicated: HashMap<u16, DedicatedProbe>,
+    dedicated: HashMap<ProbeKey, DedicatedProbe>,
     /// The probe each streamed record kind belongs to, by kind.
-    event_keys: [Option<u16>; EVENT_KINDS as usize],
+    event_keys: [Option<ProbeKey>; EVENT_KINDS as usize],
     /// Links of attached probes, by wire key: program name and link.
-    attached: HashMap<u16, Vec<(String, TracePointLinkId)>>,
+    attached: HashMap<ProbeKey, Vec<(String, TracePointLinkId)>>,
     /// What each generic slot traces: probe key and tracepoint format.
-    slots: Vec<Option<(u16, Arc<Format>)>>,
+    slots: Vec<Option<(ProbeKey, Arc<Format>)>>,
     /// Records that did not decode (should stay 0).
     decode_errors: u64,
 }
@@ -177,7 +178,12 @@ impl Tracer {
     /// Registers probe `key` (`id`), run by dedicated programs: checks its
     /// tracepoints and fields on this kernel and loads its programs. Returns
     /// whether it can be attached, and why not.
-    pub fn register(&mut self, key: u16, id: &str, attachments: Vec<Dedicated>) -> Availability {
+    pub fn register(
+        &mut self,
+        key: ProbeKey,
+        id: &str,
+        attachments: Vec<Dedicated>,
+    ) -> Availability {
         let availability = probe_availability(
             &mut self.ebpf,
             &attachments,
@@ -208,13 +214,13 @@ impl Tracer {
     }
 
     /// Whether probe `key` is attached.
-    pub fn is_attached(&self, key: u16) -> bool {
+    pub fn is_attached(&self, key: ProbeKey) -> bool {
         self.attached.contains_key(&key)
     }
 
     /// Attaches every program of dedicated probe `key` (see
     /// [`register`](Self::register)). An error is a sentence for the user.
-    pub fn attach(&mut self, key: u16) -> Result<(), String> {
+    pub fn attach(&mut self, key: ProbeKey) -> Result<(), String> {
         if self.is_attached(key) {
             return Ok(());
         }
@@ -254,7 +260,7 @@ impl Tracer {
     /// sentence for the user.
     pub fn attach_generic(
         &mut self,
-        key: u16,
+        key: ProbeKey,
         format: Arc<Format>,
         stacks: bool,
     ) -> Result<(), String> {
@@ -319,7 +325,7 @@ impl Tracer {
     }
 
     /// Detaches probe `key` if attached.
-    pub fn detach(&mut self, key: u16) {
+    pub fn detach(&mut self, key: ProbeKey) {
         if let Some(links) = self.attached.remove(&key) {
             self.detach_links(links);
             for slot in &mut self.slots {
@@ -333,7 +339,7 @@ impl Tracer {
 
     /// Detaches every probe; returns how many were attached.
     pub fn detach_all(&mut self) -> usize {
-        let keys: Vec<u16> = self.attached.keys().copied().collect();
+        let keys: Vec<ProbeKey> = self.attached.keys().copied().collect();
         for key in &keys {
             self.detach(*key);
         }
@@ -364,7 +370,7 @@ impl Tracer {
                         .get(kind as usize)
                         .copied()
                         .flatten()
-                        .unwrap_or(u16::MAX)
+                        .unwrap_or(ProbeKey::MAX)
                 }),
             };
             match decoded {
@@ -448,7 +454,7 @@ impl Drop for Tracer {
 /// its slot traces.
 fn decode_generic(
     bytes: &[u8],
-    slots: &[Option<(u16, Arc<Format>)>],
+    slots: &[Option<(ProbeKey, Arc<Format>)>],
 ) -> Result<Event, crate::decode::DecodeError> {
     let record: TracepointEvent = crate::decode::read(bytes, Some(EventKind::Tracepoint))?;
     // A record of a tracepoint detached a moment ago: not an error.

@@ -15,6 +15,7 @@
     reason = "test helpers report failures by panicking"
 )]
 
+use microscope_wire::ProbeKey;
 use microscope_wire::{
     ClientError, ClientMessage, Connection, EventData, FieldValue, FrameDecoder, HelperMessage,
     Preamble, ProbeKind,
@@ -268,7 +269,7 @@ fn fields_by_name<'a>(
 
 /// Enables a tracepoint decoded generically (whether the built-in pack names
 /// it or not); returns its key and field names.
-fn enable_generic(conn: &mut Connection, id: &str) -> (u16, Vec<String>) {
+fn enable_generic(conn: &mut Connection, id: &str) -> (ProbeKey, Vec<String>) {
     let replies = conn
         .enable_probe(id)
         .unwrap_or_else(|err| panic!("enabling {id} failed: {err}"));

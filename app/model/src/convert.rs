@@ -5,6 +5,7 @@ use crate::update::{
     SchedRecord, SwitchRecord, Update, WakeupRecord,
 };
 use microscope_wire as wire;
+use microscope_wire::ProbeKey;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -85,8 +86,8 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
         wire::HelperMessage::Batch(batch) => {
             // Counting here, on the ingest thread, keeps the channel to the UI
             // small: one entry per probe instead of one per event.
-            let mut counts = BTreeMap::<u16, u64>::new();
-            let mut by_comm = BTreeMap::<(u16, &str), u64>::new();
+            let mut counts = BTreeMap::<ProbeKey, u64>::new();
+            let mut by_comm = BTreeMap::<(ProbeKey, &str), u64>::new();
             for event in &batch.events {
                 *counts.entry(event.probe).or_default() += 1;
                 *by_comm.entry((event.probe, &event.comm)).or_default() += 1;
@@ -96,7 +97,7 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
                 .map(|((key, comm), n)| (key, comm.to_owned(), n))
                 .collect();
             // The newest few of each probe, for the event inspector.
-            let mut kept = BTreeMap::<u16, usize>::new();
+            let mut kept = BTreeMap::<ProbeKey, usize>::new();
             let mut recent: Vec<wire::Event> = batch
                 .events
                 .iter()
@@ -215,7 +216,7 @@ fn sched_record(event: wire::Event) -> Option<SchedRecord> {
 mod tests {
     use super::*;
 
-    fn event(probe: u16) -> wire::Event {
+    fn event(probe: ProbeKey) -> wire::Event {
         wire::Event {
             probe,
             cpu: 0,

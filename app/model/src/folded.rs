@@ -15,6 +15,7 @@
 //! ([`FlameGraph::to_folded`](crate::FlameGraph::to_folded)).
 
 use crate::stacks::unknown_frame_name;
+use microscope_wire::ProbeKey;
 use microscope_wire::{Frame, HelperMessage, StackBatch, StackCount};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -22,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 /// Stack counts gathered from [`StackBatch`]es, as folded lines.
 #[derive(Debug, Default)]
 pub struct FoldedProfile {
-    probe: u16,
+    probe: ProbeKey,
     pid: Option<u32>,
     off_cpu: bool,
     frames: HashMap<u32, Frame>,
@@ -34,7 +35,7 @@ pub struct FoldedProfile {
 impl FoldedProfile {
     /// Collects the stacks of probe `probe`, of process `pid` only if set.
     /// Off-CPU values (ns) are written as µs.
-    pub fn new(probe: u16, pid: Option<u32>, off_cpu: bool) -> Self {
+    pub fn new(probe: ProbeKey, pid: Option<u32>, off_cpu: bool) -> Self {
         Self {
             probe,
             pid,
@@ -177,7 +178,7 @@ mod tests {
         }
     }
 
-    fn count(probe: u16, tgid: u32, comm: &str, frames: &[u32], value: u64) -> StackCount {
+    fn count(probe: ProbeKey, tgid: u32, comm: &str, frames: &[u32], value: u64) -> StackCount {
         StackCount {
             probe,
             tgid,

@@ -9,6 +9,7 @@ use crate::timeline::Timeline;
 use crate::update::{
     HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplayStatus, Update,
 };
+use microscope_wire::ProbeKey;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -61,7 +62,7 @@ pub struct Model {
     /// graph and paths views.
     pub stacks: StackStore,
     /// Latest drop totals per probe key.
-    pub drops: BTreeMap<u16, ProbeDrops>,
+    pub drops: BTreeMap<ProbeKey, ProbeDrops>,
     /// The last error the helper reported.
     pub last_helper_error: Option<String>,
     /// Baselines of aggregated probes, by probe id.
@@ -85,10 +86,10 @@ pub struct Model {
     /// Calls and latency histogram of each enabled function probe, by id.
     pub functions: BTreeMap<String, (u64, LatencyHistogram)>,
     /// Events per command name of each probe, since it was enabled.
-    pub comm_counts: HashMap<u16, HashMap<String, u64>>,
+    pub comm_counts: HashMap<ProbeKey, HashMap<String, u64>>,
     /// The newest events of each streamed probe, oldest first, at most
     /// [`RECENT_EVENTS`] each.
-    pub recent: HashMap<u16, VecDeque<microscope_wire::Event>>,
+    pub recent: HashMap<ProbeKey, VecDeque<microscope_wire::Event>>,
     /// Start of the time axis of every view.
     epoch: Instant,
     /// Where "now" comes from.
@@ -319,7 +320,7 @@ impl Model {
     }
 
     /// Adds a batch's events per (probe, command name).
-    fn count_by_comm(&mut self, by_comm: Vec<(u16, String, u64)>) {
+    fn count_by_comm(&mut self, by_comm: Vec<(ProbeKey, String, u64)>) {
         for (key, comm, n) in by_comm {
             *self
                 .comm_counts
@@ -358,11 +359,11 @@ impl Model {
         arrived: Instant,
         syscall_total: Option<u64>,
         latency_log2_ns: &[u64],
-        functions: &[(u16, u64, Vec<u64>)],
+        functions: &[(ProbeKey, u64, Vec<u64>)],
     ) {
         self.latency.observe(latency_log2_ns);
         let latency_total = (!latency_log2_ns.is_empty()).then(|| latency_log2_ns.iter().sum());
-        let enabled: Vec<(String, u16, ProbeKind)> = self
+        let enabled: Vec<(String, ProbeKey, ProbeKind)> = self
             .probes
             .iter()
             .filter(|p| p.enabled)
@@ -471,7 +472,7 @@ mod tests {
     use super::*;
     use crate::update::ProbeCount;
 
-    fn probe(id: &str, key: u16, kind: ProbeKind) -> Probe {
+    fn probe(id: &str, key: ProbeKey, kind: ProbeKind) -> Probe {
         Probe {
             fields: Vec::new(),
             id: id.into(),

@@ -13,6 +13,7 @@
 //! the few newer samples after them.
 
 use crate::units::format_duration_ns;
+use microscope_wire::ProbeKey;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -86,7 +87,7 @@ pub struct StackSample {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StackRef<'a> {
     /// Key of the probe that captured it.
-    pub probe: u16,
+    pub probe: ProbeKey,
     /// Process id (thread group id).
     pub tgid: u32,
     /// Command name of the thread.
@@ -103,7 +104,7 @@ pub struct StackQuery {
     /// First time excluded, in ns.
     pub end_ns: u64,
     /// Only this probe's samples.
-    pub probe: Option<u16>,
+    pub probe: Option<ProbeKey>,
     /// Only this process's samples.
     pub tgid: Option<u32>,
 }
@@ -125,7 +126,7 @@ impl StackQuery {
     }
 
     /// The same query, restricted to one probe (or all with `None`).
-    pub fn with_probe(self, probe: Option<u16>) -> Self {
+    pub fn with_probe(self, probe: Option<ProbeKey>) -> Self {
         Self { probe, ..self }
     }
 
@@ -237,7 +238,7 @@ struct StackEntry {
     frames_len: u32,
     tgid: u32,
     comm: u32,
-    probe: u16,
+    probe: ProbeKey,
     /// The previous stack with the same hash, or [`NO_STACK`].
     next_same_hash: u32,
 }
@@ -258,8 +259,8 @@ pub struct StackStore {
     by_hash: FxHashMap<u64, u32>,
     /// Sorted by `t_ns`.
     samples: Vec<StackSample>,
-    probes: BTreeSet<u16>,
-    units: BTreeMap<u16, ValueUnit>,
+    probes: BTreeSet<ProbeKey>,
+    units: BTreeMap<ProbeKey, ValueUnit>,
     max_samples: usize,
     forgotten: u64,
     rejected: u64,
@@ -312,14 +313,14 @@ impl StackStore {
     }
 
     /// Declares what `probe`'s sample values count (samples by default).
-    pub fn set_unit(&mut self, probe: u16, unit: ValueUnit) {
+    pub fn set_unit(&mut self, probe: ProbeKey, unit: ValueUnit) {
         if self.units.insert(probe, unit) != Some(unit) {
             self.generation += 1;
         }
     }
 
     /// What `probe`'s sample values count.
-    pub fn unit(&self, probe: u16) -> ValueUnit {
+    pub fn unit(&self, probe: ProbeKey) -> ValueUnit {
         self.units.get(&probe).copied().unwrap_or_default()
     }
 
@@ -345,7 +346,7 @@ impl StackStore {
     pub fn add(
         &mut self,
         t_ns: u64,
-        probe: u16,
+        probe: ProbeKey,
         tgid: u32,
         comm: &str,
         frames: &[u32],
@@ -418,7 +419,7 @@ impl StackStore {
     }
 
     /// Keys of the probes that sent samples, in order.
-    pub fn probes(&self) -> impl Iterator<Item = u16> + '_ {
+    pub fn probes(&self) -> impl Iterator<Item = ProbeKey> + '_ {
         self.probes.iter().copied()
     }
 
@@ -578,7 +579,7 @@ impl StackStore {
     /// has no index left for it.
     fn intern_stack(
         &mut self,
-        probe: u16,
+        probe: ProbeKey,
         tgid: u32,
         comm: &str,
         frames: &[u32],

@@ -5,6 +5,7 @@
 //! [`update_from_message`](crate::update_from_message) for the one place that
 //! maps one to the other.
 
+use microscope_wire::ProbeKey;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,7 @@ pub struct Probe {
     /// Stable id, e.g. `sched:sched_switch`; also the checkbox label.
     pub id: String,
     /// Short key used in event batches.
-    pub key: u16,
+    pub key: ProbeKey,
     /// Kernel subsystem the probe is grouped under.
     pub subsystem: String,
     /// One line for a person.
@@ -90,7 +91,7 @@ pub struct HelperSummary {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeCount {
     /// [`Probe::key`].
-    pub key: u16,
+    pub key: ProbeKey,
     /// Events in the batch.
     pub events: u64,
 }
@@ -99,7 +100,7 @@ pub struct ProbeCount {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeDrops {
     /// [`Probe::key`].
-    pub key: u16,
+    pub key: ProbeKey,
     /// Records lost in the kernel (ring buffer full), since the helper started.
     pub kernel_drops: u64,
     /// Events the helper dropped because this client read too slowly.
@@ -142,7 +143,7 @@ pub enum Update {
         /// time (empty when neither probe is on).
         sched: Vec<SchedRecord>,
         /// Events per (probe key, command name) in the batch.
-        by_comm: Vec<(u16, String, u64)>,
+        by_comm: Vec<(ProbeKey, String, u64)>,
         /// The newest events of each probe in the batch (at most
         /// [`RECENT_PER_BATCH`] per probe), for the event inspector.
         recent: Vec<microscope_wire::Event>,
@@ -156,7 +157,7 @@ pub enum Update {
         /// 64 log2 latency buckets in ns; empty if the latency probe is off.
         latency_log2_ns: Vec<u64>,
         /// Function probes: `(key, calls, 64 log2 latency buckets)`.
-        functions: Vec<(u16, u64, Vec<u64>)>,
+        functions: Vec<(ProbeKey, u64, Vec<u64>)>,
     },
     /// A probe created on demand (any tracepoint or function) joined the
     /// catalogue.

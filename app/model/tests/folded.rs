@@ -3,6 +3,7 @@
 //! (through the model and the flame graph) write the same lines.
 
 use microscope_model::{BuildOptions, FlameGraph, FoldedProfile, Model, StackQuery, Update};
+use microscope_wire::ProbeKey;
 use microscope_wire::{Frame, StackBatch, StackCount};
 
 fn frame(id: u32, name: &str, kernel: bool) -> Frame {
@@ -13,7 +14,7 @@ fn frame(id: u32, name: &str, kernel: bool) -> Frame {
     }
 }
 
-fn count(probe: u16, tgid: u32, comm: &str, frames: &[u32], value: u64) -> StackCount {
+fn count(probe: ProbeKey, tgid: u32, comm: &str, frames: &[u32], value: u64) -> StackCount {
     StackCount {
         probe,
         tgid,

@@ -47,8 +47,8 @@ pub use codec::{
 pub use messages::{
     Aggregates, Availability, Capabilities, ClientMessage, Event, EventBatch, EventData, FieldInfo,
     FieldValue, Frame, FunctionStats, HelperInfo, HelperMessage, MAX_LISTED_FUNCTIONS, PackData,
-    PackHistogram, PackTable, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
-    StackBatch, StackCount,
+    PackHistogram, PackTable, ProbeInfo, ProbeKey, ProbeKind, ProbeOptions, ProbeStats,
+    ProcessFilter, StackBatch, StackCount,
 };
 pub use recording::{
     Damage, DamageReason, DecodedFrame, FLUSH_INTERVAL, FOOTER_LEN, FOOTER_MAGIC,

@@ -2,6 +2,28 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A probe's wire key: the small number that stands for a probe id in
+/// [`Event::probe`], [`ProbeInfo::key`] and every other `probe`/`key` field,
+/// on the socket and in recordings.
+///
+/// The helper hands keys out in registration order and never reuses one
+/// while it runs, so a key never names two probes, even after the probe it
+/// named was forgotten. Every probe created on demand (a tracepoint,
+/// `func:`, `uprobe:`, …) takes a new key, refused or not, so a client
+/// naming distinct ids in a loop uses keys up. With the former `u16` that
+/// took 65 536 registrations, about ten seconds of such a loop, after which
+/// every new probe was refused until the helper restarted. A `u32` holds
+/// 4 294 967 296: at the rate the helper's hub answered a hostile client
+/// (100 000 distinct function ids in 12–16 s, about 7 000 a second) that is
+/// about a week of a client doing nothing else, and the helper still
+/// refuses new probes with a sentence asking for a restart should they ever
+/// run out.
+///
+/// `postcard` encodes integers as varints, so widening the key from `u16`
+/// changed no byte on the wire: keys below 65 536 encode exactly as before,
+/// and connections and recordings from before decode unchanged (tested).
+pub type ProbeKey = u32;
+
 /// Client → helper.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientMessage {
@@ -167,7 +189,7 @@ pub enum HelperMessage {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PackData {
     /// [`ProbeInfo::key`].
-    pub probe: u16,
+    pub probe: ProbeKey,
     /// When the maps were read, ns of `CLOCK_MONOTONIC`.
     pub ts_ns: u64,
     /// Counter maps: one table each.
@@ -294,7 +316,7 @@ pub struct ProbeInfo {
     /// Stable id, `category:name` for tracepoints (`sched:sched_switch`).
     pub id: String,
     /// Small number used in [`Event::probe`] instead of the id.
-    pub key: u16,
+    pub key: ProbeKey,
     /// Kernel subsystem, e.g. `Scheduler`.
     pub subsystem: String,
     /// One line for a person.
@@ -391,7 +413,7 @@ pub struct EventBatch {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeStats {
     /// [`ProbeInfo::key`].
-    pub probe: u16,
+    pub probe: ProbeKey,
     /// Records lost in the kernel because the ring buffer was full.
     pub kernel_drops: u64,
     /// Batches for this client dropped because it read too slowly (in events).
@@ -402,7 +424,7 @@ pub struct ProbeStats {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// [`ProbeInfo::key`] of the probe that produced it.
-    pub probe: u16,
+    pub probe: ProbeKey,
     /// CPU it happened on.
     pub cpu: u32,
     /// ns of `CLOCK_MONOTONIC`.
@@ -507,7 +529,7 @@ pub struct Aggregates {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionStats {
     /// [`ProbeInfo::key`].
-    pub probe: u16,
+    pub probe: ProbeKey,
     /// Calls (entries).
     pub calls: u64,
     /// 64 buckets of entry-to-exit time: bucket `i` counts `[2^i, 2^(i+1))` ns.
@@ -544,7 +566,7 @@ pub struct Frame {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackCount {
     /// [`ProbeInfo::key`] of the probe that captured it.
-    pub probe: u16,
+    pub probe: ProbeKey,
     /// Process id.
     pub tgid: u32,
     /// Command name of the thread.

@@ -52,6 +52,7 @@
 //! The frame logic ([`decode_frame`]) is a pure function over bytes; only
 //! [`RecordingWriter`], [`Recording`] and [`Frames`] touch files.
 
+use crate::ProbeKey;
 use crate::{HelperInfo, HelperMessage, MAX_FRAME_BYTES, ProbeInfo, ProbeStats};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -113,7 +114,7 @@ impl RecordingHeader {
     }
 
     /// The catalogue entry for a probe key.
-    pub fn probe(&self, key: u16) -> Option<&ProbeInfo> {
+    pub fn probe(&self, key: ProbeKey) -> Option<&ProbeInfo> {
         self.probes.iter().find(|probe| probe.key == key)
     }
 }
@@ -184,9 +185,9 @@ pub struct RecordingTotals {
     /// Streamed events, all probes.
     pub events: u64,
     /// Streamed events per probe key.
-    pub events_per_probe: BTreeMap<u16, u64>,
+    pub events_per_probe: BTreeMap<ProbeKey, u64>,
     /// Drop totals per probe key.
-    pub drops: BTreeMap<u16, ProbeDropTotals>,
+    pub drops: BTreeMap<ProbeKey, ProbeDropTotals>,
     /// [`HelperMessage::Aggregates`] frames.
     pub aggregates: u64,
     /// [`HelperMessage::Stacks`] frames.
@@ -229,8 +230,8 @@ impl RecordingTotals {
     }
 
     /// Counts a batch's events, given as `(probe, ts_ns)`, and its stats.
-    fn add_batch(&mut self, events: impl Iterator<Item = (u16, u64)>, stats: &[ProbeStats]) {
-        let mut run: Option<(u16, u64)> = None;
+    fn add_batch(&mut self, events: impl Iterator<Item = (ProbeKey, u64)>, stats: &[ProbeStats]) {
+        let mut run: Option<(ProbeKey, u64)> = None;
         for (probe, ts_ns) in events {
             self.events += 1;
             self.event_span_ns = Some(match self.event_span_ns {

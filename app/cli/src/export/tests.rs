@@ -1,9 +1,10 @@
 use super::*;
+use microscope_wire::ProbeKey;
 use microscope_wire::{
     Availability, Capabilities, EventBatch, HelperInfo, ProbeInfo, ProbeKind, RecordingWriter,
 };
 
-fn probe(id: &str, key: u16, kind: ProbeKind) -> ProbeInfo {
+fn probe(id: &str, key: ProbeKey, kind: ProbeKind) -> ProbeInfo {
     ProbeInfo {
         fields: Vec::new(),
         id: id.into(),

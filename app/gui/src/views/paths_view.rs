@@ -20,6 +20,7 @@ use egui::{
 use microscope_model::Model;
 use microscope_model::{CallGraph, MAX_CALLEES_SHOWN, PathsLayout};
 use microscope_model::{StackQuery, StackStore};
+use microscope_wire::ProbeKey;
 use petgraph::graph::NodeIndex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -38,7 +39,7 @@ pub struct PathsView {
     /// first graph is built, then its default.
     expanded: Option<BTreeSet<String>>,
     /// The probe `expanded` was chosen for: another probe starts over.
-    expanded_for: Option<Option<u16>>,
+    expanded_for: Option<Option<ProbeKey>>,
     /// Bumped on every change of `expanded`, to know when to lay out again.
     expanded_version: u64,
     cache: GraphCache<StackFilters, StackQuery, CallGraph>,

@@ -5,6 +5,7 @@
 use egui::{ComboBox, DragValue};
 use microscope_model::Model;
 use microscope_model::{StackQuery, StackStore};
+use microscope_wire::ProbeKey;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// The "last N s" choices of the range selector.
@@ -47,7 +48,7 @@ pub struct StackFilters {
     pub range: TimeRange,
     /// Only this probe; `None` is every probe, allowed only when they all
     /// count the same unit (see [`Self::effective_probe`]).
-    pub probe: Option<u16>,
+    pub probe: Option<ProbeKey>,
     /// Only this process, with its command name for the selector.
     pub process: Option<(u32, String)>,
     /// While frozen, the newest sample time when freezing: "last N s"
@@ -103,7 +104,7 @@ impl StackFilters {
     /// The probe whose samples are shown: the chosen one, or with none
     /// chosen and probes counting different units (samples and ns blocked
     /// do not add up), the first probe.
-    pub fn effective_probe(&self, store: &StackStore) -> Option<u16> {
+    pub fn effective_probe(&self, store: &StackStore) -> Option<ProbeKey> {
         match self.probe {
             Some(probe) => Some(probe),
             None if store.shared_unit().is_some() => None,
@@ -273,7 +274,7 @@ pub(crate) fn range_fields_ui(
 }
 
 /// The probe's id from the catalogue, or its key.
-pub(crate) fn probe_name(model: &Model, key: u16) -> String {
+pub(crate) fn probe_name(model: &Model, key: ProbeKey) -> String {
     model
         .probes
         .iter()

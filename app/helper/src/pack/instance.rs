@@ -2,6 +2,7 @@
 //! attached, its outputs open. Dropping it detaches everything (aya owns
 //! the links and file descriptors).
 
+use microscope_wire::ProbeKey;
 use std::collections::HashMap;
 use std::os::fd::AsFd as _;
 
@@ -266,7 +267,7 @@ struct MapOutput {
 /// A running pack probe.
 pub struct Instance {
     index: usize,
-    key: u16,
+    key: ProbeKey,
     events: Vec<EventsOutput>,
     maps: Vec<MapOutput>,
     lost: u64,
@@ -278,7 +279,7 @@ impl Instance {
     /// Loads, attaches and opens probe `probe` as wire key `key`.
     pub fn start(
         probe: &PackProbe,
-        key: u16,
+        key: ProbeKey,
         index: usize,
         filter_pid: u32,
         btf: Option<&Btf>,
@@ -646,7 +647,7 @@ fn plain(value: &FieldValue) -> String {
 }
 
 /// One record → a wire event, the header filled from the fields with roles.
-fn event(key: u16, layout: &Layout, bytes: &[u8], cpu: Option<u32>, now_ns: u64) -> Event {
+fn event(key: ProbeKey, layout: &Layout, bytes: &[u8], cpu: Option<u32>, now_ns: u64) -> Event {
     let values: Vec<FieldValue> = layout
         .fields
         .iter()

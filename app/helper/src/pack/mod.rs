@@ -21,6 +21,7 @@ mod instance;
 mod rawmap;
 pub mod trust;
 
+use microscope_wire::ProbeKey;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,7 +62,7 @@ pub struct PackProbes {
     pack_ids: Vec<String>,
     /// Packs refused as a whole, each a sentence.
     problems: Vec<String>,
-    running: HashMap<u16, Instance>,
+    running: HashMap<ProbeKey, Instance>,
     /// The process filter's pid, for knobs bound to it (0 = none).
     filter_pid: u32,
     btf: Option<aya::Btf>,
@@ -266,7 +267,7 @@ impl PackProbes {
     }
 
     /// Loads and attaches probe `index` as wire key `key`.
-    pub fn attach(&mut self, key: u16, index: usize) -> Result<(), String> {
+    pub fn attach(&mut self, key: ProbeKey, index: usize) -> Result<(), String> {
         let Some(probe) = self.probes.get(index) else {
             return Err(format!("no pack probe {index}"));
         };
@@ -279,7 +280,7 @@ impl PackProbes {
     }
 
     /// Detaches probe `key` (drops its instance).
-    pub fn detach(&mut self, key: u16) -> bool {
+    pub fn detach(&mut self, key: ProbeKey) -> bool {
         self.running.remove(&key).is_some()
     }
 
@@ -297,7 +298,7 @@ impl PackProbes {
             return Ok(());
         }
         self.filter_pid = pid;
-        let bound: Vec<(u16, usize)> = self
+        let bound: Vec<(ProbeKey, usize)> = self
             .running
             .iter()
             .filter(|(_, i)| {
@@ -342,7 +343,7 @@ impl PackProbes {
     }
 
     /// The counters and histograms of the running probes in `enabled`.
-    pub fn data_for(&self, enabled: &BTreeSet<u16>, ts_ns: u64) -> Vec<PackData> {
+    pub fn data_for(&self, enabled: &BTreeSet<ProbeKey>, ts_ns: u64) -> Vec<PackData> {
         enabled
             .iter()
             .filter_map(|key| {

@@ -12,6 +12,7 @@
 //! objects are cached in the target directory).
 
 use super::{Helper, rand_suffix};
+use microscope_wire::ProbeKey;
 use microscope_wire::{
     ClientError, ClientMessage, Connection, EventData, FieldValue, HelperMessage, PackData,
     ProbeInfo, ProcessFilter,
@@ -200,7 +201,7 @@ fn monotonic_ns() -> u64 {
 
 /// The first snapshot of probe `key`'s maps read after `after_ns`
 /// (events that arrive meanwhile are skipped).
-fn pack_data_after(conn: &mut Connection, key: u16, after_ns: u64) -> PackData {
+fn pack_data_after(conn: &mut Connection, key: ProbeKey, after_ns: u64) -> PackData {
     conn.set_recv_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -7,6 +7,7 @@
 //! The workload (`profile_target.rs`) is compiled here with frame pointers
 //! and DWARF, as a profiled program should be.
 
+use microscope_wire::ProbeKey;
 use microscope_wire::{ProbeOptions, StackCount};
 use microscoped::{
     FrameInterner, ProfileKind, Profiler, StackBatchParts, Symbolizer, lookup_addresses,
@@ -163,7 +164,11 @@ fn only_pid(pid: u32) -> ProcessFilterConfig {
 
 /// Drains like the hub does (every `DRAIN_INTERVAL`) while `work` runs,
 /// then stops the profile and drains until everything came back.
-fn profile_while(profiler: &mut Profiler, key: u16, work: impl FnOnce() + Send) -> Vec<StackCount> {
+fn profile_while(
+    profiler: &mut Profiler,
+    key: ProbeKey,
+    work: impl FnOnce() + Send,
+) -> Vec<StackCount> {
     let mut stacks = Vec::new();
     let mut keep = |parts: Option<StackBatchParts>| {
         if let Some(parts) = parts {
@@ -493,7 +498,11 @@ impl Kallsyms {
 /// Every frame id a client's batches use was defined to it earlier or in
 /// the same batch; returns the workload's on-CPU samples and how many of
 /// them were in `microscope_burn_cpu`.
-fn check_stream(batches: &[microscope_wire::StackBatch], workload: u32, probe: u16) -> (u64, u64) {
+fn check_stream(
+    batches: &[microscope_wire::StackBatch],
+    workload: u32,
+    probe: ProbeKey,
+) -> (u64, u64) {
     let mut defined = std::collections::HashMap::new();
     let (mut total, mut burning) = (0, 0);
     for batch in batches {

@@ -17,6 +17,7 @@
 )]
 
 use super::{RecordingIndex, RecordingTotals};
+use crate::ProbeKey;
 use crate::{Aggregates, FieldValue, HelperInfo, ProbeInfo, ProbeStats, ProcessFilter, StackBatch};
 use serde::Deserialize;
 
@@ -96,7 +97,7 @@ struct ScanBatch<'a> {
 /// Mirror of [`Event`](crate::Event).
 #[derive(Deserialize)]
 struct ScanEvent<'a> {
-    probe: u16,
+    probe: ProbeKey,
     cpu: u32,
     ts_ns: u64,
     pid: u32,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::ProbeKey;
 use crate::{
     Aggregates, Availability, Capabilities, Event, EventBatch, EventData, FieldInfo, FieldValue,
     Frame, FunctionStats, ProbeKind, ProbeStats, ProcessFilter, StackBatch, StackCount,
@@ -18,7 +19,7 @@ fn helper_info() -> HelperInfo {
     }
 }
 
-fn probe(id: &str, key: u16, kind: ProbeKind) -> ProbeInfo {
+fn probe(id: &str, key: ProbeKey, kind: ProbeKind) -> ProbeInfo {
     ProbeInfo {
         fields: Vec::new(),
         id: id.into(),
@@ -44,7 +45,7 @@ fn header() -> RecordingHeader {
     }
 }
 
-fn event(probe: u16, cpu: u32, ts_ns: u64, data: EventData) -> Event {
+fn event(probe: ProbeKey, cpu: u32, ts_ns: u64, data: EventData) -> Event {
     Event {
         probe,
         cpu,
@@ -645,4 +646,179 @@ fn footer_round_trips_and_rejects_corruption() {
         bad[i] ^= 1;
         assert_eq!(decode_footer(bad), None, "byte {i}");
     }
+}
+
+/// The layout of [`Event`], [`ProbeStats`] and [`EventBatch`] when probe
+/// keys were `u16`, before [`ProbeKey`] widened them to `u32`.
+mod u16_keys {
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    pub struct Event {
+        pub probe: u16,
+        pub cpu: u32,
+        pub ts_ns: u64,
+        pub pid: u32,
+        pub tgid: u32,
+        pub comm: String,
+        pub data: crate::EventData,
+    }
+
+    #[derive(Serialize)]
+    pub struct ProbeStats {
+        pub probe: u16,
+        pub kernel_drops: u64,
+        pub client_drops: u64,
+    }
+
+    #[derive(Serialize)]
+    pub struct EventBatch {
+        pub events: Vec<Event>,
+        pub stats: Vec<ProbeStats>,
+    }
+
+    /// Postcard bytes of `HelperMessage::Batch(batch)` as a helper with
+    /// `u16` keys wrote them: the variant's index (a varint), then the batch.
+    pub fn batch_message(batch: &EventBatch) -> Vec<u8> {
+        let batch_variant = 3;
+        let mut bytes = vec![batch_variant];
+        bytes.extend(postcard::to_allocvec(batch).unwrap());
+        bytes
+    }
+
+    /// A recording frame around `message` (postcard bytes of a
+    /// `HelperMessage`): length, CRC-32, then `FrameBody::Message`.
+    pub fn recording_frame(recv_ns: u64, message: &[u8]) -> Vec<u8> {
+        let message_variant = 0;
+        let mut body = vec![message_variant];
+        body.extend(postcard::to_allocvec(&recv_ns).unwrap());
+        body.extend_from_slice(message);
+        let mut frame = u32::try_from(body.len()).unwrap().to_le_bytes().to_vec();
+        frame.extend(crc32fast::hash(&body).to_le_bytes());
+        frame.extend(body);
+        frame
+    }
+}
+
+/// Keys below 65 536 in one, two and three varint bytes, the largest `u16`
+/// included.
+const OLD_KEYS: [u16; 4] = [5, 300, 20_000, u16::MAX];
+
+fn old_batch() -> u16_keys::EventBatch {
+    u16_keys::EventBatch {
+        events: OLD_KEYS
+            .iter()
+            .map(|&probe| u16_keys::Event {
+                probe,
+                cpu: 1,
+                ts_ns: 7,
+                pid: 42,
+                tgid: 40,
+                comm: "worker".into(),
+                data: EventData::SchedExit {
+                    pid: 42,
+                    prio: 120,
+                    group_dead: true,
+                },
+            })
+            .collect(),
+        stats: OLD_KEYS
+            .iter()
+            .map(|&probe| u16_keys::ProbeStats {
+                probe,
+                kernel_drops: 1,
+                client_drops: 2,
+            })
+            .collect(),
+    }
+}
+
+fn new_batch() -> HelperMessage {
+    HelperMessage::Batch(EventBatch {
+        events: OLD_KEYS
+            .iter()
+            .map(|&key| {
+                event(
+                    ProbeKey::from(key),
+                    1,
+                    7,
+                    EventData::SchedExit {
+                        pid: 42,
+                        prio: 120,
+                        group_dead: true,
+                    },
+                )
+            })
+            .collect(),
+        stats: OLD_KEYS
+            .iter()
+            .map(|&key| ProbeStats {
+                probe: ProbeKey::from(key),
+                kernel_drops: 1,
+                client_drops: 2,
+            })
+            .collect(),
+    })
+}
+
+#[test]
+fn messages_written_with_u16_probe_keys_decode_unchanged() {
+    let old = u16_keys::batch_message(&old_batch());
+    let decoded: HelperMessage = postcard::from_bytes(&old).unwrap();
+    assert_eq!(decoded, new_batch());
+    // And the other way: today's encoding is byte for byte the old one, so
+    // clients and recordings from before read today's bytes too.
+    assert_eq!(postcard::to_allocvec(&new_batch()).unwrap(), old);
+}
+
+#[test]
+fn a_key_is_a_varint_whatever_its_width() {
+    // `ProbeStats { probe: 300, kernel_drops: 1, client_drops: 2 }` by hand:
+    // 300 = 0b10_0101100 is 0xAC 0x02 as a varint, as it was for a `u16`.
+    let stats: ProbeStats = postcard::from_bytes(&[0xAC, 0x02, 0x01, 0x02]).unwrap();
+    assert_eq!(stats.probe, 300);
+    // A key past the old `u16` range takes three bytes.
+    let wide = ProbeStats {
+        probe: 70_000,
+        kernel_drops: 1,
+        client_drops: 2,
+    };
+    assert_eq!(
+        postcard::to_allocvec(&wide).unwrap(),
+        [0xF0, 0xA2, 0x04, 0x01, 0x02]
+    );
+}
+
+#[test]
+fn a_recording_frame_written_with_u16_probe_keys_decodes_unchanged() {
+    let message = u16_keys::batch_message(&old_batch());
+    let frame = u16_keys::recording_frame(1_000, &message);
+    assert_eq!(
+        decode_frame(&frame),
+        DecodedFrame::Frame {
+            body: FrameBody::Message(RecordedFrame {
+                recv_ns: 1_000,
+                message: new_batch(),
+            }),
+            len: frame.len(),
+        }
+    );
+}
+
+#[test]
+fn a_recording_file_of_u16_keys_reads_back() {
+    // Today's writer writes the frame the old one did; the reader takes it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old-keys.mscr");
+    let frames = frames_of(&[new_batch()]);
+    write(&path, &frames, true);
+    let file = std::fs::read(&path).unwrap();
+    let old_frame =
+        u16_keys::recording_frame(frames[0].recv_ns, &u16_keys::batch_message(&old_batch()));
+    assert!(
+        file.windows(old_frame.len()).any(|w| w == old_frame),
+        "the recording does not hold the frame a u16-key writer wrote"
+    );
+    let recording = Recording::open(&path).unwrap();
+    assert_eq!(read_all(&recording), frames);
 }
