@@ -293,7 +293,7 @@ fn check_pack_probes(conn: &mut Connection) -> Result<String, String> {
     enable_each(conn, &ids)?;
     open_workload()?;
     let me = u64::from(std::process::id());
-    let mut counted: HashMap<u16, u64> = HashMap::new();
+    let mut counted: HashMap<microscope_wire::ProbeKey, u64> = HashMap::new();
     let started = Instant::now();
     while keys
         .iter()

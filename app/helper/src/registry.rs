@@ -17,11 +17,11 @@
 //! names two probes. Probes created on demand (any tracepoint, `func:`,
 //! `kprobe:`, `fentry:`, `uprobe:`) are at most [`MAX_ON_DEMAND_PROBES`] at
 //! once and are forgotten when no client uses them any more; naming one
-//! again registers it under a new key. Keys are [`ProbeKey`]s (`u32`):
-//! 4 294 967 296 registrations, about a week of a client naming new ids
-//! at the rate the hub answers them (see [`ProbeKey`]); were they ever used
-//! up, new probes would be refused with a sentence asking for a restart of
-//! the helper.
+//! again registers it under a new key. Keys are [`ProbeKey`]s (`u64`):
+//! at the ~7 000 registrations a second the hub answers a hostile client,
+//! they last millions of years (see [`ProbeKey`]); were they ever used up,
+//! new probes would be refused with a sentence asking for a restart of the
+//! helper.
 
 use crate::auth::Peer;
 use crate::funcprobe::{FunctionProbes, FunctionTarget, Mechanism};
@@ -93,8 +93,8 @@ pub struct Registry {
     probes: BTreeMap<ProbeKey, Registered>,
     by_id: HashMap<String, ProbeKey>,
     tracefs: Option<PathBuf>,
-    /// The next key to hand out (past `ProbeKey::MAX`: none left).
-    next_key: u64,
+    /// The next key to hand out (`ProbeKey::MAX`: none left).
+    next_key: ProbeKey,
     /// How many probes created on demand are registered.
     on_demand: usize,
 }
@@ -248,14 +248,12 @@ impl Registry {
     /// Registers `probe` under the next key; refused when keys or room for
     /// probes created on demand ran out.
     fn push(&mut self, probe: Registered) -> Result<ProbeKey, String> {
-        let key = ProbeKey::try_from(self.next_key).map_err(|_| {
-            format!(
-                "this helper has registered {} probes since it started, the most probe \
-                 keys it has; ask an administrator to restart it (`systemctl restart \
-                 microscoped`)",
-                u64::from(ProbeKey::MAX) + 1
-            )
-        })?;
+        let key = self.next_key;
+        let Some(next_key) = key.checked_add(1) else {
+            return Err("this helper has handed out every probe key it has; ask an \
+                        administrator to restart it (`systemctl restart microscoped`)"
+                .to_owned());
+        };
         if probe.on_demand {
             if self.on_demand >= MAX_ON_DEMAND_PROBES {
                 return Err(format!(
@@ -266,7 +264,7 @@ impl Registry {
             }
             self.on_demand += 1;
         }
-        self.next_key += 1;
+        self.next_key = next_key;
         self.by_id.insert(probe.info.id.clone(), key);
         self.probes.insert(
             key,
@@ -586,11 +584,11 @@ mod tests {
     #[test]
     fn used_up_keys_are_refused_with_a_sentence() {
         let mut registry = empty();
-        registry.next_key = u64::from(ProbeKey::MAX);
+        registry.next_key = ProbeKey::MAX - 1;
         let last = registry.push(on_demand("func:vfs_read")).unwrap();
-        assert_eq!(last, ProbeKey::MAX);
+        assert_eq!(last, ProbeKey::MAX - 1);
         let err = registry.push(on_demand("func:vfs_write")).unwrap_err();
-        assert!(err.contains("4294967296 probes"), "{err}");
+        assert!(err.contains("every probe key"), "{err}");
         assert!(err.contains("restart"), "{err}");
         assert_eq!(registry.key_of("func:vfs_write"), None);
         assert_eq!(registry.on_demand, 1);

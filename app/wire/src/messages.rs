@@ -12,17 +12,16 @@ use serde::{Deserialize, Serialize};
 /// `func:`, `uprobe:`, …) takes a new key, refused or not, so a client
 /// naming distinct ids in a loop uses keys up. With the former `u16` that
 /// took 65 536 registrations, about ten seconds of such a loop, after which
-/// every new probe was refused until the helper restarted. A `u32` holds
-/// 4 294 967 296: at the rate the helper's hub answered a hostile client
-/// (100 000 distinct function ids in 12–16 s, about 7 000 a second) that is
-/// about a week of a client doing nothing else, and the helper still
-/// refuses new probes with a sentence asking for a restart should they ever
-/// run out.
+/// every new probe was refused until the helper restarted; a `u32` would
+/// last about a week at the rate the hub answers a hostile client (100 000
+/// distinct function ids in 12–16 s, about 7 000 a second). A `u64` lasts
+/// longer than any machine runs, so keys never run out in practice (the
+/// helper still refuses with a sentence if they ever did).
 ///
 /// `postcard` encodes integers as varints, so widening the key from `u16`
 /// changed no byte on the wire: keys below 65 536 encode exactly as before,
 /// and connections and recordings from before decode unchanged (tested).
-pub type ProbeKey = u32;
+pub type ProbeKey = u64;
 
 /// Client → helper.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
