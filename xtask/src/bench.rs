@@ -21,6 +21,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 
 use crate::helper;
+use crate::proc::RemoveDir;
 use crate::proc::{self, ChildGuard};
 use crate::{run, setup, workspace};
 
@@ -435,15 +436,6 @@ fn load_average() -> Option<f64> {
         .next()?
         .parse()
         .ok()
-}
-
-/// Removes a temporary directory when dropped.
-pub(crate) struct RemoveDir(pub(crate) PathBuf);
-
-impl Drop for RemoveDir {
-    fn drop(&mut self) {
-        let _ignored = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The median round by ops/s, or the first error if no round succeeded.

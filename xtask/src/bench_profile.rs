@@ -35,7 +35,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 use microscope_wire::{ClientError, ClientMessage, Connection, HelperMessage, ProbeOptions};
 
-use crate::bench::RemoveDir;
+use crate::proc::RemoveDir;
 use crate::{helper, proc, run, setup};
 
 /// The loop runs here.

@@ -23,7 +23,7 @@ use microscope_wire::{
     HelperMessage, ProbeInfo, ProbeKind, ProbeStats, Recording, RecordingHeader, RecordingWriter,
 };
 
-use crate::bench::RemoveDir;
+use crate::proc::RemoveDir;
 use crate::{proc, workspace};
 
 /// `microscope info` must finish within this…
@@ -130,22 +130,6 @@ fn build_app() -> Result<()> {
     )
 }
 
-/// xorshift64*: deterministic and good enough for a plausible mix.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 const COMMS: [&str; 8] = [
     "bash",
     "cc1",
@@ -207,22 +191,22 @@ pub(crate) fn header() -> RecordingHeader {
 
 /// One synthetic event at `ts_ns`: 55 % switches, 30 % openat, 10 %
 /// wake-ups, 5 % fork/exec/exit.
-fn synthetic_event(rng: &mut Rng, ts_ns: u64) -> Event {
-    let cpu = rng.below(u64::from(CPUS)) as u32;
-    let task = rng.below(COMMS.len() as u64) as usize;
-    let pid = 1000 + task as u32 * 7 + rng.below(4) as u32;
+fn synthetic_event(rng: &mut fastrand::Rng, ts_ns: u64) -> Event {
+    let cpu = rng.u64(..u64::from(CPUS)) as u32;
+    let task = rng.u64(..COMMS.len() as u64) as usize;
+    let pid = 1000 + task as u32 * 7 + rng.u64(..4) as u32;
     let comm = COMMS.get(task).copied().unwrap_or("task").to_owned();
-    let roll = rng.below(100);
+    let roll = rng.u64(..100);
     let (probe, data) = match roll {
         0..55 => {
-            let next = rng.below(COMMS.len() as u64) as usize;
+            let next = rng.u64(..COMMS.len() as u64) as usize;
             (
                 SWITCH,
                 EventData::SchedSwitch {
                     prev_pid: pid,
                     prev_comm: comm.clone(),
                     prev_prio: 120,
-                    prev_state: rng.below(3),
+                    prev_state: rng.u64(..3),
                     next_pid: 1000 + next as u32 * 7,
                     next_comm: COMMS.get(next).copied().unwrap_or("task").to_owned(),
                     next_prio: 120,
@@ -230,12 +214,12 @@ fn synthetic_event(rng: &mut Rng, ts_ns: u64) -> Event {
             )
         }
         55..85 => {
-            let path = PATHS.get(rng.below(PATHS.len() as u64) as usize);
+            let path = PATHS.get(rng.u64(..PATHS.len() as u64) as usize);
             (
                 OPENAT,
                 EventData::Openat {
                     dfd: -100,
-                    filename: format!("{}.{}", path.copied().unwrap_or("/"), rng.below(100)),
+                    filename: format!("{}.{}", path.copied().unwrap_or("/"), rng.u64(..100)),
                     flags: 0o2_000_000,
                     mode: 0,
                 },
@@ -247,7 +231,7 @@ fn synthetic_event(rng: &mut Rng, ts_ns: u64) -> Event {
                 pid: pid + 1,
                 comm: comm.clone(),
                 prio: 120,
-                target_cpu: rng.below(u64::from(CPUS)) as u32,
+                target_cpu: rng.u64(..u64::from(CPUS)) as u32,
             },
         ),
         95..97 => (
@@ -270,7 +254,7 @@ fn synthetic_event(rng: &mut Rng, ts_ns: u64) -> Event {
             EventData::SchedExit {
                 pid,
                 prio: 120,
-                group_dead: rng.below(2) == 0,
+                group_dead: rng.u64(..2) == 0,
             },
         ),
     };
@@ -288,7 +272,7 @@ fn synthetic_event(rng: &mut Rng, ts_ns: u64) -> Event {
 /// A batch of `events` synthetic events, as the helper sends them (seeds of
 /// `cargo xtask fuzz`).
 pub(crate) fn synthetic_batch(seed: u64, events: usize) -> HelperMessage {
-    let mut rng = Rng(seed | 1);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let events = (0..events as u64)
         .map(|i| synthetic_event(&mut rng, 1_000_000 + i * 2_500))
         .collect();
@@ -305,7 +289,7 @@ pub(crate) fn synthetic_batch(seed: u64, events: usize) -> HelperMessage {
 /// Writes `events` synthetic events; returns the file size.
 fn write_synthetic(path: &Path, events: u64) -> Result<u64> {
     let mut writer = RecordingWriter::create(path, &header(), true)?;
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut rng = fastrand::Rng::with_seed(0x5eed_1234_abcd_ef01);
     // ~400k events/s, the rate of a tight syscall loop on this machine.
     let event_gap_ns = 2_500;
     let mut ts_ns = 1_000_000_000_000;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use microscope_wire::thread_cpu_ns;
 
 /// Options of the hidden `__cpuloop` subcommand.
 #[derive(Debug, Args)]
@@ -54,22 +55,20 @@ pub fn run(options: &Options) -> Result<()> {
         gaps(duration);
         return Ok(());
     }
-    let cpu_started = thread_cpu_ns()?;
+    let cpu_started = thread_cpu_ns();
     let started = Instant::now();
     let mut ops: u64 = 0;
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    // A seeded generator: each step depends on the last, a chain the CPU
+    // cannot skip or vectorise.
+    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
     while started.elapsed() < duration {
         for _ in 0..STEPS_PER_OP {
-            // xorshift64: a dependency chain the CPU cannot skip.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state = black_box(state);
+            black_box(rng.u64(..));
         }
         ops += 1;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_seconds = (thread_cpu_ns()? - cpu_started) as f64 / 1e9;
+    let cpu_seconds = (thread_cpu_ns() - cpu_started) as f64 / 1e9;
     println!("ops_per_sec {:.0}", ops as f64 / elapsed);
     println!("ops_per_cpu_sec {:.0}", ops as f64 / cpu_seconds);
     Ok(())
@@ -100,21 +99,4 @@ fn gaps(duration: Duration) {
         "interrupted_us_per_sec {:.1}",
         interrupted.as_secs_f64() * 1e6 / seconds
     );
-}
-
-/// CPU time this thread has used, in ns.
-fn thread_cpu_ns() -> Result<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        anyhow::bail!(
-            "could not read the thread's CPU time: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(u64::try_from(ts.tv_sec)? * 1_000_000_000 + u64::try_from(ts.tv_nsec)?)
 }

@@ -2,6 +2,13 @@
 //!
 //! Each subcommand lives in its own module; this file only parses arguments
 //! and prepares the environment that every child process shares.
+//!
+//! Dependencies: `clap` (the subcommands), `anyhow` (errors with context
+//! for a person at a terminal), `serde_json` (`cargo metadata` and the
+//! benchmarks' reports), `libc` (signals, CPU affinity, `wait4` resource
+//! usage, the uid), `microscope-wire` (recordings and the thread CPU clock
+//! for the benchmarks), `fastrand` (seeded synthetic events and a CPU-bound
+//! loop).
 
 mod bench;
 mod bench_flame;
@@ -16,6 +23,7 @@ mod initramfs;
 mod openloop;
 mod package;
 mod package_test;
+mod packs;
 mod proc;
 mod run;
 mod screenshot;
@@ -52,6 +60,9 @@ enum Command {
     TestVm,
     /// Capture a screenshot of the real app tracing a small workload.
     Screenshot(screenshot::Options),
+    /// Build the example packs and extract the libbpf-tools objects into
+    /// target/packs, ready to install where the helper reads packs.
+    Packs(packs::Options),
     /// Record the demo recording (assets/demo.mscr) on this kernel.
     Demo(demo::Options),
     /// Fuzz the parsers of untrusted bytes (wire frames, recordings, tracefs
@@ -85,7 +96,9 @@ fn main() -> ExitCode {
         Command::Screenshot(options) => screenshot::run(&options),
         Command::Demo(options) => demo::run(&options),
         Command::Fuzz(options) => fuzz::run(&options),
+        Command::Package(options) if options.test => package_test::run_test(!options.no_build),
         Command::Package(options) => package::run(&options),
+        Command::Packs(options) => packs::run(&options),
         Command::Bench(options) => bench::run(&options),
         Command::OpenLoop(options) => openloop::run(&options),
         Command::CpuLoop(options) => cpuloop::run(&options),

@@ -41,11 +41,11 @@ const RECOMMENDS: &str = "libgl1, libegl1, libxkbcommon-x11-0, libwayland-egl1, 
 pub struct Options {
     /// Package the release binaries already built instead of building them.
     #[arg(long)]
-    no_build: bool,
+    pub no_build: bool,
     /// Then install it, run its helper as the unit says, remove and purge
     /// it, checking each step (root; the package step of `cargo xtask test`).
     #[arg(long)]
-    test: bool,
+    pub test: bool,
 }
 
 /// One file of the package: where it comes from, where it goes, its mode.
@@ -55,14 +55,9 @@ struct Entry {
     mode: u32,
 }
 
-/// Runs `cargo xtask package`; prints where the package is.
+/// Runs `cargo xtask package` (without `--test`, which main hands to
+/// `package_test`); prints where the package is.
 pub fn run(options: &Options) -> Result<()> {
-    if options.test {
-        if let Some(reason) = crate::package_test::unable() {
-            bail!("cannot test the package: {reason}");
-        }
-        return crate::package_test::run(!options.no_build);
-    }
     let deb = build(!options.no_build)?;
     println!("package: {}", deb.display());
     println!(

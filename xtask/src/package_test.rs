@@ -72,6 +72,14 @@ pub fn unable() -> Option<String> {
     None
 }
 
+/// `cargo xtask package --test`: says why the test cannot run here, or runs it.
+pub fn run_test(compile: bool) -> Result<()> {
+    if let Some(reason) = unable() {
+        anyhow::bail!("cannot test the package: {reason}");
+    }
+    run(compile)
+}
+
 /// Runs the whole test, building the release binaries first when
 /// `compile`; `unable()` must have returned `None`.
 pub fn run(compile: bool) -> Result<()> {

@@ -208,3 +208,12 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// Removes a temporary directory when dropped.
+pub(crate) struct RemoveDir(pub(crate) std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ignored = std::fs::remove_dir_all(&self.0);
+    }
+}

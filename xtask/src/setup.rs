@@ -58,7 +58,12 @@ fn step(name: &str, action: fn() -> Result<String>) -> Result<()> {
 }
 
 fn apt_packages() -> Result<String> {
-    let packages: Vec<&str> = LLVM_PACKAGES.iter().chain(GUI_PACKAGES).copied().collect();
+    let packages: Vec<&str> = LLVM_PACKAGES
+        .iter()
+        .chain(GUI_PACKAGES)
+        .chain(crate::packs::C_PACK_PACKAGES)
+        .copied()
+        .collect();
     install_apt_packages(&packages)
 }
 

@@ -94,16 +94,24 @@
 //! passes on (`assets/packs/builtin/tcp.toml:12:8: ...`). Unknown keys are
 //! errors, so a misspelt `sumary` is caught rather than silently ignored.
 
+mod bpf;
 mod builtin;
 mod catalogue;
+mod check;
 mod error;
 mod manifest;
 mod model;
+pub mod object;
 mod pack;
 pub mod targets;
 
+pub use bpf::{
+    AttachChoice, AttachPoint, AttachSlot, BpfProbe, Buckets, Decode, FieldSpec, FieldType, Knob,
+    KnobValue, Layout, ObjectDef, Output, OutputKind, Role, Unit,
+};
 pub use builtin::BUILTIN_ORIGIN;
 pub use catalogue::Catalogue;
+pub use check::{PackCheck, ProbeCheck, check_pack_dir};
 pub use error::{CatalogueError, Definition, Location};
 pub use model::{
     Attachment, Edge, FieldDoc, Layer, PackInfo, ProbeDef, ProbeType, Subsystem, Target,

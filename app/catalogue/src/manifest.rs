@@ -11,6 +11,7 @@ use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use crate::bpf::{self, At, BpfProbe, ObjectDef, RawAttachChoice, RawKnob, RawObject, RawOutput};
 use crate::error::{CatalogueError, Location};
 use crate::model::{
     Attachment, Edge, FieldDoc, Layer, PackInfo, ProbeDef, ProbeType, Subsystem, Target,
@@ -25,6 +26,8 @@ pub(crate) struct RawPackManifest {
     layer: Vec<RawLayer>,
     #[serde(default)]
     edge: Vec<RawEdge>,
+    #[serde(default)]
+    object: Vec<RawObject>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +94,16 @@ struct RawProbe {
     requires: Requires,
     #[serde(default)]
     stacks: bool,
+    /// `bpf` probes: the pack object holding the programs.
+    object: Option<Spanned<String>>,
+    /// `bpf` probes: `.rodata` globals set before loading.
+    #[serde(default)]
+    knobs: RawKnobs,
+    /// `bpf` probes: the maps to read.
+    #[serde(default)]
+    output: Vec<RawOutput>,
+    /// `bpf` probes: a longer explanation for learners.
+    explanation: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +111,38 @@ struct RawProbe {
 struct RawAttach {
     program: Option<Spanned<String>>,
     target: Spanned<String>,
+    /// `bpf` probes: other program/target pairs to try, in order, when the
+    /// kernel does not allow this one.
+    #[serde(default)]
+    fallback: Vec<RawAttachChoice>,
+}
+
+/// `[probe.knobs]` in the order written, each name with its place.
+#[derive(Debug, Default)]
+struct RawKnobs(Vec<(Spanned<String>, RawKnob)>);
+
+impl<'de> Deserialize<'de> for RawKnobs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KnobsVisitor;
+
+        impl<'de> Visitor<'de> for KnobsVisitor {
+            type Value = RawKnobs;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of `global = value` (true, false, an integer or \"process_filter.pid\")")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawKnobs, A::Error> {
+                let mut knobs = Vec::new();
+                while let Some(entry) = map.next_entry::<Spanned<String>, RawKnob>()? {
+                    knobs.push(entry);
+                }
+                Ok(RawKnobs(knobs))
+            }
+        }
+
+        deserializer.deserialize_map(KnobsVisitor)
+    }
 }
 
 /// `[probe.fields]` in the order written: a map would sort it, and the
@@ -190,6 +235,21 @@ impl Source<'_> {
         Ok(text.to_owned())
     }
 
+    /// An object id: letters, digits, `_` and `-`.
+    fn slug_or_word(&self, value: &Spanned<String>, what: &str) -> Result<String, CatalogueError> {
+        let id = self.required(value, what)?;
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(CatalogueError::invalid(
+                self.at(value),
+                format!("{what} `{id}` may only use letters, digits, `_` and `-`"),
+            ));
+        }
+        Ok(id)
+    }
+
     /// The id, or an error if it is not made of `[a-z0-9_-]`.
     fn slug(&self, value: &Spanned<String>, what: &str) -> Result<String, CatalogueError> {
         let id = self.required(value, what)?;
@@ -211,6 +271,7 @@ pub(crate) struct PackManifest {
     pub(crate) info: PackInfo,
     pub(crate) layers: Vec<Layer>,
     pub(crate) edges: Vec<Edge>,
+    pub(crate) objects: Vec<ObjectDef>,
 }
 
 impl RawPackManifest {
@@ -261,10 +322,20 @@ impl RawPackManifest {
                 })
             })
             .collect::<Result<_, CatalogueError>>()?;
+        let at = At {
+            file: src.file,
+            text: src.text,
+        };
+        let objects = self
+            .object
+            .iter()
+            .map(|o| o.check(&at))
+            .collect::<Result<_, _>>()?;
         Ok(PackManifest {
             info,
             layers,
             edges,
+            objects,
         })
     }
 }
@@ -406,6 +477,42 @@ impl RawProbe {
             .as_ref()
             .map(|p| program_name(src, p, id))
             .transpose()?;
+        if kind == ProbeType::Bpf {
+            return self.bpf_target(src, id).map(Target::Bpf);
+        }
+        if let Some(object) = &self.object {
+            return Err(CatalogueError::invalid(
+                src.at(object),
+                format!(
+                    "probe `{id}` has type `{kind}`; only `type = \"bpf\"` probes load an `object`"
+                ),
+            ));
+        }
+        if let Some((name, _)) = self.knobs.0.first() {
+            return Err(CatalogueError::invalid(
+                src.at(name),
+                format!(
+                    "probe `{id}` has type `{kind}`; only `type = \"bpf\"` probes take `[probe.knobs]`"
+                ),
+            ));
+        }
+        if let Some(output) = self.output.first() {
+            let _ = output;
+            return Err(CatalogueError::invalid(
+                kind_at,
+                format!(
+                    "probe `{id}` has type `{kind}`; only `type = \"bpf\"` probes take `[[probe.output]]`"
+                ),
+            ));
+        }
+        if let Some(a) = self.attach.iter().find(|a| !a.fallback.is_empty()) {
+            return Err(CatalogueError::invalid(
+                src.at(&a.target),
+                format!(
+                    "probe `{id}` has type `{kind}`; only `type = \"bpf\"` probes take a `fallback` list"
+                ),
+            ));
+        }
         if !self.attach.is_empty() && !kind.attaches_to_tracepoints() {
             return Err(CatalogueError::invalid(
                 kind_at,
@@ -510,6 +617,8 @@ impl RawProbe {
                     program,
                 })
             }
+            // Handled at the top; kept here so the match stays exhaustive.
+            ProbeType::Bpf => self.bpf_target(src, id).map(Target::Bpf),
             ProbeType::ProfileCpu | ProbeType::ProfileOffcpu => {
                 if let Some(target) = &self.target {
                     return Err(CatalogueError::invalid(
@@ -522,6 +631,91 @@ impl RawProbe {
                 Ok(Target::Sampler { program })
             }
         }
+    }
+
+    /// The programs, knobs and outputs of a `type = "bpf"` probe.
+    fn bpf_target(&self, src: &Source<'_>, id: &str) -> Result<BpfProbe, CatalogueError> {
+        let at = At {
+            file: src.file,
+            text: src.text,
+        };
+        let Some(object) = &self.object else {
+            return Err(CatalogueError::invalid(
+                src.at(&self.kind),
+                format!(
+                    "probe `{id}` has type `bpf` but names no `object` (an `[[object]]` id of the pack's pack.toml)"
+                ),
+            ));
+        };
+        if let Some(target) = &self.target {
+            return Err(CatalogueError::invalid(
+                src.at(target),
+                format!(
+                    "probe `{id}` has type `bpf`: name its programs and their targets in `[[probe.attach]]` tables, not `target`"
+                ),
+            ));
+        }
+        if let Some(program) = &self.program {
+            return Err(CatalogueError::invalid(
+                src.at(program),
+                format!(
+                    "probe `{id}` has type `bpf`: name its programs in `[[probe.attach]]` tables, not `program`"
+                ),
+            ));
+        }
+        if self.attach.is_empty() {
+            return Err(CatalogueError::invalid(
+                src.at(&self.kind),
+                format!(
+                    "probe `{id}` has type `bpf` but no `[[probe.attach]]` table saying which program attaches where"
+                ),
+            ));
+        }
+        if self.output.is_empty() {
+            return Err(CatalogueError::invalid(
+                src.at(&self.kind),
+                format!(
+                    "probe `{id}` has type `bpf` but no `[[probe.output]]`: name at least one map to read"
+                ),
+            ));
+        }
+        let attach = self
+            .attach
+            .iter()
+            .map(|a| {
+                let Some(program) = &a.program else {
+                    return Err(CatalogueError::invalid(
+                        src.at(&a.target),
+                        format!("probe `{id}`: each `[[probe.attach]]` of a `bpf` probe names its `program`"),
+                    ));
+                };
+                bpf::attach_slot(&at, id, (program, &a.target), &a.fallback)
+            })
+            .collect::<Result<_, _>>()?;
+        let knobs = bpf::knobs(&at, id, &self.knobs.0)?;
+        let mut outputs: Vec<bpf::Output> = Vec::new();
+        for raw in &self.output {
+            let output = raw.check(&at, id)?;
+            if outputs.iter().any(|o| o.map == output.map) {
+                return Err(CatalogueError::invalid(
+                    output.defined_at,
+                    format!("probe `{id}` reads the map `{}` twice", output.map),
+                ));
+            }
+            outputs.push(output);
+        }
+        let explanation = self
+            .explanation
+            .as_ref()
+            .map(|e| src.required(e, &format!("the explanation of probe `{id}`")))
+            .transpose()?;
+        Ok(BpfProbe {
+            object: src.slug_or_word(object, &format!("the object of probe `{id}`"))?,
+            attach,
+            knobs,
+            outputs,
+            explanation,
+        })
     }
 
     fn required_target(

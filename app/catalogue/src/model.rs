@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::bpf::BpfProbe;
 use crate::error::Location;
 
 /// A pack's `[pack]` table: who ships these probes.
@@ -93,11 +94,14 @@ pub enum ProbeType {
     ProfileCpu,
     /// Stacks of tasks leaving the CPU, weighted by how long they stay off.
     ProfileOffcpu,
+    /// The pack's own BPF programs, from an object it ships: events,
+    /// counters and histograms read from the maps its manifest names.
+    Bpf,
 }
 
 impl ProbeType {
     /// Every type, in the order the manifest documentation lists them.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Tracepoint,
         Self::Function,
         Self::Uprobe,
@@ -105,6 +109,7 @@ impl ProbeType {
         Self::SyscallLatency,
         Self::ProfileCpu,
         Self::ProfileOffcpu,
+        Self::Bpf,
     ];
 
     /// The spelling used in manifests, e.g. `syscall_latency`.
@@ -117,6 +122,7 @@ impl ProbeType {
             Self::SyscallLatency => "syscall_latency",
             Self::ProfileCpu => "profile_cpu",
             Self::ProfileOffcpu => "profile_offcpu",
+            Self::Bpf => "bpf",
         }
     }
 
@@ -193,6 +199,8 @@ pub enum Target {
         /// A dedicated program, if the pack ships one; else the helper's own.
         program: Option<String>,
     },
+    /// The pack's own programs (type `bpf`).
+    Bpf(BpfProbe),
 }
 
 /// What one field of a tracepoint record means, for a person.

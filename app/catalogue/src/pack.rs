@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::bpf::ObjectDef;
 use crate::error::{CatalogueError, Location};
 use crate::manifest::{self, RawPackManifest, RawSubsystemFile, Source};
-use crate::model::{Edge, Layer, PackInfo, ProbeDef, Subsystem};
+use crate::model::{Edge, Layer, PackInfo, ProbeDef, Subsystem, Target};
 
 /// The file that names a pack and holds its map (layers and edges).
 pub const PACK_MANIFEST: &str = "pack.toml";
@@ -22,6 +23,8 @@ pub struct Pack {
     edges: Vec<Edge>,
     subsystems: Vec<Subsystem>,
     probes: Vec<ProbeDef>,
+    objects: Vec<ObjectDef>,
+    dir: Option<PathBuf>,
 }
 
 impl Pack {
@@ -51,6 +54,8 @@ impl Pack {
             edges: manifest.edges,
             subsystems: Vec::new(),
             probes: Vec::new(),
+            objects: manifest.objects,
+            dir: None,
         };
         for (name, text) in files.iter().filter(|(name, _)| *name != PACK_MANIFEST) {
             let file = label(name);
@@ -64,6 +69,7 @@ impl Pack {
             pack.probes.extend(checked.probes);
         }
         pack.check_unique()?;
+        pack.check_objects()?;
         Ok(pack)
     }
 
@@ -95,7 +101,24 @@ impl Pack {
             .map(String::as_str)
             .zip(contents.iter().map(String::as_str))
             .collect();
-        Self::from_files(&dir.display().to_string(), &files)
+        let mut pack = Self::from_files(&dir.display().to_string(), &files)?;
+        pack.dir = Some(dir.to_owned());
+        Ok(pack)
+    }
+
+    /// The directory it was read from (`None` for the built-in pack).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The BPF objects it ships (`[[object]]` in `pack.toml`).
+    pub fn objects(&self) -> &[ObjectDef] {
+        &self.objects
+    }
+
+    /// The object with id `id`.
+    pub fn object(&self, id: &str) -> Option<&ObjectDef> {
+        self.objects.iter().find(|o| o.id == id)
     }
 
     /// The pack's `[pack]` table.
@@ -140,6 +163,37 @@ impl Pack {
             self.subsystems,
             self.probes,
         )
+    }
+
+    /// Every `bpf` probe names an object of this pack, and no object id is
+    /// declared twice.
+    fn check_objects(&self) -> Result<(), CatalogueError> {
+        first_repeat(
+            self.objects.iter().map(|o| (o.id.clone(), &o.defined_at)),
+            "object",
+        )?;
+        for probe in &self.probes {
+            if let Target::Bpf(bpf) = &probe.target
+                && self.object(&bpf.object).is_none()
+            {
+                let known: Vec<&str> = self.objects.iter().map(|o| o.id.as_str()).collect();
+                return Err(CatalogueError::invalid(
+                    probe.defined_at.clone(),
+                    format!(
+                        "probe `{}` loads the object `{}`, which this pack's pack.toml does not declare ({}); add `[[object]] id = \"{}\" file = \"....bpf.o\"`",
+                        probe.id,
+                        bpf.object,
+                        if known.is_empty() {
+                            "it declares no `[[object]]`".to_owned()
+                        } else {
+                            format!("it declares {}", known.join(", "))
+                        },
+                        bpf.object
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// No id defined twice inside this pack.

@@ -2,7 +2,7 @@
 
 use crate::cli::CheckPackArgs;
 use crate::failure::Failure;
-use microscope_catalogue::{Catalogue, CatalogueError, Pack};
+use microscope_catalogue::{CatalogueError, Pack};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,11 +17,42 @@ pub fn run(args: &CheckPackArgs) -> anyhow::Result<ExitCode> {
 /// Loads the pack in `dir`, merges it with the built-in pack (which finds
 /// clashing ids), and describes what it adds. The error is the catalogue's
 /// sentence, with the file, line and column of the problem.
+///
+/// A pack with BPF objects (`type = "bpf"` probes) also has its objects
+/// read as the helper's aya would, each probe checked against its object,
+/// and each attach target against the running kernel as far as an
+/// unprivileged user can see it; those problems are listed in the report,
+/// which then ends with `not valid`, and are returned as the error.
 pub fn check_pack(dir: &Path) -> Result<String, CatalogueError> {
-    let pack = Catalogue::load_pack_dir(dir)?;
-    let report = describe(&pack);
-    Catalogue::from_packs(vec![Pack::builtin(), pack])?;
+    let checked = microscope_catalogue::check_pack_dir(dir)?;
+    let mut report = describe(&checked.pack);
+    let _ = describe_objects(&checked, &mut report);
+    if !checked.is_clean() {
+        let report = report.replacen(": valid\n", ": not valid\n", 1);
+        return Err(CatalogueError::Invalid {
+            at: checked.pack.info().defined_at.clone(),
+            problem: format!("the pack's BPF objects cannot be loaded:\n{report}"),
+        });
+    }
     Ok(report)
+}
+
+fn describe_objects(
+    checked: &microscope_catalogue::PackCheck,
+    out: &mut String,
+) -> std::fmt::Result {
+    for problem in &checked.object_problems {
+        writeln!(out, "  refused: {problem}")?;
+    }
+    for probe in &checked.probes {
+        for problem in &probe.problems {
+            writeln!(out, "  {}: {problem}", probe.id)?;
+        }
+        for target in &probe.targets {
+            writeln!(out, "  {}: {target}", probe.id)?;
+        }
+    }
+    Ok(())
 }
 
 fn describe(pack: &Pack) -> String {

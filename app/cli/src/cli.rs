@@ -73,10 +73,13 @@ impl View {
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Print the helper's version, the kernel's tracing capabilities and every probe.
-    Probes,
+    Probes(ProbesArgs),
     /// Check a probe pack directory against the built-in pack: every file,
     /// every entry, no clash. Prints what it holds or what is wrong.
     CheckPack(CheckPackArgs),
+    /// Write a new probe pack (manifest and a BPF program in C or Rust that
+    /// builds as is) into DIR; docs/packs.md walks through it.
+    NewPack(NewPackArgs),
     /// Enable probes and print `<probe id> <events>` for each probe, once a second.
     Watch(WatchArgs),
     /// Enable probes and write everything the helper sends for N seconds to
@@ -98,6 +101,25 @@ pub enum CliCommand {
     /// print the numbers as JSON (`cargo xtask bench flame` runs it).
     #[command(name = "__bench-flame", hide = true)]
     BenchFlame(BenchFlameArgs),
+}
+
+/// Arguments of `probes`.
+#[derive(Debug, Args)]
+pub struct ProbesArgs {
+    /// Instead, print the whole verifier log of a pack probe the kernel
+    /// refused (its id, e.g. `mypack:probe`).
+    #[arg(long, value_name = "ID")]
+    pub verifier_log: Option<String>,
+}
+
+/// Arguments of `new-pack`.
+#[derive(Debug, Args)]
+pub struct NewPackArgs {
+    /// The program's language.
+    #[arg(long, value_enum)]
+    pub lang: crate::new_pack::PackLanguage,
+    /// A new directory; its name becomes the pack's id.
+    pub dir: PathBuf,
 }
 
 /// Arguments of `check-pack`.

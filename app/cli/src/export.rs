@@ -49,7 +49,7 @@
 use crate::cli::ExportArgs;
 use crate::cli::ExportFormat;
 use crate::failure::Failure;
-use microscope_model::{Field, fields};
+use microscope_model::{Field, comm_frame, fields, sanitize_frame};
 use microscope_wire::EventData;
 use microscope_wire::{
     Aggregates, Event, HelperMessage, ProbeInfo, RecordedFrame, Recording, RecordingError,
@@ -103,7 +103,7 @@ fn json_value(field: &Field<'_>) -> Value {
     match field {
         Field::Unsigned(n) => json!(n),
         Field::Signed(n) => json!(n),
-        Field::Text(s) => json!(s),
+        Field::Text(s) | Field::Named(_, s) => json!(s),
         Field::Flag(b) => json!(b),
         Field::Bytes(_) => json!(field.to_string()),
     }
@@ -418,11 +418,6 @@ pub fn export_csv(
     Ok(rows)
 }
 
-/// A folded-stack frame: `;` separates frames and a newline ends a line.
-fn folded_frame(name: &str) -> String {
-    name.replace([';', '\n', '\r'], "_")
-}
-
 /// Writes `comm;probe count` lines, sorted; returns the events counted.
 pub fn export_folded(
     header: &RecordingHeader,
@@ -476,8 +471,8 @@ pub fn export_folded(
         writeln!(
             out,
             "{};{} {count}",
-            folded_frame(&comm),
-            folded_frame(&names.name(probe))
+            comm_frame(&comm),
+            sanitize_frame(&names.name(probe))
         )?;
     }
     out.flush()?;

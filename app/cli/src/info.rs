@@ -2,6 +2,7 @@
 
 use crate::cli::InfoArgs;
 use crate::failure::Failure;
+use microscope_model::{format_bytes, format_seconds_ns};
 use microscope_wire::{IndexSource, ProbeKind, RECORDING_VERSION, Recording, RecordingError};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -29,9 +30,9 @@ pub fn format_info(recording: &Recording) -> String {
     // Writing to a String cannot fail.
     let _ = writeln!(
         out,
-        "file: {} ({} bytes, recording format v{RECORDING_VERSION})",
+        "file: {} ({}, recording format v{RECORDING_VERSION})",
         recording.path().display(),
-        summary.file_bytes
+        format_bytes(summary.file_bytes)
     );
     let _ = writeln!(
         out,
@@ -48,10 +49,10 @@ pub fn format_info(recording: &Recording) -> String {
             let _ = writeln!(
                 out,
                 "time span: {} ({} frames received from {} to {})",
-                seconds(last.saturating_sub(first)),
+                format_seconds_ns(last.saturating_sub(first)),
                 totals.frames,
-                seconds(first),
-                seconds(last)
+                format_seconds_ns(first),
+                format_seconds_ns(last)
             );
         }
         None => {
@@ -62,7 +63,7 @@ pub fn format_info(recording: &Recording) -> String {
         let _ = writeln!(
             out,
             "event timestamps: {} of kernel time (CLOCK_MONOTONIC {min} to {max} ns)",
-            seconds(max.saturating_sub(min))
+            format_seconds_ns(max.saturating_sub(min))
         );
     }
 
@@ -85,7 +86,8 @@ pub fn format_info(recording: &Recording) -> String {
                 ProbeKind::SyscallCounts
                 | ProbeKind::SyscallLatency
                 | ProbeKind::Function
-                | ProbeKind::Stacks => "- (aggregated in the kernel, see aggregates)".to_owned(),
+                | ProbeKind::Stacks
+                | ProbeKind::Pack => "- (aggregated in the kernel, see aggregates)".to_owned(),
             };
             rows.push((probe.id.clone(), events));
         }
@@ -140,38 +142,16 @@ pub fn format_info(recording: &Recording) -> String {
     out
 }
 
-/// `1.234 s`.
-fn seconds(ns: u64) -> String {
-    format!("{:.3} s", ns as f64 / 1e9)
-}
-
-/// `YYYY-MM-DD HH:MM:SS` of a Unix time in ms (UTC).
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time in ms (UTC); a time past what a
+/// calendar can hold (a damaged header) is said as such.
 fn format_unix_ms(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    i64::try_from(unix_ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(
+            || format!("{unix_ms} ms after 1970, past any calendar date"),
+            |time| time.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        )
 }
 
 #[cfg(test)]
@@ -183,5 +163,9 @@ mod tests {
         assert_eq!(format_unix_ms(0), "1970-01-01 00:00:00");
         assert_eq!(format_unix_ms(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(format_unix_ms(1_700_000_000_123), "2023-11-14 22:13:20");
+        assert_eq!(
+            format_unix_ms(u64::MAX),
+            "18446744073709551615 ms after 1970, past any calendar date"
+        );
     }
 }

@@ -26,11 +26,11 @@
 //! - `serde_json`, `csv`: the Perfetto (trace-event JSON) and CSV exports,
 //!   with correct escaping and quoting.
 //! - `env_logger`: diagnostics (`RUST_LOG=debug microscope`).
-//! - `libc`: `CLOCK_MONOTONIC`, the clock of the helper's batch times, for
-//!   `profile` (std's `Instant` does not expose it).
+//! - `jiff`: the calendar date of a recording in `info` (UTC).
 //! - `microscope-gui`, `microscope-model`, `microscope-wire`,
-//!   `microscope-catalogue`: the window, the model, the protocol and
-//!   recordings, the probe packs.
+//!   `microscope-catalogue`: the window, the model, the protocol,
+//!   recordings and `CLOCK_MONOTONIC` (the clock of the helper's batch
+//!   times, for `profile`), the probe packs.
 //! - `inferno` (dev): checks that `profile`'s folded output is what
 //!   flame-graph tools read.
 
@@ -40,6 +40,7 @@ pub mod cli;
 mod export;
 mod failure;
 mod info;
+mod new_pack;
 mod probes;
 mod profile;
 mod record;
@@ -61,7 +62,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let socket = &cli.socket;
     match command {
-        CliCommand::Probes => probes::run(socket),
+        CliCommand::Probes(args) => probes::run(socket, args),
+        CliCommand::NewPack(args) => new_pack::run(args),
         CliCommand::CheckPack(args) => check_pack::run(args),
         CliCommand::Watch(args) => watch::run(socket, args),
         CliCommand::Record(args) => record::run(socket, args),

@@ -1,16 +1,22 @@
 //! `microscope probes`: what the helper and the kernel offer.
 
+use crate::cli::ProbesArgs;
 use crate::failure::Failure;
 use microscope_wire::{Availability, ClientError, Connection, HelperInfo, ProbeInfo, ProbeKind};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `microscope probes`: prints the report; exit status 2 when the helper
-/// cannot be asked.
-pub fn run(socket: &Path) -> anyhow::Result<ExitCode> {
-    let report = probes_report(socket).map_err(|err| Failure::new(&err, 2))?;
-    print!("{report}");
+/// `microscope probes`: prints the report (or, with `--verifier-log ID`,
+/// that probe's verifier log); exit status 2 when the helper cannot be
+/// asked.
+pub fn run(socket: &Path, args: &ProbesArgs) -> anyhow::Result<ExitCode> {
+    let text = match &args.verifier_log {
+        Some(probe) => verifier_log(socket, probe),
+        None => probes_report(socket),
+    }
+    .map_err(|err| Failure::new(&err, 2))?;
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -20,6 +26,27 @@ pub fn probes_report(socket: &Path) -> Result<String, ClientError> {
     let probes = connection.list_probes()?;
     connection.shutdown();
     Ok(format_probes(connection.hello(), &probes))
+}
+
+/// The whole verifier log of pack probe `probe`, as the helper kept it when
+/// the kernel refused the probe.
+pub fn verifier_log(socket: &Path, probe: &str) -> Result<String, ClientError> {
+    let mut connection = Connection::connect(socket)?;
+    connection.send(&microscope_wire::ClientMessage::VerifierLog {
+        probe: probe.to_owned(),
+    })?;
+    loop {
+        match connection.recv()? {
+            microscope_wire::HelperMessage::VerifierLog { log, .. } => {
+                connection.shutdown();
+                return Ok(log);
+            }
+            microscope_wire::HelperMessage::Error { message } => {
+                return Err(ClientError::Refused(message));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The report: helper and kernel, capabilities, then one line per probe:
@@ -74,6 +101,7 @@ fn kind_name(kind: ProbeKind) -> &'static str {
         ProbeKind::Fields => "stream-fields",
         ProbeKind::Function => "function",
         ProbeKind::Stacks => "stacks",
+        ProbeKind::Pack => "pack",
     }
 }
 

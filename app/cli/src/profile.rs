@@ -22,6 +22,7 @@ use crate::failure::Failure;
 use microscope_model::FoldedProfile;
 use microscope_wire::{
     ClientError, ClientMessage, Connection, HelperMessage, ProbeOptions, ProcessFilter,
+    monotonic_ns,
 };
 use std::fmt;
 use std::fs::OpenOptions;
@@ -434,21 +435,6 @@ fn write_lines(lines: &[String], mut out: impl Write) -> io::Result<()> {
     out.flush()
 }
 
-/// Nanoseconds of `CLOCK_MONOTONIC`, the clock of the helper's batch times
-/// (the helper runs on this machine).
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,12 +481,5 @@ mod tests {
         };
         assert!(validate(&off).is_ok());
         assert_eq!(off.probe(), OFF_CPU_PROBE);
-    }
-
-    #[test]
-    fn monotonic_clock_advances() {
-        let a = monotonic_ns();
-        let b = monotonic_ns();
-        assert!(a > 0 && b >= a);
     }
 }

@@ -228,7 +228,35 @@ impl WatchTally {
                     }
                 }
             }
+            HelperMessage::PackData(data) => {
+                // A pack probe without events counts what its maps grew by:
+                // its histograms' samples, else its counters' first column.
+                let histograms: u64 = data.histograms.iter().flat_map(|h| &h.buckets).sum();
+                let counters: u64 = data
+                    .tables
+                    .iter()
+                    .flat_map(|t| t.rows.iter().filter_map(move |row| row.get(t.key_columns)))
+                    .filter_map(microscope_wire::FieldValue::as_f64)
+                    .map(|v| v.max(0.0) as u64)
+                    .sum();
+                let total = if data.histograms.is_empty() {
+                    counters
+                } else {
+                    histograms
+                };
+                for ((probe, count), counter) in self
+                    .probes
+                    .iter()
+                    .zip(&mut self.window)
+                    .zip(&mut self.counters)
+                {
+                    if probe.kind == ProbeKind::Pack && probe.key == data.probe {
+                        *count += counter.advance(total);
+                    }
+                }
+            }
             HelperMessage::Hello(_)
+            | HelperMessage::VerifierLog { .. }
             | HelperMessage::Probes(_)
             | HelperMessage::ProbeState { .. }
             | HelperMessage::ProbeAdded(_)

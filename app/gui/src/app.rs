@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
 use microscope_model::Update;
 use microscope_model::map::SubsystemMap;
-use microscope_model::{ConnectionState, Model};
+use microscope_model::{Clock, ConnectionState, Model};
 use microscope_sources as sources;
 use microscope_sources::Recorder;
 use microscope_sources::ReplayControl;
@@ -31,6 +31,8 @@ const LIVE_REPAINT_INTERVAL: Duration = Duration::from_millis(100);
 /// (or a test) holds the other ends of.
 pub struct MicroscopeApp {
     model: Model,
+    /// Where "now" comes from; every model this app makes reads it too.
+    clock: Clock,
     updates: Receiver<Update>,
     /// Requests to the helper, while live.
     to_helper: Option<Sender<ClientMessage>>,
@@ -61,8 +63,10 @@ pub struct MicroscopeApp {
 impl MicroscopeApp {
     /// An app fed by `updates` that sends its requests to `to_helper`.
     pub fn new(updates: Receiver<Update>, to_helper: Sender<ClientMessage>) -> Self {
+        let clock = Clock::system();
         Self {
-            model: Model::new(Instant::now()),
+            model: Model::new(clock.now()),
+            clock,
             updates,
             to_helper: Some(to_helper),
             replay_controls: None,
@@ -101,6 +105,14 @@ impl MicroscopeApp {
         self
     }
 
+    /// Reads "now" from `clock` instead of the system clock: tests move a
+    /// manual clock to age the timeline's buckets without sleeping.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.model = Model::new(clock.now()).with_clock(clock.clone());
+        self.clock = clock;
+        self
+    }
+
     /// Queues a command as if a widget had sent it; applied on the next frame.
     pub fn request(&mut self, command: Command) {
         self.commands.send(command);
@@ -123,14 +135,34 @@ impl MicroscopeApp {
 
     /// Draws one frame into `ui` (the whole window).
     pub fn show_ui(&mut self, ui: &mut egui::Ui) {
-        let wall = Instant::now();
+        let wall = self.clock.now();
         self.drain_updates(ui.ctx());
         // Views draw at the model's time: the wall clock, or the playhead.
         let now = self.model.now(wall);
         self.model.tick(now);
         self.open_dialog_ui(ui.ctx());
         views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
+        self.top_panels_ui(ui, wall);
+        egui::Panel::bottom("status").show(ui, |ui| {
+            ui.scope_builder(UiBuilder::new().accessibility_label(region::STATUS), |ui| {
+                views::status_bar_ui(ui, &self.model, now);
+            });
+        });
+        self.probes_panel_ui(ui);
+        egui::CentralPanel::default().show(ui, |ui| {
+            self.tabs_ui(ui);
+            ui.separator();
+            self.central_ui(ui, now);
+        });
+        self.apply_commands(ui.ctx());
+        let replay_playing = self.model.replay.as_ref().is_some_and(|r| r.playing);
+        if self.model.is_connected() || replay_playing {
+            ui.ctx().request_repaint_after(LIVE_REPAINT_INTERVAL);
+        }
+    }
 
+    /// The connection banner (when not connected) and the replay bar.
+    fn top_panels_ui(&mut self, ui: &mut egui::Ui, wall: Instant) {
         if let Some(text) = views::banner_text(&self.model) {
             egui::Panel::top("banner")
                 .frame(egui::Frame::NONE)
@@ -151,11 +183,10 @@ impl MicroscopeApp {
                 );
             });
         });
-        egui::Panel::bottom("status").show(ui, |ui| {
-            ui.scope_builder(UiBuilder::new().accessibility_label(region::STATUS), |ui| {
-                views::status_bar_ui(ui, &self.model, now);
-            });
-        });
+    }
+
+    /// The left panel: the tools buttons (live only) and the probe list.
+    fn probes_panel_ui(&mut self, ui: &mut egui::Ui) {
         egui::Panel::left("probes")
             .default_size(theme::PROBE_PANEL_WIDTH)
             .show(ui, |ui| {
@@ -177,95 +208,90 @@ impl MicroscopeApp {
                     );
                 });
             });
-        egui::CentralPanel::default().show(ui, |ui| {
-            ui.scope_builder(UiBuilder::new().accessibility_label(region::TABS), |ui| {
-                ui.horizontal(|ui| {
-                    for tab in CentralTab::ALL {
-                        if ui.selectable_label(self.tab == tab, tab.title()).clicked() {
-                            self.commands.send(Command::ShowTab(tab));
-                        }
+    }
+
+    /// The row of tabs above the central area.
+    fn tabs_ui(&mut self, ui: &mut egui::Ui) {
+        ui.scope_builder(UiBuilder::new().accessibility_label(region::TABS), |ui| {
+            ui.horizontal(|ui| {
+                for tab in CentralTab::ALL {
+                    if ui.selectable_label(self.tab == tab, tab.title()).clicked() {
+                        self.commands.send(Command::ShowTab(tab));
                     }
-                });
+                }
             });
-            ui.separator();
-            match self.tab {
-                CentralTab::Rates => {}
-                CentralTab::Map => {
-                    ui.scope_builder(UiBuilder::new().accessibility_label(region::MAP), |ui| {
-                        views::map_ui(
-                            ui,
-                            &self.model,
-                            &self.map,
-                            &mut self.map_view,
-                            now,
-                            &mut self.commands,
-                        );
-                    });
-                    return;
-                }
-                CentralTab::Events => {
-                    ui.scope_builder(
-                        UiBuilder::new().accessibility_label(region::INSPECTOR),
-                        |ui| views::inspector_ui(ui, &self.model, &mut self.inspector),
-                    );
-                    return;
-                }
-                CentralTab::Cpus => {
-                    ui.scope_builder(
-                        UiBuilder::new().accessibility_label(region::CPU_TIMELINE),
-                        |ui| {
-                            views::cpu_timeline_ui(
-                                ui,
-                                &self.model,
-                                &mut self.cpu_view,
-                                now,
-                                &mut self.commands,
-                            );
-                        },
-                    );
-                    return;
-                }
-                CentralTab::Flame => {
-                    ui.scope_builder(UiBuilder::new().accessibility_label(region::FLAME), |ui| {
-                        self.flame_view.ui(ui, &self.model, &mut self.commands);
-                    });
-                    return;
-                }
-                CentralTab::Paths => {
-                    ui.scope_builder(UiBuilder::new().accessibility_label(region::PATHS), |ui| {
-                        self.paths_view.ui(ui, &self.model);
-                    });
-                    return;
-                }
-            }
-            let timeline_height = ui.available_height() * theme::TIMELINE_SHARE;
-            ui.scope_builder(
-                UiBuilder::new().accessibility_label(region::TIMELINE),
-                |ui| {
-                    views::timeline_ui(
+        });
+    }
+
+    /// The tab shown in the central area, labelled for screen readers.
+    fn central_ui(&mut self, ui: &mut egui::Ui, now: Instant) {
+        let labelled = |label| UiBuilder::new().accessibility_label(label);
+        match self.tab {
+            CentralTab::Rates => self.rates_ui(ui, now),
+            CentralTab::Map => {
+                ui.scope_builder(labelled(region::MAP), |ui| {
+                    views::map_ui(
                         ui,
                         &self.model,
-                        self.follow_live,
+                        &self.map,
+                        &mut self.map_view,
                         now,
-                        timeline_height,
                         &mut self.commands,
                     );
-                },
-            );
-            ui.add_space(theme::SECTION_GAP);
-            ui.scope_builder(
-                UiBuilder::new().accessibility_label(region::LATENCY),
-                |ui| {
-                    views::histogram_ui(ui, &self.model, &mut self.histogram);
-                },
-            );
-        });
-
-        self.apply_commands(ui.ctx());
-        let replay_playing = self.model.replay.as_ref().is_some_and(|r| r.playing);
-        if self.model.is_connected() || replay_playing {
-            ui.ctx().request_repaint_after(LIVE_REPAINT_INTERVAL);
+                });
+            }
+            CentralTab::Events => {
+                ui.scope_builder(labelled(region::INSPECTOR), |ui| {
+                    views::inspector_ui(ui, &self.model, &mut self.inspector);
+                });
+            }
+            CentralTab::Cpus => {
+                ui.scope_builder(labelled(region::CPU_TIMELINE), |ui| {
+                    views::cpu_timeline_ui(
+                        ui,
+                        &self.model,
+                        &mut self.cpu_view,
+                        now,
+                        &mut self.commands,
+                    );
+                });
+            }
+            CentralTab::Flame => {
+                ui.scope_builder(labelled(region::FLAME), |ui| {
+                    self.flame_view.ui(ui, &self.model, &mut self.commands);
+                });
+            }
+            CentralTab::Paths => {
+                ui.scope_builder(labelled(region::PATHS), |ui| {
+                    self.paths_view.ui(ui, &self.model);
+                });
+            }
         }
+    }
+
+    /// The Rates tab: events per second above the latency histogram.
+    fn rates_ui(&mut self, ui: &mut egui::Ui, now: Instant) {
+        let timeline_height = ui.available_height() * theme::TIMELINE_SHARE;
+        ui.scope_builder(
+            UiBuilder::new().accessibility_label(region::TIMELINE),
+            |ui| {
+                views::timeline_ui(
+                    ui,
+                    &self.model,
+                    self.follow_live,
+                    now,
+                    timeline_height,
+                    &mut self.commands,
+                );
+            },
+        );
+        ui.add_space(theme::SECTION_GAP);
+        ui.scope_builder(
+            UiBuilder::new().accessibility_label(region::LATENCY),
+            |ui| {
+                views::histogram_ui(ui, &self.model, &mut self.histogram);
+            },
+        );
     }
 
     fn drain_updates(&mut self, ctx: &egui::Context) {
@@ -306,7 +332,7 @@ impl MicroscopeApp {
 
     /// Replays `path` instead of what was shown before.
     pub fn start_replay(&mut self, path: PathBuf, demo: bool, ctx: &egui::Context) {
-        self.model = Model::for_replay(Instant::now(), demo);
+        self.model = Model::for_replay(self.clock.now(), demo).with_clock(self.clock.clone());
         self.to_helper = None; // ends the ingest thread, so the helper detaches
         match sources::replay(&path, self.model.epoch(), wake(ctx)) {
             Ok((updates, controls)) => {
@@ -328,7 +354,7 @@ impl MicroscopeApp {
             return;
         };
         self.replay_controls = None; // ends the replay thread
-        self.model = Model::new(Instant::now());
+        self.model = Model::new(self.clock.now()).with_clock(self.clock.clone());
         match sources::live(&socket, wake(ctx), self.recorder.clone()) {
             Ok((updates, to_helper)) => {
                 self.updates = updates;

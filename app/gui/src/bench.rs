@@ -251,20 +251,7 @@ impl Runner<'_> {
 /// time other processes had the CPU, which on a shared machine is most of
 /// the spread between frames.
 fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable `timespec` that outlives the call;
-    // the clock id is a constant the kernel knows.
-    let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut now) };
-    if result != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(
-        u64::try_from(now.tv_sec).unwrap_or(0),
-        u32::try_from(now.tv_nsec).unwrap_or(0),
-    )
+    Duration::from_nanos(microscope_wire::thread_cpu_ns())
 }
 
 /// The report as one line of JSON, which `cargo xtask bench flame` reads.

@@ -34,8 +34,8 @@
 //! - `crossbeam-channel`: the bounded channels to the sources and the
 //!   graph-building worker.
 //! - `anyhow`: the one error of opening the window; `log`: diagnostics.
-//! - `libc`: the UI thread's CPU clock for `microscope __bench-flame` (std
-//!   has no thread CPU time); `serde_json`: its report.
+//! - `microscope-wire`: the messages to the helper, and the UI thread's CPU
+//!   clock for `microscope __bench-flame`; `serde_json`: that report.
 //! - `egui_kittest` (dev, wgpu + snapshot): headless UI tests on lavapipe.
 
 mod app;

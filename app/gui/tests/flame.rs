@@ -12,8 +12,8 @@ use crossbeam_channel::bounded;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use microscope_gui::{
-    BREADCRUMBS, CALL_GRAPH, CentralTab, Command, CommandQueue, DiffRanges, FRAMES, FlameLayout,
-    FlameView, MicroscopeApp, NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, region,
+    BREADCRUMBS, CALL_GRAPH, Command, CommandQueue, DiffRanges, FRAMES, FlameLayout, FlameView,
+    MicroscopeApp, NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, region,
 };
 use microscope_model::{FlameGraph, Model, StackStore};
 use std::collections::HashMap;
@@ -48,7 +48,7 @@ fn add_folded(store: &mut StackStore, text: &str, t0_ns: u64) {
             .map(|name| {
                 let next = u32::try_from(ids.len()).unwrap() + 1;
                 *ids.entry(name.to_owned()).or_insert_with(|| {
-                    store.intern_frame(next, name.to_owned());
+                    store.intern_frame(next, name.to_owned(), false);
                     next
                 })
             })
@@ -202,7 +202,9 @@ fn the_time_slice_only_includes_samples_in_range() {
 #[test]
 fn unknown_frame_ids_are_drawn_with_a_placeholder() {
     let mut model = Model::new(Instant::now());
-    model.stacks.intern_frame(1, "entry_SYSCALL_64".into());
+    model
+        .stacks
+        .intern_frame(1, "entry_SYSCALL_64".into(), false);
     model.stacks.add(SECOND, 1, 100, "app", &[1, 42], 3);
     let mut view = FlameView::new();
     view.by_process = false;
@@ -223,7 +225,7 @@ fn unknown_frame_ids_are_drawn_with_a_placeholder() {
         .state_mut()
         .model
         .stacks
-        .intern_frame(42, "do_sys_openat2".into());
+        .intern_frame(42, "do_sys_openat2".into(), false);
     harness.run_steps(2);
     harness
         .get_by_label(FRAMES)
@@ -234,7 +236,7 @@ fn unknown_frame_ids_are_drawn_with_a_placeholder() {
 fn frames_split_by_process_and_the_process_filter_keeps_one() {
     let mut model = Model::new(Instant::now());
     add_folded(&mut model.stacks, FOLDED, SECOND);
-    model.stacks.intern_frame(500, "dd_main".into());
+    model.stacks.intern_frame(500, "dd_main".into(), false);
     model.stacks.add(2 * SECOND, 1, 200, "dd", &[500], 25);
     let mut harness = Harness::builder()
         .with_size([1000.0, 600.0])
@@ -402,6 +404,11 @@ fn an_empty_store_explains_where_stacks_come_from() {
         end_ns: 9,
     });
     harness.run_steps(1);
+    // The tab row offers every view, the two stack views among them.
+    let tabs = harness.get_by_label(region::TABS);
+    for title in ["Map", "Rates", "CPUs", "Events", "Flame", "Paths"] {
+        tabs.get_by_label(title);
+    }
     let app = harness.state();
     assert_eq!(
         app.flame_view().filters.resolved_range(&app.model().stacks),
@@ -410,10 +417,6 @@ fn an_empty_store_explains_where_stacks_come_from() {
     assert_eq!(
         app.paths_view().filters.resolved_range(&app.model().stacks),
         (5, 9)
-    );
-    assert!(
-        CentralTab::ALL.contains(&CentralTab::Flame)
-            && CentralTab::ALL.contains(&CentralTab::Paths)
     );
 }
 

@@ -11,12 +11,16 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use microscope_gui::{MicroscopeApp, region};
-use microscope_model::{ConnectionState, HelperSummary, Probe, ProbeCount, ProbeKind, Update};
+use microscope_model::{
+    Clock, ConnectionState, HelperSummary, Probe, ProbeCount, ProbeKind, Update,
+};
 use microscope_wire::ClientMessage;
 use std::time::Instant;
 
 struct Fixture {
     harness: Harness<'static, MicroscopeApp>,
+    /// The app's clock: it moves only when the test says.
+    clock: Clock,
     updates: Sender<Update>,
     to_helper: Receiver<ClientMessage>,
 }
@@ -24,12 +28,14 @@ struct Fixture {
 fn fixture() -> Fixture {
     let (updates, update_rx) = bounded(64);
     let (command_tx, to_helper) = bounded(64);
-    let app = MicroscopeApp::new(update_rx, command_tx);
+    let clock = Clock::manual(Instant::now());
+    let app = MicroscopeApp::new(update_rx, command_tx).with_clock(clock.clone());
     let harness = Harness::builder()
         .with_size([1000.0, 640.0])
         .build_ui_state(|ui, app: &mut MicroscopeApp| app.show_ui(ui), app);
     Fixture {
         harness,
+        clock,
         updates,
         to_helper,
     }
@@ -157,7 +163,7 @@ fn an_event_batch_moves_the_timeline() {
     fixture
         .updates
         .send(Update::Events {
-            arrived: Instant::now(),
+            arrived: fixture.clock.now(),
             counts: vec![ProbeCount {
                 key: 1,
                 events: 500,
@@ -168,9 +174,12 @@ fn an_event_batch_moves_the_timeline() {
             recent: Vec::new(),
         })
         .unwrap();
+    fixture.harness.run_steps(1);
     // The timeline draws a bucket once it has settled (no more late data can
-    // land in it): wait that long rather than draw a half-filled bucket.
-    std::thread::sleep(microscope_model::SETTLE + microscope_model::BUCKET * 2);
+    // land in it): move the app's clock that far rather than wait.
+    fixture
+        .clock
+        .advance(microscope_model::SETTLE + microscope_model::BUCKET * 2);
     fixture.harness.run_steps(3);
     show_tab(&mut fixture, "Rates");
 
@@ -179,11 +188,11 @@ fn an_event_batch_moves_the_timeline() {
         .timeline
         .series("sched:sched_switch")
         .expect("a series for the probe");
-    assert!(
-        series.points().iter().any(|p| p[1] > 0.0),
-        "{:?}",
-        series.points()
-    );
+    // 500 events in the first 250 ms bucket: 2000 events/s there, and
+    // nothing in the settled buckets after it.
+    let rates: Vec<f64> = series.points().iter().map(|p| p[1]).collect();
+    assert_eq!(rates.first(), Some(&2000.0), "{rates:?}");
+    assert!(rates.iter().skip(1).all(|&r| r == 0.0), "{rates:?}");
     assert!(model.timeline.series("sched:sched_wakeup").is_none());
     // The plot legend lists the series.
     fixture

@@ -11,12 +11,14 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use microscope_gui::{MicroscopeApp, region};
-use microscope_model::{HelperSummary, Probe, ProbeCount, ProbeKind, Update};
+use microscope_model::{Clock, HelperSummary, Probe, ProbeCount, ProbeKind, Update};
 use microscope_wire::ClientMessage;
 use std::time::{Duration, Instant};
 
 struct Fixture {
     harness: Harness<'static, MicroscopeApp>,
+    /// The app's clock: it moves only when the test says.
+    clock: Clock,
     updates: Sender<Update>,
     to_helper: Receiver<ClientMessage>,
 }
@@ -37,12 +39,14 @@ fn probe(id: &str, key: u16, subsystem: &str, enabled: bool) -> Probe {
 fn connected() -> Fixture {
     let (updates, update_rx) = bounded(64);
     let (command_tx, to_helper) = bounded(64);
-    let app = MicroscopeApp::new(update_rx, command_tx);
+    let clock = Clock::manual(Instant::now());
+    let app = MicroscopeApp::new(update_rx, command_tx).with_clock(clock.clone());
     let harness = Harness::builder()
         .with_size([1200.0, 760.0])
         .build_ui_state(|ui, app: &mut MicroscopeApp| app.show_ui(ui), app);
     let mut fixture = Fixture {
         harness,
+        clock,
         updates,
         to_helper,
     };
@@ -160,7 +164,7 @@ fn a_busy_subsystem_shows_its_rate_on_the_map() {
     fixture
         .updates
         .send(Update::Events {
-            arrived: Instant::now(),
+            arrived: fixture.clock.now(),
             counts: vec![ProbeCount {
                 key: 1,
                 events: 400,
@@ -171,11 +175,15 @@ fn a_busy_subsystem_shows_its_rate_on_the_map() {
             recent: Vec::new(),
         })
         .unwrap();
-    // The rate counts complete buckets only.
-    std::thread::sleep(microscope_model::BUCKET * 2 + Duration::from_millis(50));
+    fixture.harness.run_steps(1);
+    // The rate counts complete buckets only: two buckets later, the 400
+    // events of the first are 400 in the last 0.5 s, 800 events/s.
+    fixture
+        .clock
+        .advance(microscope_model::BUCKET * 2 + Duration::from_millis(50));
     fixture.harness.run_steps(2);
     let label = map_node(&fixture, "Block I/O");
-    assert_ne!(label, "Block I/O — 0 events/s");
+    assert_eq!(label, "Block I/O — 800 events/s");
     fixture
         .harness
         .get_by_label(region::MAP)

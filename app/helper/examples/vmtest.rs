@@ -120,6 +120,7 @@ fn run_with_helper() -> Result<String, String> {
     let config = microscoped::Config {
         socket: PathBuf::from(SOCKET),
         group: microscoped::DEFAULT_GROUP.to_owned(),
+        pack_dirs: Vec::new(),
     };
     let helper = std::thread::Builder::new()
         .name("vmtest-helper".to_owned())

@@ -45,6 +45,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+/// Most function probes attached at once: each is an object instance with
+/// its own maps (kernel memory), so a client naming many functions is
+/// refused past this.
+pub const MAX_ATTACHED_FUNCTIONS: usize = 128;
+
 /// The function probe object built from `ebpf/src/bin/funcprobe.rs`.
 static FUNCPROBE_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/funcprobe"));
@@ -337,6 +342,12 @@ impl FunctionProbes {
                 ));
             }
             return Ok(());
+        }
+        if self.instances.len() >= MAX_ATTACHED_FUNCTIONS {
+            return Err(format!(
+                "cannot attach {target}: {MAX_ATTACHED_FUNCTIONS} function probes are attached \
+                 already, the most this helper attaches at once; disable some first"
+            ));
         }
         if matches!(resolved, Resolved::Fentry(_)) && self.btf.is_none() {
             let btf = Btf::from_sys_fs().map_err(|err| {

@@ -29,6 +29,7 @@ mod capabilities;
 mod decode;
 mod funcprobe;
 mod generic;
+mod pack;
 mod perfmap;
 mod probeset;
 mod profiler;
@@ -46,6 +47,7 @@ pub use funcprobe::{FunctionProbes, FunctionTarget, Mechanism, kernel_functions}
 /// The generic record decoder, public for its fuzz target (`app/fuzz`).
 pub use generic::decode_fields;
 pub use microscope_catalogue::targets::{binary_symbols, find_library};
+pub use pack::trust::SYSTEM_PACK_DIRS;
 pub use profiler::{
     DRAIN_INTERVAL, MAX_SAMPLE_HZ, ProfileKind, Profiler, RESULT_WAIT, StackBatchParts,
     monotonic_ns,
@@ -78,6 +80,9 @@ pub struct Config {
     pub socket: PathBuf,
     /// Group allowed to connect besides root.
     pub group: String,
+    /// Extra trusted pack directories (`--pack-dir`), besides
+    /// [`SYSTEM_PACK_DIRS`]: each a pack, or a directory of packs.
+    pub pack_dirs: Vec<PathBuf>,
 }
 
 /// Loads the probes, listens on the socket and serves until `shutdown` flips
@@ -99,7 +104,16 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
             .unwrap_or_default(),
         capabilities,
     };
-    let probes = ProbeSet::new(tracer, tracefs.clone(), &info.capabilities);
+    let mut dirs: Vec<(PathBuf, bool)> = SYSTEM_PACK_DIRS
+        .iter()
+        .map(|d| (PathBuf::from(d), false))
+        .collect();
+    dirs.extend(config.pack_dirs.iter().map(|d| (d.clone(), true)));
+    let packs = pack::PackProbes::load(&dirs, tracefs.as_deref(), &info.capabilities);
+    for problem in packs.problems() {
+        log::warn!("{problem}");
+    }
+    let probes = ProbeSet::new(tracer, tracefs.clone(), &info.capabilities, packs);
     for probe in probes.list(&Default::default()) {
         if !probe.availability.available {
             log::warn!(

@@ -15,6 +15,12 @@ struct Args {
     /// Group whose members may connect (root always may).
     #[arg(long, default_value = microscoped::DEFAULT_GROUP)]
     group: String,
+    /// A trusted directory of probe packs (or one pack), besides
+    /// /usr/share/microscope/packs and /etc/microscope/packs. It and every
+    /// directory above it must be owned by root and not writable by others.
+    /// Repeatable.
+    #[arg(long = "pack-dir", value_name = "DIR")]
+    pack_dirs: Vec<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +60,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             microscoped::Config {
                 socket: args.socket,
                 group: args.group,
+                pack_dirs: args.pack_dirs,
             },
             stop_rx,
         )

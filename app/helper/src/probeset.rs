@@ -11,6 +11,7 @@
 
 use crate::auth::Peer;
 use crate::funcprobe::FunctionProbes;
+use crate::pack::PackProbes;
 use crate::profiler::{ProfileKind, Profiler, StackBatchParts};
 use crate::registry::{Registry, Source};
 use crate::symbolize::FrameInterner;
@@ -29,6 +30,7 @@ pub struct ProbeSet {
     functions: FunctionProbes,
     profiler: Profiler,
     registry: Registry,
+    packs: PackProbes,
     filter: ProcessFilter,
     tracefs: Option<PathBuf>,
 }
@@ -36,7 +38,12 @@ pub struct ProbeSet {
 impl ProbeSet {
     /// Wraps the loaded tracer; registers the probes of the built-in pack.
     /// `capabilities` say which function probe mechanisms the kernel has.
-    pub fn new(mut tracer: Tracer, tracefs: Option<PathBuf>, capabilities: &Capabilities) -> Self {
+    pub fn new(
+        mut tracer: Tracer,
+        tracefs: Option<PathBuf>,
+        capabilities: &Capabilities,
+        packs: PackProbes,
+    ) -> Self {
         let functions = FunctionProbes::new(capabilities);
         let mut registry = Registry::new(
             &mut tracer,
@@ -48,11 +55,26 @@ impl ProbeSet {
         for (key, off_cpu) in registry.profiles() {
             registry.set_availability(key, profiler.availability(profile_kind(off_cpu)));
         }
+        for index in 0..packs.probes().len() {
+            if let Some(info) = packs.info(index) {
+                if registry.key_of(&info.id).is_some() {
+                    log::warn!(
+                        "pack probe {} has the id of a built-in probe; skipped",
+                        info.id
+                    );
+                    continue;
+                }
+                if let Err(reason) = registry.register_pack(info, index) {
+                    log::warn!("pack probe {index} not registered: {reason}");
+                }
+            }
+        }
         Self {
             tracer,
             functions,
             profiler,
             registry,
+            packs,
             filter: ProcessFilter::default(),
             tracefs,
         }
@@ -80,6 +102,9 @@ impl ProbeSet {
         peer: &Peer,
         in_use: impl Fn(u16) -> bool,
     ) -> Result<(u16, Option<ProbeInfo>), String> {
+        if self.registry.key_of(id).is_none() {
+            self.check_pack_id(id)?;
+        }
         let (key, added) = self.resolve(id, peer, in_use)?;
         if let Err(reason) = self.attach(key, peer) {
             if added.is_some() {
@@ -122,6 +147,10 @@ impl ProbeSet {
         }
         match &probe.source {
             Source::Dedicated => self.tracer.attach(key),
+            Source::Pack(index) => {
+                let index = *index;
+                self.packs.attach(key, index)
+            }
             Source::Tracepoint { format, .. } => {
                 let (format, stacks) = (format.clone(), probe.options.stacks);
                 self.tracer.attach_generic(key, format, stacks)
@@ -151,11 +180,81 @@ impl ProbeSet {
         self.tracer.detach(key);
         self.functions.detach(key);
         self.profiler.stop(key);
+        self.packs.detach(key);
+    }
+
+    /// An error sentence when `id` names a pack (its prefix is a loaded
+    /// pack's id, or it cannot be a tracepoint) but no probe of it.
+    fn check_pack_id(&self, id: &str) -> Result<(), String> {
+        let Some((prefix, _)) = id.split_once(':') else {
+            return Ok(());
+        };
+        let offered: Vec<&str> = self
+            .packs
+            .probes()
+            .iter()
+            .filter(|p| p.def.pack == prefix)
+            .map(|p| p.def.id.as_str())
+            .collect();
+        if self.packs.pack_ids().iter().any(|p| p == prefix) {
+            return Err(format!(
+                "pack `{prefix}` has no probe `{id}`; it offers {}",
+                if offered.is_empty() {
+                    "none".to_owned()
+                } else {
+                    offered.join(", ")
+                }
+            ));
+        }
+        // Tracepoint categories are C identifiers; pack ids may have `-`.
+        if prefix.contains('-') {
+            return Err(format!(
+                "no pack `{prefix}` is loaded, so there is no probe `{id}`; packs are read at start                  from /usr/share/microscope/packs, /etc/microscope/packs and each `--pack-dir`{}",
+                if self.packs.problems().is_empty() {
+                    String::new()
+                } else {
+                    format!(" (refused: {})", self.packs.problems().join("; "))
+                }
+            ));
+        }
+        Ok(())
+    }
+
+    /// The whole verifier log of a pack probe the kernel refused.
+    pub fn verifier_log(&self, id: &str) -> Result<String, String> {
+        let key = self
+            .registry
+            .key_of(id)
+            .ok_or_else(|| format!("unknown probe `{id}`"))?;
+        match self.registry.get(key).map(|p| &p.source) {
+            Some(Source::Pack(index)) => self
+                .packs
+                .verifier_log(*index)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    format!("the verifier did not refuse {id}, so there is no log to show")
+                }),
+            _ => Err(format!(
+                "{id} is not a pack probe; only pack probes keep a verifier log"
+            )),
+        }
+    }
+
+    /// Counters and histograms of the pack probes in `enabled`.
+    pub fn pack_data_for(
+        &self,
+        enabled: &BTreeSet<u16>,
+        ts_ns: u64,
+    ) -> Vec<microscope_wire::PackData> {
+        self.packs.data_for(enabled, ts_ns)
     }
 
     /// Detaches everything; returns how many probes were attached.
     pub fn detach_all(&mut self) -> usize {
-        self.tracer.detach_all() + self.functions.detach_all() + self.profiler.stop_all()
+        self.tracer.detach_all()
+            + self.functions.detach_all()
+            + self.profiler.stop_all()
+            + self.packs.detach_all()
     }
 
     /// Changes how probe `id` collects; re-attaches it (for `peer`) if
@@ -203,18 +302,22 @@ impl ProbeSet {
         self.tracer.set_filter(&config)?;
         self.functions.set_filter(&config)?;
         self.profiler.set_filter(&config)?;
+        self.packs.set_filter_pid(filter.pid.unwrap_or(0))?;
         self.filter = filter;
         Ok(())
     }
 
     /// Drains up to `max` streamed records into `out`.
     pub fn drain(&mut self, max: usize, out: &mut Vec<Event>) -> usize {
-        self.tracer.drain(max, out)
+        let n = self.tracer.drain(max, out);
+        n + self.packs.drain(max.saturating_sub(n), out)
     }
 
     /// Kernel drop totals of the streamed probes.
     pub fn kernel_drops(&self) -> Vec<ProbeStats> {
-        self.tracer.kernel_drops()
+        let mut drops = self.tracer.kernel_drops();
+        drops.extend(self.packs.kernel_drops());
+        drops
     }
 
     /// Stack counts collected since the last call, symbolized, with frame

@@ -1008,16 +1008,61 @@ fn name_by_address(stacks: &[RawStack]) -> Vec<NamedStack> {
 }
 
 /// Nanoseconds of `CLOCK_MONOTONIC`, the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
-}
+pub use microscope_wire::monotonic_ns;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::stacks::CapturedStack;
+
+    #[test]
+    fn a_stuck_symbolizer_costs_names_never_unbounded_memory() {
+        // A symbolizer thread that never takes a job, as if a file it
+        // reads never answered.
+        let (jobs, _never_read) = mpsc::sync_channel::<Job>(JOB_QUEUE);
+        let (_done_tx, done) = mpsc::sync_channel::<Done>(DONE_QUEUE);
+        let (release, wait) = mpsc::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            let _ = wait.recv();
+        });
+        let mut profiler = Profiler::new();
+        profiler.thread = Some(SymbolizeThread {
+            jobs,
+            done,
+            _handle: handle,
+        });
+        let stack = |i: u64| RawStack {
+            probe: 1,
+            tgid: 42,
+            comm: "stuck".into(),
+            kernel: CapturedStack::Frames(vec![0xffff_ffff_8100_0000 + i]),
+            user: CapturedStack::Frames(vec![0x40_0000 + i]),
+            value: 1,
+            leaf_is_ip: true,
+        };
+        let mut named = 0;
+        let mut drains = 0;
+        // 60 drains of 1000 stacks each: 60 000 stacks in all.
+        for round in 0..60u64 {
+            profiler.submit((0..1000).map(|i| stack(round * 1000 + i)).collect());
+            if let Some(parts) = profiler.drain(round) {
+                named += parts.stacks.iter().map(|s| s.value).sum::<u64>();
+                drains += 1;
+            }
+            let waiting = profiler.backlog.as_ref().map_or(0, |b| b.stacks.len());
+            assert!(waiting <= MAX_BACKLOG_STACKS, "{waiting} stacks waiting");
+        }
+        // Everything past the queue came back, named by address.
+        assert!(drains > 0);
+        assert!(named >= 60_000 - (JOB_QUEUE as u64 + 1) * 1000 - MAX_BACKLOG_STACKS as u64);
+        let last = profiler.interner().len() - 1;
+        let frame = profiler.interner().get(last).map(|f| f.name.clone());
+        assert!(
+            frame.is_some_and(|n| n.starts_with("[unknown]+0x")),
+            "frames are named by address"
+        );
+        drop(release);
+    }
 
     #[test]
     fn probe_ids_round_trip() {

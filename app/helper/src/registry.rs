@@ -51,6 +51,8 @@ pub enum Source {
         /// unavailable, with the reason).
         target: Option<FunctionTarget>,
     },
+    /// A probe of a third-party pack: index into [`crate::pack::PackProbes`].
+    Pack(usize),
     /// On-CPU or off-CPU stack sampling.
     Profile {
         /// Off-CPU (blocked time) rather than on-CPU samples.
@@ -397,6 +399,16 @@ impl Registry {
         let info = self.probes.get(&key).map(|p| p.info.clone());
         log::info!("registered function probe {id} as probe {key}");
         Ok((key, info))
+    }
+
+    /// Registers pack probe `index` (described by `info`); returns its key.
+    pub fn register_pack(&mut self, info: ProbeInfo, index: usize) -> Result<u16, String> {
+        self.push(Registered {
+            info,
+            source: Source::Pack(index),
+            options: ProbeOptions::default(),
+            on_demand: false,
+        })
     }
 
     /// The stack samplers: key and whether off-CPU.

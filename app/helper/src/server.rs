@@ -19,11 +19,14 @@
 //!   once the hub has answered the previous one), the preamble within
 //!   [`HANDSHAKE_TIMEOUT`];
 //! - what waits for a client: [`CLIENT_DATA_BYTES`] of batches and
-//!   [`CLIENT_REPLY_BYTES`] of answers per client, [`TOTAL_QUEUED_BYTES`]
-//!   for all clients together; a batch that does not fit is dropped and
-//!   counted in the client's `client_drops`;
+//!   [`CLIENT_REPLY_BYTES`] of answers per client, [`USER_QUEUED_BYTES`]
+//!   for all clients of one user (so one user's stalled clients cannot
+//!   take everyone's room), [`TOTAL_QUEUED_BYTES`] for all clients
+//!   together; a batch that does not fit is dropped and counted in the
+//!   client's `client_drops`;
 //! - batches: at most [`MAX_BATCH_EVENTS`] events and about
-//!   [`MAX_BATCH_BYTES`] each, pending events are split into as many
+//!   [`MAX_BATCH_BYTES`] each, [`TOTAL_PENDING_BYTES`] pending for all
+//!   clients together; pending events are split into as many
 //!   batches as needed, never dropped for size; frame-name tables go out
 //!   [`MAX_FRAMES_PER_BATCH`] names at a time, stacks
 //!   [`MAX_STACKS_PER_BATCH`] at a time;
@@ -38,6 +41,7 @@
 use crate::auth::{Peer, Policy, peer_groups};
 use crate::probeset::ProbeSet;
 use crate::profiler::StackBatchParts;
+use microscope_wire::monotonic_ns;
 use microscope_wire::{
     ClientMessage, Event, EventBatch, EventData, FieldValue, FrameDecoder, HelperInfo,
     HelperMessage, MAX_CLIENT_FRAME_BYTES, MAX_LISTED_FUNCTIONS, Preamble, ProbeStats,
@@ -63,6 +67,10 @@ pub const MAX_BATCH_AGE: Duration = Duration::from_millis(40);
 pub const MAX_BATCH_EVENTS: usize = 8192;
 /// About the most bytes of events in one batch (estimated before encoding).
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
+/// About the most bytes of events pending for all clients together: past
+/// this a client's pending events are sent (or dropped) at once, so many
+/// clients of a busy probe cannot pile up copies between flushes.
+pub const TOTAL_PENDING_BYTES: usize = 16 << 20;
 /// How often aggregates and drop counters are read.
 pub const AGGREGATE_INTERVAL: Duration = Duration::from_millis(250);
 /// Most records drained per poll, so one poll never starves the hub (and
@@ -76,8 +84,10 @@ pub const MAX_CLIENTS_PER_UID: usize = 32;
 pub const CLIENT_DATA_BYTES: usize = 4 << 20;
 /// Bytes of answers to its requests waiting for one client.
 pub const CLIENT_REPLY_BYTES: usize = 4 << 20;
+/// Bytes waiting for all clients of one user together (root: only the total).
+pub const USER_QUEUED_BYTES: usize = 16 << 20;
 /// Bytes waiting for all clients together.
-pub const TOTAL_QUEUED_BYTES: usize = 64 << 20;
+pub const TOTAL_QUEUED_BYTES: usize = 128 << 20;
 /// Frames waiting for one client (whatever their size).
 const CLIENT_QUEUE_FRAMES: usize = 1024;
 /// Names per stack batch; a longer table is sent in several.
@@ -92,6 +102,8 @@ pub const READ_BUFFER_BYTES: usize = 4096;
 pub const MAX_LISTINGS: usize = 2;
 /// Requests waiting for the hub, from all clients.
 const HUB_QUEUE: usize = 1024;
+/// Requests the hub applies between two polls, at most.
+const REQUESTS_PER_TURN: usize = 64;
 
 type ClientId = u64;
 
@@ -126,27 +138,68 @@ enum FrameKind {
 /// A frame waiting for a client, and which budget it counts against.
 type Queued = (Arc<Vec<u8>>, FrameKind);
 
-/// The bytes queued for all clients, shared by every outbox.
-#[derive(Debug, Default)]
-struct Totals {
-    queued: AtomicUsize,
+/// A number of bytes that may be queued, and how many are.
+#[derive(Debug)]
+struct Budget {
+    used: AtomicUsize,
+    limit: usize,
 }
 
-/// The hub's end of a client's queue, with its byte budgets.
+impl Budget {
+    fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            used: AtomicUsize::new(0),
+            limit,
+        })
+    }
+
+    /// Takes `n` bytes if they fit.
+    fn take(&self, n: usize) -> bool {
+        if self.used.fetch_add(n, Ordering::AcqRel) + n > self.limit {
+            self.used.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    fn give(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    #[cfg(test)]
+    fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+/// The hub's end of a client's queue, with its byte budgets: its own for
+/// data and for answers, its user's, and everyone's.
 #[derive(Clone, Debug)]
 struct Outbox {
     frames: mpsc::Sender<Queued>,
-    data_bytes: Arc<AtomicUsize>,
-    reply_bytes: Arc<AtomicUsize>,
-    totals: Arc<Totals>,
+    data: Arc<Budget>,
+    replies: Arc<Budget>,
+    user: Arc<Budget>,
+    total: Arc<Budget>,
 }
 
 impl Outbox {
-    fn budget(&self, kind: FrameKind) -> (&AtomicUsize, usize) {
-        match kind {
-            FrameKind::Data => (&self.data_bytes, CLIENT_DATA_BYTES),
-            FrameKind::Reply => (&self.reply_bytes, CLIENT_REPLY_BYTES),
+    fn new(frames: mpsc::Sender<Queued>, user: Arc<Budget>, total: Arc<Budget>) -> Self {
+        Self {
+            frames,
+            data: Budget::new(CLIENT_DATA_BYTES),
+            replies: Budget::new(CLIENT_REPLY_BYTES),
+            user,
+            total,
         }
+    }
+
+    fn budgets(&self, kind: FrameKind) -> [&Budget; 3] {
+        let own = match kind {
+            FrameKind::Data => &self.data,
+            FrameKind::Reply => &self.replies,
+        };
+        [own, &self.user, &self.total]
     }
 
     /// Queues `message` if it fits every budget; whether it was queued.
@@ -157,15 +210,12 @@ impl Outbox {
             return false;
         }
         let len = frame.len();
-        let (counter, limit) = self.budget(kind);
-        if counter.fetch_add(len, Ordering::AcqRel) + len > limit {
-            counter.fetch_sub(len, Ordering::AcqRel);
-            return false;
-        }
-        if self.totals.queued.fetch_add(len, Ordering::AcqRel) + len > TOTAL_QUEUED_BYTES {
-            self.totals.queued.fetch_sub(len, Ordering::AcqRel);
-            counter.fetch_sub(len, Ordering::AcqRel);
-            return false;
+        let budgets = self.budgets(kind);
+        for (i, budget) in budgets.iter().enumerate() {
+            if !budget.take(len) {
+                budgets.iter().take(i).for_each(|b| b.give(len));
+                return false;
+            }
         }
         if self.frames.try_send((Arc::new(frame), kind)).is_err() {
             self.sent(len, kind);
@@ -174,10 +224,18 @@ impl Outbox {
         true
     }
 
+    /// Whether a batch could be queued now: none of the data budgets is
+    /// spent. A client without room has its events counted as dropped
+    /// rather than copied, so stalled clients cost the hub next to nothing.
+    fn has_room_for_data(&self) -> bool {
+        self.budgets(FrameKind::Data)
+            .iter()
+            .all(|b| b.used.load(Ordering::Acquire) < b.limit)
+    }
+
     /// Gives back the budget of a frame written (or abandoned).
     fn sent(&self, len: usize, kind: FrameKind) {
-        self.budget(kind).0.fetch_sub(len, Ordering::AcqRel);
-        self.totals.queued.fetch_sub(len, Ordering::AcqRel);
+        self.budgets(kind).iter().for_each(|b| b.give(len));
     }
 }
 
@@ -280,7 +338,10 @@ struct Shared {
     hub: SyncSender<HubRequest>,
     info: HelperInfo,
     policy: Policy,
-    totals: Arc<Totals>,
+    /// Every client's queued bytes together.
+    total: Arc<Budget>,
+    /// Queued bytes per user, by uid.
+    users: Mutex<HashMap<u32, Arc<Budget>>>,
     tracefs: Option<PathBuf>,
     listings: tokio::sync::Semaphore,
 }
@@ -311,7 +372,8 @@ pub async fn serve(
         hub: hub_tx,
         info,
         policy,
-        totals: Arc::new(Totals::default()),
+        total: Budget::new(TOTAL_QUEUED_BYTES),
+        users: Mutex::new(HashMap::new()),
         tracefs,
         listings: tokio::sync::Semaphore::new(MAX_LISTINGS),
     });
@@ -429,12 +491,20 @@ async fn serve_client(
         peer.pid
     );
     let (frames_tx, mut frames_rx) = mpsc::channel(CLIENT_QUEUE_FRAMES);
-    let outbox = Outbox {
-        frames: frames_tx,
-        data_bytes: Arc::new(AtomicUsize::new(0)),
-        reply_bytes: Arc::new(AtomicUsize::new(0)),
-        totals: shared.totals.clone(),
-    };
+    let user = shared
+        .users
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(peer.uid)
+        .or_insert_with(|| {
+            Budget::new(if peer.uid == 0 {
+                TOTAL_QUEUED_BYTES
+            } else {
+                USER_QUEUED_BYTES
+            })
+        })
+        .clone();
+    let outbox = Outbox::new(frames_tx, user, shared.total.clone());
     let writer_outbox = outbox.clone();
     if !to_hub(
         &shared.hub,
@@ -695,8 +765,13 @@ fn hub(mut probes: ProbeSet, requests: &Receiver<HubRequest>, stop: &AtomicBool)
             .saturating_duration_since(Instant::now());
         match requests.recv_timeout(wait) {
             Ok(request) => hub.apply(&mut probes, request),
-            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Then whatever else is waiting, a bounded number, so that a busy
+        // poll never leaves requests (a probe list) behind for long.
+        for request in requests.try_iter().take(REQUESTS_PER_TURN) {
+            hub.apply(&mut probes, request);
         }
     }
     let n = probes.detach_all();
@@ -815,6 +890,10 @@ impl Hub {
             ClientMessage::ListTracepoints | ClientMessage::ListKernelFunctions { .. } => {
                 Vec::new()
             }
+            ClientMessage::VerifierLog { probe } => match probes.verifier_log(&probe) {
+                Ok(log) => vec![HelperMessage::VerifierLog { probe, log }],
+                Err(message) => error(message),
+            },
             ClientMessage::SetFilter(filter) => {
                 if let Err(message) = crate::probeset::filter_config(&filter) {
                     return error(message);
@@ -868,20 +947,43 @@ impl Hub {
         let now = Instant::now();
         let kernel_filter = &self.kernel_filter;
         let cgroups = &mut self.cgroups;
+        let mut total_pending: usize = self.clients.values().map(|c| c.pending_bytes).sum();
+        let mut per_probe: HashMap<u16, u64> = HashMap::new();
+        for event in events.iter() {
+            *per_probe.entry(event.probe).or_default() += 1;
+        }
         for client in self.clients.values_mut() {
             let refine = !client.filter.is_empty() && client.filter != *kernel_filter;
+            let has_room = client.outbox.has_room_for_data();
+            if !has_room && !refine {
+                // A stalled client: count its events dropped, copy nothing.
+                for (probe, n) in &per_probe {
+                    if client.wants(*probe) {
+                        *client.client_drops.entry(*probe).or_default() += n;
+                    }
+                }
+                continue;
+            }
             for event in events.iter() {
                 if !client.wants(event.probe)
                     || (refine && !keeps(&client.filter, event.tgid, &event.comm, cgroups))
                 {
                     continue;
                 }
-                client.pending_bytes += event_bytes(event);
+                if !has_room {
+                    *client.client_drops.entry(event.probe).or_default() += 1;
+                    continue;
+                }
+                let bytes = event_bytes(event);
+                client.pending_bytes += bytes;
+                total_pending += bytes;
                 client.pending.push(event.clone());
                 client.oldest_pending.get_or_insert(now);
                 if client.pending.len() >= MAX_BATCH_EVENTS
                     || client.pending_bytes >= MAX_BATCH_BYTES
+                    || total_pending >= TOTAL_PENDING_BYTES
                 {
+                    total_pending -= client.pending_bytes;
                     flush(client, &self.kernel_drops);
                 }
             }
@@ -934,6 +1036,11 @@ impl Hub {
                 client
                     .outbox
                     .send(&HelperMessage::Aggregates(aggregates), FrameKind::Data);
+            }
+            for data in probes.pack_data_for(&client.enabled, ts_ns) {
+                client
+                    .outbox
+                    .send(&HelperMessage::PackData(data), FrameKind::Data);
             }
         }
     }
@@ -1042,6 +1149,7 @@ fn event_bytes(event: &Event) -> usize {
                 .map(|v| match v {
                     FieldValue::Str(s) => 6 + s.len(),
                     FieldValue::Bytes(b) => 6 + b.len(),
+                    FieldValue::Named { text, .. } => 16 + text.len(),
                     FieldValue::Int(_) | FieldValue::Uint(_) | FieldValue::Missing => 11,
                 })
                 .sum::<usize>()
@@ -1106,13 +1214,6 @@ fn cgroup_id(tgid: u32) -> Option<u64> {
     std::fs::metadata(dir).ok().map(|m| m.ino())
 }
 
-/// Nanoseconds of CLOCK_MONOTONIC, the clock of the events' `ts_ns`.
-fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1138,12 +1239,11 @@ mod tests {
     /// A client whose queue is read by the returned receiver.
     fn client() -> (ClientState, mpsc::Receiver<Queued>) {
         let (tx, rx) = mpsc::channel(CLIENT_QUEUE_FRAMES);
-        let outbox = Outbox {
-            frames: tx,
-            data_bytes: Arc::new(AtomicUsize::new(0)),
-            reply_bytes: Arc::new(AtomicUsize::new(0)),
-            totals: Arc::new(Totals::default()),
-        };
+        let outbox = Outbox::new(
+            tx,
+            Budget::new(USER_QUEUED_BYTES),
+            Budget::new(TOTAL_QUEUED_BYTES),
+        );
         (ClientState::new(Peer::root(), outbox), rx)
     }
 
@@ -1212,12 +1312,47 @@ mod tests {
         let dropped = c.client_drops.get(&1).copied().unwrap_or(0);
         assert!(dropped > 0, "nothing was dropped");
         assert!(dropped < pushed);
-        assert!(c.outbox.data_bytes.load(Ordering::Acquire) <= CLIENT_DATA_BYTES);
+        assert!(c.outbox.data.used() <= CLIENT_DATA_BYTES);
         // Replies have their own budget.
         assert!(c.reply(&HelperMessage::Error {
             message: "still answered".into()
         }));
         drop(rx);
+    }
+
+    #[test]
+    fn one_users_stalled_clients_cannot_take_everyones_room() {
+        let total = Budget::new(TOTAL_QUEUED_BYTES);
+        let hostile = Budget::new(USER_QUEUED_BYTES);
+        let mut receivers = Vec::new();
+        let big = HelperMessage::Error {
+            message: "x".repeat(1 << 20),
+        };
+        // 32 clients of one user that never read.
+        let mut queued = 0;
+        for _ in 0..MAX_CLIENTS_PER_UID {
+            let (tx, rx) = mpsc::channel(CLIENT_QUEUE_FRAMES);
+            receivers.push(rx);
+            let outbox = Outbox::new(tx, hostile.clone(), total.clone());
+            while outbox.send(&big, FrameKind::Data) {
+                queued += 1;
+            }
+        }
+        assert!(hostile.used() <= USER_QUEUED_BYTES);
+        assert_eq!(queued, USER_QUEUED_BYTES / ((1 << 20) + 8));
+        // Another user's client still has all its room.
+        let (tx, mut rx) = mpsc::channel(CLIENT_QUEUE_FRAMES);
+        let other = Outbox::new(tx, Budget::new(USER_QUEUED_BYTES), total.clone());
+        let mut sent = 0;
+        while other.send(&big, FrameKind::Data) {
+            sent += 1;
+        }
+        assert_eq!(sent, CLIENT_DATA_BYTES / ((1 << 20) + 8));
+        // Writing gives the room back.
+        while let Ok((frame, kind)) = rx.try_recv() {
+            other.sent(frame.len(), kind);
+        }
+        assert!(other.send(&big, FrameKind::Data));
     }
 
     #[test]

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 #[path = "kernel/hostile.rs"]
 mod hostile;
+#[path = "kernel/packs.rs"]
+mod packs;
 #[path = "kernel/profile.rs"]
 mod profile;
 
@@ -42,6 +44,8 @@ struct Helper {
     child: Option<Child>,
     socket: PathBuf,
     group: String,
+    /// More arguments for the helper (e.g. `--pack-dir`).
+    extra_args: Vec<std::ffi::OsString>,
     _dir: tempfile::TempDir,
 }
 
@@ -50,8 +54,18 @@ impl Helper {
         Self::start_for_group("microscope-test-no-such-group")
     }
 
+    /// Starts the helper with extra command-line arguments.
+    fn start_with(extra: &[&std::ffi::OsStr]) -> Self {
+        Self::start_for_group_with("microscope-test-no-such-group", extra)
+    }
+
     /// A helper whose socket members of `group` may use.
     fn start_for_group(group: &str) -> Self {
+        Self::start_for_group_with(group, &[])
+    }
+
+    /// A helper for `group`, with extra command-line arguments.
+    fn start_for_group_with(group: &str, extra: &[&std::ffi::OsStr]) -> Self {
         assert!(
             nix::unistd::geteuid().is_root(),
             "kernel tests need root to load eBPF programs: run `sudo -E cargo xtask test` \
@@ -64,6 +78,7 @@ impl Helper {
             child: None,
             socket: dir.path().join("microscoped.sock"),
             group: group.to_owned(),
+            extra_args: extra.iter().map(|a| a.to_os_string()).collect(),
             _dir: dir,
         };
         helper.restart();
@@ -78,6 +93,7 @@ impl Helper {
             .arg(&self.socket)
             .arg("--group")
             .arg(&self.group)
+            .args(&self.extra_args)
             .env(
                 "RUST_LOG",
                 std::env::var("HELPER_LOG").unwrap_or("error".into()),

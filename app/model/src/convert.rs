@@ -17,6 +17,7 @@ impl From<wire::ProbeKind> for ProbeKind {
             wire::ProbeKind::Fields => Self::Fields,
             wire::ProbeKind::Function => Self::Function,
             wire::ProbeKind::Stacks => Self::Stacks,
+            wire::ProbeKind::Pack => Self::Pack,
         }
     }
 }
@@ -73,6 +74,10 @@ impl From<wire::HelperInfo> for HelperSummary {
 pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Option<Update> {
     Some(match message {
         wire::HelperMessage::Hello(info) => Update::Connected(info.into()),
+        // TODO(#10): pack tables and histograms in the views.
+        wire::HelperMessage::PackData(_) | wire::HelperMessage::VerifierLog { .. } => {
+            return None;
+        }
         wire::HelperMessage::Probes(probes) => {
             Update::Probes(probes.into_iter().map(Probe::from).collect())
         }

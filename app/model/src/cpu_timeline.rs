@@ -597,26 +597,6 @@ fn intern(names: &mut Vec<String>, ids: &mut HashMap<String, CommId>, name: &str
     id
 }
 
-/// A duration for a person, with about three significant digits:
-/// `850 ns`, `12.3 µs`, `2.10 ms`, `1.50 s`.
-pub fn format_duration_ns(ns: u64) -> String {
-    const UNITS: [(f64, &str); 3] = [(1e9, "s"), (1e6, "ms"), (1e3, "µs")];
-    let value = ns as f64;
-    for (scale, unit) in UNITS {
-        if value >= scale {
-            let scaled = value / scale;
-            return if scaled >= 100.0 {
-                format!("{scaled:.0} {unit}")
-            } else if scaled >= 10.0 {
-                format!("{scaled:.1} {unit}")
-            } else {
-                format!("{scaled:.2} {unit}")
-            };
-        }
-    }
-    format!("{ns} ns")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -878,13 +858,5 @@ mod tests {
         assert_eq!(word(0x20), "zombie");
         assert_eq!(word(0x80), "idle");
         assert_eq!(LeaveState::from_prev_state(2).code(), Some("D"));
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(format_duration_ns(850), "850 ns");
-        assert_eq!(format_duration_ns(12_345), "12.3 µs");
-        assert_eq!(format_duration_ns(2_100_000), "2.10 ms");
-        assert_eq!(format_duration_ns(1_500_000_000), "1.50 s");
     }
 }

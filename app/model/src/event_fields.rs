@@ -18,6 +18,9 @@ pub enum Field<'a> {
     Flag(bool),
     /// Raw bytes, shown in hex.
     Bytes(&'a [u8]),
+    /// A number with the name a pack's manifest gives it (`ENOENT`,
+    /// `openat`, `1.5 ms`): plotted as the number, shown as the name.
+    Named(i64, &'a str),
 }
 
 impl fmt::Display for Field<'_> {
@@ -25,7 +28,7 @@ impl fmt::Display for Field<'_> {
         match self {
             Self::Unsigned(n) => write!(f, "{n}"),
             Self::Signed(n) => write!(f, "{n}"),
-            Self::Text(s) => f.write_str(s),
+            Self::Text(s) | Self::Named(_, s) => f.write_str(s),
             Self::Flag(b) => write!(f, "{b}"),
             Self::Bytes(b) => {
                 for byte in *b {
@@ -42,7 +45,7 @@ impl Field<'_> {
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Self::Unsigned(n) => Some(*n as f64),
-            Self::Signed(n) => Some(*n as f64),
+            Self::Signed(n) | Self::Named(n, _) => Some(*n as f64),
             Self::Flag(b) => Some(f64::from(u8::from(*b))),
             Self::Text(_) | Self::Bytes(_) => None,
         }
@@ -54,7 +57,7 @@ impl Field<'_> {
 /// `names` are the field names of a generically decoded probe
 /// ([`ProbeInfo::fields`](microscope_wire::ProbeInfo::fields)).
 pub fn fields<'a>(data: &'a EventData, names: &'a [String]) -> Vec<(&'a str, Field<'a>)> {
-    use Field::{Bytes, Flag, Signed, Text, Unsigned};
+    use Field::{Bytes, Flag, Named, Signed, Text, Unsigned};
     match data {
         EventData::SchedSwitch {
             prev_pid,
@@ -131,6 +134,7 @@ pub fn fields<'a>(data: &'a EventData, names: &'a [String]) -> Vec<(&'a str, Fie
                     FieldValue::Str(s) => Text(s),
                     FieldValue::Bytes(b) => Bytes(b),
                     FieldValue::Missing => Text("(missing)"),
+                    FieldValue::Named { value, text } => Named(*value, text),
                 };
                 (name, field)
             })

@@ -11,7 +11,8 @@
 //!   subtree, which search and drawing do all the time, is one jump;
 //! - a node's children are `node + 1`, then each child's `end`, and so on;
 //! - two graphs of the same stacks are equal whatever order the stacks came
-//!   in (`from_folded(to_folded(g)) == g`).
+//!   in (`from_folded(to_folded(g)) == g` once names are folded-safe: see
+//!   [`crate::folded`]).
 //!
 //! Children sorted by name (as FlameGraph does) rather than by weight keep
 //! frames in place while live data changes their widths.
@@ -21,8 +22,9 @@
 //! carries the baseline's values; [`FlameGraph::diff_ratio`] says how much a
 //! frame grew or shrank, each side normalised by its own total.
 
-use crate::fxhash::FxHashMap;
+use crate::folded::{KERNEL_SUFFIX, sanitize_frame};
 use crate::stacks::{StackQuery, StackSlice, StackStore, ValueUnit};
+use rustc_hash::FxHashMap;
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -175,7 +177,8 @@ pub struct FrameBox {
 pub struct FlameGraph {
     /// Depth first, children by name; `nodes[0]` is the root.
     nodes: Vec<Node>,
-    /// Name id → name, in order of first use.
+    /// Name id → folded name (kernel functions end in
+    /// [`KERNEL_SUFFIX`]), sorted.
     names: Vec<Box<str>>,
     /// Per node, the baseline's values; empty unless differential.
     baseline: Vec<Values>,
@@ -225,7 +228,8 @@ impl FlameGraph {
     }
 
     /// Parses folded lines (`frame;frame;frame count`, root first); blank
-    /// lines are skipped and repeated stacks add up.
+    /// lines are skipped and repeated stacks add up. A frame ending in
+    /// `_[k]` is a kernel function.
     pub fn from_folded(text: &str) -> Result<Self, FoldedError> {
         let mut builder = Builder::new();
         builder.add_folded(text, Side::Main)?;
@@ -280,8 +284,20 @@ impl FlameGraph {
         self.nodes.iter().map(|n| n.depth).max().unwrap_or(0)
     }
 
-    /// The frame's name; empty for an id of another graph.
+    /// The frame's function name; empty for an id of another graph.
     pub fn name(&self, node: NodeId) -> &str {
+        display_name(self.folded_name(node))
+    }
+
+    /// Whether the frame is a kernel function.
+    pub fn is_kernel(&self, node: NodeId) -> bool {
+        self.folded_name(node).ends_with(KERNEL_SUFFIX)
+    }
+
+    /// The name as the graph keeps it: a kernel function's ends in
+    /// [`KERNEL_SUFFIX`], so a kernel and a user function of the same name
+    /// are two frames.
+    fn folded_name(&self, node: NodeId) -> &str {
         self.node(node)
             .and_then(|n| self.names.get(n.name as usize))
             .map_or("", |name| name)
@@ -448,7 +464,7 @@ impl FlameGraph {
         let name_matches: Vec<bool> = self
             .names
             .iter()
-            .map(|name| name.to_lowercase().contains(&query))
+            .map(|name| display_name(name).to_lowercase().contains(&query))
             .collect();
         let is_match = |node: &Node| name_matches.get(node.name as usize).copied() == Some(true);
         let mut count = 0;
@@ -493,7 +509,9 @@ impl FlameGraph {
 
     /// The graph as folded lines (`frame;frame count`, sorted), which
     /// FlameGraph and inferno read. A differential graph writes its
-    /// comparison. `;` and line breaks inside names become `_`.
+    /// comparison. Each frame is written as [`crate::folded`] names it
+    /// everywhere: `;` becomes `:`, white space `_`, kernel functions end
+    /// in `_[k]`.
     pub fn to_folded(&self) -> String {
         let mut out = String::new();
         let mut path: Vec<String> = Vec::new();
@@ -502,7 +520,7 @@ impl FlameGraph {
             path.push(
                 self.names
                     .get(node.name as usize)
-                    .map_or_else(String::new, |name| name.replace([';', '\n', '\r'], "_")),
+                    .map_or_else(String::new, |name| sanitize_frame(name).into_owned()),
             );
             if node.values.self_value > 0 {
                 // Writing to a String cannot fail.
@@ -552,6 +570,11 @@ pub(crate) fn folded_lines(
             }
             Ok((stack, count))
         })
+}
+
+/// A folded name without its kernel suffix.
+fn display_name(folded: &str) -> &str {
+    folded.strip_suffix(KERNEL_SUFFIX).unwrap_or(folded)
 }
 
 fn fraction(part: u64, whole: u64) -> f64 {
@@ -664,7 +687,12 @@ impl Builder {
                 let name = match frame_names.get(&frame) {
                     Some(&name) => name,
                     None => {
-                        let name = self.name_id(&slice.frame_name(frame));
+                        let name = slice.frame_name(frame);
+                        let name = if slice.is_kernel_frame(frame) {
+                            self.name_id(&format!("{name}{KERNEL_SUFFIX}"))
+                        } else {
+                            self.name_id(&name)
+                        };
                         frame_names.insert(frame, name);
                         name
                     }
@@ -854,14 +882,21 @@ idle 5
             assert!(children.windows(2).all(|w| g.name(w[0]) < g.name(w[1])));
             assert!(children.iter().all(|&c| g.parent(c) == Some(node)));
         }
-        assert_eq!(FlameGraph::from_folded(&g.to_folded()).unwrap(), g);
+        // Function names are folded-safe, so without the `comm (pid)`
+        // frames the folded text is the graph.
+        let plain = FlameGraph::from_store(
+            &store,
+            StackQuery::all(),
+            BuildOptions { by_process: false },
+        );
+        assert_eq!(FlameGraph::from_folded(&plain.to_folded()).unwrap(), plain);
     }
 
     #[test]
     fn frame_ids_with_the_same_name_are_one_frame() {
         let mut store = StackStore::new();
-        store.intern_frame(1, "vfs_read".into());
-        store.intern_frame(2, "vfs_read".into());
+        store.intern_frame(1, "vfs_read".into(), false);
+        store.intern_frame(2, "vfs_read".into(), false);
         store.add(1, 1, 1, "a", &[1], 2);
         store.add(2, 1, 1, "a", &[2], 3);
         let g = FlameGraph::from_store(
@@ -891,13 +926,35 @@ idle 5
         // Input order does not matter: the layout is canonical.
         let shuffled: String = FOLDED.lines().rev().map(|l| format!("{l}\n")).collect();
         assert_eq!(FlameGraph::from_folded(&shuffled).unwrap(), g);
-        // Frame names with spaces survive (the count is after the last one).
+        // Names with spaces are read (the count is after the last one) and
+        // written folded-safe, as every folded writer writes them; from
+        // then on the round trip is exact.
         let spaced = FlameGraph::from_folded("bash (12);[unknown frame #7] 3\n").unwrap();
-        assert_eq!(
-            FlameGraph::from_folded(&spaced.to_folded()).unwrap(),
-            spaced
-        );
-        assert_eq!(spaced.to_folded(), "bash (12);[unknown frame #7] 3\n");
+        assert_eq!(spaced.to_folded(), "bash_(12);[unknown_frame_#7] 3\n");
+        let safe = FlameGraph::from_folded(&spaced.to_folded()).unwrap();
+        assert_eq!(FlameGraph::from_folded(&safe.to_folded()).unwrap(), safe);
+    }
+
+    #[test]
+    fn kernel_frames_keep_their_suffix_and_show_their_name() {
+        let mut store = StackStore::new();
+        store.intern_frame(1, "main".into(), false);
+        store.intern_frame(2, "vfs_read".into(), true);
+        store.intern_frame(3, "vfs_read".into(), false);
+        store.add(10, 1, 42, "cat", &[1, 2], 2);
+        store.add(11, 1, 42, "cat", &[1, 3], 1);
+        let options = BuildOptions { by_process: false };
+        let g = FlameGraph::from_store(&store, StackQuery::all(), options);
+        assert_eq!(g.to_folded(), "main;vfs_read 1\nmain;vfs_read_[k] 2\n");
+        let main = g.find_path(&["main"]).unwrap();
+        let children: Vec<(&str, bool)> = g
+            .children(main)
+            .map(|c| (g.name(c), g.is_kernel(c)))
+            .collect();
+        assert_eq!(children, [("vfs_read", false), ("vfs_read", true)]);
+        assert_eq!(FlameGraph::from_folded(&g.to_folded()).unwrap(), g);
+        // Search looks at the function name, not the suffix.
+        assert_eq!(g.search("[k]").count(), 0);
     }
 
     #[test]
@@ -1006,8 +1063,8 @@ idle 5
     #[test]
     fn a_store_slice_becomes_a_graph_with_process_frames() {
         let mut store = StackStore::new();
-        store.intern_frame(1, "entry".into());
-        store.intern_frame(2, "vfs_read".into());
+        store.intern_frame(1, "entry".into(), false);
+        store.intern_frame(2, "vfs_read".into(), false);
         store.add(10, 1, 100, "cat", &[1, 2], 3);
         store.add(20, 1, 100, "cat", &[1, 2, 9], 2);
         store.add(30, 1, 200, "dd", &[1], 4);
@@ -1016,9 +1073,9 @@ idle 5
         let g = FlameGraph::from_store(&store, query, BuildOptions::default());
         assert_eq!(
             g.to_folded(),
-            "cat (100);entry;vfs_read 3\n\
-             cat (100);entry;vfs_read;[unknown frame #9] 2\n\
-             dd (200);entry 4\n"
+            "cat_(100);entry;vfs_read 3\n\
+             cat_(100);entry;vfs_read;[unknown_frame_#9] 2\n\
+             dd_(200);entry 4\n"
         );
         let flat = FlameGraph::from_store(&store, query, BuildOptions { by_process: false });
         assert_eq!(flat.values(node(&flat, &["entry"])).total, 9);

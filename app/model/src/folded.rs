@@ -6,8 +6,15 @@
 //! `microscope profile` and `microscope export --format folded` both use it.
 //! User frames come first, then kernel frames, which carry the `_[k]`
 //! suffix of `stackcollapse-perf.pl --kernel` (both tools colour them
-//! apart). [`sanitize_frame`] makes every name safe in a line.
+//! apart).
+//!
+//! One frame has one folded name wherever it is written: [`folded_frame`]
+//! (the name made safe by [`sanitize_frame`], plus the kernel suffix) is
+//! used by `microscope profile`, `microscope export --format folded` and
+//! the flame graph's *Export folded…*
+//! ([`FlameGraph::to_folded`](crate::FlameGraph::to_folded)).
 
+use crate::stacks::unknown_frame_name;
 use microscope_wire::{Frame, HelperMessage, StackBatch, StackCount};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -102,26 +109,43 @@ impl FoldedProfile {
             if value == 0 {
                 continue;
             }
-            let comm = if comm.is_empty() { "[unknown]" } else { comm };
-            let mut line = sanitize_frame(comm).into_owned();
+            let mut line = comm_frame(comm).into_owned();
             for id in frames {
                 line.push(';');
                 match self.frames.get(id) {
-                    Some(frame) => {
-                        line.push_str(&sanitize_frame(&frame.name));
-                        if frame.kernel {
-                            line.push_str("_[k]");
-                        }
-                    }
+                    Some(frame) => line.push_str(&folded_frame(&frame.name, frame.kernel)),
                     // The helper defines every id before using it; keep
                     // the frame rather than drop the stack if not.
-                    None => line.push_str(&format!("[frame#{id}]")),
+                    None => line.push_str(&folded_frame(&unknown_frame_name(*id), false)),
                 }
             }
             *lines.entry(line).or_default() += value;
         }
         lines
     }
+}
+
+/// What kernel frames end with in folded lines, as `stackcollapse-perf.pl
+/// --kernel` writes them.
+pub const KERNEL_SUFFIX: &str = "_[k]";
+
+/// The first frame of a stack whose thread has no command name.
+pub const UNKNOWN_COMM: &str = "[unknown]";
+
+/// The folded name of a frame: [`sanitize_frame`], and [`KERNEL_SUFFIX`]
+/// for a kernel function.
+pub fn folded_frame(name: &str, kernel: bool) -> Cow<'_, str> {
+    let safe = sanitize_frame(name);
+    if kernel {
+        Cow::Owned(format!("{safe}{KERNEL_SUFFIX}"))
+    } else {
+        safe
+    }
+}
+
+/// The folded frame of a thread's command name ([`UNKNOWN_COMM`] if empty).
+pub fn comm_frame(comm: &str) -> Cow<'_, str> {
+    sanitize_frame(if comm.is_empty() { UNKNOWN_COMM } else { comm })
 }
 
 /// `name` with `;` as `:` and white space as `_`, so a folded line splits
@@ -263,7 +287,7 @@ mod tests {
         assert!(profile.lines().is_empty());
         assert_eq!((profile.total(), profile.span_ns()), (0, 0));
         profile.add_batch(&batch(1, 2, Vec::new(), vec![count(1, 1, "x", &[5], 1)]), 0);
-        assert_eq!(profile.lines(), ["x;[frame#5] 1"]);
+        assert_eq!(profile.lines(), ["x;[unknown_frame_#5] 1"]);
     }
 
     #[test]

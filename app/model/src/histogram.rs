@@ -1,5 +1,7 @@
 //! The syscall latency histogram: log2 buckets, measured from a baseline.
 
+use crate::units::format_whole_duration_ns;
+
 /// Bucket `i` of the helper's histogram counts latencies in `[2^i, 2^(i+1))` ns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LatencyHistogram {
@@ -50,23 +52,7 @@ pub fn bucket_label(bucket: usize) -> String {
     let ns = 1u128
         .checked_shl(u32::try_from(bucket).unwrap_or(u32::MAX))
         .unwrap_or(u128::MAX);
-    format_ns(ns)
-}
-
-/// A duration in ns, rounded to a whole number of the largest fitting unit.
-pub fn format_ns(ns: u128) -> String {
-    const UNITS: [(u128, &str); 4] = [
-        (1_000_000_000, "s"),
-        (1_000_000, "ms"),
-        (1_000, "µs"),
-        (1, "ns"),
-    ];
-    for (scale, unit) in UNITS {
-        if ns >= scale {
-            return format!("{} {unit}", ns.saturating_add(scale / 2) / scale);
-        }
-    }
-    "0 ns".to_owned()
+    format_whole_duration_ns(ns)
 }
 
 #[cfg(test)]
@@ -104,7 +90,6 @@ mod tests {
         assert_eq!(bucket_label(25), "34 ms");
         assert_eq!(bucket_label(30), "1 s");
         assert_eq!(bucket_label(63), "9223372037 s");
-        assert_eq!(bucket_label(200), format_ns(u128::MAX));
-        assert_eq!(format_ns(0), "0 ns");
+        assert_eq!(bucket_label(200), format_whole_duration_ns(u128::MAX));
     }
 }

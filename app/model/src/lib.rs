@@ -18,9 +18,11 @@
 //!   slice of them (zoom, search, differential, folded import/export) and the
 //!   [`CallGraph`] of the paths view (`petgraph`).
 //! - `folded`: stacks from the helper as folded lines for flame-graph tools.
+//! - [`Clock`]: where "now" comes from; tests move a manual one.
 //! - `event_fields`: an event's fields as name/value pairs, for the
 //!   inspector and the CSV export.
 //! - [`map`]: the subsystem map's graph and layered layout.
+//! - `units`: durations, counts, rates and sizes for people, in one place.
 //! - `synthetic`: deterministic synthetic stacks for benchmarks and tests.
 //!
 //! # Dependencies and why
@@ -32,9 +34,14 @@
 //!   ours, a few lines of barycentre ordering a student can follow) and the
 //!   call graph of the paths view (functions and calls, with the traversals
 //!   its layout needs).
+//! - `rustc-hash`: FxHash for the stack and flame-graph indexes: millions of
+//!   lookups keyed by small integers the app assigned itself (no untrusted
+//!   keys an attacker could collide), where SipHash costs several times more.
+//! - `fastrand`: the seeded generator of the synthetic stacks.
 //! - `thiserror`: this library's errors.
 //! - `tempfile` (dev): throwaway files in tests.
 
+mod clock;
 mod convert;
 mod counter;
 mod cpu_timeline;
@@ -42,7 +49,6 @@ mod decimate;
 mod event_fields;
 mod flame;
 mod folded;
-mod fxhash;
 mod histogram;
 pub mod map;
 mod model;
@@ -50,21 +56,23 @@ mod paths;
 mod stacks;
 mod synthetic;
 mod timeline;
+mod units;
 mod update;
 
+pub use clock::Clock;
 pub use convert::update_from_message;
 pub use counter::CumulativeCounter;
-pub use cpu_timeline::{
-    CpuTimeline, LeaveState, MAX_SLICES, Slice, SliceKey, Wakeup, format_duration_ns,
-};
+pub use cpu_timeline::{CpuTimeline, LeaveState, MAX_SLICES, Slice, SliceKey, Wakeup};
 pub use decimate::decimate_min_max;
 pub use event_fields::{Field, fields};
 pub use flame::{
     BuildOptions, FlameGraph, FoldedError, FoldedWriteError, FrameBox, FrameDetails, NodeId,
     ROOT_NAME, SearchResult, Values,
 };
-pub use folded::{FoldedProfile, sanitize_frame};
-pub use histogram::{LatencyHistogram, bucket_label, format_ns};
+pub use folded::{
+    FoldedProfile, KERNEL_SUFFIX, UNKNOWN_COMM, comm_frame, folded_frame, sanitize_frame,
+};
+pub use histogram::{LatencyHistogram, bucket_label};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
 pub use paths::{
     AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,
@@ -76,6 +84,10 @@ pub use stacks::{
 };
 pub use synthetic::synthetic_store;
 pub use timeline::{BUCKET, SETTLE, Series, Timeline};
+pub use units::{
+    format_bytes, format_count, format_duration_ns, format_rate, format_seconds_ns,
+    format_whole_duration_ns,
+};
 pub use update::{
     Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplaySpeed, ReplayStatus,
     SchedRecord, SwitchRecord, Update, WakeupRecord,

@@ -1,11 +1,14 @@
 //! Everything the UI shows, and how updates from the ingest thread change it.
 
+use crate::clock::Clock;
 use crate::counter::CumulativeCounter;
 use crate::cpu_timeline::CpuTimeline;
 use crate::histogram::LatencyHistogram;
 use crate::stacks::StackStore;
 use crate::timeline::Timeline;
-use crate::update::{HelperSummary, Probe, ProbeDrops, ProbeKind, ReplayStatus, Update};
+use crate::update::{
+    HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplayStatus, Update,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
@@ -88,6 +91,8 @@ pub struct Model {
     pub recent: HashMap<u16, VecDeque<microscope_wire::Event>>,
     /// Start of the time axis of every view.
     epoch: Instant,
+    /// Where "now" comes from.
+    clock: Clock,
 }
 
 impl Model {
@@ -116,7 +121,18 @@ impl Model {
             comm_counts: HashMap::new(),
             recent: HashMap::new(),
             epoch,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same model reading "now" from `clock` (tests move it by hand).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Where the model reads "now".
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// An empty model for replaying a recording (the demo or not).
@@ -178,45 +194,10 @@ impl Model {
     /// Applies one update from the ingest thread.
     pub fn apply(&mut self, update: Update) {
         match update {
-            Update::Connected(helper) => {
-                // A replay announces the recorded helper; it stays a replay.
-                if !self.is_replay() {
-                    self.connection = ConnectionState::Connected;
-                }
-                self.helper = Some(helper);
-                self.last_helper_error = None;
-                // Frame ids are the connection's: a new one (perhaps a
-                // restarted helper) numbers frames afresh.
-                self.stacks.clear();
-                self.reset_aggregates();
-                self.cpu.break_continuity();
-            }
-            Update::Disconnected { reason } => {
-                self.connection = ConnectionState::Disconnected { reason };
-                for probe in &mut self.probes {
-                    probe.enabled = false;
-                }
-                self.reset_aggregates();
-                self.cpu.break_continuity();
-            }
+            Update::Connected(helper) => self.connected(helper),
+            Update::Disconnected { reason } => self.disconnected(reason),
             Update::Probes(probes) => self.probes = probes,
-            Update::ProbeState { probe, enabled } => {
-                if let Some(p) = self.probes.iter_mut().find(|p| p.id == probe) {
-                    p.enabled = enabled;
-                }
-                if !enabled {
-                    if probe == SCHED_SWITCH {
-                        self.cpu.break_continuity();
-                    }
-                    self.aggregate_counters.remove(&probe);
-                    if self
-                        .probe(&probe)
-                        .is_some_and(|p| p.kind == ProbeKind::SyscallLatency)
-                    {
-                        self.latency.reset();
-                    }
-                }
-            }
+            Update::ProbeState { probe, enabled } => self.probe_state(&probe, enabled),
             Update::Events {
                 arrived,
                 counts,
@@ -225,30 +206,13 @@ impl Model {
                 by_comm,
                 recent,
             } => {
-                for (key, comm, n) in by_comm {
-                    *self
-                        .comm_counts
-                        .entry(key)
-                        .or_default()
-                        .entry(comm)
-                        .or_default() += n;
-                }
-                for event in recent {
-                    let kept = self.recent.entry(event.probe).or_default();
-                    if kept.len() == RECENT_EVENTS {
-                        kept.pop_front();
-                    }
-                    kept.push_back(event);
-                }
+                self.count_by_comm(by_comm);
+                self.keep_recent(recent);
                 if !sched.is_empty() {
                     let arrived_secs = self.timeline.secs_since_epoch(arrived);
                     self.cpu.apply(sched, arrived_secs);
                 }
-                for count in counts {
-                    if let Some(probe) = self.probes.iter().find(|p| p.key == count.key) {
-                        self.timeline.record(&probe.id, arrived, count.events);
-                    }
-                }
+                self.record_counts(arrived, counts);
                 for drop in drops {
                     self.drops.insert(drop.key, drop);
                 }
@@ -258,43 +222,7 @@ impl Model {
                 syscall_total,
                 latency_log2_ns,
                 functions,
-            } => {
-                self.latency.observe(&latency_log2_ns);
-                let latency_total =
-                    (!latency_log2_ns.is_empty()).then(|| latency_log2_ns.iter().sum());
-                for probe in self.probes.iter().filter(|p| p.enabled) {
-                    let total = match probe.kind {
-                        ProbeKind::Stream | ProbeKind::Fields | ProbeKind::Stacks => continue,
-                        ProbeKind::SyscallCounts => syscall_total,
-                        ProbeKind::SyscallLatency => latency_total,
-                        ProbeKind::Function => {
-                            let Some((_, calls, buckets)) =
-                                functions.iter().find(|(key, _, _)| *key == probe.key)
-                            else {
-                                continue;
-                            };
-                            let entry = self.functions.entry(probe.id.clone()).or_default();
-                            entry.0 = *calls;
-                            entry.1.observe(buckets);
-                            Some(*calls)
-                        }
-                    };
-                    let Some(total) = total else { continue };
-                    let increase = self
-                        .aggregate_counters
-                        .entry(probe.id.clone())
-                        .or_default()
-                        .advance(total);
-                    let since = self.aggregate_arrivals.insert(probe.id.clone(), arrived);
-                    match since {
-                        Some(since) => {
-                            self.timeline
-                                .record_spread(&probe.id, since, arrived, increase);
-                        }
-                        None => self.timeline.record(&probe.id, arrived, increase),
-                    }
-                }
-            }
+            } => self.add_aggregates(arrived, syscall_total, &latency_log2_ns, &functions),
             Update::HelperError { message } => self.last_helper_error = Some(message),
             Update::ProbeAdded(probe) => match self.probes.iter_mut().find(|p| p.id == probe.id) {
                 Some(known) => *known = probe,
@@ -307,23 +235,157 @@ impl Model {
                 truncated,
             } => self.kernel_functions = Some((contains, names, truncated)),
             Update::Filter(filter) => self.filter = filter,
-            Update::Stacks(batch) => {
-                // On the timeline's clock, the batch arrives now.
-                let arrived_ns =
-                    (self.timeline.secs_since_epoch(self.now(Instant::now())) * 1e9) as i128;
-                self.stack_clock_offset_ns = Some(i128::from(batch.end_ns) - arrived_ns);
-                self.add_stacks(batch);
-            }
+            Update::Stacks(batch) => self.stacks_arrived(batch),
             Update::ReplayReset => {
                 let connection = self.connection.clone();
                 *self = Self {
                     connection,
-                    ..Self::new(self.epoch)
+                    ..Self::new(self.epoch).with_clock(self.clock.clone())
                 };
             }
             Update::Replay(status) => self.replay = Some(status),
             Update::ReplayFailed { reason } => self.last_helper_error = Some(reason),
         }
+    }
+
+    /// The helper said hello: a new connection, or a replay's recorded helper.
+    fn connected(&mut self, helper: HelperSummary) {
+        // A replay announces the recorded helper; it stays a replay.
+        if !self.is_replay() {
+            self.connection = ConnectionState::Connected;
+        }
+        self.helper = Some(helper);
+        self.last_helper_error = None;
+        // Frame ids are the connection's: a new one (perhaps a restarted
+        // helper) numbers frames afresh.
+        self.stacks.clear();
+        self.reset_aggregates();
+        self.cpu.break_continuity();
+    }
+
+    /// The connection dropped: nothing is enabled any more.
+    fn disconnected(&mut self, reason: String) {
+        self.connection = ConnectionState::Disconnected { reason };
+        for probe in &mut self.probes {
+            probe.enabled = false;
+        }
+        self.reset_aggregates();
+        self.cpu.break_continuity();
+    }
+
+    /// A probe was switched on or off; off forgets what it aggregated.
+    fn probe_state(&mut self, probe: &str, enabled: bool) {
+        if let Some(p) = self.probes.iter_mut().find(|p| p.id == probe) {
+            p.enabled = enabled;
+        }
+        if enabled {
+            return;
+        }
+        if probe == SCHED_SWITCH {
+            self.cpu.break_continuity();
+        }
+        self.aggregate_counters.remove(probe);
+        if self
+            .probe(probe)
+            .is_some_and(|p| p.kind == ProbeKind::SyscallLatency)
+        {
+            self.latency.reset();
+        }
+    }
+
+    /// Adds a batch's events per (probe, command name).
+    fn count_by_comm(&mut self, by_comm: Vec<(u16, String, u64)>) {
+        for (key, comm, n) in by_comm {
+            *self
+                .comm_counts
+                .entry(key)
+                .or_default()
+                .entry(comm)
+                .or_default() += n;
+        }
+    }
+
+    /// Keeps the newest [`RECENT_EVENTS`] events of each probe.
+    fn keep_recent(&mut self, recent: Vec<microscope_wire::Event>) {
+        for event in recent {
+            let kept = self.recent.entry(event.probe).or_default();
+            if kept.len() == RECENT_EVENTS {
+                kept.pop_front();
+            }
+            kept.push_back(event);
+        }
+    }
+
+    /// Puts a batch's events per probe on the timeline.
+    fn record_counts(&mut self, arrived: Instant, counts: Vec<ProbeCount>) {
+        for count in counts {
+            if let Some(probe) = self.probes.iter().find(|p| p.key == count.key) {
+                self.timeline.record(&probe.id, arrived, count.events);
+            }
+        }
+    }
+
+    /// Turns cumulative in-kernel totals into increases on the timeline
+    /// (spread over the time since the previous total) and keeps the
+    /// latency histograms.
+    fn add_aggregates(
+        &mut self,
+        arrived: Instant,
+        syscall_total: Option<u64>,
+        latency_log2_ns: &[u64],
+        functions: &[(u16, u64, Vec<u64>)],
+    ) {
+        self.latency.observe(latency_log2_ns);
+        let latency_total = (!latency_log2_ns.is_empty()).then(|| latency_log2_ns.iter().sum());
+        let enabled: Vec<(String, u16, ProbeKind)> = self
+            .probes
+            .iter()
+            .filter(|p| p.enabled)
+            .map(|p| (p.id.clone(), p.key, p.kind))
+            .collect();
+        for (id, key, kind) in enabled {
+            let total = match kind {
+                ProbeKind::Stream | ProbeKind::Fields | ProbeKind::Stacks | ProbeKind::Pack => {
+                    continue;
+                }
+                ProbeKind::SyscallCounts => syscall_total,
+                ProbeKind::SyscallLatency => latency_total,
+                ProbeKind::Function => {
+                    let Some((_, calls, buckets)) = functions.iter().find(|(k, _, _)| *k == key)
+                    else {
+                        continue;
+                    };
+                    let entry = self.functions.entry(id.clone()).or_default();
+                    entry.0 = *calls;
+                    entry.1.observe(buckets);
+                    Some(*calls)
+                }
+            };
+            if let Some(total) = total {
+                self.record_total(&id, arrived, total);
+            }
+        }
+    }
+
+    /// Records the increase of probe `id`'s cumulative `total`.
+    fn record_total(&mut self, id: &str, arrived: Instant, total: u64) {
+        let increase = self
+            .aggregate_counters
+            .entry(id.to_owned())
+            .or_default()
+            .advance(total);
+        match self.aggregate_arrivals.insert(id.to_owned(), arrived) {
+            Some(since) => self.timeline.record_spread(id, since, arrived, increase),
+            None => self.timeline.record(id, arrived, increase),
+        }
+    }
+
+    /// Files a batch of stacks, noting how its kernel clock maps onto the
+    /// timeline's (the batch arrives now).
+    fn stacks_arrived(&mut self, batch: microscope_wire::StackBatch) {
+        let arrived_ns = (self.timeline.secs_since_epoch(self.now(self.clock.now())) * 1e9) as i128;
+        self.stack_clock_offset_ns = Some(i128::from(batch.end_ns) - arrived_ns);
+        self.add_stacks(batch);
     }
 
     /// Moves the timeline of enabled probes forward to `now`.
@@ -351,7 +413,7 @@ impl Model {
     /// stacks count nanoseconds blocked, the others samples.
     fn add_stacks(&mut self, batch: microscope_wire::StackBatch) {
         for frame in batch.frames {
-            self.stacks.intern_frame(frame.id, frame.name);
+            self.stacks.intern_frame(frame.id, frame.name, frame.kernel);
         }
         for stack in &batch.stacks {
             if self

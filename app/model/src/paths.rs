@@ -15,11 +15,11 @@
 //! starts with the first layers and the heaviest path open.
 
 use crate::flame::{FoldedError, folded_lines};
-use crate::fxhash::FxHashMap;
 use crate::stacks::{StackQuery, StackSlice, StackStore, ValueUnit};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef as _;
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeSet, VecDeque};
 
 /// Layers shown before the user expands anything: nodes shallower than
@@ -507,8 +507,8 @@ entry;sys_read;walk;walk;walk 10
     #[test]
     fn a_store_slice_becomes_a_call_graph() {
         let mut store = StackStore::new();
-        store.intern_frame(1, "entry".into());
-        store.intern_frame(2, "vfs_read".into());
+        store.intern_frame(1, "entry".into(), false);
+        store.intern_frame(2, "vfs_read".into(), false);
         store.add(5, 7, 100, "cat", &[1, 2], 4);
         store.add(6, 7, 200, "dd", &[1, 2], 6);
         store.add(7, 8, 200, "dd", &[1, 3], 6);

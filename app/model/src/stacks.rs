@@ -12,8 +12,8 @@
 //! (batches from several CPUs) are inserted at their place; that shifts only
 //! the few newer samples after them.
 
-use crate::cpu_timeline::format_duration_ns;
-use crate::fxhash::{FxHashMap, FxHasher};
+use crate::units::format_duration_ns;
+use rustc_hash::{FxHashMap, FxHasher};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash as _, Hasher as _};
@@ -154,8 +154,15 @@ pub struct StackSlice {
     stacks: Vec<SliceStack>,
     frames: Vec<u32>,
     comms: Arc<Vec<Box<str>>>,
-    frame_names: Arc<FxHashMap<u32, Box<str>>>,
+    frame_names: Arc<FxHashMap<u32, FrameName>>,
     unit: ValueUnit,
+}
+
+/// A frame's function name and whether it runs in the kernel.
+#[derive(Clone, Debug)]
+struct FrameName {
+    name: Box<str>,
+    kernel: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -212,9 +219,14 @@ impl StackSlice {
     /// The name of frame `id`, or `[unknown frame #id]`.
     pub fn frame_name(&self, id: u32) -> Cow<'_, str> {
         match self.frame_names.get(&id) {
-            Some(name) => Cow::Borrowed(name),
+            Some(frame) => Cow::Borrowed(&frame.name),
             None => Cow::Owned(unknown_frame_name(id)),
         }
+    }
+
+    /// Whether frame `id` is a kernel function (false if unknown).
+    pub fn is_kernel_frame(&self, id: u32) -> bool {
+        self.frame_names.get(&id).is_some_and(|frame| frame.kernel)
     }
 }
 
@@ -236,7 +248,7 @@ struct StackEntry {
 pub struct StackStore {
     /// Shared with the slices handed to graph builds: a name arriving
     /// during a build copies the table once instead of every build doing so.
-    frame_names: Arc<FxHashMap<u32, Box<str>>>,
+    frame_names: Arc<FxHashMap<u32, FrameName>>,
     comms: Arc<Vec<Box<str>>>,
     comm_ids: FxHashMap<Box<str>, u32>,
     stacks: Vec<StackEntry>,
@@ -287,10 +299,15 @@ impl StackStore {
         self.enforce_limit();
     }
 
-    /// Names frame `id`. The helper sends each id's name before the first
-    /// stack that uses it; a later name for the same id replaces the earlier.
-    pub fn intern_frame(&mut self, id: u32, name: String) {
-        Arc::make_mut(&mut self.frame_names).insert(id, name.into_boxed_str());
+    /// Names frame `id`, a kernel function if `kernel`. The helper sends
+    /// each id's name before the first stack that uses it; a later name for
+    /// the same id replaces the earlier.
+    pub fn intern_frame(&mut self, id: u32, name: String, kernel: bool) {
+        let frame = FrameName {
+            name: name.into_boxed_str(),
+            kernel,
+        };
+        Arc::make_mut(&mut self.frame_names).insert(id, frame);
         self.generation += 1;
     }
 
@@ -408,9 +425,14 @@ impl StackStore {
     /// The name of frame `id`, or `[unknown frame #id]` if none arrived.
     pub fn frame_name(&self, id: u32) -> Cow<'_, str> {
         match self.frame_names.get(&id) {
-            Some(name) => Cow::Borrowed(name),
+            Some(frame) => Cow::Borrowed(&frame.name),
             None => Cow::Owned(unknown_frame_name(id)),
         }
+    }
+
+    /// Whether frame `id` is a kernel function (false if unknown).
+    pub fn is_kernel_frame(&self, id: u32) -> bool {
+        self.frame_names.get(&id).is_some_and(|frame| frame.kernel)
     }
 
     /// A unique stack.
@@ -627,9 +649,9 @@ mod tests {
 
     fn store() -> StackStore {
         let mut store = StackStore::new();
-        store.intern_frame(1, "start_kernel".into());
-        store.intern_frame(2, "vfs_read".into());
-        store.intern_frame(3, "ext4_read".into());
+        store.intern_frame(1, "start_kernel".into(), false);
+        store.intern_frame(2, "vfs_read".into(), false);
+        store.intern_frame(3, "ext4_read".into(), false);
         store
     }
 
@@ -797,7 +819,7 @@ mod tests {
             ]
         );
         // A name arriving later does not change the slice taken before.
-        store.intern_frame(9, "late".into());
+        store.intern_frame(9, "late".into(), false);
         assert_eq!(slice.frame_name(9), "[unknown frame #9]");
         assert_eq!(store.frame_name(9), "late");
         assert!(StackStore::new().slice(StackQuery::all()).is_empty());
@@ -819,7 +841,7 @@ mod tests {
     fn every_change_moves_the_generation() {
         let mut store = StackStore::new();
         let g0 = store.generation();
-        store.intern_frame(1, "a".into());
+        store.intern_frame(1, "a".into(), false);
         let g1 = store.generation();
         store.add(1, 1, 1, "a", &[1], 1);
         let g2 = store.generation();

@@ -59,27 +59,9 @@ const PROCESSES: [&str; 16] = [
     "Xorg",
 ];
 
-/// xorshift64*: deterministic and good enough for plausible stacks.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// In `0..n`, skewed towards 0 (popular paths are shared by many stacks).
-    fn skewed(&mut self, n: u64) -> u64 {
-        let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        (unit.powi(5) * n as f64) as u64
-    }
+/// In `0..n`, skewed towards 0 (popular paths are shared by many stacks).
+fn skewed(rng: &mut fastrand::Rng, n: u64) -> u64 {
+    (rng.f64().powi(5) * n as f64) as u64
 }
 
 /// A hash of a node of the synthetic call tree and one of its children.
@@ -114,19 +96,19 @@ pub fn synthetic_store(unique_stacks: usize, seed: u64) -> StackStore {
         }))
         .collect();
     for (id, name) in (0u32..).zip(&names) {
-        store.intern_frame(id, name.clone());
+        store.intern_frame(id, name.clone(), false);
     }
     let roots = ROOTS.len() as u64;
     let pool = names.len() as u64 - roots;
-    let mut rng = Rng(seed | 1);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut seen: HashSet<(u32, Vec<u32>)> = HashSet::with_capacity(unique_stacks);
     let mut frames = Vec::with_capacity(40);
     let mut attempts = 0usize;
     let mut t_ns = 0;
     while seen.len() < unique_stacks && attempts < unique_stacks.saturating_mul(50) {
         attempts += 1;
-        let depth = 10 + rng.below(31) as usize;
-        let root = rng.skewed(roots);
+        let depth = 10 + rng.u64(..31) as usize;
+        let root = skewed(&mut rng, roots);
         let mut node = mix(seed, root);
         frames.clear();
         frames.push(root as u32);
@@ -134,23 +116,23 @@ pub fn synthetic_store(unique_stacks: usize, seed: u64) -> StackStore {
             // Few alternatives near the entry points (entry → do_syscall_64
             // → x64_sys_call), more deeper down.
             let fan_out = 1 + node % (1 + frames.len() as u64 / 4);
-            let child = rng.skewed(fan_out);
+            let child = skewed(&mut rng, fan_out);
             node = mix(node, child);
             frames.push((roots + node % pool) as u32);
         }
-        let process = rng.skewed(PROCESSES.len() as u64) as usize;
+        let process = skewed(&mut rng, PROCESSES.len() as u64) as usize;
         let tgid = 1000 + process as u32;
         let comm = PROCESSES.get(process).copied().unwrap_or("task");
         // Seen before: one more sample of it; new: one to three.
         let samples = if seen.insert((tgid, frames.clone())) {
-            1 + rng.below(3)
+            1 + rng.u64(..3)
         } else {
             1
         };
         for _ in 0..samples {
             // Samples arrive in time order, 40 µs apart on average.
-            t_ns += 1 + rng.below(SAMPLE_GAP_NS * 2);
-            store.add(t_ns, 1, tgid, comm, &frames, 1 + rng.below(5));
+            t_ns += 1 + rng.u64(..SAMPLE_GAP_NS * 2);
+            store.add(t_ns, 1, tgid, comm, &frames, 1 + rng.u64(..5));
         }
     }
     store

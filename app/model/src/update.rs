@@ -24,6 +24,9 @@ pub enum ProbeKind {
     Function,
     /// Stack counts (profiles, off-CPU time).
     Stacks,
+    /// A pack's own programs that stream no events: counters and
+    /// histograms read from its maps.
+    Pack,
 }
 
 impl ProbeKind {

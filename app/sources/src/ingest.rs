@@ -143,7 +143,8 @@ impl Ingest {
             // One-off questions: nothing to repeat after a reconnect.
             ClientMessage::ListProbes
             | ClientMessage::ListTracepoints
-            | ClientMessage::ListKernelFunctions { .. } => {}
+            | ClientMessage::ListKernelFunctions { .. }
+            | ClientMessage::VerifierLog { .. } => {}
         }
     }
 

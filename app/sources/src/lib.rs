@@ -26,6 +26,8 @@
 //!   which the ingest thread needs to wait on the UI and on its reader at
 //!   once.
 //! - `log`: diagnostics of the threads (`RUST_LOG=debug microscope`).
+//! - `nix`: the real uid that names the demo recording's temporary file
+//!   (already built for the wire's clock).
 
 mod ingest;
 mod recorder;
@@ -82,7 +84,7 @@ pub fn replay(
 /// Writes the embedded demo recording to a private temporary file (the
 /// recording reader works on files) and returns its path.
 pub fn demo_file() -> std::io::Result<PathBuf> {
-    let uid = nix_free_uid();
+    let uid = nix::unistd::getuid();
     let path = std::env::temp_dir().join(format!("microscope-demo-{uid}.mscr"));
     let partial = path.with_extension(format!("mscr.{}", std::process::id()));
     std::fs::write(&partial, DEMO_RECORDING)?;
@@ -90,14 +92,15 @@ pub fn demo_file() -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// The real uid, from /proc (saves a dependency for one number).
-fn nix_free_uid() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|rest| rest.split_whitespace().next().map(str::to_owned))
-        })
-        .unwrap_or_else(|| "user".to_owned())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_recording_is_written_to_a_file_named_for_the_user() {
+        let path = demo_file().expect("the temporary directory is writable");
+        let name = format!("microscope-demo-{}.mscr", nix::unistd::getuid());
+        assert_eq!(path.file_name().and_then(|n| n.to_str()), Some(&*name));
+        assert_eq!(std::fs::read(&path).expect("written"), DEMO_RECORDING);
+    }
 }

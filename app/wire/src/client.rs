@@ -37,8 +37,9 @@ pub enum ClientError {
         /// Socket path tried.
         path: PathBuf,
     },
-    /// The helper answered the handshake with a refusal.
-    #[error("the helper refused this connection: {0}")]
+    /// The helper refused the connection at the handshake, or a request
+    /// (an `Enable`, a probe list); its sentence says which and why.
+    #[error("the helper refused: {0}")]
     Refused(String),
     /// The helper does not speak our protocol or version.
     #[error("cannot talk to the helper at {path}: {source}")]

@@ -10,7 +10,9 @@ pub const MAGIC: [u8; 4] = *b"MSCP";
 /// v3: the process filter is each client's own ([`crate::ClientMessage::SetFilter`]),
 /// client frames are limited to [`MAX_CLIENT_FRAME_BYTES`], and frame-name
 /// tables may arrive in several stack batches.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// v4: probe packs: [`crate::HelperMessage::PackData`] (counters and histograms of a
+/// pack's maps), verifier logs on request, named field values.
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Largest frame a client accepts from the helper (16 MiB). The helper
 /// splits batches and frame-name tables well below this; a larger length
 /// prefix means a corrupt or hostile peer.

@@ -21,21 +21,34 @@
 //! maintained, so messages are plain Rust types rather than hand-written byte
 //! layouts. These are the wire types; the app converts them into its own model
 //! types.
+//!
+//! # Dependencies and why
+//!
+//! - `serde` + `postcard`: the messages (above); `crc32fast`: frame checksums.
+//! - `nix`: [`monotonic_ns`] and [`thread_cpu_ns`], a safe `clock_gettime`
+//!   that the helper and the app share, since the helper's times are
+//!   `CLOCK_MONOTONIC` on the wire and std does not expose that clock.
+//! - `thiserror`: this library's errors.
+//! - `fastrand` (dev): seeded random bodies for the decoders' garbage tests;
+//!   `tempfile` (dev): throwaway recordings.
 
 mod client;
+mod clock;
 mod codec;
 mod messages;
 mod recording;
 
 pub use client::{ClientError, Connection, DEFAULT_SOCKET_PATH, Writer};
+pub use clock::{monotonic_ns, thread_cpu_ns};
 pub use codec::{
     FrameDecoder, MAGIC, MAX_CLIENT_FRAME_BYTES, MAX_FRAME_BYTES, PROTOCOL_VERSION, Preamble,
     WireError, encode_frame,
 };
 pub use messages::{
     Aggregates, Availability, Capabilities, ClientMessage, Event, EventBatch, EventData, FieldInfo,
-    FieldValue, Frame, FunctionStats, HelperInfo, HelperMessage, MAX_LISTED_FUNCTIONS, ProbeInfo,
-    ProbeKind, ProbeOptions, ProbeStats, ProcessFilter, StackBatch, StackCount,
+    FieldValue, Frame, FunctionStats, HelperInfo, HelperMessage, MAX_LISTED_FUNCTIONS, PackData,
+    PackHistogram, PackTable, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
+    StackBatch, StackCount,
 };
 pub use recording::{
     Damage, DamageReason, DecodedFrame, FLUSH_INTERVAL, FOOTER_LEN, FOOTER_MAGIC,

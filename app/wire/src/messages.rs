@@ -45,6 +45,13 @@ pub enum ClientMessage {
     /// counted with the kernel's filter. Answered with
     /// [`HelperMessage::Filter`].
     SetFilter(ProcessFilter),
+    /// Ask for the whole verifier log of a pack probe the kernel refused;
+    /// answered with [`HelperMessage::VerifierLog`] or an error. Added in
+    /// protocol 3.
+    VerifierLog {
+        /// Probe id.
+        probe: String,
+    },
 }
 
 /// How a probe collects, beyond what its id says.
@@ -142,6 +149,61 @@ pub enum HelperMessage {
     Filter(ProcessFilter),
     /// Stack counts collected in the kernel since the previous batch.
     Stacks(StackBatch),
+    /// What a pack probe's counter and histogram maps hold (cumulative
+    /// since it was enabled), about every 250 ms while it is enabled.
+    /// Added in protocol 3.
+    PackData(PackData),
+    /// The verifier's whole log for a pack probe that failed to load,
+    /// answering [`ClientMessage::VerifierLog`]. Added in protocol 3.
+    VerifierLog {
+        /// Probe id.
+        probe: String,
+        /// The log, as the kernel wrote it (may be long).
+        log: String,
+    },
+}
+
+/// A pack probe's maps, read by the helper and decoded by its manifest.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PackData {
+    /// [`ProbeInfo::key`].
+    pub probe: u16,
+    /// When the maps were read, ns of `CLOCK_MONOTONIC`.
+    pub ts_ns: u64,
+    /// Counter maps: one table each.
+    pub tables: Vec<PackTable>,
+    /// Log2 histograms: one per map and key.
+    pub histograms: Vec<PackHistogram>,
+}
+
+/// A counter map: a row per key, key columns first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PackTable {
+    /// The map's name.
+    pub map: String,
+    /// Column names: the key fields, then the value fields.
+    pub columns: Vec<String>,
+    /// How many of the columns are the key.
+    pub key_columns: usize,
+    /// One row per key, values decoded (per-CPU values summed).
+    pub rows: Vec<Vec<FieldValue>>,
+    /// Rows left out because the map held more than the helper sends.
+    pub truncated: u64,
+}
+
+/// One log2 histogram of a pack probe.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PackHistogram {
+    /// The map's name.
+    pub map: String,
+    /// The key it is for, decoded (`all` when the key is constant), plus any
+    /// label fields of the value (e.g. a command name).
+    pub label: String,
+    /// Unit of the values, e.g. `µs` (empty for plain counts).
+    pub unit: String,
+    /// Bucket `i` counts values in `[2^i, 2^(i+1))` of `unit`; bucket 0
+    /// also counts 0.
+    pub buckets: Vec<u64>,
 }
 
 /// Most names one [`HelperMessage::KernelFunctions`] lists.
@@ -219,6 +281,11 @@ pub enum ProbeKind {
     /// Stack samples (on-CPU) or blocked time per stack (off-CPU), counted in
     /// the kernel, in [`HelperMessage::Stacks`].
     Stacks,
+    /// A pack's own BPF programs: events (if any) in
+    /// [`HelperMessage::Batch`] as [`EventData::Fields`] named by
+    /// [`ProbeInfo::fields`], counters and histograms in
+    /// [`HelperMessage::PackData`]. Added in protocol 3.
+    Pack,
 }
 
 /// One entry of the probe catalogue.
@@ -267,6 +334,15 @@ pub enum FieldValue {
     Bytes(Vec<u8>),
     /// The record was shorter than the field's place (copied partially).
     Missing,
+    /// A number with a name a pack's manifest gives it (an errno, a syscall,
+    /// a signal, a device, a kernel symbol, a duration with its unit…):
+    /// `value` for plotting, `text` for reading. Added in protocol 3.
+    Named {
+        /// The raw number.
+        value: i64,
+        /// How it reads, e.g. `ENOENT`, `openat`, `8:0`, `1.5 ms`.
+        text: String,
+    },
 }
 
 impl FieldValue {
@@ -275,6 +351,7 @@ impl FieldValue {
         match self {
             Self::Int(v) => Some(*v as f64),
             Self::Uint(v) => Some(*v as f64),
+            Self::Named { value, .. } => Some(*value as f64),
             Self::Str(_) | Self::Bytes(_) | Self::Missing => None,
         }
     }
@@ -296,6 +373,7 @@ impl std::fmt::Display for FieldValue {
                 Ok(())
             }
             Self::Missing => f.write_str("(missing)"),
+            Self::Named { text, .. } => f.write_str(text),
         }
     }
 }

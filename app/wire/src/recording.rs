@@ -204,7 +204,8 @@ impl RecordingTotals {
                 batch.events.iter().map(|event| (event.probe, event.ts_ns)),
                 &batch.stats,
             ),
-            HelperMessage::Aggregates(_) => self.aggregates += 1,
+            // A pack probe's maps are aggregates too.
+            HelperMessage::Aggregates(_) | HelperMessage::PackData(_) => self.aggregates += 1,
             HelperMessage::Stacks(_) => self.stack_batches += 1,
             HelperMessage::Error { .. } => self.errors += 1,
             HelperMessage::Hello(_)
@@ -213,7 +214,8 @@ impl RecordingTotals {
             | HelperMessage::ProbeAdded(_)
             | HelperMessage::Tracepoints(_)
             | HelperMessage::KernelFunctions { .. }
-            | HelperMessage::Filter(_) => {}
+            | HelperMessage::Filter(_)
+            | HelperMessage::VerifierLog { .. } => {}
         }
     }
 

@@ -290,7 +290,7 @@ fn folded_export_is_comm_semicolon_probe_space_count() {
             "bash;syscalls:sys_enter_openat 1",
             "cc1;sched:sched_switch 1",
             "cc1;syscalls:sys_enter_openat 1",
-            "semi_colon;syscalls:sys_enter_openat 1",
+            "semi:colon;syscalls:sys_enter_openat 1",
             "swapper/0;sched:sched_switch 1",
             "swapper/1;sched:sched_switch 1",
         ]

@@ -189,12 +189,92 @@ impl TimeAxis {
     }
 }
 
+/// Where the lanes are: the whole area, the plot right of the CPU labels,
+/// and one lane per CPU.
+struct Lanes {
+    rect: Rect,
+    plot: Rect,
+    lane_height: f32,
+    cpus: Vec<u32>,
+}
+
+impl Lanes {
+    /// The lane of the CPU in `row`.
+    fn lane(&self, row: usize) -> Rect {
+        let top = self.plot.top() + row as f32 * (self.lane_height + theme::CPU_LANE_GAP);
+        Rect::from_min_max(
+            Pos2::new(self.plot.left(), top),
+            Pos2::new(self.plot.right(), top + self.lane_height),
+        )
+    }
+}
+
+/// Draws one lane per CPU with its slices, the time axis, and the tooltip
+/// and selection of the slice under the pointer.
 fn lanes_ui(
     ui: &mut egui::Ui,
     cpu: &CpuTimeline,
     state: &mut CpuTimelineState,
     live_edge_secs: f64,
 ) {
+    let Some((lanes, background)) = allocate_lanes(ui, cpu) else {
+        return;
+    };
+    pan_and_zoom(
+        ui,
+        &background,
+        lanes.rect,
+        lanes.plot,
+        state,
+        live_edge_secs,
+    );
+    let axis = TimeAxis {
+        start_secs: state.end_secs - state.span_secs,
+        span_secs: state.span_secs,
+        left: lanes.plot.left(),
+        width: lanes.plot.width(),
+    };
+    let painter = ui.painter_at(lanes.rect);
+    let mut interactive = 0;
+    for (row, &cpu_id) in lanes.cpus.iter().enumerate() {
+        let lane = lanes.lane(row);
+        paint_lane_background(&painter, lanes.rect, lane, cpu_id);
+        let (Some(from_ns), Some(to_ns)) = (
+            cpu.ns_at(axis.start_secs),
+            cpu.ns_at(axis.start_secs + axis.span_secs),
+        ) else {
+            continue;
+        };
+        if cpu.count_overlapping(cpu_id, from_ns, to_ns) as f32 > 2.0 * lanes.plot.width() {
+            paint_columns(&painter, cpu, cpu_id, lane, axis);
+        } else {
+            let visible = VisibleSlices {
+                cpu_id,
+                from_ns,
+                to_ns,
+                lane,
+                axis,
+            };
+            slices_ui(
+                ui,
+                &painter,
+                &lanes,
+                &background,
+                cpu,
+                visible,
+                &mut interactive,
+                state,
+            );
+        }
+        paint_selection(&painter, cpu, state, cpu_id, lane, axis);
+    }
+    time_axis_ui(&painter, lanes.plot, lanes.rect.bottom(), axis);
+    pointer_ui(ui, &background, &lanes, cpu, axis, state);
+}
+
+/// Allocates room for one lane per CPU and the time axis; `None` when too
+/// narrow to draw.
+fn allocate_lanes(ui: &mut egui::Ui, cpu: &CpuTimeline) -> Option<(Lanes, egui::Response)> {
     let cpus: Vec<u32> = cpu.cpus().collect();
     let rows = cpus.len().max(1) as f32;
     let room = (ui.available_height() - DETAILS_HEIGHT - theme::TIME_AXIS_HEIGHT).max(rows * 8.0);
@@ -208,114 +288,134 @@ fn lanes_ui(
         Pos2::new(rect.left() + theme::CPU_LANE_LABEL_WIDTH, rect.top()),
         Pos2::new(rect.right(), rect.bottom() - theme::TIME_AXIS_HEIGHT),
     );
-    if plot.width() < 1.0 {
-        return;
-    }
+    (plot.width() >= 1.0).then_some((
+        Lanes {
+            rect,
+            plot,
+            lane_height,
+            cpus,
+        },
+        background,
+    ))
+}
 
-    pan_and_zoom(ui, &background, rect, plot, state, live_edge_secs);
-    let axis = TimeAxis {
-        start_secs: state.end_secs - state.span_secs,
-        span_secs: state.span_secs,
-        left: plot.left(),
-        width: plot.width(),
-    };
-    let lane_rect = |row: usize| {
-        let top = plot.top() + row as f32 * (lane_height + theme::CPU_LANE_GAP);
-        Rect::from_min_max(
-            Pos2::new(plot.left(), top),
-            Pos2::new(plot.right(), top + lane_height),
-        )
-    };
+/// The lane's fill and its `CPU n` label.
+fn paint_lane_background(painter: &egui::Painter, area: Rect, lane: Rect, cpu_id: u32) {
+    painter.rect_filled(lane, 0.0, theme::CPU_LANE_FILL);
+    painter.text(
+        Pos2::new(area.left() + 4.0, lane.center().y),
+        Align2::LEFT_CENTER,
+        format!("CPU {cpu_id}"),
+        FontId::proportional(12.0),
+        theme::AXIS_TEXT,
+    );
+}
 
-    let painter = ui.painter_at(rect);
-    let mut interactive = 0;
-    for (row, &cpu_id) in cpus.iter().enumerate() {
-        let lane = lane_rect(row);
-        painter.rect_filled(lane, 0.0, theme::CPU_LANE_FILL);
-        painter.text(
-            Pos2::new(rect.left() + 4.0, lane.center().y),
-            Align2::LEFT_CENTER,
-            format!("CPU {cpu_id}"),
-            FontId::proportional(12.0),
-            theme::AXIS_TEXT,
-        );
-        let (Some(from_ns), Some(to_ns)) = (
-            cpu.ns_at(axis.start_secs),
-            cpu.ns_at(axis.start_secs + axis.span_secs),
-        ) else {
+/// The slices of one CPU in view, and where they are drawn.
+#[derive(Clone, Copy)]
+struct VisibleSlices {
+    cpu_id: u32,
+    from_ns: u64,
+    to_ns: u64,
+    lane: Rect,
+    axis: TimeAxis,
+}
+
+/// Paints each slice in view with its task name when wide enough, and
+/// makes the wide ones clickable widgets (at most
+/// [`MAX_INTERACTIVE_SLICES`] per frame, counted in `interactive`).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the drawing context of one lane; a struct would only rename them"
+)]
+fn slices_ui(
+    ui: &mut egui::Ui,
+    painter: &egui::Painter,
+    lanes: &Lanes,
+    background: &egui::Response,
+    cpu: &CpuTimeline,
+    visible: VisibleSlices,
+    interactive: &mut usize,
+    state: &mut CpuTimelineState,
+) {
+    let VisibleSlices {
+        cpu_id,
+        from_ns,
+        to_ns,
+        lane,
+        axis,
+    } = visible;
+    for slice in cpu.overlapping(cpu_id, from_ns, to_ns) {
+        let key = SliceKey {
+            cpu: cpu_id,
+            start_ns: slice.start_ns,
+        };
+        let Some(slice_rect) = slice_rect(cpu, &slice, lane, axis) else {
             continue;
         };
-        if cpu.count_overlapping(cpu_id, from_ns, to_ns) as f32 > 2.0 * plot.width() {
-            paint_columns(&painter, cpu, cpu_id, lane, axis);
-        } else {
-            for slice in cpu.overlapping(cpu_id, from_ns, to_ns) {
-                let key = SliceKey {
-                    cpu: cpu_id,
-                    start_ns: slice.start_ns,
-                };
-                let Some(slice_rect) = slice_rect(cpu, &slice, lane, axis) else {
-                    continue;
-                };
-                painter.rect_filled(slice_rect, 0.0, slice_color(&slice));
-                if slice_rect.width() >= MIN_LABEL_WIDTH {
-                    painter.with_clip_rect(slice_rect.intersect(rect)).text(
-                        slice_rect.left_center() + Vec2::new(3.0, 0.0),
-                        Align2::LEFT_CENTER,
-                        cpu.task_name(&slice),
-                        FontId::proportional(11.0),
-                        if slice.is_idle() {
-                            theme::IDLE_SLICE_TEXT
-                        } else {
-                            theme::SLICE_TEXT
-                        },
-                    );
-                }
-                if slice_rect.width() >= MIN_INTERACTIVE_WIDTH
-                    && interactive < MAX_INTERACTIVE_SLICES
-                {
-                    interactive += 1;
-                    let id = background.id.with((key.cpu, key.start_ns));
-                    let response = ui.interact(slice_rect, id, Sense::click());
-                    response.widget_info(|| {
-                        WidgetInfo::labeled(Role::Button, true, slice_label(cpu, key, &slice))
-                    });
-                    if response.clicked() {
-                        state.selected = Some(key);
-                    }
-                }
+        painter.rect_filled(slice_rect, 0.0, slice_color(&slice));
+        if slice_rect.width() >= MIN_LABEL_WIDTH {
+            painter
+                .with_clip_rect(slice_rect.intersect(lanes.rect))
+                .text(
+                    slice_rect.left_center() + Vec2::new(3.0, 0.0),
+                    Align2::LEFT_CENTER,
+                    cpu.task_name(&slice),
+                    FontId::proportional(11.0),
+                    if slice.is_idle() {
+                        theme::IDLE_SLICE_TEXT
+                    } else {
+                        theme::SLICE_TEXT
+                    },
+                );
+        }
+        if slice_rect.width() >= MIN_INTERACTIVE_WIDTH && *interactive < MAX_INTERACTIVE_SLICES {
+            *interactive += 1;
+            let id = background.id.with((key.cpu, key.start_ns));
+            let response = ui.interact(slice_rect, id, Sense::click());
+            response.widget_info(|| {
+                WidgetInfo::labeled(Role::Button, true, slice_label(cpu, key, &slice))
+            });
+            if response.clicked() {
+                state.selected = Some(key);
             }
         }
-        if let Some(key) = state.selected.filter(|key| key.cpu == cpu_id)
-            && let Some(slice) = cpu.find(key)
-            && let Some(selected) = slice_rect(cpu, &slice, lane, axis)
-        {
-            painter.rect_stroke(
-                selected.expand(1.0),
-                0.0,
-                Stroke::new(2.0, theme::SELECTED_SLICE),
-                StrokeKind::Outside,
-            );
-        }
     }
-    time_axis_ui(&painter, plot, rect.bottom(), axis);
+}
 
-    // Clicks between widgets (narrow slices) and hovering anywhere find the
-    // slice under the pointer by time.
-    let slice_under = |pos: Pos2| {
-        let row = cpus
-            .iter()
-            .enumerate()
-            .find(|(row, _)| lane_rect(*row).contains(pos))?;
-        let cpu_id = *row.1;
-        let slice = cpu.slice_at(cpu_id, cpu.ns_at(axis.secs_at(pos.x))?)?;
-        Some((
-            SliceKey {
-                cpu: cpu_id,
-                start_ns: slice.start_ns,
-            },
-            slice,
-        ))
-    };
+/// Outlines the selected slice if it is on this CPU.
+fn paint_selection(
+    painter: &egui::Painter,
+    cpu: &CpuTimeline,
+    state: &CpuTimelineState,
+    cpu_id: u32,
+    lane: Rect,
+    axis: TimeAxis,
+) {
+    if let Some(key) = state.selected.filter(|key| key.cpu == cpu_id)
+        && let Some(slice) = cpu.find(key)
+        && let Some(selected) = slice_rect(cpu, &slice, lane, axis)
+    {
+        painter.rect_stroke(
+            selected.expand(1.0),
+            0.0,
+            Stroke::new(2.0, theme::SELECTED_SLICE),
+            StrokeKind::Outside,
+        );
+    }
+}
+
+/// Clicks between widgets (narrow slices) select, and hovering anywhere
+/// shows, the slice under the pointer, found by time.
+fn pointer_ui(
+    ui: &egui::Ui,
+    background: &egui::Response,
+    lanes: &Lanes,
+    cpu: &CpuTimeline,
+    axis: TimeAxis,
+    state: &mut CpuTimelineState,
+) {
+    let slice_under = |pos: Pos2| slice_under(lanes, cpu, axis, pos);
     if background.clicked() {
         state.selected = background
             .interact_pointer_pos()
@@ -324,7 +424,7 @@ fn lanes_ui(
     }
     if !background.dragged()
         && let Some(pos) = ui.ctx().pointer_hover_pos()
-        && ui.rect_contains_pointer(plot)
+        && ui.rect_contains_pointer(lanes.plot)
         && let Some((key, slice)) = slice_under(pos)
     {
         Tooltip::always_open(
@@ -338,6 +438,25 @@ fn lanes_ui(
             ui.weak(format!("left: {}", slice.left.word()));
         });
     }
+}
+
+/// The slice at `pos`, by lane and time.
+fn slice_under(
+    lanes: &Lanes,
+    cpu: &CpuTimeline,
+    axis: TimeAxis,
+    pos: Pos2,
+) -> Option<(SliceKey, Slice)> {
+    let row = (0..lanes.cpus.len()).find(|&row| lanes.lane(row).contains(pos))?;
+    let cpu_id = *lanes.cpus.get(row)?;
+    let slice = cpu.slice_at(cpu_id, cpu.ns_at(axis.secs_at(pos.x))?)?;
+    Some((
+        SliceKey {
+            cpu: cpu_id,
+            start_ns: slice.start_ns,
+        },
+        slice,
+    ))
 }
 
 /// Scroll or pinch zooms (around the pointer; at the right edge while

@@ -231,7 +231,7 @@ impl FlameView {
             ui.weak(NO_STACKS);
             return;
         }
-        self.refresh(ui.ctx(), store, Instant::now());
+        self.refresh(ui.ctx(), store, model.clock().now());
         self.search_row_ui(ui);
         if self.cache.is_building() {
             ui.horizontal(|ui| {

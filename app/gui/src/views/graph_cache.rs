@@ -142,9 +142,12 @@ impl<S: PartialEq, Q: PartialEq, T: Send + 'static> GraphCache<S, Q, T> {
         };
         let job = prepare();
         if job.inline || self.no_workers {
+            // The build takes what it takes on the real clock; the next
+            // rebuild is timed from this frame's `now`, like everything else
+            // the frame decides.
             let started = Instant::now();
             let value = (job.run)();
-            self.store(inputs, value, started.elapsed(), Instant::now());
+            self.store(inputs, value, started.elapsed(), now);
             return true;
         }
         let (sender, result) = bounded(1);
@@ -219,14 +222,16 @@ mod tests {
     fn rebuilds_on_settings_and_ignores_data_while_frozen() {
         let ctx = egui::Context::default();
         let mut cache: GraphCache<u8, u64, u32> = GraphCache::default();
-        // A frame time well past any rebuild interval.
-        let later = || Instant::now() + MAX_LIVE_REBUILD_INTERVAL;
-        assert!(cache.refresh(1, 0, 0, true, later(), &ctx, inline(1)));
-        assert!(!cache.refresh(1, 0, 0, true, later(), &ctx, inline(2)));
+        // Frame times are given, not read: `t0`, and a frame well past any
+        // rebuild interval.
+        let t0 = Instant::now();
+        let later = t0 + MAX_LIVE_REBUILD_INTERVAL;
+        assert!(cache.refresh(1, 0, 0, true, t0, &ctx, inline(1)));
+        assert!(!cache.refresh(1, 0, 0, true, t0, &ctx, inline(2)));
         assert_eq!(cache.get(), Some(&1));
 
-        // New data, live, right after a build that took 5 ms: waits for
-        // 20 build times, then rebuilds.
+        // New data, live, in the same frame as a build that took 5 ms:
+        // waits for 20 build times, then rebuilds.
         let slow = || BuildJob {
             inline: true,
             run: Box::new(|| {
@@ -234,17 +239,18 @@ mod tests {
                 3
             }),
         };
-        assert!(cache.refresh(2, 0, 0, true, Instant::now(), &ctx, slow));
+        assert!(cache.refresh(2, 0, 0, true, t0, &ctx, slow));
         assert!(cache.build_time() >= Some(Duration::from_millis(5)));
-        assert!(!cache.refresh(2, 1, 0, true, Instant::now(), &ctx, inline(4)));
-        assert!(cache.refresh(2, 1, 0, true, later(), &ctx, inline(4)));
+        assert!(!cache.refresh(2, 1, 0, true, t0, &ctx, inline(4)));
+        assert_eq!(cache.get(), Some(&3));
+        assert!(cache.refresh(2, 1, 0, true, later, &ctx, inline(4)));
         assert_eq!(cache.get(), Some(&4));
 
         // New data, frozen: kept. New settings: rebuilt at once, frozen or not.
-        assert!(!cache.refresh(2, 2, 5, false, later(), &ctx, inline(5)));
-        assert!(cache.refresh(3, 2, 5, false, Instant::now(), &ctx, inline(6)));
+        assert!(!cache.refresh(2, 2, 5, false, later, &ctx, inline(5)));
+        assert!(cache.refresh(3, 2, 5, false, later, &ctx, inline(6)));
         // A new store (generation went back): rebuilt.
-        assert!(cache.refresh(3, 0, 5, false, Instant::now(), &ctx, inline(7)));
+        assert!(cache.refresh(3, 0, 5, false, later, &ctx, inline(7)));
         assert_eq!(cache.get(), Some(&7));
         assert_eq!(cache.builds(), 5);
     }

@@ -5,9 +5,9 @@ use crate::command::CommandQueue;
 use crate::theme;
 use crate::views::probes_panel::probe_checkbox_ui;
 use egui::{Align2, Color32, FontId, Pos2, Rect, Role, Sense, Stroke, Vec2, WidgetInfo};
-use microscope_model::Model;
 use microscope_model::Probe;
 use microscope_model::map::SubsystemMap;
+use microscope_model::{Model, format_rate};
 use std::time::Instant;
 
 /// What the map view remembers between frames.
@@ -24,18 +24,6 @@ pub struct MapState {
 /// Accessible label of a map node: its name and its rate.
 pub fn node_label(name: &str, rate: f64) -> String {
     format!("{name} — {} events/s", format_rate(rate))
-}
-
-fn format_rate(rate: f64) -> String {
-    if rate >= 10_000.0 {
-        format!("{:.0}k", rate / 1000.0)
-    } else if rate >= 10.0 {
-        format!("{rate:.0}")
-    } else if rate > 0.0 {
-        format!("{rate:.1}")
-    } else {
-        "0".to_owned()
-    }
 }
 
 /// Events per second of every enabled probe of subsystem `id`.

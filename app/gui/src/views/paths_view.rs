@@ -115,7 +115,7 @@ impl PathsView {
             ui.weak(NO_STACKS);
             return;
         }
-        self.refresh(ui.ctx(), store);
+        self.refresh(ui.ctx(), store, model.clock().now());
         if self.cache.is_building() {
             ui.horizontal(|ui| {
                 ui.spinner();
@@ -144,14 +144,14 @@ impl PathsView {
         }
     }
 
-    fn refresh(&mut self, ctx: &egui::Context, store: &StackStore) {
+    fn refresh(&mut self, ctx: &egui::Context, store: &StackStore, now: Instant) {
         let query = self.filters.query(store);
         self.cache.refresh(
             self.filters.settings(),
             store.generation(),
             query,
             self.filters.is_live(),
-            Instant::now(),
+            now,
             ctx,
             || {
                 let slice = store.slice(query);

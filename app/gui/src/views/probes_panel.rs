@@ -122,5 +122,6 @@ fn kind_note(probe: &Probe) -> &'static str {
             "Counts calls and entry-to-exit time in the kernel; the timeline shows calls/s."
         }
         ProbeKind::Stacks => "Counts stacks in the kernel; see the flame graph.",
+        ProbeKind::Pack => "A pack's own BPF programs: counters and histograms read from its maps.",
     }
 }

@@ -1,7 +1,7 @@
 //! The status bar: connection, event rate, drops, helper and kernel versions.
 
 use crate::theme;
-use microscope_model::{ConnectionState, Model};
+use microscope_model::{ConnectionState, Model, format_count};
 use std::time::Instant;
 
 /// Draws the status bar.
@@ -53,30 +53,4 @@ pub fn status_bar_ui(ui: &mut egui::Ui, model: &Model, now: Instant) {
             ui.colored_label(theme::WARNING, format!("helper error: {error}"));
         }
     });
-}
-
-/// `1234567` → `1 234 567`, so large rates stay readable.
-pub fn format_count(count: u64) -> String {
-    let digits = count.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(' ');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_are_grouped_by_thousands() {
-        assert_eq!(format_count(0), "0");
-        assert_eq!(format_count(999), "999");
-        assert_eq!(format_count(1000), "1 000");
-        assert_eq!(format_count(1_234_567), "1 234 567");
-    }
 }

@@ -17,7 +17,7 @@ use super::{Helper, NOBODY, enable, open_sentinel, opens, rand_suffix};
 use microscope_wire::{
     ClientError, ClientMessage, Connection, HelperMessage, MAX_CLIENT_FRAME_BYTES, Preamble,
 };
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
@@ -89,7 +89,9 @@ fn well_behaved_client_gets_every_event(conn: &mut Connection, count: usize) {
     let (mut client_drops, mut kernel_drops) = (0, 0);
     conn.set_recv_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let deadline = Instant::now() + super::SENTINEL_TIMEOUT;
+    // Longer than the other tests': 33 stalled clients on a machine busy
+    // with builds make a debug build of the helper lag behind for a while.
+    let deadline = Instant::now() + 3 * super::SENTINEL_TIMEOUT;
     'collect: loop {
         assert!(
             Instant::now() < deadline,
@@ -157,18 +159,26 @@ impl NobodyBinary {
     }
 }
 
-/// Reads the child's stdout until a line starting with `prefix`.
+/// Reads the child's stdout until a line starting with `prefix`. Byte by
+/// byte, so that nothing after that line is read ahead and lost.
 fn line_from(child: &mut Child, prefix: &str) -> String {
     let stdout = child.stdout.as_mut().unwrap();
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
     loop {
-        line.clear();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "the child ended before printing {prefix}"
-        );
-        if let Some(rest) = line.trim_end().strip_prefix(prefix) {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            assert_eq!(
+                stdout.read(&mut byte).unwrap(),
+                1,
+                "the child ended before printing {prefix}"
+            );
+            if byte[0] == b'\n' {
+                break;
+            }
+            line.push(byte[0]);
+        }
+        let line = String::from_utf8_lossy(&line).into_owned();
+        if let Some(rest) = line.strip_prefix(prefix) {
             return rest.to_owned();
         }
     }
@@ -367,8 +377,31 @@ fn nobody_child_holds_connections() {
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
     }
     let mut held = Vec::new();
+    let mut stalled = Vec::new();
     let (mut accepted, mut refused, mut refusal) = (0, 0, String::new());
     for _ in 0..count {
+        if mode == "stalled" {
+            // A client that enables the busiest probes and never reads.
+            match Connection::connect(&socket) {
+                Ok(conn) => {
+                    let mut writer = conn.writer().unwrap();
+                    for probe in ["sched:sched_switch", "syscalls:sys_enter_openat"] {
+                        writer
+                            .send(&ClientMessage::Enable {
+                                probe: probe.to_owned(),
+                            })
+                            .unwrap();
+                    }
+                    accepted += 1;
+                    stalled.push(conn);
+                }
+                Err(err) => {
+                    refused += 1;
+                    refusal = err.to_string();
+                }
+            }
+            continue;
+        }
         let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
         if mode == "half-frames" {
             stream
@@ -403,6 +436,7 @@ fn nobody_child_holds_connections() {
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
     drop(held);
+    drop(stalled);
 }
 
 #[test]
@@ -421,14 +455,33 @@ fn a_client_that_never_reads_does_not_hold_back_one_that_does() {
             })
             .unwrap();
     }
-    // Long enough for its queue to fill: 4 MiB of batches at full rate.
+    // And nobody's 32 connections, each the same kind of client: their
+    // queues share nobody's 16 MiB.
+    let binary = NobodyBinary::new();
+    let mut nobody = binary.spawn(
+        "hostile::nobody_child_holds_connections",
+        &[
+            (
+                "MICROSCOPE_TEST_SOCKET",
+                helper.socket.display().to_string(),
+            ),
+            ("MICROSCOPE_TEST_MODE", "stalled".to_owned()),
+            ("MICROSCOPE_TEST_COUNT", "40".to_owned()),
+        ],
+    );
+    let held = line_from(&mut nobody, "HELD ");
+    eprintln!("nobody's stalled clients: {held}");
+    assert!(held.starts_with("32 refused 8"), "{held}");
+    // Long enough for the queues to fill: 100 000 events, several MiB.
     for round in 0..5 {
         well_behaved_client_gets_every_event(&mut good, 20_000);
         eprintln!("round {round}: the reading client got all 20 000 events");
     }
     probes_answer(&helper);
-    assert_memory_bounded(&helper, "a client that never reads");
+    assert_memory_bounded(&helper, "33 clients that never read");
     drop(stalled);
+    drop(nobody.stdin.take());
+    assert!(nobody.wait().unwrap().success());
 }
 
 #[test]
