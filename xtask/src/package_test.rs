@@ -468,8 +468,9 @@ fn uprobe_as_member(gid: u32, socket: &Path) -> Result<()> {
     fs::create_dir_all(&dir)?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
     let client = dir.join("uprobe-client");
-    let exe = std::env::current_exe().context("could not find this program")?;
-    fs::copy(&exe, &client).with_context(|| format!("could not copy {}", exe.display()))?;
+    // Through /proc/self/exe: it still opens when the file on disk was
+    // replaced by a rebuild since this program started.
+    fs::copy("/proc/self/exe", &client).context("could not copy this program")?;
     fs::set_permissions(&client, fs::Permissions::from_mode(0o755))?;
     let mut cmd = Command::new("setpriv");
     cmd.arg(format!("--reuid={NOBODY}"))
