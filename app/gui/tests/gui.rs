@@ -324,6 +324,14 @@ fn the_status_bar_rate_falls_to_zero_when_a_replay_stops() {
             .unwrap_or_default()
     };
     assert_eq!(rate_label(&fixture), "2 000 events/s");
+    // Nothing arrives to repaint a stopped replay, so the bar must ask to be
+    // drawn again itself, or the last rate stays on screen (seen under Xvfb).
+    fixture.harness.step();
+    let causes = fixture.harness.ctx.repaint_causes();
+    assert!(
+        causes.iter().any(|c| c.file.ends_with("status_bar.rs")),
+        "a non-zero rate must schedule its own repaint; causes: {causes:?}"
+    );
     // The replay has ended: a second later nothing is arriving.
     fixture.clock.advance(Duration::from_millis(1100));
     fixture.harness.run_steps(2);

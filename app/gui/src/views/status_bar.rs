@@ -2,7 +2,10 @@
 
 use crate::theme;
 use microscope_model::{ConnectionState, Model, format_count};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often a non-zero rate is redrawn when nothing else repaints.
+const RATE_REFRESH: Duration = Duration::from_millis(250);
 
 /// Draws the status bar; `wall` is the app's clock (not the playhead).
 pub fn status_bar_ui(ui: &mut egui::Ui, model: &Model, wall: Instant) {
@@ -25,6 +28,12 @@ pub fn status_bar_ui(ui: &mut egui::Ui, model: &Model, wall: Instant) {
         ui.separator();
         let rate = model.events_per_sec(wall);
         ui.label(format!("{} events/s", format_count(rate.round() as u64)));
+        if rate > 0.0 {
+            // The rate falls as time passes without events (a replay that
+            // stopped, a quiet helper), which no input or update would
+            // repaint: look again a few times a second until it reads 0.
+            ui.ctx().request_repaint_after(RATE_REFRESH);
+        }
         ui.separator();
         let kernel_drops = model.kernel_drops();
         let drops = format!("kernel drops: {}", format_count(kernel_drops));
