@@ -13,11 +13,8 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 
 use crate::proc::run_checked;
-use crate::setup::install_apt_packages;
+use crate::setup::{C_PACK_PACKAGES, install_apt_packages};
 use crate::workspace;
-
-/// What building C packs needs: the compiler and libbpf's headers.
-pub const C_PACK_PACKAGES: &[&str] = &["clang-22", "libbpf-dev"];
 
 /// The libbpf-tools whose objects the pack uses.
 const LIBBPF_TOOLS: [&str; 4] = ["exitsnoop", "execsnoop", "runqlat", "syscount"];

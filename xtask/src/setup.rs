@@ -57,11 +57,15 @@ fn step(name: &str, action: fn() -> Result<String>) -> Result<()> {
     Ok(())
 }
 
+/// What building C packs (`cargo xtask packs`) needs: the compiler and
+/// libbpf's headers.
+pub const C_PACK_PACKAGES: &[&str] = &["clang-22", "libbpf-dev"];
+
 fn apt_packages() -> Result<String> {
     let packages: Vec<&str> = LLVM_PACKAGES
         .iter()
         .chain(GUI_PACKAGES)
-        .chain(crate::packs::C_PACK_PACKAGES)
+        .chain(C_PACK_PACKAGES)
         .copied()
         .collect();
     install_apt_packages(&packages)

@@ -322,7 +322,7 @@ fn write_initramfs(vmtest: &Path, out: &Path) -> Result<()> {
     // others).
     let pack_dir = workspace::root().join("assets/packs/vm-functions");
     let object_path = vm_dir().join("opens.bpf.o");
-    crate::setup::install_apt_packages(crate::packs::C_PACK_PACKAGES)?;
+    crate::setup::install_apt_packages(crate::setup::C_PACK_PACKAGES)?;
     crate::packs::build_c(&pack_dir.join("opens.bpf.c"), &object_path)?;
     let pack_toml = fs::read(pack_dir.join("pack.toml"))?;
     let vfs_toml = fs::read(pack_dir.join("vfs.toml"))?;

@@ -117,9 +117,18 @@ pub struct ProbesArgs {
 pub struct NewPackArgs {
     /// The program's language.
     #[arg(long, value_enum)]
-    pub lang: crate::new_pack::PackLanguage,
+    pub lang: PackLanguage,
     /// A new directory; its name becomes the pack's id.
     pub dir: PathBuf,
+}
+
+/// The language of a new pack's program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PackLanguage {
+    /// libbpf-style C, built with clang.
+    C,
+    /// Rust with aya-ebpf, built with nightly and bpf-linker.
+    Rust,
 }
 
 /// Arguments of `check-pack`.

@@ -5,7 +5,7 @@
 //! and `CRATE_NAME` the Rust crate's name. The kernel tests build both
 //! templates and load them into the helper, so what this writes works.
 
-use crate::cli::NewPackArgs;
+use crate::cli::{NewPackArgs, PackLanguage};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -34,15 +34,6 @@ const RUST_TEMPLATE: &[TemplateFile] = template!(
     "program/.cargo/config.toml",
     "program/src/main.rs",
 );
-
-/// The language of a new pack's program.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum PackLanguage {
-    /// libbpf-style C, built with clang.
-    C,
-    /// Rust with aya-ebpf, built with nightly and bpf-linker.
-    Rust,
-}
 
 /// `microscope new-pack`: writes the pack and prints what to do next.
 pub fn run(args: &NewPackArgs) -> anyhow::Result<ExitCode> {

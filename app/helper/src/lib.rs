@@ -33,6 +33,7 @@ mod pack;
 mod perfmap;
 mod probeset;
 mod profiler;
+mod raw_stack;
 mod registry;
 mod server;
 mod stacks;
@@ -52,9 +53,9 @@ pub use profiler::{
     DRAIN_INTERVAL, MAX_SAMPLE_HZ, ProfileKind, Profiler, RESULT_WAIT, StackBatchParts,
     monotonic_ns,
 };
+pub use raw_stack::{CapturedStack, RawStack};
 pub use stacks::{
-    CapturedStack, RawStack, clear_stacks, comm_string, drain_stack_counts, intern_stacks,
-    read_stacks, take_stack_counts,
+    clear_stacks, comm_string, drain_stack_counts, intern_stacks, read_stacks, take_stack_counts,
 };
 pub use symbolize::{
     FrameInterner, INLINED_SUFFIX, LOST_STACK, NamedStack, Symbolizer, lookup_addresses,

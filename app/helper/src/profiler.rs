@@ -15,7 +15,8 @@
 //! them with [`crate::take_stack_counts`] and pass them to
 //! [`Profiler::submit`]; they come out of the next drain.
 
-use crate::stacks::{self, RawStack, clear_stacks, intern_stacks, stack_ids, take_stack_counts};
+use crate::raw_stack::RawStack;
+use crate::stacks::{self, clear_stacks, intern_stacks, stack_ids, take_stack_counts};
 use crate::symbolize::{FrameInterner, NamedStack, Symbolizer, unknown_address};
 use crate::tracefs;
 use aya::maps::{Array, HashMap, MapData, StackTraceMap};
@@ -1014,7 +1015,7 @@ pub use microscope_wire::monotonic_ns;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stacks::CapturedStack;
+    use crate::raw_stack::CapturedStack;
 
     #[test]
     fn a_stuck_symbolizer_costs_names_never_unbounded_memory() {

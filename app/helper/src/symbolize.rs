@@ -28,7 +28,7 @@
 //! is [`Symbolizer`]: it lives on one thread (the profiler's
 //! `microscope-symbolize` thread, see `profiler.rs`).
 
-use crate::stacks::{CapturedStack, RawStack};
+use crate::raw_stack::{CapturedStack, RawStack};
 use blazesym::symbolize::source::{Kernel, Process, Source};
 use blazesym::symbolize::{Input, Symbolized};
 use microscope_wire::Frame;

@@ -3,7 +3,8 @@
 
 use crate::decode::decode_record;
 use crate::generic;
-use crate::stacks::{RawStack, take_stack_counts};
+use crate::raw_stack::RawStack;
+use crate::stacks::take_stack_counts;
 use crate::tracefs;
 use crate::tracefs::Format;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap};
