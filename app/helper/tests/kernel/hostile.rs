@@ -81,10 +81,18 @@ fn well_behaved_client_gets_every_event(conn: &mut Connection, count: usize) {
         rand_suffix()
     );
     let sentinel = format!("{base}-end");
-    for _ in 0..count {
-        let _ = std::fs::File::open(&base);
-    }
-    open_sentinel(&sentinel);
+    // The client reads at full rate *while* the workload runs (a client
+    // that only reads once the burst is over is a stalled one for that
+    // long, and its queue may rightly overflow).
+    let workload = {
+        let (base, sentinel) = (base.clone(), sentinel.clone());
+        std::thread::spawn(move || {
+            for _ in 0..count {
+                let _ = std::fs::File::open(&base);
+            }
+            open_sentinel(&sentinel);
+        })
+    };
     let mut seen = 0;
     let (mut client_drops, mut kernel_drops) = (0, 0);
     conn.set_recv_timeout(Some(Duration::from_millis(100)))
@@ -116,6 +124,7 @@ fn well_behaved_client_gets_every_event(conn: &mut Connection, count: usize) {
             Err(err) => panic!("the well-behaved client's connection failed: {err}"),
         }
     }
+    workload.join().expect("the workload thread");
     assert_eq!(
         seen, count,
         "every event reaches the well-behaved client (the ring buffer has dropped \
