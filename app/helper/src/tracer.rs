@@ -599,7 +599,7 @@ pub fn describe_load_error(err: &aya::programs::ProgramError) -> String {
 
 /// The lines of a verifier log that say why it refused: the last ones before
 /// the statistics it always prints at the end.
-fn verifier_verdict(log: &str) -> String {
+pub(crate) fn verifier_verdict(log: &str) -> String {
     let is_statistics = |line: &str| {
         line.starts_with("verification time")
             || line.starts_with("stack depth")

@@ -66,7 +66,7 @@ fn refusal(probe: &PackProbe, choice: &AttachChoice, err: &ProgramError) -> Refu
                 format!(
                     "the verifier refused {whose} ({io_error}): {}; ask for the whole log with \
                      `microscope probes --verifier-log {}`",
-                    verdict_lines(&log),
+                    crate::tracer::verifier_verdict(&log),
                     probe.def.id
                 )
             };
@@ -80,22 +80,6 @@ fn refusal(probe: &PackProbe, choice: &AttachChoice, err: &ProgramError) -> Refu
             log: None,
         },
     }
-}
-
-/// The lines of a verifier log that say why: the last ones before the
-/// statistics it always ends with.
-fn verdict_lines(log: &str) -> String {
-    let is_statistics = |line: &str| {
-        line.starts_with("verification time")
-            || line.starts_with("stack depth")
-            || line.starts_with("processed ")
-    };
-    let lines: Vec<&str> = log
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !is_statistics(l))
-        .collect();
-    lines[lines.len().saturating_sub(2)..].join(" / ")
 }
 
 fn chain(err: &dyn std::error::Error) -> String {
