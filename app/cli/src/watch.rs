@@ -343,6 +343,15 @@ pub fn tally_seconds(
     (out, tally.drop_lines())
 }
 
+/// Why a pack probe's counts are not filtered per client, in a sentence.
+fn pack_counts_note(id: &str) -> String {
+    format!(
+        "note: {id} counts in its pack's own eBPF program: its counters and histograms cover \
+         the whole machine (or the pid of the process filter every client shares), not your \
+         process filter alone"
+    )
+}
+
 /// `microscope watch`: the lines go to standard output.
 pub fn run(socket: &Path, args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
@@ -391,6 +400,9 @@ pub fn run_watch(
     }
     // Whatever arrived while enabling only sets baselines.
     tally.end_window();
+    for probe in probes.iter().filter(|p| p.kind == ProbeKind::Pack) {
+        eprintln!("{}", pack_counts_note(&probe.id));
+    }
 
     let start = Instant::now();
     for second in 1..=seconds {
