@@ -22,7 +22,9 @@ use microscope_wire::ProbeKey;
 use microscope_wire::{
     Aggregates, Capabilities, Event, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
 };
-use probes_common::{COMM_LEN, FILTER_CGROUP, FILTER_COMM, FILTER_PID, ProcessFilterConfig};
+use probes_common::{
+    COMM_LEN, FILTER_CGROUP, FILTER_COMM, FILTER_PID, FilterTable, ProcessFilterConfig,
+};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -306,13 +308,23 @@ impl ProbeSet {
     /// An error is a sentence; the client keeps its previous filter.
     pub fn set_client_filter(&mut self, client: u64, filter: &ProcessFilter) -> Result<(), String> {
         let config = filter_config(filter)?;
+        let before = self.slots.table();
         let assigned = self.slots.assign(client, filter, config)?;
         if assigned.fresh {
-            // Still inactive in the kernel's table until written below.
+            // Off in the kernel while its counters are cleared (it may be
+            // the client's previous slot, taken over in place).
+            let mut off = before;
+            off.set(assigned.slot, None);
+            if off != before {
+                self.write_table(&off)?;
+            }
             self.tracer.clear_slot(assigned.slot)?;
             self.functions.clear_slot(assigned.slot)?;
         }
-        self.write_filter_table()
+        if self.slots.table() != before || assigned.fresh {
+            self.write_filter_table()?;
+        }
+        Ok(())
     }
 
     /// Client `client` left: its filter slot is freed if no one else uses it.
@@ -342,9 +354,13 @@ impl ProbeSet {
 
     fn write_filter_table(&mut self) -> Result<(), String> {
         let table = self.slots.table();
-        self.tracer.set_filter(&table)?;
-        self.functions.set_filter(&table)?;
-        self.profiler.set_filter(&table)
+        self.write_table(&table)
+    }
+
+    fn write_table(&mut self, table: &FilterTable) -> Result<(), String> {
+        self.tracer.set_filter(table)?;
+        self.functions.set_filter(table)?;
+        self.profiler.set_filter(table)
     }
 
     /// Binds the `filter_pid` knob of third-party packs to `filter`'s pid:
