@@ -224,6 +224,9 @@ pub enum ExportFormat {
     Csv,
     /// `comm;probe count` lines for flame-graph tools.
     Folded,
+    /// Pack probes' counter tables and histograms, one CSV row per value
+    /// and reading.
+    Tables,
 }
 
 /// Arguments of `__bench-flame`.
