@@ -462,6 +462,7 @@ impl MicroscopeApp {
                         ));
                     }
                 }
+                Command::HighlightMap(highlight) => self.map_view.highlight = highlight,
                 Command::StartRecording => {
                     let dir = std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir());
                     let path = microscope_sources::default_path(&dir);

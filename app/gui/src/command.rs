@@ -37,6 +37,9 @@ pub enum Command {
     },
     /// Show the map with this subsystem's details.
     SelectSubsystem(String),
+    /// Make these nodes and edges stand out on the map (an empty highlight
+    /// clears it). Does not switch tabs.
+    HighlightMap(microscope_model::map::MapHighlight),
     /// Start recording what the helper sends to a new file in the current
     /// directory.
     StartRecording,

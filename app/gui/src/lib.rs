@@ -42,6 +42,7 @@ mod app;
 pub mod bench;
 mod command;
 mod gui;
+pub mod map_layout;
 mod tab;
 mod theme;
 mod views;
