@@ -80,12 +80,11 @@ pub fn pack_ui(ui: &mut egui::Ui, model: &Model, state: &mut PackViewState) {
                 }
             });
         ui.weak(format!(
-            "{} readings, the last at {:.3} s since boot",
-            format_count(data.readings),
-            data.ts_ns as f64 / 1e9
+            "{} readings of its maps so far",
+            format_count(data.readings)
         ));
     });
-    ui.label(egui::RichText::new(MACHINE_WIDE).small().weak());
+    ui.weak(MACHINE_WIDE);
     ui.add_space(theme::SECTION_GAP);
     let maps = data.histogram_maps();
     let sections = maps.len() + data.tables.len();
@@ -164,7 +163,9 @@ fn histogram_section_ui(
     } else {
         format!("{unit} (log2 buckets, lower bound)")
     };
-    ui.allocate_ui(egui::vec2(ui.available_width(), height), |ui| {
+    // The heading row above took some of the section's height.
+    let plot_height = (height - ui.spacing().interact_size.y * 2.0).max(140.0);
+    ui.allocate_ui(egui::vec2(ui.available_width(), plot_height), |ui| {
         log2_bars_ui(ui, map, &counts, "samples", &x_label, |bucket| {
             log2_bucket_label(bucket, unit)
         });
@@ -210,7 +211,13 @@ fn table_section_ui(
         ticked.iter().map(String::as_str).collect()
     };
     if table.rate_column.is_some() {
-        rates_plot_ui(ui, table, &plotted, rate_name, height * 0.45);
+        if plotted.is_empty() {
+            ui.weak(format!(
+                "No row's {rate_name} grew in the last reading; tick rows below to plot their rates."
+            ));
+        } else {
+            rates_plot_ui(ui, table, &plotted, rate_name, height * 0.45);
+        }
     }
     let plotted: BTreeSet<String> = plotted.into_iter().map(str::to_owned).collect();
     rows_ui(ui, table, &order, &plotted, ticked, height * 0.55);
@@ -258,6 +265,8 @@ fn rows_ui(
     height: f32,
 ) {
     use egui_extras::{Column, TableBuilder};
+    // Rows are one line high: a wrapped cell would spill into the next row.
+    ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Extend);
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
     let rate_title = format!("{}/s", table.rate_column_name().unwrap_or("value"));
     let mut table_ui = TableBuilder::new(ui)
@@ -310,9 +319,9 @@ fn rows_ui(
                         }
                     }
                 });
-                for cell in &row.cells {
+                for (column, cell) in row.cells.iter().enumerate() {
                     cells.col(|ui| {
-                        ui.monospace(cell_text(cell));
+                        ui.monospace(cell_text(cell, column >= table.key_columns));
                     });
                 }
                 for _ in row.cells.len()..table.columns.len() {
@@ -325,11 +334,12 @@ fn rows_ui(
         });
 }
 
-/// A cell for people: strings without quotes, numbers grouped by thousands.
-fn cell_text(value: &FieldValue) -> String {
+/// A cell for people: strings without quotes, counts grouped by thousands
+/// (keys such as pids stay as they are).
+fn cell_text(value: &FieldValue, count: bool) -> String {
     match value {
         FieldValue::Str(s) => s.clone(),
-        FieldValue::Uint(n) => format_count(*n),
+        FieldValue::Uint(n) if count => format_count(*n),
         other => other.to_string(),
     }
 }
