@@ -12,8 +12,14 @@
 //! one space, a decimal count. For stream probes the count is the number of
 //! events that arrived in that second; for `SyscallCounts` probes the growth of
 //! the helper's total syscall count; for `SyscallLatency` probes the growth of
-//! the number of latencies measured. Seconds are measured on this process's
-//! clock, by arrival time.
+//! the number of latencies measured; for `Pack` probes (a pack's own maps,
+//! no events) the growth of their histograms' samples, or of their counter
+//! tables' first value column summed over the rows. Seconds are measured on
+//! this process's clock, by arrival time.
+//!
+//! A `Pack` probe's maps are in-kernel aggregates shared by every client of
+//! the helper: they count machine-wide (or what every client's filter
+//! keeps), not only for this watch; a note on standard error says so.
 //!
 //! After the last second, for each probe whose drop counters grew during the
 //! watch, one line starting with `#` (skip such lines when parsing):
@@ -343,15 +349,6 @@ pub fn tally_seconds(
     (out, tally.drop_lines())
 }
 
-/// Why a pack probe's counts are not filtered per client, in a sentence.
-fn pack_counts_note(id: &str) -> String {
-    format!(
-        "note: {id} counts in its pack's own eBPF program: its counters and histograms cover \
-         the whole machine (or the pid of the process filter every client shares), not your \
-         process filter alone"
-    )
-}
-
 /// `microscope watch`: the lines go to standard output.
 pub fn run(socket: &Path, args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
@@ -401,7 +398,11 @@ pub fn run_watch(
     // Whatever arrived while enabling only sets baselines.
     tally.end_window();
     for probe in probes.iter().filter(|p| p.kind == ProbeKind::Pack) {
-        eprintln!("{}", pack_counts_note(&probe.id));
+        eprintln!(
+            "microscope: {} counts in its own maps in the kernel, for every client of the helper \
+             (machine-wide): its lines are the growth of those maps.",
+            probe.id
+        );
     }
 
     let start = Instant::now();
