@@ -309,7 +309,9 @@ impl ProbeSet {
     pub fn set_client_filter(&mut self, client: u64, filter: &ProcessFilter) -> Result<(), String> {
         let config = filter_config(filter)?;
         let before = self.slots.table();
-        let assigned = self.slots.assign(client, filter, config)?;
+        let assigned = self
+            .slots
+            .assign(client, filter, config, std::time::Instant::now())?;
         if assigned.fresh {
             // Off in the kernel while its counters are cleared (it may be
             // the client's previous slot, taken over in place).
@@ -336,20 +338,19 @@ impl ProbeSet {
         }
     }
 
-    /// An error sentence if client `client` has no filter slot (every slot
-    /// was taken by other filters when it came): the kernel would not keep
-    /// what it asks for.
-    pub fn check_filter_slot(&self, client: u64) -> Result<(), String> {
-        match self.slots.slot_of(client) {
-            Some(_) => Ok(()),
-            None => Err(format!(
-                "the helper has no room for your process filter: its other clients use {} \
-                 different process filters, the most the kernel applies at once (each keeps \
-                 its own counts). Set the process filter one of them uses, or try again when \
-                 one of them has left or changed its filter",
-                self.slots.in_use()
-            )),
+    /// Makes sure client `client` has a filter slot for its `filter` (it
+    /// may have found none when it came, every slot being taken by other
+    /// filters): without one the kernel would not keep what it asks for. An
+    /// error is a sentence.
+    pub fn ensure_filter_slot(
+        &mut self,
+        client: u64,
+        filter: &ProcessFilter,
+    ) -> Result<(), String> {
+        if self.slots.slot_of(client).is_some() {
+            return Ok(());
         }
+        self.set_client_filter(client, filter)
     }
 
     fn write_filter_table(&mut self) -> Result<(), String> {
