@@ -58,6 +58,10 @@ pub struct MicroscopeApp {
     recorder: Recorder,
     flame_view: FlameView,
     paths_view: PathsView,
+    /// "Show cost" is ticked in the probe panel.
+    show_cost: bool,
+    /// Whether we asked the helper for cost reports (see [`Self::watch_cost`]).
+    watching_cost: bool,
 }
 
 impl MicroscopeApp {
@@ -86,6 +90,8 @@ impl MicroscopeApp {
             recorder: Recorder::default(),
             flame_view: FlameView::new(),
             paths_view: PathsView::new(),
+            show_cost: false,
+            watching_cost: false,
         }
     }
 
@@ -164,6 +170,7 @@ impl MicroscopeApp {
             self.central_ui(ui, now);
         });
         self.apply_commands(ui.ctx());
+        self.watch_cost();
         let replay_playing = self.model.replay.as_ref().is_some_and(|r| r.playing);
         if self.model.is_connected() || replay_playing {
             ui.ctx().request_repaint_after(LIVE_REPAINT_INTERVAL);
@@ -213,6 +220,7 @@ impl MicroscopeApp {
                         &self.model,
                         &self.map,
                         &mut self.probe_filter,
+                        self.show_cost,
                         &mut self.commands,
                     );
                 });
@@ -273,6 +281,11 @@ impl MicroscopeApp {
             CentralTab::Paths => {
                 ui.scope_builder(labelled(region::PATHS), |ui| {
                     self.paths_view.ui(ui, &self.model);
+                });
+            }
+            CentralTab::Cost => {
+                ui.scope_builder(labelled(region::COST), |ui| {
+                    views::cost_ui(ui, &self.model, &mut self.commands);
                 });
             }
         }
@@ -343,6 +356,7 @@ impl MicroscopeApp {
     pub fn start_replay(&mut self, path: PathBuf, demo: bool, ctx: &egui::Context) {
         self.model = Model::for_replay(self.clock.now(), demo).with_clock(self.clock.clone());
         self.to_helper = None; // ends the ingest thread, so the helper detaches
+        self.watching_cost = false;
         match sources::replay(&path, self.model.epoch(), wake(ctx)) {
             Ok((updates, controls)) => {
                 self.updates = updates;
@@ -368,6 +382,8 @@ impl MicroscopeApp {
             Ok((updates, to_helper)) => {
                 self.updates = updates;
                 self.to_helper = Some(to_helper);
+                // A new connection watches nothing yet.
+                self.watching_cost = false;
             }
             Err(err) => {
                 self.model.apply(Update::Disconnected {
@@ -408,6 +424,7 @@ impl MicroscopeApp {
                 }
                 Command::SetFollowLive(follow) => self.follow_live = follow,
                 Command::ShowTab(tab) => self.tab = tab,
+                Command::ShowCost(shown) => self.show_cost = shown,
                 Command::Replay(control) => {
                     if let Some(controls) = &self.replay_controls
                         && controls.try_send(control).is_err()
@@ -481,6 +498,17 @@ impl MicroscopeApp {
                     self.paths_view.set_range(start_ns, end_ns);
                 }
             }
+        }
+    }
+
+    /// Asks the helper for cost reports exactly while something shows
+    /// them (the Cost tab, or "Show cost"), so the kernel's run-time
+    /// statistics are on only while someone looks.
+    fn watch_cost(&mut self) {
+        let wanted = !self.model.is_replay() && (self.show_cost || self.tab == CentralTab::Cost);
+        if wanted != self.watching_cost {
+            self.watching_cost = wanted;
+            self.send_to_helper(ClientMessage::WatchCost { watch: wanted });
         }
     }
 

@@ -26,6 +26,7 @@
 
 mod auth;
 mod capabilities;
+mod cost;
 mod decode;
 mod funcprobe;
 mod generic;

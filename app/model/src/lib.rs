@@ -22,6 +22,8 @@
 //! - `event_fields`: an event's fields as name/value pairs, for the
 //!   inspector and the CSV export.
 //! - [`map`]: the subsystem map's graph and layered layout.
+//! - `cost`: what tracing costs (BPF run time per probe, share of a CPU,
+//!   events, ring fill, drops, the helper's CPU and memory) with a short history.
 //! - `units`: durations, counts, rates and sizes for people, in one place.
 //! - `synthetic`: deterministic synthetic stacks for benchmarks and tests.
 //!
@@ -43,6 +45,7 @@
 
 mod clock;
 mod convert;
+mod cost;
 mod counter;
 mod cpu_timeline;
 mod decimate;
@@ -61,6 +64,9 @@ mod update;
 
 pub use clock::Clock;
 pub use convert::update_from_message;
+pub use cost::{
+    COST_HISTORY, CostHistory, CostSnapshot, ProbeCostFigures, format_mib, format_share,
+};
 pub use counter::CumulativeCounter;
 pub use cpu_timeline::{CpuTimeline, LeaveState, MAX_SLICES, Slice, SliceKey, Wakeup};
 pub use decimate::decimate_min_max;

@@ -90,6 +90,8 @@ pub struct Model {
     /// The newest events of each streamed probe, oldest first, at most
     /// [`RECENT_EVENTS`] each.
     pub recent: HashMap<ProbeKey, VecDeque<microscope_wire::Event>>,
+    /// What tracing costs: the latest reports, while the app watches.
+    pub cost: crate::cost::CostHistory,
     /// Start of the time axis of every view.
     epoch: Instant,
     /// Where "now" comes from.
@@ -124,6 +126,7 @@ impl Model {
             functions: BTreeMap::new(),
             comm_counts: HashMap::new(),
             recent: HashMap::new(),
+            cost: crate::cost::CostHistory::default(),
             epoch,
             clock: Clock::system(),
             replay_stopped_at: None,
@@ -271,6 +274,22 @@ impl Model {
                 self.replay = Some(status);
             }
             Update::ReplayFailed { reason } => self.last_helper_error = Some(reason),
+            Update::Cost {
+                arrived,
+                mut snapshot,
+            } => {
+                snapshot.at_secs = self.timeline.secs_since_epoch(arrived);
+                self.cost.push(snapshot);
+            }
+            Update::CostWatch {
+                watching,
+                run_times,
+            } => {
+                if !watching {
+                    self.cost.clear();
+                }
+                self.cost.watch = Some((watching, run_times));
+            }
         }
     }
 
@@ -287,6 +306,7 @@ impl Model {
         self.stacks.clear();
         self.reset_aggregates();
         self.cpu.break_continuity();
+        self.cost.clear();
     }
 
     /// The connection dropped: nothing is enabled any more.
