@@ -34,6 +34,12 @@ const GUI_PACKAGES: &[&str] = &[
     "mesa-vulkan-drivers",
 ];
 
+/// Oracles the kernel tests compare with: `bpftool prog show` (what each
+/// probe costs) and a real Prometheus server scraping the metrics endpoint
+/// (Debian's package; its service is not started on machines without
+/// systemd, and the test starts its own on loopback).
+const TEST_TOOL_PACKAGES: &[&str] = &["bpftool", "prometheus"];
+
 /// The bpf-linker release known to work with the pinned aya and LLVM 22.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_BIN_DIR: &str = "/usr/lib/llvm-22/bin";
@@ -66,6 +72,7 @@ fn apt_packages() -> Result<String> {
         .iter()
         .chain(GUI_PACKAGES)
         .chain(C_PACK_PACKAGES)
+        .chain(TEST_TOOL_PACKAGES)
         .copied()
         .collect();
     install_apt_packages(&packages)
