@@ -113,6 +113,19 @@ pub struct ProbesArgs {
     /// refused (its id, e.g. `mypack:probe`).
     #[arg(long, value_name = "ID")]
     pub verifier_log: Option<String>,
+    /// Instead, print what every attached probe costs (BPF run time per run
+    /// and share of a CPU, runs and events per second, ring-buffer fill,
+    /// drops) and the helper's own CPU and memory, once a second. The
+    /// kernel's BPF run-time statistics are on only while it runs.
+    #[arg(long, conflicts_with = "verifier_log")]
+    pub cost: bool,
+    /// With --cost: how many one-second reports to print.
+    #[arg(long, default_value_t = 3, value_name = "N", requires = "cost")]
+    pub reports: u32,
+    /// With --cost: enable this probe for the measurement (repeatable);
+    /// without it, the probes others (the app) have attached are measured.
+    #[arg(long = "enable", value_name = "ID", requires = "cost")]
+    pub enable: Vec<String>,
 }
 
 /// Arguments of `new-pack`.

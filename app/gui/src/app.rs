@@ -60,6 +60,10 @@ pub struct MicroscopeApp {
     flame_view: FlameView,
     paths_view: PathsView,
     pack_view: PackViewState,
+    /// "Show cost" is ticked in the probe panel.
+    show_cost: bool,
+    /// Whether we asked the helper for cost reports (see [`Self::watch_cost`]).
+    watching_cost: bool,
 }
 
 impl MicroscopeApp {
@@ -89,6 +93,8 @@ impl MicroscopeApp {
             flame_view: FlameView::new(),
             paths_view: PathsView::new(),
             pack_view: PackViewState::default(),
+            show_cost: false,
+            watching_cost: false,
         }
     }
 
@@ -168,6 +174,7 @@ impl MicroscopeApp {
             self.central_ui(ui, now);
         });
         self.apply_commands(ui.ctx());
+        self.watch_cost();
         let replay_playing = self.model.replay.as_ref().is_some_and(|r| r.playing);
         if self.model.is_connected() || replay_playing {
             ui.ctx().request_repaint_after(LIVE_REPAINT_INTERVAL);
@@ -217,6 +224,7 @@ impl MicroscopeApp {
                         &self.model,
                         &self.map,
                         &mut self.probe_filter,
+                        self.show_cost,
                         &mut self.commands,
                     );
                 });
@@ -282,6 +290,11 @@ impl MicroscopeApp {
             CentralTab::Packs => {
                 ui.scope_builder(labelled(region::PACKS), |ui| {
                     views::pack_ui(ui, &self.model, &mut self.pack_view);
+                });
+            }
+            CentralTab::Cost => {
+                ui.scope_builder(labelled(region::COST), |ui| {
+                    views::cost_ui(ui, &self.model, &mut self.commands);
                 });
             }
         }
@@ -352,6 +365,7 @@ impl MicroscopeApp {
     pub fn start_replay(&mut self, path: PathBuf, demo: bool, ctx: &egui::Context) {
         self.model = Model::for_replay(self.clock.now(), demo).with_clock(self.clock.clone());
         self.to_helper = None; // ends the ingest thread, so the helper detaches
+        self.watching_cost = false;
         match sources::replay(&path, self.model.epoch(), wake(ctx)) {
             Ok((updates, controls)) => {
                 self.updates = updates;
@@ -377,6 +391,8 @@ impl MicroscopeApp {
             Ok((updates, to_helper)) => {
                 self.updates = updates;
                 self.to_helper = Some(to_helper);
+                // A new connection watches nothing yet.
+                self.watching_cost = false;
             }
             Err(err) => {
                 self.model.apply(Update::Disconnected {
@@ -417,6 +433,7 @@ impl MicroscopeApp {
                 }
                 Command::SetFollowLive(follow) => self.follow_live = follow,
                 Command::ShowTab(tab) => self.tab = tab,
+                Command::ShowCost(shown) => self.show_cost = shown,
                 Command::Replay(control) => {
                     if let Some(controls) = &self.replay_controls
                         && controls.try_send(control).is_err()
@@ -499,6 +516,17 @@ impl MicroscopeApp {
                     self.pack_view.verifier_log = Some(probe);
                 }
             }
+        }
+    }
+
+    /// Asks the helper for cost reports exactly while something shows
+    /// them (the Cost tab, or "Show cost"), so the kernel's run-time
+    /// statistics are on only while someone looks.
+    fn watch_cost(&mut self) {
+        let wanted = !self.model.is_replay() && (self.show_cost || self.tab == CentralTab::Cost);
+        if wanted != self.watching_cost {
+            self.watching_cost = wanted;
+            self.send_to_helper(ClientMessage::WatchCost { watch: wanted });
         }
     }
 

@@ -53,6 +53,9 @@ pub enum Command {
     SetFilter(microscope_wire::ProcessFilter),
     /// Write the flame graph shown as folded stacks to this file.
     ExportFolded(std::path::PathBuf),
+    /// Show (or hide) what each probe costs under it in the probe list and
+    /// the map's details; the app watches the cost while shown.
+    ShowCost(bool),
     /// Show the stack samples of `[start_ns, end_ns)` (kernel ns) in the
     /// flame graph and paths views, e.g. a selection on the timeline.
     ShowStackRange {

@@ -167,6 +167,21 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
             truncated,
         },
         wire::HelperMessage::Filter(filter) => Update::Filter(filter),
+        wire::HelperMessage::Cost(report) => Update::Cost {
+            arrived,
+            snapshot: crate::cost::CostSnapshot::from_report(&report, 0.0),
+        },
+        wire::HelperMessage::CostWatch {
+            watching,
+            run_times,
+        } => Update::CostWatch {
+            watching,
+            run_times: if run_times.available {
+                Ok(())
+            } else {
+                Err(run_times.reason)
+            },
+        },
         wire::HelperMessage::Stacks(batch) => Update::Stacks(batch),
     })
 }

@@ -24,6 +24,8 @@
 //! - [`map`]: the subsystem map's graph and layered layout.
 //! - `pack_data`: a pack probe's counter tables (rates per row, over time)
 //!   and log2 histograms, from the helper's readings of its maps.
+//! - `cost`: what tracing costs (BPF run time per probe, share of a CPU,
+//!   events, ring fill, drops, the helper's CPU and memory) with a short history.
 //! - `units`: durations, counts, rates and sizes for people, in one place.
 //! - `synthetic`: deterministic synthetic stacks for benchmarks and tests.
 //!
@@ -45,6 +47,7 @@
 
 mod clock;
 mod convert;
+mod cost;
 mod counter;
 mod cpu_timeline;
 mod decimate;
@@ -64,6 +67,9 @@ mod update;
 
 pub use clock::Clock;
 pub use convert::update_from_message;
+pub use cost::{
+    COST_HISTORY, CostHistory, CostSnapshot, ProbeCostFigures, format_mib, format_share,
+};
 pub use counter::CumulativeCounter;
 pub use cpu_timeline::{CpuTimeline, LeaveState, MAX_SLICES, Slice, SliceKey, Wakeup};
 pub use decimate::decimate_min_max;

@@ -96,6 +96,8 @@ pub struct Model {
     pub packs: BTreeMap<ProbeKey, PackProbeData>,
     /// Verifier logs the helper sent, by probe id.
     pub verifier_logs: BTreeMap<String, String>,
+    /// What tracing costs: the latest reports, while the app watches.
+    pub cost: crate::cost::CostHistory,
     /// Start of the time axis of every view.
     epoch: Instant,
     /// Where "now" comes from.
@@ -132,6 +134,7 @@ impl Model {
             recent: HashMap::new(),
             packs: BTreeMap::new(),
             verifier_logs: BTreeMap::new(),
+            cost: crate::cost::CostHistory::default(),
             epoch,
             clock: Clock::system(),
             replay_stopped_at: None,
@@ -283,6 +286,22 @@ impl Model {
                 self.replay = Some(status);
             }
             Update::ReplayFailed { reason } => self.last_helper_error = Some(reason),
+            Update::Cost {
+                arrived,
+                mut snapshot,
+            } => {
+                snapshot.at_secs = self.timeline.secs_since_epoch(arrived);
+                self.cost.push(snapshot);
+            }
+            Update::CostWatch {
+                watching,
+                run_times,
+            } => {
+                if !watching {
+                    self.cost.clear();
+                }
+                self.cost.watch = Some((watching, run_times));
+            }
         }
     }
 
@@ -299,6 +318,7 @@ impl Model {
         self.stacks.clear();
         self.reset_aggregates();
         self.cpu.break_continuity();
+        self.cost.clear();
     }
 
     /// The connection dropped: nothing is enabled any more.

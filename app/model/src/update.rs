@@ -201,6 +201,21 @@ pub enum Update {
         /// A sentence saying what happened and what to do.
         reason: String,
     },
+    /// A cost report ([`crate::CostSnapshot`], its `at_secs` set on arrival).
+    Cost {
+        /// When it arrived.
+        arrived: Instant,
+        /// The figures.
+        snapshot: crate::cost::CostSnapshot,
+    },
+    /// The helper answered a watch request: whether we now get cost
+    /// reports, and whether run times are measured (or why not).
+    CostWatch {
+        /// Whether this app receives cost reports.
+        watching: bool,
+        /// Run times measured, or why not.
+        run_times: Result<(), String>,
+    },
     /// The helper reported an error (for example a probe failed to attach).
     HelperError {
         /// A sentence for a person.
