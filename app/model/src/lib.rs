@@ -23,6 +23,9 @@
 //!   inspector and the CSV export.
 //! - [`map`]: the subsystem map's graph and layered layout.
 //! - `units`: durations, counts, rates and sizes for people, in one place.
+//! - `overview`: a recording seen whole (chunks of the file, per-bucket CPU
+//!   columns) and the windows and pages read from it, so a replay reaches
+//!   every moment of a recording of any size.
 //! - `synthetic`: deterministic synthetic stacks for benchmarks and tests.
 //!
 //! # Dependencies and why
@@ -52,6 +55,7 @@ mod folded;
 mod histogram;
 pub mod map;
 mod model;
+mod overview;
 mod paths;
 mod stacks;
 mod synthetic;
@@ -60,9 +64,10 @@ mod units;
 mod update;
 
 pub use clock::Clock;
+pub use convert::sched_records;
 pub use convert::update_from_message;
 pub use counter::CumulativeCounter;
-pub use cpu_timeline::{CpuTimeline, LeaveState, MAX_SLICES, Slice, SliceKey, Wakeup};
+pub use cpu_timeline::{ClockAnchor, CpuTimeline, LeaveState, MAX_SLICES, Slice, SliceKey, Wakeup};
 pub use decimate::decimate_min_max;
 pub use event_fields::{Field, fields};
 pub use flame::{
@@ -73,7 +78,11 @@ pub use folded::{
     FoldedProfile, KERNEL_SUFFIX, UNKNOWN_COMM, comm_frame, folded_frame, sanitize_frame,
 };
 pub use histogram::{LatencyHistogram, bucket_label};
-pub use model::{ConnectionState, Model, SCHED_SWITCH};
+pub use model::{Browse, ConnectionState, Model, RECENT_EVENTS, SCHED_SWITCH};
+pub use overview::{
+    CHUNK_BYTES, Chunk, Column, CpuWindow, EventPage, LOOKBACK_SWITCHES, MAX_OVERVIEW_CPUS,
+    OVERVIEW_BUCKETS, OverviewBuilder, RecordingOverview,
+};
 pub use paths::{
     AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,
     PathsLayout, VisibleEdge,
@@ -89,6 +98,6 @@ pub use units::{
     format_whole_duration_ns,
 };
 pub use update::{
-    Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplaySpeed, ReplayStatus,
-    SchedRecord, SwitchRecord, Update, WakeupRecord,
+    BrowseUpdate, Capability, HelperSummary, Probe, ProbeCount, ProbeDrops, ProbeKind, ReplaySpeed,
+    ReplayStatus, SchedRecord, SwitchRecord, Update, WakeupRecord,
 };

@@ -22,7 +22,7 @@ pub use flame_view::{
     BREADCRUMBS, DiffRanges, FRAMES, FlameLayout, FlameView, NO_SAMPLES_IN_RANGE, NO_STACKS,
 };
 pub use histogram_view::histogram_ui;
-pub use inspector_view::{InspectorState, inspector_ui};
+pub use inspector_view::{InspectorState, PAGE_EVENTS, inspector_ui};
 pub use map_view::{MapState, map_ui};
 pub use paths_view::{CALL_GRAPH, PathsView};
 pub use probes_panel::probes_ui;
