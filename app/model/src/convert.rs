@@ -186,6 +186,14 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
     })
 }
 
+/// The CPU timeline's records of a batch's events, merged in time order
+/// (as a live batch gives them to the model).
+pub fn sched_records(events: Vec<wire::Event>) -> Vec<SchedRecord> {
+    let mut sched: Vec<SchedRecord> = events.into_iter().filter_map(sched_record).collect();
+    sched.sort_by_key(SchedRecord::ts_ns);
+    sched
+}
+
 /// The CPU timeline's part of an event, if it has one. Takes the event by
 /// value so the command names move instead of being copied.
 fn sched_record(event: wire::Event) -> Option<SchedRecord> {

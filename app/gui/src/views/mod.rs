@@ -25,7 +25,7 @@ pub use flame_view::{
     BREADCRUMBS, DiffRanges, FRAMES, FlameLayout, FlameView, NO_SAMPLES_IN_RANGE, NO_STACKS,
 };
 pub use histogram_view::histogram_ui;
-pub use inspector_view::{InspectorState, inspector_ui};
+pub use inspector_view::{InspectorState, PAGE_EVENTS, inspector_ui};
 pub use map_view::{MapState, map_ui};
 pub use pack_view::{
     MACHINE_WIDE, PackViewState, has_verifier_log, pack_ui, verifier_log_button_ui,
