@@ -399,6 +399,13 @@ impl FunctionProbes {
         self.instances.contains_key(&key)
     }
 
+    /// Run-time statistics of the programs of the probe with `key`.
+    pub fn program_runs(&self, key: ProbeKey) -> Vec<crate::cost::ProgramRun> {
+        self.instances.get(&key).map_or_else(Vec::new, |instance| {
+            crate::cost::program_runs(instance._ebpf.programs(), |_| true)
+        })
+    }
+
     /// How the probe with `key` is attached (`"fentry/fexit"`,
     /// `"kprobe/kretprobe"`, `"uprobe/uretprobe"`), if it is.
     pub fn mechanism(&self, key: ProbeKey) -> Option<&'static str> {

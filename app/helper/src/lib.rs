@@ -28,6 +28,7 @@
 
 mod auth;
 mod capabilities;
+mod cost;
 mod decode;
 mod filter_slots;
 mod funcprobe;

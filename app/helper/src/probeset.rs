@@ -411,6 +411,41 @@ impl ProbeSet {
         })
     }
 
+    /// What each of `keys` costs now (cumulative program statistics and
+    /// drops; `events` left for the caller, who counts them), for the cost
+    /// meter. The ring buffer's peak fill is taken (reset) once for all.
+    pub fn cost_samples(
+        &mut self,
+        keys: impl Iterator<Item = ProbeKey>,
+    ) -> Vec<crate::cost::ProbeSample> {
+        let ring_peak = self.tracer.take_ring_peak();
+        let drops = self.kernel_drops();
+        keys.map(|key| {
+            let mut programs = self.tracer.program_runs(key);
+            programs.extend(self.functions.program_runs(key));
+            programs.extend(self.profiler.program_runs(key));
+            programs.extend(self.packs.program_runs(key));
+            let streams = self.tracer.streams(key);
+            crate::cost::ProbeSample {
+                probe: key,
+                programs,
+                events: 0,
+                kernel_drops: drops
+                    .iter()
+                    .filter(|d| d.probe == key)
+                    .map(|d| d.kernel_drops)
+                    .sum(),
+                ring_bytes: if streams {
+                    u64::from(probes_common::RING_BYTES)
+                } else {
+                    0
+                },
+                ring_peak_bytes: if streams { ring_peak } else { 0 },
+            }
+        })
+        .collect()
+    }
+
     /// The aggregates client `client`, with probes `enabled`, wants, if any:
     /// those of its own filter slot.
     pub fn aggregates_for(

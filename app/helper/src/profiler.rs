@@ -260,6 +260,19 @@ impl Profiler {
         self.verdicts.get_or_init(check_availability)[kind.index()].clone()
     }
 
+    /// Run-time statistics of the programs of the profile running as `key`.
+    pub fn program_runs(&self, key: ProbeKey) -> Vec<crate::cost::ProgramRun> {
+        let Some(object) = &self.object else {
+            return Vec::new();
+        };
+        let running = |kind: ProfileKind| self.runs[kind.index()].is_some_and(|r| r.key == key);
+        crate::cost::program_runs(object.ebpf.programs(), |name| match name {
+            "on_cpu" => running(ProfileKind::OnCpu),
+            "off_cpu" => running(ProfileKind::OffCpu),
+            _ => false,
+        })
+    }
+
     /// Whether `kind` is running, and under which probe key.
     pub fn running(&self, kind: ProfileKind) -> Option<ProbeKey> {
         self.runs[kind.index()].map(|run| run.key)

@@ -30,7 +30,11 @@
 //!   batches as needed, never dropped for size; frame-name tables go out
 //!   [`MAX_FRAMES_PER_BATCH`] names at a time, stacks
 //!   [`MAX_STACKS_PER_BATCH`] at a time;
-//! - probes created on demand: see `registry.rs`.
+//! - probes created on demand: see `registry.rs`;
+//! - cost reports: one per [`COST_INTERVAL`] for all watching clients
+//!   together, over the attached probes; the kernel's run-time statistics
+//!   are held once while any client watches (`cost.rs`), however often a
+//!   client asks.
 //!
 //! Each client has its own process filter, so one user's filter never
 //! changes what another user receives. Each distinct filter has a slot in
@@ -41,6 +45,7 @@
 //! packs get the filter all clients share (`kernel_filter`), else none.
 
 use crate::auth::{Peer, Policy, peer_groups};
+use crate::cost::CostMeter;
 use crate::probeset::ProbeSet;
 use crate::profiler::StackBatchParts;
 use microscope_wire::ProbeKey;
@@ -258,6 +263,8 @@ struct ClientState {
     /// Frame ids `0..frames_sent` have been defined to this client; its
     /// next stack batch carries the definitions from there on.
     frames_sent: u32,
+    /// It asked for cost reports ([`ClientMessage::WatchCost`]).
+    watches_cost: bool,
 }
 
 impl ClientState {
@@ -272,6 +279,7 @@ impl ClientState {
             oldest_pending: None,
             client_drops: HashMap::new(),
             frames_sent: 0,
+            watches_cost: false,
         }
     }
 
@@ -723,7 +731,11 @@ struct Ticks {
     next_poll: Instant,
     next_aggregate: Instant,
     next_stacks: Instant,
+    next_cost: Instant,
 }
+
+/// How often cost reports are made while someone watches.
+pub const COST_INTERVAL: Duration = Duration::from_millis(microscope_wire::COST_INTERVAL_MS);
 
 /// Owns the probes; applies requests and moves events to clients, until
 /// `stop` is set or every request sender is gone.
@@ -733,12 +745,16 @@ fn hub(mut probes: ProbeSet, requests: &Receiver<HubRequest>, stop: &AtomicBool)
         kernel_filter: ProcessFilter::default(),
         kernel_drops: probes.kernel_drops(),
         cgroups: CgroupCache::default(),
+        cost: CostMeter::default(),
+        events_since_cost: HashMap::new(),
+        cpus: crate::cost::online_cpus(),
     };
     let start = Instant::now();
     let mut ticks = Ticks {
         next_poll: start,
         next_aggregate: start + AGGREGATE_INTERVAL,
         next_stacks: start + crate::DRAIN_INTERVAL,
+        next_cost: start + COST_INTERVAL,
     };
     let mut scratch = Vec::new();
     while !stop.load(Ordering::Acquire) {
@@ -755,6 +771,10 @@ fn hub(mut probes: ProbeSet, requests: &Receiver<HubRequest>, stop: &AtomicBool)
                 hub.cgroups.clear();
             }
             hub.flush_due(now);
+            if now >= ticks.next_cost {
+                ticks.next_cost = now + COST_INTERVAL;
+                hub.send_cost(&mut probes, monotonic_ns());
+            }
         }
         if now >= ticks.next_stacks {
             ticks.next_stacks = now + crate::DRAIN_INTERVAL;
@@ -788,6 +808,13 @@ struct Hub {
     kernel_filter: ProcessFilter,
     kernel_drops: Vec<ProbeStats>,
     cgroups: CgroupCache,
+    /// Runs (with the kernel's run-time statistics on) while any client
+    /// watches the cost.
+    cost: CostMeter,
+    /// Records streamed per probe since the last cost report, counted only
+    /// while the meter runs (keys: probes some client enabled).
+    events_since_cost: HashMap<ProbeKey, u64>,
+    cpus: u32,
 }
 
 impl Hub {
@@ -815,6 +842,7 @@ impl Hub {
                     probes.detach_all();
                 }
                 self.update_kernel_filter(probes);
+                self.update_cost_meter(probes);
             }
             HubRequest::Message { id, message, .. } => {
                 for reply in self.handle_message(probes, id, message) {
@@ -909,6 +937,21 @@ impl Hub {
                 Ok(log) => vec![HelperMessage::VerifierLog { probe, log }],
                 Err(message) => error(message),
             },
+            ClientMessage::WatchCost { watch } => {
+                if let Some(client) = self.clients.get_mut(&id) {
+                    client.watches_cost = watch;
+                }
+                let run_times = self.update_cost_meter(probes);
+                log::info!(
+                    "client {id} {} the cost; run-time statistics: {}",
+                    if watch { "watches" } else { "stopped watching" },
+                    if self.cost.is_running() { "on" } else { "off" }
+                );
+                vec![HelperMessage::CostWatch {
+                    watching: watch,
+                    run_times,
+                }]
+            }
             ClientMessage::SetFilter(filter) => {
                 if let Err(message) = probes.set_client_filter(id, &filter) {
                     return error(message);
@@ -920,6 +963,52 @@ impl Hub {
                 self.update_kernel_filter(probes);
                 vec![HelperMessage::Filter(filter)]
             }
+        }
+    }
+
+    /// Keys some client has enabled (so attached).
+    fn attached_keys(&self) -> BTreeSet<ProbeKey> {
+        self.clients
+            .values()
+            .flat_map(|c| c.enabled.iter().copied())
+            .collect()
+    }
+
+    /// Runs the cost meter (and the kernel's run-time statistics) exactly
+    /// while some client watches. Returns whether run times are measured.
+    fn update_cost_meter(&mut self, probes: &mut ProbeSet) -> microscope_wire::Availability {
+        let wanted = self.clients.values().any(|c| c.watches_cost);
+        if wanted && !self.cost.is_running() {
+            let samples = probes.cost_samples(self.attached_keys().into_iter());
+            self.events_since_cost.clear();
+            return self.cost.start(monotonic_ns(), &samples);
+        }
+        if !wanted && self.cost.is_running() {
+            self.cost.stop();
+            self.events_since_cost.clear();
+        }
+        self.cost.run_times()
+    }
+
+    /// Makes one cost report and sends it to every client that watches.
+    fn send_cost(&mut self, probes: &mut ProbeSet, now_ns: u64) {
+        if !self.cost.is_running() {
+            return;
+        }
+        let mut samples = probes.cost_samples(self.attached_keys().into_iter());
+        for sample in &mut samples {
+            sample.events = self
+                .events_since_cost
+                .get(&sample.probe)
+                .copied()
+                .unwrap_or(0);
+        }
+        self.events_since_cost.clear();
+        let report = self.cost.report(now_ns, self.cpus, &samples);
+        let message = HelperMessage::Cost(report);
+        for client in self.clients.values().filter(|c| c.watches_cost) {
+            // A full queue only loses this report; the next one follows.
+            client.outbox.send(&message, FrameKind::Data);
         }
     }
 
@@ -967,6 +1056,11 @@ impl Hub {
         let mut per_probe: HashMap<ProbeKey, u64> = HashMap::new();
         for event in events.iter() {
             *per_probe.entry(event.probe).or_default() += 1;
+        }
+        if self.cost.is_running() {
+            for (probe, n) in &per_probe {
+                *self.events_since_cost.entry(*probe).or_default() += n;
+            }
         }
         for client in self.clients.values_mut() {
             let refine = !client.filter.is_empty() && client.filter != *kernel_filter;

@@ -137,6 +137,9 @@ pub struct Tracer {
     slots: Vec<Option<(ProbeKey, Arc<Format>)>>,
     /// Records that did not decode (should stay 0).
     decode_errors: u64,
+    /// Most bytes found waiting in the ring buffer at one drain since
+    /// [`take_ring_peak`](Self::take_ring_peak).
+    ring_peak_bytes: u64,
 }
 
 impl Tracer {
@@ -175,6 +178,7 @@ impl Tracer {
             attached: HashMap::new(),
             slots: vec![None; TP_SLOTS as usize],
             decode_errors: 0,
+            ring_peak_bytes: 0,
         })
     }
 
@@ -377,9 +381,11 @@ impl Tracer {
     /// records were consumed.
     pub fn drain(&mut self, max: usize, out: &mut Vec<Event>) -> usize {
         let mut consumed = 0;
+        let mut bytes = 0u64;
         while consumed < max {
             let Some(item) = self.ring.next() else { break };
             consumed += 1;
+            bytes += ring_record_bytes(item.len());
             let decoded = match crate::decode::record_kind(&item) {
                 Ok(EventKind::Tracepoint) => decode_generic(&item, &self.slots),
                 _ => decode_record(&item, |kind| {
@@ -403,7 +409,33 @@ impl Tracer {
                 }
             }
         }
+        self.ring_peak_bytes = self.ring_peak_bytes.max(bytes);
         consumed
+    }
+
+    /// Most bytes found waiting in the ring buffer at one drain since the
+    /// previous call (what it held when drained: its fill level).
+    pub fn take_ring_peak(&mut self) -> u64 {
+        std::mem::take(&mut self.ring_peak_bytes)
+    }
+
+    /// Whether probe `key` streams into the ring buffer.
+    pub fn streams(&self, key: ProbeKey) -> bool {
+        self.event_keys.contains(&Some(key))
+            || self
+                .slots
+                .iter()
+                .any(|s| s.as_ref().is_some_and(|(k, _)| *k == key))
+    }
+
+    /// Run-time statistics of the programs probe `key` has attached.
+    pub fn program_runs(&self, key: ProbeKey) -> Vec<crate::cost::ProgramRun> {
+        let Some(links) = self.attached.get(&key) else {
+            return Vec::new();
+        };
+        crate::cost::program_runs(self.ebpf.programs(), |name| {
+            links.iter().any(|(program, _)| program == name)
+        })
     }
 
     /// Kernel drops of every streamed probe (summed over CPUs).
@@ -490,6 +522,12 @@ fn decode_generic(
         comm: crate::decode::c_string(&header.comm),
         data: EventData::Fields(generic::decode_fields(format, &record.data)),
     })
+}
+
+/// Bytes a record of `len` bytes takes in a BPF ring buffer: an 8-byte
+/// header, then the record rounded up to 8 bytes.
+fn ring_record_bytes(len: usize) -> u64 {
+    8 + (len as u64).div_ceil(8) * 8
 }
 
 fn sum_slot(map: &PerCpuArray<MapData, u64>, index: u32) -> u64 {

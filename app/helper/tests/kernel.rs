@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 #[path = "kernel/filters.rs"]
 mod filters;
+#[path = "kernel/cost.rs"]
+mod cost;
 #[path = "kernel/hostile.rs"]
 mod hostile;
 #[path = "kernel/packs.rs"]
