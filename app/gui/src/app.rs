@@ -58,6 +58,20 @@ pub struct MicroscopeApp {
     recorder: Recorder,
     flame_view: FlameView,
     paths_view: PathsView,
+    /// Switch on the default probes ([`microscope_model::live_defaults`])
+    /// when the helper's probe list arrives, once per app.
+    default_probes: DefaultProbes,
+}
+
+/// Where the app is with its default probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DefaultProbes {
+    /// Not wanted (`--no-default-probes`, tests, replays).
+    Off,
+    /// Wanted, waiting for the probe list.
+    Pending,
+    /// Switched on (or there were none to switch on).
+    Done,
 }
 
 impl MicroscopeApp {
@@ -86,6 +100,7 @@ impl MicroscopeApp {
             recorder: Recorder::default(),
             flame_view: FlameView::new(),
             paths_view: PathsView::new(),
+            default_probes: DefaultProbes::Off,
         }
     }
 
@@ -95,6 +110,18 @@ impl MicroscopeApp {
     pub fn with_socket(mut self, socket: PathBuf, demo_if_unreachable: bool) -> Self {
         self.socket = Some(socket);
         self.demo_if_unreachable = demo_if_unreachable;
+        self
+    }
+
+    /// Switches on a cheap default set of probes, counted in the kernel, as
+    /// soon as the helper lists its probes, so the map lights at once (see
+    /// [`microscope_model::live_defaults`]). Off unless asked for.
+    pub fn with_default_probes(mut self, on: bool) -> Self {
+        self.default_probes = if on {
+            DefaultProbes::Pending
+        } else {
+            DefaultProbes::Off
+        };
         self
     }
 
@@ -118,7 +145,23 @@ impl MicroscopeApp {
         self.commands.send(command);
     }
 
-    /// What the app currently shows.
+    /// Where the map was painted in the last frame that showed it: its
+    /// bands, nodes, edges and legend.
+    pub fn map_layout(&self) -> Option<&crate::map_layout::MapLayout> {
+        self.map_view.last_layout.as_ref()
+    }
+
+    /// The subsystem map the app draws.
+    pub fn map(&self) -> &SubsystemMap {
+        &self.map
+    }
+
+    /// What the map highlights now (a tour step, a followed operation).
+    pub fn map_highlight(&self) -> &microscope_model::map::MapHighlight {
+        &self.map_view.highlight
+    }
+
+    /// The model the views draw.
     pub fn model(&self) -> &Model {
         &self.model
     }
@@ -327,7 +370,13 @@ impl MicroscopeApp {
                     }
                     return;
                 }
-                Ok(update) => self.model.apply(update),
+                Ok(update) => {
+                    let probe_list = matches!(update, Update::Probes(_));
+                    self.model.apply(update);
+                    if probe_list {
+                        self.switch_on_default_probes();
+                    }
+                }
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Disconnected) => {
                     self.model.apply(Update::Disconnected {
@@ -397,6 +446,14 @@ impl MicroscopeApp {
         for command in commands {
             match command {
                 Command::SetProbeEnabled { probe, enabled } => {
+                    // Someone who ticks a default probe wants its events.
+                    if enabled && self.model.counted_in_kernel.remove(&probe) {
+                        let options = self.options_of(&probe);
+                        self.send_to_helper(ClientMessage::SetOptions {
+                            probe: probe.clone(),
+                            options,
+                        });
+                    }
                     let message = if enabled {
                         self.model.wanted.insert(probe.clone());
                         ClientMessage::Enable { probe }
@@ -430,13 +487,14 @@ impl MicroscopeApp {
                     } else {
                         self.model.stacks_wanted.remove(&probe);
                     }
-                    self.send_to_helper(ClientMessage::SetOptions {
-                        probe,
-                        options: microscope_wire::ProbeOptions {
-                            stacks: on,
-                            ..Default::default()
-                        },
-                    });
+                    let options = self.options_of(&probe);
+                    self.send_to_helper(ClientMessage::SetOptions { probe, options });
+                }
+                Command::StreamEvents(probe) => {
+                    if self.model.counted_in_kernel.remove(&probe) {
+                        let options = self.options_of(&probe);
+                        self.send_to_helper(ClientMessage::SetOptions { probe, options });
+                    }
                 }
                 Command::ShowPaths { key } => {
                     self.paths_view.filters.probe = Some(key);
@@ -482,6 +540,46 @@ impl MicroscopeApp {
                     self.paths_view.set_range(start_ns, end_ns);
                 }
             }
+        }
+    }
+
+    /// Asks the helper to count each default probe in the kernel and to
+    /// switch it on, the first time its probe list arrives while live.
+    fn switch_on_default_probes(&mut self) {
+        if self.default_probes != DefaultProbes::Pending || self.model.is_replay() {
+            return;
+        }
+        self.default_probes = DefaultProbes::Done;
+        let ids: Vec<String> =
+            microscope_model::live_defaults::to_switch_on(&self.model.probes, &self.model.wanted)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+        log::info!(
+            "switching on {} default probes, counted in the kernel",
+            ids.len()
+        );
+        for probe in ids {
+            self.send_to_helper(ClientMessage::SetOptions {
+                probe: probe.clone(),
+                options: microscope_wire::ProbeOptions {
+                    count_only: true,
+                    ..Default::default()
+                },
+            });
+            self.model.counted_in_kernel.insert(probe.clone());
+            self.model.wanted.insert(probe.clone());
+            self.send_to_helper(ClientMessage::Enable { probe });
+        }
+    }
+
+    /// The options to send for `probe`: stacks as asked, counted in the
+    /// kernel if it is a default probe nobody asked to stream.
+    fn options_of(&self, probe: &str) -> microscope_wire::ProbeOptions {
+        microscope_wire::ProbeOptions {
+            stacks: self.model.stacks_wanted.contains(probe),
+            count_only: self.model.counted_in_kernel.contains(probe),
+            ..Default::default()
         }
     }
 

@@ -15,7 +15,7 @@ use microscope_wire::ProbeKey;
 use microscope_wire::{Aggregates, Availability, Event, EventData, ProbeStats};
 use probes_common::{
     EVENT_KINDS, EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, ProcessFilterConfig,
-    SLOT_STACKS, SYSCALL_SLOTS, StackKey, TP_SLOTS, TracepointEvent,
+    SLOT_COUNT_ONLY, SLOT_STACKS, SYSCALL_SLOTS, StackKey, TP_SLOTS, TracepointEvent,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -113,6 +113,8 @@ pub struct Tracer {
     latency: PerCpuArray<MapData, u64>,
     /// Generic tracepoint records lost, per CPU, by slot.
     tp_drops: PerCpuArray<MapData, u64>,
+    /// Hits of generic slots that only count (`SLOT_COUNT_ONLY`), per CPU.
+    tp_hits: PerCpuArray<MapData, u64>,
     /// Options of each generic slot.
     slot_options: Array<MapData, u32>,
     /// The in-kernel process filter.
@@ -133,6 +135,9 @@ pub struct Tracer {
     attached: HashMap<ProbeKey, Vec<(String, TracePointLinkId)>>,
     /// What each generic slot traces: probe key and tracepoint format.
     slots: Vec<Option<(ProbeKey, Arc<Format>)>>,
+    /// For each slot that only counts: its `TP_HITS` total when attached
+    /// (the map is never reset, so counts are taken from there).
+    count_bases: Vec<Option<u64>>,
     /// Records that did not decode (should stay 0).
     decode_errors: u64,
 }
@@ -161,6 +166,7 @@ impl Tracer {
             syscall_counts: per_cpu(&mut ebpf, "SYSCALL_COUNTS")?,
             latency: per_cpu(&mut ebpf, "SYSCALL_LATENCY")?,
             tp_drops: per_cpu(&mut ebpf, "TP_DROPS")?,
+            tp_hits: per_cpu(&mut ebpf, "TP_HITS")?,
             slot_options: typed_map(&mut ebpf, "TP_SLOT_OPTIONS", Array::try_from)?,
             filter: typed_map(&mut ebpf, "FILTER", Array::try_from)?,
             stacks: typed_map(&mut ebpf, "STACKS", StackTraceMap::try_from)?,
@@ -172,6 +178,7 @@ impl Tracer {
             event_keys: [None; EVENT_KINDS as usize],
             attached: HashMap::new(),
             slots: vec![None; TP_SLOTS as usize],
+            count_bases: vec![None; TP_SLOTS as usize],
             decode_errors: 0,
         })
     }
@@ -257,13 +264,15 @@ impl Tracer {
     }
 
     /// Attaches a free slot's generic program to tracepoint `format.id` as
-    /// probe `key`; with `stacks`, it also counts stacks. An error is a
+    /// probe `key`; with `stacks`, it also counts stacks; with `count_only`
+    /// it counts hits in the kernel and sends no record. An error is a
     /// sentence for the user.
     pub fn attach_generic(
         &mut self,
         key: ProbeKey,
         format: Arc<Format>,
         stacks: bool,
+        count_only: bool,
     ) -> Result<(), String> {
         if self.is_attached(key) {
             return Ok(());
@@ -275,7 +284,8 @@ impl Tracer {
                 format.id
             )
         })?;
-        let options = if stacks { SLOT_STACKS } else { 0 };
+        let options =
+            if stacks { SLOT_STACKS } else { 0 } | if count_only { SLOT_COUNT_ONLY } else { 0 };
         self.slot_options
             .set(slot as u32, options, 0)
             .map_err(|err| format!("could not set the options of {}: {err}", format.id))?;
@@ -290,9 +300,10 @@ impl Tracer {
             })
             .map_err(|err| format!("attaching tracepoint {} failed: {err}", format.id))?;
         log::info!(
-            "attached tracepoint {} in slot {slot} (stacks: {stacks})",
+            "attached tracepoint {} in slot {slot} (stacks: {stacks}, count only: {count_only})",
             format.id
         );
+        self.count_bases[slot] = count_only.then(|| sum_slot(&self.tp_hits, slot as u32));
         self.slots[slot] = Some((key, format));
         self.attached.insert(key, vec![(program, link)]);
         Ok(())
@@ -329,9 +340,10 @@ impl Tracer {
     pub fn detach(&mut self, key: ProbeKey) {
         if let Some(links) = self.attached.remove(&key) {
             self.detach_links(links);
-            for slot in &mut self.slots {
+            for (slot, base) in self.slots.iter_mut().zip(&mut self.count_bases) {
                 if slot.as_ref().is_some_and(|(k, _)| *k == key) {
                     *slot = None;
+                    *base = None;
                 }
             }
             log::info!("detached probe {key}");
@@ -412,6 +424,23 @@ impl Tracer {
             }
         }
         stats
+    }
+
+    /// Hits of each attached tracepoint that only counts, since it was
+    /// attached: `(probe key, hits)`.
+    pub fn counted_hits(&self) -> Vec<(ProbeKey, u64)> {
+        self.slots
+            .iter()
+            .zip(&self.count_bases)
+            .enumerate()
+            .filter_map(|(slot, (traced, base))| {
+                let ((key, _), base) = (traced.as_ref()?, (*base)?);
+                Some((
+                    *key,
+                    sum_slot(&self.tp_hits, slot as u32).saturating_sub(base),
+                ))
+            })
+            .collect()
     }
 
     /// Reads the aggregates (cumulative since load).
