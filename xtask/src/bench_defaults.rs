@@ -14,7 +14,12 @@
 //!   `exceptions:page_fault_user` hit per page, the most frequent default
 //!   probe on a busy machine.
 //!
-//! Rounds interleave the configurations and the table shows medians.
+//! Each traced run sits next to an untraced one (the order alternates), and
+//! the table shows the median of the pairs' costs, as `bench profile` does:
+//! the loops' rates on a shared VM swing by ±15 % or more between runs.
+//! It also reads the kernel's own account of the helper's tracepoint
+//! programs (`kernel.bpf_stats_enabled`): hits, ns per hit, and the share
+//! of a CPU they took, which other load does not blur.
 //! Benchmarks are not tests: nothing here fails on a number.
 
 use std::fs;
@@ -29,6 +34,7 @@ use clap::Args;
 use microscope_model::live_defaults::DEFAULT_PROBES;
 use microscope_wire::{ClientError, ClientMessage, Connection, HelperMessage, ProbeOptions};
 
+use crate::bench_profile::{BpfStats, programs_stats};
 use crate::helper::{self, Started};
 use crate::proc::RemoveDir;
 use crate::{proc, run, setup, workspace};
@@ -37,6 +43,8 @@ use crate::{proc, run, setup, workspace};
 const LOOP_CPU: usize = 0;
 /// What lights the "System calls" node: counted per syscall in the kernel.
 const SYSCALL_COUNTS: &str = "raw_syscalls:sys_enter";
+/// `prog_type` of tracepoint programs in `/proc/PID/fdinfo`.
+const TRACEPOINT_PROG_TYPE: &str = "5";
 
 /// Options of `cargo xtask bench defaults`.
 #[derive(Debug, Args)]
@@ -67,7 +75,7 @@ pub fn run(options: &Options) -> Result<()> {
     fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
     let _cleanup = RemoveDir(dir.clone());
     let socket = dir.join("helper.sock");
-    let _helper = match helper::start(&workspace::built_binary("microscoped", release), &socket)? {
+    let helper = match helper::start(&workspace::built_binary("microscoped", release), &socket)? {
         Started::Ours(guard) => guard,
         Started::AlreadyRunning => bail!("something already listens on {}", socket.display()),
         Started::NoPrivilege(how) => {
@@ -75,50 +83,102 @@ pub fn run(options: &Options) -> Result<()> {
         }
     };
 
+    let _stats = BpfStats::enable();
+    let helper_pid = helper.id();
     let loads: [(&str, bool); 2] = [("openat+close", false), ("page touches", true)];
-    let mut results: Vec<(String, Vec<f64>)> = Vec::new();
-    let mut record = |name: String, rate: f64| {
-        println!("bench:   {name}: {rate:.0} ops/s");
-        match results.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, rates)) => rates.push(rate),
-            None => results.push((name, vec![rate])),
-        }
-    };
-    let mut hits_total = 0;
-    for round in 1..=options.rounds {
+    let mut rows: Vec<Row> = Vec::new();
+    for round in 0..options.rounds {
         println!(
-            "bench: round {round} of {} ({} s per configuration)",
-            options.rounds, options.seconds
+            "bench: round {} of {} ({} s per run)",
+            round + 1,
+            options.rounds,
+            options.seconds
         );
         for (load, touch) in loads {
-            record(
-                format!("{load}, untraced"),
-                load_loop(options.seconds, touch)?,
-            );
-            let mut client = CountingClient::connect(&socket, DEFAULT_PROBES)?;
-            record(
-                format!("{load}, default probes"),
-                load_loop(options.seconds, touch)?,
-            );
-            hits_total += client.hits()?;
-            drop(client);
+            let mut traced: Vec<(&str, &[&str])> = vec![("default probes", DEFAULT_PROBES)];
             if !touch {
-                let _client = CountingClient::connect(&socket, &[SYSCALL_COUNTS])?;
-                record(
-                    format!("{load}, + raw_syscalls counted"),
-                    load_loop(options.seconds, touch)?,
+                traced.push(("raw_syscalls:sys_enter counted", &[SYSCALL_COUNTS]));
+            }
+            for (name, probes) in traced {
+                // Adjacent runs, order alternating, so drifts of the shared
+                // machine hit both sides alike.
+                let traced_first = round % 2 == 1;
+                let mut untraced = 0.0;
+                if !traced_first {
+                    untraced = load_loop(options.seconds, touch)?;
+                }
+                let client = CountingClient::connect(&socket, probes)?;
+                let before = programs_stats(helper_pid, TRACEPOINT_PROG_TYPE);
+                let rate = load_loop(options.seconds, touch)?;
+                let after = programs_stats(helper_pid, TRACEPOINT_PROG_TYPE);
+                drop(client);
+                if traced_first {
+                    untraced = load_loop(options.seconds, touch)?;
+                }
+                let program = before
+                    .zip(after)
+                    .map(|((ns0, n0), (ns1, n1))| (ns1.saturating_sub(ns0), n1.saturating_sub(n0)));
+                println!(
+                    "bench:   {load}: untraced {untraced:.0} ops/s, {name} {rate:.0} ops/s{}",
+                    program.map_or(String::new(), |(ns, n)| format!(
+                        "; programs ran {n} times, {:.1} ms",
+                        ns as f64 / 1e6
+                    ))
                 );
+                let row = match rows
+                    .iter_mut()
+                    .position(|r| r.load == load && r.traced == name)
+                {
+                    Some(i) => &mut rows[i],
+                    None => {
+                        rows.push(Row {
+                            load,
+                            traced: name,
+                            ..Row::default()
+                        });
+                        let last = rows.len() - 1;
+                        &mut rows[last]
+                    }
+                };
+                row.untraced.push(untraced);
+                row.traced_rates.push(rate);
+                row.pair_costs.push(1.0 - rate / untraced);
+                if let Some((ns, n)) = program {
+                    row.run_ns += ns;
+                    row.runs += n;
+                }
+                row.seconds += options.seconds as f64;
             }
         }
     }
-    print_table(&results);
+    print_table(&rows);
     println!(
-        "note: the default probes counted {hits_total} hits in all, with no event streamed \
-         ({} probes: {})",
+        "note: default probes ({}): {}",
         DEFAULT_PROBES.len(),
         DEFAULT_PROBES.join(", ")
     );
+    println!(
+        "note: \"programs\" is the kernel's own account of the helper's tracepoint programs \
+         (kernel.bpf_stats_enabled): their hits during the traced runs, machine-wide, and the \
+         CPU time they took; it does not move with the noise of other processes"
+    );
     Ok(())
+}
+
+/// One configuration's runs.
+#[derive(Default)]
+struct Row {
+    load: &'static str,
+    traced: &'static str,
+    untraced: Vec<f64>,
+    traced_rates: Vec<f64>,
+    /// `1 − traced / untraced` of each adjacent pair.
+    pair_costs: Vec<f64>,
+    /// Time the programs ran, ns, and how many times, over all traced runs.
+    run_ns: u64,
+    runs: u64,
+    /// Length of the traced runs, s.
+    seconds: f64,
 }
 
 /// Runs the pinned loop for `seconds` and returns its ops/s.
@@ -149,29 +209,42 @@ fn load_loop(seconds: u64, touch_pages: bool) -> Result<f64> {
         .with_context(|| format!("the load loop printed no rate: {stdout:?}"))
 }
 
-fn median(mut rates: Vec<f64>) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    rates.get(rates.len() / 2).copied().unwrap_or(0.0)
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn print_table(results: &[(String, Vec<f64>)]) {
+fn print_table(rows: &[Row]) {
     println!();
-    println!("| configuration | ops/s (median) | vs untraced |");
-    println!("|---|---:|---:|");
-    for (name, rates) in results {
-        let rate = median(rates.clone());
-        let load = name.split(',').next().unwrap_or_default();
-        let base = results
+    println!(
+        "| load | tracing | untraced ops/s | traced ops/s | pair cost (median) | pair costs | \
+         program hits/s | ns per hit | CPU of the programs |"
+    );
+    println!("|---|---|---:|---:|---:|---|---:|---:|---:|");
+    for row in rows {
+        let (low, high) = row
+            .pair_costs
             .iter()
-            .find(|(n, _)| *n == format!("{load}, untraced"))
-            .map(|(_, r)| median(r.clone()))
-            .unwrap_or(0.0);
-        let change = if base > 0.0 && !name.ends_with("untraced") {
-            format!("{:+.1} %", (rate / base - 1.0) * 100.0)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| {
+                (lo.min(*c), hi.max(*c))
+            });
+        let per_hit = if row.runs > 0 {
+            format!("{:.0}", row.run_ns as f64 / row.runs as f64)
         } else {
-            String::new()
+            "–".to_owned()
         };
-        println!("| {name} | {rate:.0} | {change} |");
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:+.1} % | {:+.1} … {:+.1} % | {:.0} | {per_hit} | {:.3} % of a CPU |",
+            row.load,
+            row.traced,
+            median(row.untraced.clone()),
+            median(row.traced_rates.clone()),
+            -100.0 * median(row.pair_costs.clone()),
+            -100.0 * high,
+            -100.0 * low,
+            row.runs as f64 / row.seconds,
+            100.0 * row.run_ns as f64 / (row.seconds * 1e9),
+        );
     }
 }
 
@@ -263,12 +336,22 @@ impl CountingClient {
         })
     }
 
-    /// The latest cumulative hit count the helper reported.
+    /// The latest cumulative hit count the helper reported; an error if it
+    /// streamed events instead.
     fn hits(&mut self) -> Result<u64> {
         let mut latest = 0;
         for report in self.hits.try_iter() {
             latest = report.map_err(|message| anyhow!(message))?;
         }
         Ok(latest)
+    }
+}
+
+impl Drop for CountingClient {
+    fn drop(&mut self) {
+        // A counted probe that streamed would make the figures wrong.
+        if let Err(err) = self.hits() {
+            println!("bench:   warning: {err}");
+        }
     }
 }
