@@ -217,7 +217,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "| load | tracing | untraced ops/s | traced ops/s | pair cost (median) | pair costs | \
+        "| load | tracing | untraced ops/s | traced ops/s | change, median of pairs | pairs' range | \
          program hits/s | ns per hit | CPU of the programs |"
     );
     println!("|---|---|---:|---:|---:|---|---:|---:|---:|");
