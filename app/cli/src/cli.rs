@@ -59,6 +59,8 @@ pub enum View {
     Flame,
     /// The call graph of the stacks into a probe.
     Paths,
+    /// Pack probes' counter tables and histograms.
+    Packs,
 }
 
 impl View {
@@ -71,6 +73,7 @@ impl View {
             Self::Events => CentralTab::Events,
             Self::Flame => CentralTab::Flame,
             Self::Paths => CentralTab::Paths,
+            Self::Packs => CentralTab::Packs,
         }
     }
 }
@@ -230,6 +233,9 @@ pub enum ExportFormat {
     Csv,
     /// `comm;probe count` lines for flame-graph tools.
     Folded,
+    /// Pack probes' counter tables and histograms, one CSV row per value
+    /// and reading.
+    Tables,
 }
 
 /// Arguments of `__bench-flame`.

@@ -4,7 +4,8 @@ use crate::command::{Command, CommandQueue};
 use crate::tab::CentralTab;
 use crate::theme;
 use crate::views::{
-    self, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState, region,
+    self, CpuTimelineState, FlameView, InspectorState, MapState, PackViewState, PathsView,
+    ToolsState, region,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
@@ -58,6 +59,7 @@ pub struct MicroscopeApp {
     recorder: Recorder,
     flame_view: FlameView,
     paths_view: PathsView,
+    pack_view: PackViewState,
     /// Switch on the default probes ([`microscope_model::live_defaults`])
     /// when the helper's probe list arrives, once per app.
     default_probes: DefaultProbes,
@@ -100,6 +102,7 @@ impl MicroscopeApp {
             recorder: Recorder::default(),
             flame_view: FlameView::new(),
             paths_view: PathsView::new(),
+            pack_view: PackViewState::default(),
             default_probes: DefaultProbes::Off,
         }
     }
@@ -194,6 +197,7 @@ impl MicroscopeApp {
         );
         self.open_dialog_ui(ui.ctx());
         views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
+        views::verifier_log_window_ui(ui.ctx(), &self.model, &mut self.pack_view);
         self.top_panels_ui(ui, wall);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.scope_builder(UiBuilder::new().accessibility_label(region::STATUS), |ui| {
@@ -316,6 +320,11 @@ impl MicroscopeApp {
             CentralTab::Paths => {
                 ui.scope_builder(labelled(region::PATHS), |ui| {
                     self.paths_view.ui(ui, &self.model);
+                });
+            }
+            CentralTab::Packs => {
+                ui.scope_builder(labelled(region::PACKS), |ui| {
+                    views::pack_ui(ui, &self.model, &mut self.pack_view);
                 });
             }
         }
@@ -538,6 +547,14 @@ impl MicroscopeApp {
                 Command::ShowStackRange { start_ns, end_ns } => {
                     self.flame_view.set_range(start_ns, end_ns);
                     self.paths_view.set_range(start_ns, end_ns);
+                }
+                Command::ShowVerifierLog(probe) => {
+                    if !self.model.verifier_logs.contains_key(&probe) {
+                        self.send_to_helper(ClientMessage::VerifierLog {
+                            probe: probe.clone(),
+                        });
+                    }
+                    self.pack_view.verifier_log = Some(probe);
                 }
             }
         }

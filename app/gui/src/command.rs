@@ -64,6 +64,9 @@ pub enum Command {
         /// First time excluded.
         end_ns: u64,
     },
+    /// Ask the helper for the verifier's whole log of this pack probe and
+    /// show it in a window.
+    ShowVerifierLog(String),
 }
 
 /// Collects the commands of one frame.

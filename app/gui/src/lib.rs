@@ -53,6 +53,6 @@ pub use gui::{WINDOW_TITLE, run_gui};
 pub use tab::CentralTab;
 pub use views::{
     BREADCRUMBS, CALL_GRAPH, CpuTimelineState, DiffRanges, FRAMES, FlameLayout, FlameView,
-    NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, StackFilters, TimeRange, banner_text, region,
-    slice_label,
+    MACHINE_WIDE, NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, StackFilters, TimeRange, banner_text,
+    region, slice_label,
 };

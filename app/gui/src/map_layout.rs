@@ -276,14 +276,17 @@ pub fn layout_map(
         .iter()
         .map(|row| node_width(row_counts(&row.slots), nodes_right - nodes_left, z))
         .collect();
-    let names = fit_names(map, &widths, z, measure);
+    // Names get what a row leaves after the padding, the rate line and the
+    // edges' channel.
+    let name_room = band_height - MIN_CHANNEL * z - 2.0 * NODE_PAD * z - SMALL_SIZE * z * 1.3;
+    let names = fit_names(map, &widths, z, name_room, measure);
     let line_height = names.size * 1.25;
     let text_block = names.max_lines as f32 * line_height + SMALL_SIZE * z * 1.3;
     let full_height = 2.0 * NODE_PAD * z + text_block + SPARK_HEIGHT * z + 2.0 * z;
     // The sparkline goes first when rows are tight; edges keep their room.
     let node_height = full_height
         .min(band_height - MIN_CHANNEL * z)
-        .max(text_block);
+        .max(text_block + 2.0 * NODE_PAD * z);
     let spark_height = (node_height - 2.0 * NODE_PAD * z - text_block).max(0.0);
     let mut nodes = Vec::new();
     let mut slot_x: HashMap<(usize, MapSlot), f32> = HashMap::new();
@@ -356,7 +359,13 @@ struct Names {
     lines: HashMap<NodeIndex, Vec<String>>,
 }
 
-fn fit_names(map: &SubsystemMap, widths: &[f32], z: f32, measure: &impl MeasureText) -> Names {
+fn fit_names(
+    map: &SubsystemMap,
+    widths: &[f32],
+    z: f32,
+    name_room: f32,
+    measure: &impl MeasureText,
+) -> Names {
     let graph = map.graph();
     let row_of_node: HashMap<NodeIndex, usize> = map
         .rows()
@@ -388,6 +397,9 @@ fn fit_names(map: &SubsystemMap, widths: &[f32], z: f32, measure: &impl MeasureT
     };
     for max_lines in NAME_LINES {
         for size in NAME_SIZES {
+            if max_lines as f32 * size * z * 1.25 > name_room {
+                continue;
+            }
             if let Some(lines) = wrap_all(size * z, max_lines, false) {
                 return Names {
                     size: size * z,
@@ -831,11 +843,13 @@ impl MapLayout {
         rects
     }
 
-    /// The node `step` leads to from `from`: the nearest one that way,
-    /// preferring nodes straight ahead over ones to the side.
+    /// The node `step` leads to from `from`: left and right, the next node
+    /// in the same layer (else the nearest that way); up and down, the
+    /// nearest node of the next layer that has one, the closest across.
     pub fn neighbour(&self, from: NodeIndex, step: Step) -> Option<NodeIndex> {
         let here = self.node(from)?.rect.center();
-        self.nodes
+        let candidates: Vec<(f32, f32, NodeIndex)> = self
+            .nodes
             .iter()
             .filter(|n| n.index != from)
             .filter_map(|n| {
@@ -846,10 +860,26 @@ impl MapLayout {
                     Step::Up => (-d.y, d.x),
                     Step::Down => (d.y, d.x),
                 };
-                (ahead > 1.0).then_some((ahead + 2.5 * aside.abs(), n.index))
+                (ahead > 1.0).then_some((ahead, aside.abs(), n.index))
             })
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, index)| index)
+            .collect();
+        let pick = |list: &mut dyn Iterator<Item = &(f32, f32, NodeIndex)>,
+                    key: &dyn Fn(&(f32, f32, NodeIndex)) -> f32| {
+            list.min_by(|a, b| key(a).total_cmp(&key(b))).map(|c| c.2)
+        };
+        match step {
+            Step::Left | Step::Right => {
+                pick(&mut candidates.iter().filter(|c| c.1 < 1.0), &|c| c.0)
+                    .or_else(|| pick(&mut candidates.iter(), &|c| c.0 + 2.5 * c.1))
+            }
+            Step::Up | Step::Down => {
+                let nearest_row = candidates.iter().map(|c| c.0).fold(f32::INFINITY, f32::min);
+                pick(
+                    &mut candidates.iter().filter(|c| c.0 < nearest_row + 1.0),
+                    &|c| c.1,
+                )
+            }
+        }
     }
 }
 

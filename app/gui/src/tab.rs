@@ -16,17 +16,20 @@ pub enum CentralTab {
     Flame,
     /// The call graph of the stacks into a probe.
     Paths,
+    /// Pack probes' counter tables and histograms.
+    Packs,
 }
 
 impl CentralTab {
     /// Every tab, in display order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Map,
         Self::Rates,
         Self::Cpus,
         Self::Events,
         Self::Flame,
         Self::Paths,
+        Self::Packs,
     ];
 
     /// The tab's title.
@@ -38,6 +41,7 @@ impl CentralTab {
             Self::Events => "Events",
             Self::Flame => "Flame",
             Self::Paths => "Paths",
+            Self::Packs => "Pack data",
         }
     }
 }

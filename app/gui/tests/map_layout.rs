@@ -225,6 +225,13 @@ fn nothing_overlaps_at_1920x1080() {
 }
 
 #[test]
+fn a_small_window_still_keeps_text_in_its_nodes() {
+    // Smaller than the sizes people use (the GUI snapshot's): the rows are
+    // tight, the sparklines go, but nothing overlaps or spills.
+    check([1000.0, 640.0], false, false);
+}
+
+#[test]
 fn the_overlap_check_sees_an_overlap() {
     let a = Rect::from_min_max(Pos2::new(0.0, 0.0), Pos2::new(10.0, 10.0));
     let b = Rect::from_min_max(Pos2::new(9.0, 9.0), Pos2::new(20.0, 20.0));

@@ -22,6 +22,8 @@
 //! - `event_fields`: an event's fields as name/value pairs, for the
 //!   inspector and the CSV export.
 //! - [`map`]: the subsystem map's graph and layered layout.
+//! - `pack_data`: a pack probe's counter tables (rates per row, over time)
+//!   and log2 histograms, from the helper's readings of its maps.
 //! - `units`: durations, counts, rates and sizes for people, in one place.
 //! - `synthetic`: deterministic synthetic stacks for benchmarks and tests.
 //!
@@ -53,6 +55,7 @@ mod histogram;
 pub mod live_defaults;
 pub mod map;
 mod model;
+mod pack_data;
 mod paths;
 mod stacks;
 mod synthetic;
@@ -73,8 +76,11 @@ pub use flame::{
 pub use folded::{
     FoldedProfile, KERNEL_SUFFIX, UNKNOWN_COMM, comm_frame, folded_frame, sanitize_frame,
 };
-pub use histogram::{LatencyHistogram, bucket_label};
+pub use histogram::{LatencyHistogram, bucket_label, log2_bucket_label};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
+pub use pack_data::{
+    CounterRow, CounterTable, PackProbeData, RATE_HISTORY, histogram_summary, sum_buckets,
+};
 pub use paths::{
     AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,
     PathsLayout, VisibleEdge,

@@ -455,7 +455,10 @@ fn node_ui(
         node.rate.center(),
         Align2::CENTER_CENTER,
         rate,
-        FontId::proportional(node.rate.height() / 1.3),
+        // Never larger than the name it stands under.
+        FontId::proportional(
+            (node.rate.height() / 1.3).min(node.name.first().map_or(f32::MAX, |l| l.size)),
+        ),
         text.gamma_multiply(0.85),
     );
     sparkline_ui(painter, node.spark, &data.spark, text.gamma_multiply(0.8));
