@@ -20,7 +20,8 @@ use crate::tracer::Tracer;
 use microscope_catalogue::Catalogue;
 use microscope_wire::ProbeKey;
 use microscope_wire::{
-    Aggregates, Capabilities, Event, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
+    Aggregates, Capabilities, Event, FunctionStats, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats,
+    ProcessFilter,
 };
 use probes_common::{
     COMM_LEN, FILTER_CGROUP, FILTER_COMM, FILTER_PID, FilterTable, ProcessFilterConfig,
@@ -157,8 +158,9 @@ impl ProbeSet {
                 self.packs.attach(key, index)
             }
             Source::Tracepoint { format, .. } => {
-                let (format, stacks) = (format.clone(), probe.options.stacks);
-                self.tracer.attach_generic(key, format, stacks)
+                let (format, options) = (format.clone(), &probe.options);
+                let (stacks, count_only) = (options.stacks, options.count_only);
+                self.tracer.attach_generic(key, format, stacks, count_only)
             }
             Source::Function {
                 target: Some(target),
@@ -274,14 +276,19 @@ impl ProbeSet {
         in_use: impl Fn(ProbeKey) -> bool,
     ) -> Result<ProbeKey, String> {
         let (key, _) = self.resolve(id, peer, in_use)?;
-        if options.stacks
+        if (options.stacks || options.count_only)
             && !matches!(
                 self.registry.get(key).map(|p| &p.source),
                 Some(Source::Tracepoint { .. })
             )
         {
+            let what = if options.stacks {
+                "capture stacks"
+            } else {
+                "only count its hits in the kernel"
+            };
             return Err(format!(
-                "{id} cannot capture stacks; stacks can be captured at any tracepoint \
+                "{id} cannot {what}; that works at any tracepoint \
                  named `category:name` (for example block:block_rq_issue)"
             ));
         }
@@ -463,7 +470,20 @@ impl ProbeSet {
         let counts = wants(ProbeKind::SyscallCounts);
         let latency = wants(ProbeKind::SyscallLatency);
         let functions = wants(ProbeKind::Function);
-        if !(counts || latency || functions) {
+        // Tracepoints that only count report their hits as calls, like
+        // function probes (see `ProbeOptions::count_only`).
+        let hits: Vec<FunctionStats> = self
+            .tracer
+            .counted_hits(slot)
+            .into_iter()
+            .filter(|(key, _)| enabled.contains(key))
+            .map(|(probe, calls)| FunctionStats {
+                probe,
+                calls,
+                latency_log2_ns: Vec::new(),
+            })
+            .collect();
+        if !(counts || latency || functions || !hits.is_empty()) {
             return None;
         }
         let mut aggregates = self.tracer.aggregates(slot, counts, latency, ts_ns);
@@ -475,6 +495,7 @@ impl ProbeSet {
                 .filter(|s| enabled.contains(&s.probe))
                 .collect();
         }
+        aggregates.functions.extend(hits);
         Some(aggregates)
     }
 }
