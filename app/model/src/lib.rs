@@ -21,7 +21,12 @@
 //! - [`Clock`]: where "now" comes from; tests move a manual one.
 //! - `event_fields`: an event's fields as name/value pairs, for the
 //!   inspector and the CSV export.
-//! - [`map`]: the subsystem map's graph and layered layout.
+//! - [`map`]: the subsystem map's graph and layered layout;
+//!   [`MapHighlight`]: the nodes and edges a tour step or a followed call
+//!   lights on it.
+//! - [`waterfall`]: one system call followed end to end (the events it
+//!   caused, linked by thread, request identity or time) and its latency
+//!   breakdown.
 //! - `units`: durations, counts, rates and sizes for people, in one place.
 //! - `synthetic`: deterministic synthetic stacks for benchmarks and tests.
 //!
@@ -49,6 +54,7 @@ mod decimate;
 mod event_fields;
 mod flame;
 mod folded;
+mod highlight;
 mod histogram;
 pub mod map;
 mod model;
@@ -58,6 +64,7 @@ mod synthetic;
 mod timeline;
 mod units;
 mod update;
+pub mod waterfall;
 
 pub use clock::Clock;
 pub use convert::update_from_message;
@@ -72,6 +79,7 @@ pub use flame::{
 pub use folded::{
     FoldedProfile, KERNEL_SUFFIX, UNKNOWN_COMM, comm_frame, folded_frame, sanitize_frame,
 };
+pub use highlight::MapHighlight;
 pub use histogram::{LatencyHistogram, bucket_label};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
 pub use paths::{

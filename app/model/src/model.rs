@@ -90,6 +90,8 @@ pub struct Model {
     /// The newest events of each streamed probe, oldest first, at most
     /// [`RECENT_EVENTS`] each.
     pub recent: HashMap<ProbeKey, VecDeque<microscope_wire::Event>>,
+    /// What the map highlights (a tour step, a followed call).
+    pub highlight: crate::MapHighlight,
     /// Start of the time axis of every view.
     epoch: Instant,
     /// Where "now" comes from.
@@ -124,6 +126,7 @@ impl Model {
             functions: BTreeMap::new(),
             comm_counts: HashMap::new(),
             recent: HashMap::new(),
+            highlight: crate::MapHighlight::default(),
             epoch,
             clock: Clock::system(),
             replay_stopped_at: None,
@@ -188,6 +191,25 @@ impl Model {
     /// The probe with this id.
     pub fn probe(&self, id: &str) -> Option<&Probe> {
         self.probes.iter().find(|probe| probe.id == id)
+    }
+
+    /// Every kept event (the inspector's), as the waterfall reads them:
+    /// sorted by time, switches split into their two halves.
+    pub fn observed_events(&self) -> Vec<crate::waterfall::Observed> {
+        let names: HashMap<ProbeKey, (&str, Vec<String>)> = self
+            .probes
+            .iter()
+            .map(|p| {
+                let names = p.fields.iter().map(|(name, _)| name.clone()).collect();
+                (p.key, (p.id.as_str(), names))
+            })
+            .collect();
+        crate::waterfall::observe_all(self.recent.iter().flat_map(|(key, events)| {
+            let (probe, fields) = names
+                .get(key)
+                .map_or(("?", &[][..]), |(id, f)| (*id, f.as_slice()));
+            events.iter().map(move |e| (probe, fields, e))
+        }))
     }
 
     /// Ids of the probes the helper currently sends us.
