@@ -4,7 +4,8 @@ use crate::command::{Command, CommandQueue};
 use crate::tab::CentralTab;
 use crate::theme;
 use crate::views::{
-    self, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState, region,
+    self, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState,
+    ToursState, WaterfallState, region,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
@@ -58,6 +59,8 @@ pub struct MicroscopeApp {
     recorder: Recorder,
     flame_view: FlameView,
     paths_view: PathsView,
+    tours: ToursState,
+    waterfall: WaterfallState,
 }
 
 impl MicroscopeApp {
@@ -86,6 +89,8 @@ impl MicroscopeApp {
             recorder: Recorder::default(),
             flame_view: FlameView::new(),
             paths_view: PathsView::new(),
+            tours: ToursState::default(),
+            waterfall: WaterfallState::default(),
         }
     }
 
@@ -133,6 +138,21 @@ impl MicroscopeApp {
         &self.paths_view
     }
 
+    /// The guided tours' state (the tour and step shown).
+    pub fn tours(&self) -> &ToursState {
+        &self.tours
+    }
+
+    /// The waterfall's state (the call followed).
+    pub fn waterfall(&self) -> &WaterfallState {
+        &self.waterfall
+    }
+
+    /// The tab the central area shows.
+    pub fn tab(&self) -> CentralTab {
+        self.tab
+    }
+
     /// Draws one frame into `ui` (the whole window).
     pub fn show_ui(&mut self, ui: &mut egui::Ui) {
         let wall = self.clock.now();
@@ -149,6 +169,8 @@ impl MicroscopeApp {
                 .iter()
                 .filter(|p| p.enabled || model.timeline.series(&p.id).is_some()),
         );
+        self.tours.poll_action();
+        self.model.highlight = self.highlight();
         self.open_dialog_ui(ui.ctx());
         views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
         self.top_panels_ui(ui, wall);
@@ -158,6 +180,7 @@ impl MicroscopeApp {
             });
         });
         self.probes_panel_ui(ui);
+        self.tour_panel_ui(ui);
         egui::CentralPanel::default().show(ui, |ui| {
             self.tabs_ui(ui);
             ui.separator();
@@ -251,7 +274,7 @@ impl MicroscopeApp {
             }
             CentralTab::Events => {
                 ui.scope_builder(labelled(region::INSPECTOR), |ui| {
-                    views::inspector_ui(ui, &self.model, &mut self.inspector);
+                    views::inspector_ui(ui, &self.model, &mut self.inspector, &mut self.commands);
                 });
             }
             CentralTab::Cpus => {
@@ -273,6 +296,16 @@ impl MicroscopeApp {
             CentralTab::Paths => {
                 ui.scope_builder(labelled(region::PATHS), |ui| {
                     self.paths_view.ui(ui, &self.model);
+                });
+            }
+            CentralTab::Tours => {
+                ui.scope_builder(labelled(region::TOURS), |ui| {
+                    views::tours_list_ui(ui, self.map.catalogue(), &mut self.commands);
+                });
+            }
+            CentralTab::Waterfall => {
+                ui.scope_builder(labelled(region::WATERFALL), |ui| {
+                    views::waterfall_ui(ui, &self.model, &self.waterfall, &mut self.commands);
                 });
             }
         }
@@ -395,6 +428,10 @@ impl MicroscopeApp {
     fn apply_commands(&mut self, ctx: &egui::Context) {
         let commands: Vec<Command> = self.commands.drain().collect();
         for command in commands {
+            if command.is_tour() {
+                self.apply_tour_command(command, ctx);
+                continue;
+            }
             match command {
                 Command::SetProbeEnabled { probe, enabled } => {
                     let message = if enabled {
@@ -480,6 +517,13 @@ impl MicroscopeApp {
                     self.flame_view.set_range(start_ns, end_ns);
                     self.paths_view.set_range(start_ns, end_ns);
                 }
+                Command::StartTour(_)
+                | Command::TourStep(_)
+                | Command::EndTour
+                | Command::RunTourAction(_)
+                | Command::FollowCall { .. }
+                | Command::FollowSlowest { .. }
+                | Command::ClearWaterfall => self.apply_tour_command(command, ctx),
             }
         }
     }
@@ -499,6 +543,136 @@ impl MicroscopeApp {
             Err(TrySendError::Disconnected(message)) => {
                 log::warn!("the connection thread stopped; dropped {message:?}");
             }
+        }
+    }
+}
+
+/// Guided tours and the waterfall.
+impl MicroscopeApp {
+    /// What the map highlights: the tour step shown, else the call
+    /// followed in the waterfall.
+    fn highlight(&self) -> microscope_model::MapHighlight {
+        match &self.waterfall.current {
+            Some(Ok(waterfall)) if self.waterfall.on_map => {
+                views::highlight_of(&self.map, waterfall)
+            }
+            _ => self.tours.highlight(self.map.catalogue()),
+        }
+    }
+
+    /// The current tour step, in a panel right of the central area.
+    fn tour_panel_ui(&mut self, ui: &mut egui::Ui) {
+        if self.tours.current(self.map.catalogue()).is_none() {
+            return;
+        }
+        egui::Panel::right("tour")
+            .default_size(theme::TOUR_PANEL_WIDTH)
+            .show(ui, |ui| {
+                ui.scope_builder(
+                    UiBuilder::new().accessibility_label(region::TOUR_STEP),
+                    |ui| {
+                        views::tour_step_ui(
+                            ui,
+                            &self.model,
+                            self.map.catalogue(),
+                            &self.tours,
+                            &mut self.commands,
+                        );
+                    },
+                );
+            });
+    }
+
+    /// Shows step `step` of the current tour and switches on its probes
+    /// (live only; a recording holds what it holds).
+    fn show_tour_step(&mut self, tour: String, step: usize) {
+        self.tours.position = Some(views::TourPosition { tour, step });
+        self.waterfall.on_map = false;
+        self.tab = CentralTab::Map;
+        let Some((_, _, step)) = self.tours.current(self.map.catalogue()) else {
+            return;
+        };
+        if self.model.is_replay() {
+            return;
+        }
+        let wanted: Vec<String> = step
+            .probes
+            .iter()
+            .filter(|id| !self.model.wanted.contains(*id))
+            .filter(|id| self.model.probe(id).is_none_or(|p| p.is_available() && !p.enabled))
+            .cloned()
+            .collect();
+        for probe in wanted {
+            self.tours.switched_on.push(probe.clone());
+            self.model.wanted.insert(probe.clone());
+            self.send_to_helper(ClientMessage::Enable { probe });
+        }
+    }
+
+    fn apply_tour_command(&mut self, command: Command, ctx: &egui::Context) {
+        match command {
+            Command::StartTour(id) => {
+                if self.map.catalogue().tour(&id).is_some() {
+                    self.tours.last_report = None;
+                    self.show_tour_step(id, 0);
+                } else {
+                    self.model.last_helper_error =
+                        Some(format!("there is no tour `{id}`; the Tours tab lists them"));
+                }
+            }
+            Command::TourStep(step) => {
+                if let Some(position) = self.tours.position.clone() {
+                    self.show_tour_step(position.tour, step);
+                }
+            }
+            Command::EndTour => {
+                self.tours.position = None;
+                for probe in std::mem::take(&mut self.tours.switched_on) {
+                    self.model.wanted.remove(&probe);
+                    self.send_to_helper(ClientMessage::Disable { probe });
+                }
+            }
+            Command::RunTourAction(action) => {
+                match sources::spawn_tour_action(action, sources::scratch_dir(), wake(ctx)) {
+                    Ok(rx) => self.tours.running = Some(rx),
+                    Err(err) => {
+                        self.model.last_helper_error =
+                            Some(format!("could not start the tour's action: {err}"));
+                    }
+                }
+            }
+            Command::FollowCall { tid, ts_ns } => {
+                let observed = self.model.observed_events();
+                self.waterfall.current = Some(
+                    microscope_model::waterfall::follow(&observed, tid, ts_ns)
+                        .map_err(|e| e.to_string()),
+                );
+                self.waterfall.on_map = true;
+                self.tab = CentralTab::Waterfall;
+            }
+            Command::FollowSlowest { call, tid } => {
+                let observed = self.model.observed_events();
+                let calls = microscope_model::waterfall::calls(&observed, &call);
+                let slowest = |mine: bool| {
+                    calls
+                        .iter()
+                        .filter(|(t, _, _)| !mine || Some(*t) == tid)
+                        .max_by_key(|(_, start, end)| end - start)
+                        .copied()
+                };
+                self.waterfall.current = Some(match slowest(true).or_else(|| slowest(false)) {
+                    Some((tid, start, _)) => microscope_model::waterfall::follow(&observed, tid, start)
+                        .map_err(|e| e.to_string()),
+                    None => Err(format!(
+                        "no finished {call}() among the events kept yet: it needs syscalls:sys_enter_{call} and syscalls:sys_exit_{call}{}",
+                        if self.model.is_replay() { ", and the replay to reach one" } else { "; press the step's action button to make one" }
+                    )),
+                });
+                self.waterfall.on_map = true;
+                self.tab = CentralTab::Waterfall;
+            }
+            Command::ClearWaterfall => self.waterfall.current = None,
+            _ => {}
         }
     }
 }

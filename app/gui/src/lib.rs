@@ -55,3 +55,7 @@ pub use views::{
     NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, StackFilters, TimeRange, banner_text, region,
     slice_label,
 };
+pub use views::{
+    BREAKDOWN, TourPosition, ToursState, WATERFALL_BARS, WaterfallState, bar_label,
+    evidence_line, node_of_probe, start_label,
+};

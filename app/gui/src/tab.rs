@@ -16,17 +16,23 @@ pub enum CentralTab {
     Flame,
     /// The call graph of the stacks into a probe.
     Paths,
+    /// The guided tours.
+    Tours,
+    /// One system call followed end to end.
+    Waterfall,
 }
 
 impl CentralTab {
     /// Every tab, in display order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
+        Self::Tours,
         Self::Map,
         Self::Rates,
         Self::Cpus,
         Self::Events,
         Self::Flame,
         Self::Paths,
+        Self::Waterfall,
     ];
 
     /// The tab's title.
@@ -38,6 +44,8 @@ impl CentralTab {
             Self::Events => "Events",
             Self::Flame => "Flame",
             Self::Paths => "Paths",
+            Self::Tours => "Tours",
+            Self::Waterfall => "Waterfall",
         }
     }
 }

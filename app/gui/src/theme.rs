@@ -20,6 +20,8 @@ pub const ITEM_GAP: f32 = 12.0;
 pub const SECTION_GAP: f32 = 8.0;
 /// Default width of the probe list, in points.
 pub const PROBE_PANEL_WIDTH: f32 = 240.0;
+/// Width of the tour step panel right of the map.
+pub const TOUR_PANEL_WIDTH: f32 = 360.0;
 /// Share of the central area given to the timeline; the histogram gets the rest.
 pub const TIMELINE_SHARE: f32 = 0.6;
 
@@ -89,6 +91,9 @@ pub const MAP_EDGE: Color32 = Color32::from_gray(90);
 /// Paths touching the selected subsystem.
 pub const MAP_EDGE_SELECTED: Color32 = Color32::from_rgb(0xe0, 0xc0, 0x60);
 /// Behind the probe a search jumped to.
+/// Nodes and edges a tour step or a followed call lights on the map.
+pub const MAP_TOUR: Color32 = Color32::from_rgb(0x3d, 0xd6, 0xf5);
+/// (See below.)
 pub const MAP_HIGHLIGHT: Color32 = Color32::from_rgb(0x40, 0x38, 0x18);
 
 /// Height of a row of the flame graph (a frame plus the gap above it), in points.

@@ -16,6 +16,9 @@
 //! - `replay`: plays a recording back at 1×, 10× or full speed, with seeks.
 //! - `recorder`: the window's *Record* button; the reader thread hands it
 //!   every message before converting it.
+//! - `tour_action`: what a guided tour's step does for the student (read a
+//!   file, write and sync one, start a program, loopback TCP, touch memory)
+//!   on a thread of its own, so the step has events of its own to show.
 //!
 //! # Dependencies and why
 //!
@@ -27,15 +30,19 @@
 //!   once.
 //! - `log`: diagnostics of the threads (`RUST_LOG=debug microscope`).
 //! - `nix`: the real uid that names the demo recording's temporary file
-//!   (already built for the wire's clock).
+//!   (already built for the wire's clock), and the tour actions' thread id,
+//!   `posix_fadvise` and `statfs`.
+//! - `microscope-catalogue`: the tour actions' names.
 
 mod ingest;
 mod recorder;
 mod replay;
+mod tour_action;
 
 pub use ingest::{RETRY_INTERVAL, spawn_ingest};
 pub use recorder::{Recorder, RecordingStatus, default_path};
 pub use replay::{ReplayControl, spawn_replay};
+pub use tour_action::{ActionReport, perform, scratch_dir, spawn_tour_action};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use microscope_model::Update;

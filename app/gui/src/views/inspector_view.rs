@@ -1,6 +1,7 @@
 //! The event inspector: the newest decoded events of one probe, field by
 //! field, pausable and filterable, with any numeric field plotted over time.
 
+use crate::command::{Command, CommandQueue};
 use crate::theme;
 use microscope_model::Model;
 use microscope_model::Probe;
@@ -49,7 +50,12 @@ pub fn matching<'a>(events: &'a [Event], names: &[String], filter: &str) -> Vec<
 }
 
 /// Draws the inspector.
-pub fn inspector_ui(ui: &mut egui::Ui, model: &Model, state: &mut InspectorState) {
+pub fn inspector_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    state: &mut InspectorState,
+    commands: &mut CommandQueue,
+) {
     let streamed: Vec<&Probe> = model
         .probes
         .iter()
@@ -124,7 +130,9 @@ pub fn inspector_ui(ui: &mut egui::Ui, model: &Model, state: &mut InspectorState
         events.len(),
         if frozen.is_some() { " (paused)" } else { "" }
     ));
-    table_ui(ui, &shown, &names, &column_names);
+    // System call events can be followed end to end (the waterfall).
+    let followable = probe.id.starts_with("syscalls:sys_");
+    table_ui(ui, &shown, &names, &column_names, followable.then_some(commands));
     if state.frozen.is_none() {
         state.frozen = frozen;
     }
@@ -191,12 +199,21 @@ fn plot_ui(
         });
 }
 
-fn table_ui(ui: &mut egui::Ui, shown: &[&Event], names: &[String], column_names: &[String]) {
+fn table_ui(
+    ui: &mut egui::Ui,
+    shown: &[&Event],
+    names: &[String],
+    column_names: &[String],
+    mut follow: Option<&mut CommandQueue>,
+) {
     use egui_extras::{Column, TableBuilder};
     let t0 = shown.first().map_or(0, |e| e.ts_ns);
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
-    let titles: Vec<&str> = ["time (s)", "cpu", "pid", "command"]
+    let titles: Vec<&str> = follow
+        .as_ref()
+        .map(|_| "call")
         .into_iter()
+        .chain(["time (s)", "cpu", "pid", "command"])
         .chain(column_names.iter().map(String::as_str))
         .collect();
     let mut table = TableBuilder::new(ui)
@@ -219,6 +236,20 @@ fn table_ui(ui: &mut egui::Ui, shown: &[&Event], names: &[String], column_names:
         .body(|body| {
             body.rows(row_height, shown.len(), |mut row| {
                 let event = shown[row.index()];
+                if let Some(commands) = follow.as_deref_mut() {
+                    row.col(|ui| {
+                        if ui
+                            .small_button("Follow")
+                            .on_hover_text("See the kernel events this system call caused, as a waterfall")
+                            .clicked()
+                        {
+                            commands.send(Command::FollowCall {
+                                tid: event.pid,
+                                ts_ns: event.ts_ns,
+                            });
+                        }
+                    });
+                }
                 row.col(|ui| {
                     ui.monospace(format!(
                         "{:.6}",

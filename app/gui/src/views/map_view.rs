@@ -73,7 +73,7 @@ pub fn map_ui(
         .node_weights()
         .map(|n| subsystem_rate(model, map, &n.id, now))
         .collect();
-    canvas_ui(ui, map, state, canvas, &rates);
+    canvas_ui(ui, map, state, canvas, &rates, &model.highlight);
     if let Some(id) = state.selected.clone() {
         let rect = Rect::from_min_max(
             Pos2::new(canvas.max.x + theme::ITEM_GAP, available.min.y),
@@ -141,6 +141,7 @@ fn canvas_ui(
     state: &mut MapState,
     rect: Rect,
     rates: &[f64],
+    highlight: &microscope_model::MapHighlight,
 ) {
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 4.0, theme::MAP_BACKGROUND);
@@ -187,7 +188,10 @@ fn canvas_ui(
         };
         let (a, b) = (to_screen(graph[from].pos), to_screen(graph[to].pos));
         let touches_selected = selected.is_some_and(|s| s == from || s == to);
-        let color = if touches_selected {
+        let lit = highlight.has_edge(&graph[from].id, &graph[to].id);
+        let color = if lit {
+            theme::MAP_TOUR
+        } else if touches_selected {
             theme::MAP_EDGE_SELECTED
         } else {
             theme::MAP_EDGE
@@ -195,7 +199,7 @@ fn canvas_ui(
         let dir = (b - a).normalized();
         let start = a + dir * radius(rates[from.index()]);
         let end = b - dir * (radius(rates[to.index()]) + 2.0);
-        arrow(&painter, start, end, Stroke::new(1.5, color));
+        arrow(&painter, start, end, Stroke::new(if lit { 3.5 } else { 1.5 }, color));
     }
     for index in graph.node_indices() {
         let node = &graph[index];
@@ -205,7 +209,15 @@ fn canvas_ui(
         let node_rect = Rect::from_center_size(center, Vec2::splat(2.0 * r));
         let id = ui.scope_id().with(("map-node", &node.id));
         let response = ui.interact(node_rect, id, Sense::click());
-        let label = node_label(&node.name, rate);
+        let lit = highlight.has_node(&node.id);
+        let label = if lit {
+            format!("{} (highlighted)", node_label(&node.name, rate))
+        } else {
+            node_label(&node.name, rate)
+        };
+        if lit {
+            painter.circle_stroke(center, r + 5.0, Stroke::new(3.0, theme::MAP_TOUR));
+        }
         response.widget_info(|| WidgetInfo::labeled(Role::Button, true, &label));
         let is_selected = selected == Some(index);
         painter.circle(
