@@ -4,8 +4,8 @@ use crate::command::{Command, CommandQueue};
 use crate::tab::CentralTab;
 use crate::theme;
 use crate::views::{
-    self, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState,
-    ToursState, WaterfallState, region,
+    self, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState, ToursState,
+    WaterfallState, region,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
@@ -103,6 +103,22 @@ impl MicroscopeApp {
         self
     }
 
+    /// Draws the map, its explanations and the tours from `catalogue` (the
+    /// built-in pack and local ones); `problems` says which packs were left
+    /// out, shown once in the status line.
+    pub fn with_catalogue(
+        mut self,
+        catalogue: microscope_catalogue::Catalogue,
+        problems: Vec<String>,
+    ) -> Self {
+        self.map = SubsystemMap::new(catalogue);
+        if !problems.is_empty() {
+            log::warn!("{}", problems.join("; "));
+            self.model.last_helper_error = Some(problems.join("; "));
+        }
+        self
+    }
+
     /// Shares `recorder` with the ingest thread that feeds this app, so the
     /// Record button records what that thread receives.
     pub fn with_recorder(mut self, recorder: Recorder) -> Self {
@@ -170,6 +186,7 @@ impl MicroscopeApp {
                 .filter(|p| p.enabled || model.timeline.series(&p.id).is_some()),
         );
         self.tours.poll_action();
+        self.follow_when_played();
         self.model.highlight = self.highlight();
         self.open_dialog_ui(ui.ctx());
         views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
@@ -523,7 +540,8 @@ impl MicroscopeApp {
                 | Command::RunTourAction(_)
                 | Command::FollowCall { .. }
                 | Command::FollowSlowest { .. }
-                | Command::ClearWaterfall => self.apply_tour_command(command, ctx),
+                | Command::ClearWaterfall
+                | Command::FollowWhenPlayed(_) => self.apply_tour_command(command, ctx),
             }
         }
     }
@@ -557,6 +575,18 @@ impl MicroscopeApp {
                 views::highlight_of(&self.map, waterfall)
             }
             _ => self.tours.highlight(self.map.catalogue()),
+        }
+    }
+
+    /// A follow asked for before the replay had played: done once it has.
+    fn follow_when_played(&mut self) {
+        let played = match &self.model.replay {
+            Some(r) => !r.playing && r.position_ns == r.duration_ns,
+            None => !self.model.is_replay(),
+        };
+        if played && let Some(call) = self.waterfall.pending.take() {
+            self.commands
+                .send(Command::FollowSlowest { call, tid: None });
         }
     }
 
@@ -599,7 +629,11 @@ impl MicroscopeApp {
             .probes
             .iter()
             .filter(|id| !self.model.wanted.contains(*id))
-            .filter(|id| self.model.probe(id).is_none_or(|p| p.is_available() && !p.enabled))
+            .filter(|id| {
+                self.model
+                    .probe(id)
+                    .is_none_or(|p| p.is_available() && !p.enabled)
+            })
             .cloned()
             .collect();
         for probe in wanted {
@@ -652,29 +686,57 @@ impl MicroscopeApp {
             }
             Command::FollowSlowest { call, tid } => {
                 let observed = self.model.observed_events();
-                let calls = microscope_model::waterfall::calls(&observed, &call);
-                let slowest = |mine: bool| {
-                    calls
-                        .iter()
-                        .filter(|(t, _, _)| !mine || Some(*t) == tid)
-                        .max_by_key(|(_, start, end)| end - start)
-                        .copied()
-                };
-                self.waterfall.current = Some(match slowest(true).or_else(|| slowest(false)) {
-                    Some((tid, start, _)) => microscope_model::waterfall::follow(&observed, tid, start)
-                        .map_err(|e| e.to_string()),
-                    None => Err(format!(
-                        "no finished {call}() among the events kept yet: it needs syscalls:sys_enter_{call} and syscalls:sys_exit_{call}{}",
-                        if self.model.is_replay() { ", and the replay to reach one" } else { "; press the step's action button to make one" }
-                    )),
-                });
+                self.waterfall.current = Some(
+                    slowest_call(&observed, &call, tid).ok_or_else(|| {
+                        format!(
+                            "no finished {call}() among the events kept yet: it needs syscalls:sys_enter_{call} and syscalls:sys_exit_{call}{}",
+                            if self.model.is_replay() {
+                                ", and the replay to reach one"
+                            } else {
+                                "; press the step's action button to make one"
+                            }
+                        )
+                    }),
+                );
                 self.waterfall.on_map = true;
                 self.tab = CentralTab::Waterfall;
             }
             Command::ClearWaterfall => self.waterfall.current = None,
+            Command::FollowWhenPlayed(call) => self.waterfall.pending = Some(call),
             _ => {}
         }
     }
+}
+
+/// How many of the slowest calls are followed to find one that went to
+/// the disk.
+const SLOWEST_TRIED: usize = 64;
+
+/// The slowest recent `call` that went to the disk (of thread `tid` when it
+/// has one), else the slowest: a blocking pipe read can be slower than any
+/// disk read, and the tours are about the disk.
+fn slowest_call(
+    observed: &[microscope_model::waterfall::Observed],
+    call: &str,
+    tid: Option<u32>,
+) -> Option<microscope_model::waterfall::Waterfall> {
+    use microscope_model::waterfall::{calls, follow};
+    let mut all = calls(observed, call);
+    all.sort_by_key(|(t, start, end)| (Some(*t) != tid, std::cmp::Reverse(end - start)));
+    let followed: Vec<_> = all
+        .iter()
+        .take(SLOWEST_TRIED)
+        .filter_map(|(t, start, _)| follow(observed, *t, *start).ok())
+        .collect();
+    let mine = |w: &&microscope_model::waterfall::Waterfall| tid.is_none_or(|t| w.tid == t);
+    followed
+        .iter()
+        .filter(mine)
+        .find(|w| w.went_to_disk())
+        .or_else(|| followed.iter().find(|w| w.went_to_disk()))
+        .or_else(|| followed.iter().find(mine))
+        .or(followed.first())
+        .cloned()
 }
 
 /// Wakes the UI from a source thread.

@@ -83,6 +83,9 @@ pub enum Command {
     },
     /// Close the waterfall, back to picking a call.
     ClearWaterfall,
+    /// [`Command::FollowSlowest`] of this system call once the replay has
+    /// played to its end (at once when live).
+    FollowWhenPlayed(String),
 }
 
 /// Tours and followed calls.
@@ -99,6 +102,7 @@ impl Command {
                 | Self::FollowCall { .. }
                 | Self::FollowSlowest { .. }
                 | Self::ClearWaterfall
+                | Self::FollowWhenPlayed(_)
         )
     }
 }

@@ -48,7 +48,7 @@ mod views;
 
 pub use app::MicroscopeApp;
 pub use command::{Command, CommandQueue};
-pub use gui::{WINDOW_TITLE, run_gui};
+pub use gui::{WINDOW_TITLE, catalogue_with_local_packs, pack_dirs, run_gui};
 pub use tab::CentralTab;
 pub use views::{
     BREADCRUMBS, CALL_GRAPH, CpuTimelineState, DiffRanges, FRAMES, FlameLayout, FlameView,
@@ -56,6 +56,6 @@ pub use views::{
     slice_label,
 };
 pub use views::{
-    BREAKDOWN, TourPosition, ToursState, WATERFALL_BARS, WaterfallState, bar_label,
-    evidence_line, node_of_probe, start_label,
+    BREAKDOWN, TourPosition, ToursState, WATERFALL_BARS, WaterfallState, bar_label, evidence_line,
+    node_of_probe, start_label,
 };

@@ -93,7 +93,11 @@ pub fn replay(
 pub fn demo_file() -> std::io::Result<PathBuf> {
     let uid = nix::unistd::getuid();
     let path = std::env::temp_dir().join(format!("microscope-demo-{uid}.mscr"));
-    let partial = path.with_extension(format!("mscr.{}", std::process::id()));
+    // Unique per call: two windows (or tests) of one process may write it
+    // at once, and a shared partial file would be renamed from under one.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = path.with_extension(format!("mscr.{}.{call}", std::process::id()));
     std::fs::write(&partial, DEMO_RECORDING)?;
     std::fs::rename(&partial, &path)?;
     Ok(path)

@@ -134,12 +134,17 @@ fn read_file(dir: &Path, uncached: bool) -> Result<String, String> {
     Ok(format!(
         "read {bytes} bytes of {} in one read(){}{on_disk}",
         path.display(),
-        if uncached { ", after dropping its pages from the cache" } else { "" }
+        if uncached {
+            ", after dropping its pages from the cache"
+        } else {
+            ""
+        }
     ))
 }
 
 fn is_tmpfs(dir: &Path) -> bool {
-    nix::sys::statfs::statfs(dir).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+    nix::sys::statfs::statfs(dir)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
 }
 
 /// Writes 256 KiB and `fsync`s it.
@@ -167,7 +172,10 @@ fn run_program(child_pid: &mut Option<u32>) -> Result<String, String> {
     let status = child
         .wait()
         .map_err(|e| format!("could not wait for `true`: {e}"))?;
-    Ok(format!("started `true` (pid {}), which exited with {status}", child.id()))
+    Ok(format!(
+        "started `true` (pid {}), which exited with {status}",
+        child.id()
+    ))
 }
 
 /// Sends 64 KiB to a listener on 127.0.0.1 and reads it back.
@@ -191,7 +199,10 @@ fn tcp_loopback() -> Result<String, String> {
     server
         .read_exact(&mut received)
         .map_err(|e| format!("could not receive over loopback: {e}"))?;
-    Ok(format!("sent and received {} bytes over {address}", received.len()))
+    Ok(format!(
+        "sent and received {} bytes over {address}",
+        received.len()
+    ))
 }
 
 /// Allocates 8 MiB of fresh zeroed memory and writes one byte per page.
@@ -204,7 +215,10 @@ fn touch_memory() -> String {
             *first = 1;
         }
     }
-    let touched = std::hint::black_box(&memory).iter().step_by(PAGE_BYTES).count();
+    let touched = std::hint::black_box(&memory)
+        .iter()
+        .step_by(PAGE_BYTES)
+        .count();
     format!("touched {touched} new pages ({} MiB)", TOUCH_BYTES >> 20)
 }
 
@@ -225,7 +239,9 @@ mod tests {
             assert_eq!(report.child_pid.is_some(), action == TourAction::RunProgram);
         }
         assert_eq!(
-            fs::metadata(dir.path().join("tour-read.bin")).unwrap().len(),
+            fs::metadata(dir.path().join("tour-read.bin"))
+                .unwrap()
+                .len(),
             FILE_BYTES as u64
         );
     }

@@ -132,7 +132,13 @@ pub fn inspector_ui(
     ));
     // System call events can be followed end to end (the waterfall).
     let followable = probe.id.starts_with("syscalls:sys_");
-    table_ui(ui, &shown, &names, &column_names, followable.then_some(commands));
+    table_ui(
+        ui,
+        &shown,
+        &names,
+        &column_names,
+        followable.then_some(commands),
+    );
     if state.frozen.is_none() {
         state.frozen = frozen;
     }
@@ -240,7 +246,9 @@ fn table_ui(
                     row.col(|ui| {
                         if ui
                             .small_button("Follow")
-                            .on_hover_text("See the kernel events this system call caused, as a waterfall")
+                            .on_hover_text(
+                                "See the kernel events this system call caused, as a waterfall",
+                            )
                             .clicked()
                         {
                             commands.send(Command::FollowCall {

@@ -199,7 +199,12 @@ fn canvas_ui(
         let dir = (b - a).normalized();
         let start = a + dir * radius(rates[from.index()]);
         let end = b - dir * (radius(rates[to.index()]) + 2.0);
-        arrow(&painter, start, end, Stroke::new(if lit { 3.5 } else { 1.5 }, color));
+        arrow(
+            &painter,
+            start,
+            end,
+            Stroke::new(if lit { 3.5 } else { 1.5 }, color),
+        );
     }
     for index in graph.node_indices() {
         let node = &graph[index];

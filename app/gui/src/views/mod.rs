@@ -33,7 +33,9 @@ pub use stack_filters::{StackFilters, TimeRange};
 pub use status_bar::status_bar_ui;
 pub use timeline_view::timeline_ui;
 pub use tools_view::{ToolsState, tools_buttons_ui, tools_windows_ui};
-pub use tours_view::{ToursState, TourPosition, evidence_line, start_label, tour_step_ui, tours_list_ui};
+pub use tours_view::{
+    TourPosition, ToursState, evidence_line, start_label, tour_step_ui, tours_list_ui,
+};
 pub use waterfall_view::{
     BREAKDOWN, WATERFALL_BARS, WaterfallState, bar_label, highlight_of, node_of_probe, waterfall_ui,
 };

@@ -47,12 +47,13 @@ impl ToursState {
 
     /// What the map highlights for the step shown (empty with no tour).
     pub fn highlight(&self, catalogue: &Catalogue) -> MapHighlight {
-        self.current(catalogue).map_or_else(MapHighlight::default, |(_, _, step)| {
-            MapHighlight::new(
-                step.nodes.iter().map(String::as_str),
-                step.edges.iter().map(|(a, b)| (a.as_str(), b.as_str())),
-            )
-        })
+        self.current(catalogue)
+            .map_or_else(MapHighlight::default, |(_, _, step)| {
+                MapHighlight::new(
+                    step.nodes.iter().map(String::as_str),
+                    step.edges.iter().map(|(a, b)| (a.as_str(), b.as_str())),
+                )
+            })
     }
 
     /// Takes the report of a finished action, if one arrived.
@@ -121,7 +122,12 @@ pub fn tour_step_ui(
     ui.horizontal(|ui| {
         ui.weak(format!("Tour: {}", tour.title));
     });
-    ui.heading(format!("Step {} of {}: {}", index + 1, tour.steps.len(), step.title));
+    ui.heading(format!(
+        "Step {} of {}: {}",
+        index + 1,
+        tour.steps.len(),
+        step.title
+    ));
     nav_ui(ui, tour, index, commands);
     ui.separator();
     egui::ScrollArea::vertical().show(ui, |ui| {
@@ -159,13 +165,13 @@ pub fn tour_step_ui(
 fn nav_ui(ui: &mut egui::Ui, tour: &Tour, index: usize, commands: &mut CommandQueue) {
     ui.horizontal(|ui| {
         if ui
-            .add_enabled(index > 0, egui::Button::new("◀ Back"))
+            .add_enabled(index > 0, egui::Button::new("Back"))
             .clicked()
         {
             commands.send(Command::TourStep(index - 1));
         }
         if ui
-            .add_enabled(index + 1 < tour.steps.len(), egui::Button::new("Next ▶"))
+            .add_enabled(index + 1 < tour.steps.len(), egui::Button::new("Next"))
             .clicked()
         {
             commands.send(Command::TourStep(index + 1));
@@ -180,7 +186,11 @@ fn on_the_map_ui(ui: &mut egui::Ui, catalogue: &Catalogue, step: &TourStep) {
     let names: Vec<&str> = step
         .nodes
         .iter()
-        .map(|id| catalogue.subsystem(id).map_or(id.as_str(), |s| s.name.as_str()))
+        .map(|id| {
+            catalogue
+                .subsystem(id)
+                .map_or(id.as_str(), |s| s.name.as_str())
+        })
         .collect();
     if !names.is_empty() {
         ui.label(format!("On the map (highlighted): {}", names.join(", ")));
@@ -271,7 +281,12 @@ fn evidence_ui(ui: &mut egui::Ui, model: &Model, state: &ToursState, probe: &str
             e.pid == r.tid || r.child_pid.is_some_and(|c| e.tgid == c) || event_names_pid(e, r.tid)
         })
     };
-    let mine: Vec<&Event> = events.iter().rev().filter(|e| ours(e)).take(EVIDENCE_ROWS).collect();
+    let mine: Vec<&Event> = events
+        .iter()
+        .rev()
+        .filter(|e| ours(e))
+        .take(EVIDENCE_ROWS)
+        .collect();
     let shown: Vec<&Event> = if mine.is_empty() {
         events.iter().rev().take(EVIDENCE_ROWS).collect()
     } else {

@@ -5,9 +5,9 @@
 use crate::command::{Command, CommandQueue};
 use crate::theme;
 use egui::{Align2, FontId, Pos2, Rect, Role, Sense, Stroke, Vec2, WidgetInfo};
+use microscope_model::map::SubsystemMap;
 use microscope_model::waterfall::{Link, Waterfall, calls};
 use microscope_model::{MapHighlight, Model, StackQuery, format_duration_ns};
-use microscope_model::map::SubsystemMap;
 
 /// Accessible label of the waterfall's bars region.
 pub const WATERFALL_BARS: &str = "Waterfall bars";
@@ -28,6 +28,8 @@ pub struct WaterfallState {
     pub current: Option<Result<Waterfall, String>>,
     /// Whether the map highlights its places (until a tour step is shown).
     pub on_map: bool,
+    /// A system call to follow once the replay has played.
+    pub pending: Option<String>,
 }
 
 /// The subsystem of the map a probe's events belong to.
@@ -66,7 +68,11 @@ pub fn highlight_of(map: &SubsystemMap, waterfall: &Waterfall) -> MapHighlight {
     let mut highlight = MapHighlight::new(path.iter().map(String::as_str), []);
     for (a, b) in edges {
         // Edges are directed on the map; light the one that exists.
-        let forward = map.catalogue().edges().iter().any(|e| e.from == a && e.to == b);
+        let forward = map
+            .catalogue()
+            .edges()
+            .iter()
+            .any(|e| e.from == a && e.to == b);
         let (from, to) = if forward { (a, b) } else { (b, a) };
         highlight.edges.insert((from.to_owned(), to.to_owned()));
     }
@@ -210,13 +216,18 @@ fn bars_ui(ui: &mut egui::Ui, w: &Waterfall) {
             );
             let span = w.latency_ns().max(1) as f32;
             let x_of = |ns: u64| {
-                axis.min.x + (ns.saturating_sub(w.enter_ns).min(w.latency_ns()) as f32 / span) * axis.width()
+                axis.min.x
+                    + (ns.saturating_sub(w.enter_ns).min(w.latency_ns()) as f32 / span)
+                        * axis.width()
             };
             for i in 0..=4 {
                 let ns = w.latency_ns() * i / 4;
                 let x = axis.min.x + axis.width() * i as f32 / 4.0;
                 painter.line_segment(
-                    [Pos2::new(x, rect.min.y + ROW_HEIGHT - 4.0), Pos2::new(x, rect.max.y)],
+                    [
+                        Pos2::new(x, rect.min.y + ROW_HEIGHT - 4.0),
+                        Pos2::new(x, rect.max.y),
+                    ],
                     Stroke::new(1.0, theme::MAP_BAND),
                 );
                 painter.text(
@@ -229,17 +240,31 @@ fn bars_ui(ui: &mut egui::Ui, w: &Waterfall) {
             }
             for (i, step) in w.steps.iter().enumerate() {
                 let top = rect.min.y + ROW_HEIGHT * (i as f32 + 1.0);
-                let row = Rect::from_min_size(Pos2::new(rect.min.x, top), Vec2::new(rect.width(), ROW_HEIGHT));
+                let row = Rect::from_min_size(
+                    Pos2::new(rect.min.x, top),
+                    Vec2::new(rect.width(), ROW_HEIGHT),
+                );
                 let name = egui::text::LayoutJob::simple_singleline(
                     step.label.clone(),
                     FontId::proportional(12.0),
                     ui.visuals().text_color(),
                 );
                 let galley = painter.layout_job(name);
-                painter.with_clip_rect(Rect::from_min_size(row.min, Vec2::new(LABEL_WIDTH - 8.0, ROW_HEIGHT)))
-                    .galley(Pos2::new(row.min.x + 4.0, top + 4.0), galley, ui.visuals().text_color());
+                painter
+                    .with_clip_rect(Rect::from_min_size(
+                        row.min,
+                        Vec2::new(LABEL_WIDTH - 8.0, ROW_HEIGHT),
+                    ))
+                    .galley(
+                        Pos2::new(row.min.x + 4.0, top + 4.0),
+                        galley,
+                        ui.visuals().text_color(),
+                    );
                 let (x0, x1) = (x_of(step.start_ns), x_of(step.end_ns));
-                let bar = Rect::from_min_max(Pos2::new(x0, top + 4.0), Pos2::new(x1.max(x0 + 3.0), top + ROW_HEIGHT - 4.0));
+                let bar = Rect::from_min_max(
+                    Pos2::new(x0, top + 4.0),
+                    Pos2::new(x1.max(x0 + 3.0), top + ROW_HEIGHT - 4.0),
+                );
                 painter.rect_filled(bar, 2.0, link_color(step.link));
                 painter.text(
                     Pos2::new(bar.max.x + 4.0, top + ROW_HEIGHT / 2.0),
@@ -266,47 +291,51 @@ fn bars_ui(ui: &mut egui::Ui, w: &Waterfall) {
 }
 
 fn breakdown_ui(ui: &mut egui::Ui, w: &Waterfall) {
-    ui.scope_builder(egui::UiBuilder::new().accessibility_label(BREAKDOWN), |ui| {
-        ui.strong("Where the time went");
-        let total = w.latency_ns().max(1) as f32;
-        let width = ui.available_width().min(900.0);
-        let (rect, _) = ui.allocate_exact_size(Vec2::new(width, 18.0), Sense::hover());
-        let painter = ui.painter_at(rect);
-        let colors = [
-            theme::HISTOGRAM_BAR,
-            theme::FLAME_MATCH,
-            theme::CONNECTED,
-            theme::WARNING,
-            theme::DIFF_GREW,
-            theme::FLAME_ROOT,
-        ];
-        let mut x = rect.min.x;
-        for (i, part) in w.breakdown.iter().enumerate() {
-            let wpx = rect.width() * part.ns as f32 / total;
-            painter.rect_filled(
-                Rect::from_min_size(Pos2::new(x, rect.min.y), Vec2::new(wpx, rect.height())),
-                0.0,
-                colors[i % colors.len()],
-            );
-            x += wpx;
-        }
-        egui::Grid::new("breakdown").striped(true).show(ui, |ui| {
+    ui.scope_builder(
+        egui::UiBuilder::new().accessibility_label(BREAKDOWN),
+        |ui| {
+            ui.strong("Where the time went");
+            let total = w.latency_ns().max(1) as f32;
+            let width = ui.available_width().min(900.0);
+            let (rect, _) = ui.allocate_exact_size(Vec2::new(width, 18.0), Sense::hover());
+            let painter = ui.painter_at(rect);
+            let colors = [
+                theme::HISTOGRAM_BAR,
+                theme::FLAME_MATCH,
+                theme::CONNECTED,
+                theme::WARNING,
+                theme::DIFF_GREW,
+                theme::FLAME_ROOT,
+            ];
+            let mut x = rect.min.x;
             for (i, part) in w.breakdown.iter().enumerate() {
-                let (swatch, _) = ui.allocate_exact_size(Vec2::splat(10.0), Sense::hover());
-                ui.painter().rect_filled(swatch, 2.0, colors[i % colors.len()]);
-                ui.label(&part.label);
-                ui.monospace(format_duration_ns(part.ns));
-                ui.monospace(format!("{:.1} %", 100.0 * part.ns as f32 / total));
-                ui.end_row();
+                let wpx = rect.width() * part.ns as f32 / total;
+                painter.rect_filled(
+                    Rect::from_min_size(Pos2::new(x, rect.min.y), Vec2::new(wpx, rect.height())),
+                    0.0,
+                    colors[i % colors.len()],
+                );
+                x += wpx;
             }
-        });
-        let sum: u64 = w.breakdown.iter().map(|p| p.ns).sum();
-        ui.label(format!(
-            "Sum of the parts: {} = the call's latency, exit − entry: {}",
-            format_duration_ns(sum),
-            format_duration_ns(w.latency_ns())
-        ));
-    });
+            egui::Grid::new("breakdown").striped(true).show(ui, |ui| {
+                for (i, part) in w.breakdown.iter().enumerate() {
+                    let (swatch, _) = ui.allocate_exact_size(Vec2::splat(10.0), Sense::hover());
+                    ui.painter()
+                        .rect_filled(swatch, 2.0, colors[i % colors.len()]);
+                    ui.label(&part.label);
+                    ui.monospace(format_duration_ns(part.ns));
+                    ui.monospace(format!("{:.1} %", 100.0 * part.ns as f32 / total));
+                    ui.end_row();
+                }
+            });
+            let sum: u64 = w.breakdown.iter().map(|p| p.ns).sum();
+            ui.label(format!(
+                "Sum of the parts: {} = the call's latency, exit − entry: {}",
+                format_duration_ns(sum),
+                format_duration_ns(w.latency_ns())
+            ));
+        },
+    );
 }
 
 /// Stacks captured at the waterfall's probes, in the call's process, near
@@ -316,9 +345,14 @@ fn stacks_ui(ui: &mut egui::Ui, model: &Model, w: &Waterfall) {
     let mut probes: Vec<&str> = w.steps.iter().map(|s| s.probe.as_str()).collect();
     probes.dedup();
     for probe in probes {
-        let Some(p) = model.probe(probe) else { continue };
-        let query = StackQuery::range(w.enter_ns.saturating_sub(1_000_000_000), w.exit_ns + 1_000_000_000)
-            .with_probe(Some(p.key));
+        let Some(p) = model.probe(probe) else {
+            continue;
+        };
+        let query = StackQuery::range(
+            w.enter_ns.saturating_sub(1_000_000_000),
+            w.exit_ns + 1_000_000_000,
+        )
+        .with_probe(Some(p.key));
         let Some((stack, _)) = model
             .stacks
             .stack_totals(query)
@@ -327,7 +361,9 @@ fn stacks_ui(ui: &mut egui::Ui, model: &Model, w: &Waterfall) {
         else {
             continue;
         };
-        let Some(stack) = model.stacks.stack(stack) else { continue };
+        let Some(stack) = model.stacks.stack(stack) else {
+            continue;
+        };
         if shown == 0 {
             ui.strong("Kernel stacks captured at these probes");
             ui.weak("Stacks are counted per second, so this is the most frequent stack at the probe around the call: inferred, not this very event's.");
