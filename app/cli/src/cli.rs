@@ -68,6 +68,8 @@ pub enum View {
     Tours,
     /// One system call followed end to end.
     Waterfall,
+    /// Pack probes' counter tables and histograms.
+    Packs,
 }
 
 impl View {
@@ -82,6 +84,7 @@ impl View {
             Self::Paths => CentralTab::Paths,
             Self::Tours => CentralTab::Tours,
             Self::Waterfall => CentralTab::Waterfall,
+            Self::Packs => CentralTab::Packs,
         }
     }
 }
@@ -241,6 +244,9 @@ pub enum ExportFormat {
     Csv,
     /// `comm;probe count` lines for flame-graph tools.
     Folded,
+    /// Pack probes' counter tables and histograms, one CSV row per value
+    /// and reading.
+    Tables,
 }
 
 /// Arguments of `__bench-flame`.

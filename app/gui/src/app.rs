@@ -4,8 +4,8 @@ use crate::command::{Command, CommandQueue};
 use crate::tab::CentralTab;
 use crate::theme;
 use crate::views::{
-    self, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState, ToursState,
-    WaterfallState, region,
+    self, CpuTimelineState, FlameView, InspectorState, MapState, PackViewState, PathsView,
+    ToolsState, ToursState, WaterfallState, region,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
@@ -61,6 +61,7 @@ pub struct MicroscopeApp {
     paths_view: PathsView,
     tours: ToursState,
     waterfall: WaterfallState,
+    pack_view: PackViewState,
 }
 
 impl MicroscopeApp {
@@ -91,6 +92,7 @@ impl MicroscopeApp {
             paths_view: PathsView::new(),
             tours: ToursState::default(),
             waterfall: WaterfallState::default(),
+            pack_view: PackViewState::default(),
         }
     }
 
@@ -187,9 +189,10 @@ impl MicroscopeApp {
         );
         self.tours.poll_action();
         self.follow_when_played();
-        self.model.highlight = self.highlight();
+        self.light_map();
         self.open_dialog_ui(ui.ctx());
         views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
+        views::verifier_log_window_ui(ui.ctx(), &self.model, &mut self.pack_view);
         self.top_panels_ui(ui, wall);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.scope_builder(UiBuilder::new().accessibility_label(region::STATUS), |ui| {
@@ -313,6 +316,11 @@ impl MicroscopeApp {
             CentralTab::Paths => {
                 ui.scope_builder(labelled(region::PATHS), |ui| {
                     self.paths_view.ui(ui, &self.model);
+                });
+            }
+            CentralTab::Packs => {
+                ui.scope_builder(labelled(region::PACKS), |ui| {
+                    views::pack_ui(ui, &self.model, &mut self.pack_view);
                 });
             }
             CentralTab::Tours => {
@@ -507,6 +515,7 @@ impl MicroscopeApp {
                         ));
                     }
                 }
+                Command::HighlightMap(highlight) => self.map_view.highlight = highlight,
                 Command::StartRecording => {
                     let dir = std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir());
                     let path = microscope_sources::default_path(&dir);
@@ -542,6 +551,14 @@ impl MicroscopeApp {
                 | Command::FollowSlowest { .. }
                 | Command::ClearWaterfall
                 | Command::FollowWhenPlayed(_) => self.apply_tour_command(command, ctx),
+                Command::ShowVerifierLog(probe) => {
+                    if !self.model.verifier_logs.contains_key(&probe) {
+                        self.send_to_helper(ClientMessage::VerifierLog {
+                            probe: probe.clone(),
+                        });
+                    }
+                    self.pack_view.verifier_log = Some(probe);
+                }
             }
         }
     }
@@ -569,13 +586,31 @@ impl MicroscopeApp {
 impl MicroscopeApp {
     /// What the map highlights: the tour step shown, else the call
     /// followed in the waterfall.
-    fn highlight(&self) -> microscope_model::MapHighlight {
+    fn highlight(&self) -> microscope_model::map::MapHighlight {
         match &self.waterfall.current {
             Some(Ok(waterfall)) if self.waterfall.on_map => {
                 views::highlight_of(&self.map, waterfall)
             }
             _ => self.tours.highlight(self.map.catalogue()),
         }
+    }
+
+    /// Puts the tour step's or the followed call's highlight on the map;
+    /// clears it when neither is left (other highlights are left alone).
+    fn light_map(&mut self) {
+        let ours = self.highlight();
+        if !ours.is_empty() {
+            self.map_view.highlight = ours;
+            self.tours.lit_map = true;
+        } else if self.tours.lit_map {
+            self.map_view.highlight = microscope_model::map::MapHighlight::default();
+            self.tours.lit_map = false;
+        }
+    }
+
+    /// What the map highlights now.
+    pub fn map_highlight(&self) -> &microscope_model::map::MapHighlight {
+        &self.map_view.highlight
     }
 
     /// A follow asked for before the replay had played: done once it has.

@@ -37,6 +37,9 @@ pub enum Command {
     },
     /// Show the map with this subsystem's details.
     SelectSubsystem(String),
+    /// Make these nodes and edges stand out on the map (an empty highlight
+    /// clears it). Does not switch tabs.
+    HighlightMap(microscope_model::map::MapHighlight),
     /// Start recording what the helper sends to a new file in the current
     /// directory.
     StartRecording,
@@ -58,6 +61,9 @@ pub enum Command {
         /// First time excluded.
         end_ns: u64,
     },
+    /// Ask the helper for the verifier's whole log of this pack probe and
+    /// show it in a window.
+    ShowVerifierLog(String),
     /// Start a guided tour (its id) at its first step, beside the map.
     StartTour(String),
     /// Show this step (from 0) of the current tour.

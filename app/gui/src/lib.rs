@@ -42,6 +42,7 @@ mod app;
 pub mod bench;
 mod command;
 mod gui;
+pub mod map_layout;
 mod tab;
 mod theme;
 mod views;
@@ -52,8 +53,8 @@ pub use gui::{WINDOW_TITLE, catalogue_with_local_packs, pack_dirs, run_gui};
 pub use tab::CentralTab;
 pub use views::{
     BREADCRUMBS, CALL_GRAPH, CpuTimelineState, DiffRanges, FRAMES, FlameLayout, FlameView,
-    NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, StackFilters, TimeRange, banner_text, region,
-    slice_label,
+    MACHINE_WIDE, NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, StackFilters, TimeRange, banner_text,
+    region, slice_label,
 };
 pub use views::{
     BREAKDOWN, TourPosition, ToursState, WATERFALL_BARS, WaterfallState, bar_label, evidence_line,

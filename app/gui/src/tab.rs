@@ -20,11 +20,13 @@ pub enum CentralTab {
     Tours,
     /// One system call followed end to end.
     Waterfall,
+    /// Pack probes' counter tables and histograms.
+    Packs,
 }
 
 impl CentralTab {
     /// Every tab, in display order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Tours,
         Self::Map,
         Self::Rates,
@@ -33,6 +35,7 @@ impl CentralTab {
         Self::Flame,
         Self::Paths,
         Self::Waterfall,
+        Self::Packs,
     ];
 
     /// The tab's title.
@@ -46,6 +49,7 @@ impl CentralTab {
             Self::Paths => "Paths",
             Self::Tours => "Tours",
             Self::Waterfall => "Waterfall",
+            Self::Packs => "Pack data",
         }
     }
 }

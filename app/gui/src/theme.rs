@@ -90,10 +90,9 @@ pub const MAP_TEXT: Color32 = Color32::from_gray(220);
 pub const MAP_EDGE: Color32 = Color32::from_gray(90);
 /// Paths touching the selected subsystem.
 pub const MAP_EDGE_SELECTED: Color32 = Color32::from_rgb(0xe0, 0xc0, 0x60);
+/// Nodes and edges a tour step or a followed operation highlights.
+pub const MAP_TOUR: Color32 = Color32::from_rgb(0x56, 0xb4, 0xe9);
 /// Behind the probe a search jumped to.
-/// Nodes and edges a tour step or a followed call lights on the map.
-pub const MAP_TOUR: Color32 = Color32::from_rgb(0x3d, 0xd6, 0xf5);
-/// (See below.)
 pub const MAP_HIGHLIGHT: Color32 = Color32::from_rgb(0x40, 0x38, 0x18);
 
 /// Height of a row of the flame graph (a frame plus the gap above it), in points.

@@ -12,7 +12,6 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use microscope_catalogue::Catalogue;
 use microscope_gui::{CentralTab, Command, MicroscopeApp, start_label};
-use microscope_model::MapHighlight;
 use std::time::{Duration, Instant};
 
 fn demo_app() -> Harness<'static, MicroscopeApp> {
@@ -76,15 +75,26 @@ fn the_read_tour_is_two_clicks_away_and_lights_each_step_on_the_map() {
     assert_eq!(harness.state().tab(), CentralTab::Map);
 
     for (i, step) in tour.steps.iter().enumerate() {
-        let expected = MapHighlight::new(
-            step.nodes.iter().map(String::as_str),
-            step.edges.iter().map(|(a, b)| (a.as_str(), b.as_str())),
-        );
+        let highlight = harness.state().map_highlight();
+        let nodes: Vec<&str> = highlight.nodes.iter().map(String::as_str).collect();
+        let mut expected_nodes: Vec<&str> = step.nodes.iter().map(String::as_str).collect();
+        expected_nodes.sort_unstable();
+        assert_eq!(nodes, expected_nodes, "step {}", i + 1);
+        let edges: Vec<(&str, &str)> = highlight
+            .edges
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let mut expected_edges: Vec<(&str, &str)> = step
+            .edges
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        expected_edges.sort_unstable();
+        assert_eq!(edges, expected_edges, "step {}", i + 1);
         assert_eq!(
-            harness.state().model().highlight,
-            expected,
-            "step {}",
-            i + 1
+            highlight.caption.as_deref(),
+            Some(format!("Step {} of {}: {}", i + 1, tour.steps.len(), step.title).as_str())
         );
         // The heading says which step, and the map's nodes say they are lit.
         harness.get_by_label(&format!(
@@ -114,7 +124,7 @@ fn the_read_tour_is_two_clicks_away_and_lights_each_step_on_the_map() {
     }
     harness.get_by_label("End tour").click();
     harness.run_steps(2);
-    assert!(harness.state().model().highlight.is_empty());
+    assert!(harness.state().map_highlight().is_empty());
     assert!(harness.state().tours().position.is_none());
 }
 
@@ -175,7 +185,7 @@ fn the_recorded_uncached_read_is_a_waterfall_whose_parts_add_up() {
         .collect();
     assert_eq!(rows, expected);
     // And the map lights where it went.
-    let highlight = &harness.state().model().highlight;
+    let highlight = harness.state().map_highlight();
     for node in ["syscalls", "block"] {
         assert!(highlight.has_node(node), "{highlight:?}");
     }

@@ -75,10 +75,8 @@ impl From<wire::HelperInfo> for HelperSummary {
 pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Option<Update> {
     Some(match message {
         wire::HelperMessage::Hello(info) => Update::Connected(info.into()),
-        // TODO(#10): pack tables and histograms in the views.
-        wire::HelperMessage::PackData(_) | wire::HelperMessage::VerifierLog { .. } => {
-            return None;
-        }
+        wire::HelperMessage::PackData(data) => Update::PackData { arrived, data },
+        wire::HelperMessage::VerifierLog { probe, log } => Update::VerifierLog { probe, log },
         wire::HelperMessage::Probes(probes) => {
             Update::Probes(probes.into_iter().map(Probe::from).collect())
         }

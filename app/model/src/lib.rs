@@ -21,12 +21,13 @@
 //! - [`Clock`]: where "now" comes from; tests move a manual one.
 //! - `event_fields`: an event's fields as name/value pairs, for the
 //!   inspector and the CSV export.
-//! - [`map`]: the subsystem map's graph and layered layout;
-//!   [`MapHighlight`]: the nodes and edges a tour step or a followed call
-//!   lights on it.
+//! - [`map`]: the subsystem map's graph and layered layout, and the
+//!   [`map::MapHighlight`] a tour step or a followed call lights on it.
 //! - [`waterfall`]: one system call followed end to end (the events it
 //!   caused, linked by thread, request identity or time) and its latency
 //!   breakdown.
+//! - `pack_data`: a pack probe's counter tables (rates per row, over time)
+//!   and log2 histograms, from the helper's readings of its maps.
 //! - `units`: durations, counts, rates and sizes for people, in one place.
 //! - `synthetic`: deterministic synthetic stacks for benchmarks and tests.
 //!
@@ -54,10 +55,10 @@ mod decimate;
 mod event_fields;
 mod flame;
 mod folded;
-mod highlight;
 mod histogram;
 pub mod map;
 mod model;
+mod pack_data;
 mod paths;
 mod stacks;
 mod synthetic;
@@ -79,9 +80,11 @@ pub use flame::{
 pub use folded::{
     FoldedProfile, KERNEL_SUFFIX, UNKNOWN_COMM, comm_frame, folded_frame, sanitize_frame,
 };
-pub use highlight::MapHighlight;
-pub use histogram::{LatencyHistogram, bucket_label};
+pub use histogram::{LatencyHistogram, bucket_label, log2_bucket_label};
 pub use model::{ConnectionState, Model, SCHED_SWITCH};
+pub use pack_data::{
+    CounterRow, CounterTable, PackProbeData, RATE_HISTORY, histogram_summary, sum_buckets,
+};
 pub use paths::{
     AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,
     PathsLayout, VisibleEdge,

@@ -214,6 +214,9 @@ fn table_ui(
 ) {
     use egui_extras::{Column, TableBuilder};
     let t0 = shown.first().map_or(0, |e| e.ts_ns);
+    // Rows are one line high: a wrapped cell would spill into the next row
+    // (times and command names were cut in two at 1280 px).
+    ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Extend);
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
     let titles: Vec<&str> = follow
         .as_ref()

@@ -8,6 +8,7 @@ mod graph_cache;
 mod histogram_view;
 mod inspector_view;
 mod map_view;
+mod pack_view;
 mod paths_view;
 pub(crate) mod probes_panel;
 mod replay_bar;
@@ -26,6 +27,10 @@ pub use flame_view::{
 pub use histogram_view::histogram_ui;
 pub use inspector_view::{InspectorState, inspector_ui};
 pub use map_view::{MapState, map_ui};
+pub use pack_view::{
+    MACHINE_WIDE, PackViewState, has_verifier_log, pack_ui, verifier_log_button_ui,
+    verifier_log_window_ui,
+};
 pub use paths_view::{CALL_GRAPH, PathsView};
 pub use probes_panel::probes_ui;
 pub use replay_bar::replay_bar_ui;
@@ -76,4 +81,6 @@ pub mod region {
     pub const TOUR_STEP: &str = "Tour step";
     /// One system call followed end to end.
     pub const WATERFALL: &str = "Waterfall";
+    /// Pack probes' counter tables and histograms.
+    pub const PACKS: &str = "Pack maps";
 }

@@ -7,7 +7,8 @@ use crate::command::{Command, CommandQueue};
 use crate::theme;
 use crossbeam_channel::Receiver;
 use microscope_catalogue::{Catalogue, Tour, TourStep};
-use microscope_model::{MapHighlight, Model, fields};
+use microscope_model::map::MapHighlight;
+use microscope_model::{Model, fields};
 use microscope_sources::ActionReport;
 use microscope_wire::Event;
 
@@ -34,6 +35,9 @@ pub struct ToursState {
     pub last_report: Option<ActionReport>,
     /// Probes this tour switched on (said in the panel, switched off at its end).
     pub switched_on: Vec<String>,
+    /// Whether the map's highlight is ours (a tour step or a followed call),
+    /// to clear when neither is left.
+    pub lit_map: bool,
 }
 
 impl ToursState {
@@ -48,11 +52,17 @@ impl ToursState {
     /// What the map highlights for the step shown (empty with no tour).
     pub fn highlight(&self, catalogue: &Catalogue) -> MapHighlight {
         self.current(catalogue)
-            .map_or_else(MapHighlight::default, |(_, _, step)| {
+            .map_or_else(MapHighlight::default, |(tour, index, step)| {
                 MapHighlight::new(
                     step.nodes.iter().map(String::as_str),
                     step.edges.iter().map(|(a, b)| (a.as_str(), b.as_str())),
                 )
+                .with_caption(format!(
+                    "Step {} of {}: {}",
+                    index + 1,
+                    tour.steps.len(),
+                    step.title
+                ))
             })
     }
 

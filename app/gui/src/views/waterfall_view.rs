@@ -5,9 +5,10 @@
 use crate::command::{Command, CommandQueue};
 use crate::theme;
 use egui::{Align2, FontId, Pos2, Rect, Role, Sense, Stroke, Vec2, WidgetInfo};
+use microscope_model::map::MapHighlight;
 use microscope_model::map::SubsystemMap;
 use microscope_model::waterfall::{Link, Waterfall, calls};
-use microscope_model::{MapHighlight, Model, StackQuery, format_duration_ns};
+use microscope_model::{Model, StackQuery, format_duration_ns};
 
 /// Accessible label of the waterfall's bars region.
 pub const WATERFALL_BARS: &str = "Waterfall bars";
@@ -65,7 +66,14 @@ pub fn highlight_of(map: &SubsystemMap, waterfall: &Waterfall) -> MapHighlight {
             has.then_some((a, b))
         })
         .collect();
-    let mut highlight = MapHighlight::new(path.iter().map(String::as_str), []);
+    let mut highlight =
+        MapHighlight::new(path.iter().map(String::as_str), []).with_caption(format!(
+            "{}() by {} (thread {}): {}",
+            waterfall.call,
+            waterfall.comm,
+            waterfall.tid,
+            format_duration_ns(waterfall.latency_ns())
+        ));
     for (a, b) in edges {
         // Edges are directed on the map; light the one that exists.
         let forward = map
