@@ -747,30 +747,38 @@ impl MicroscopeApp {
 /// the disk.
 const SLOWEST_TRIED: usize = 64;
 
-/// The slowest recent `call` that went to the disk (of thread `tid` when it
-/// has one), else the slowest: a blocking pipe read can be slower than any
-/// disk read, and the tours are about the disk.
+/// The recent `call` that best shows the path to the disk: of thread `tid`
+/// when given, else of a `tour-*` thread (the demo's workload, see
+/// `microscope_sources::ACTION_THREAD`) when there is one; among those, one
+/// that went to the disk and was woken, then the slowest. A blocking pipe
+/// read can be slower than any disk read, and the tours are about the disk.
 fn slowest_call(
     observed: &[microscope_model::waterfall::Observed],
     call: &str,
     tid: Option<u32>,
 ) -> Option<microscope_model::waterfall::Waterfall> {
-    use microscope_model::waterfall::{calls, follow};
+    use microscope_model::waterfall::{Waterfall, calls, follow};
+    let tour_threads: std::collections::HashSet<u32> = observed
+        .iter()
+        .filter(|o| o.comm.starts_with("tour-"))
+        .map(|o| o.pid)
+        .collect();
+    let ours = |t: u32| match tid {
+        Some(tid) => t == tid,
+        None => tour_threads.contains(&t),
+    };
     let mut all = calls(observed, call);
-    all.sort_by_key(|(t, start, end)| (Some(*t) != tid, std::cmp::Reverse(end - start)));
-    let followed: Vec<_> = all
+    all.sort_by_key(|(t, start, end)| (!ours(*t), std::cmp::Reverse(end - start)));
+    let followed: Vec<Waterfall> = all
         .iter()
         .take(SLOWEST_TRIED)
         .filter_map(|(t, start, _)| follow(observed, *t, *start).ok())
         .collect();
-    let mine = |w: &&microscope_model::waterfall::Waterfall| tid.is_none_or(|t| w.tid == t);
+    let woken = |w: &Waterfall| w.steps.iter().any(|s| s.probe == "sched:sched_wakeup");
+    let score = |w: &Waterfall| (ours(w.tid), w.went_to_disk(), woken(w));
     followed
         .iter()
-        .filter(mine)
-        .find(|w| w.went_to_disk())
-        .or_else(|| followed.iter().find(|w| w.went_to_disk()))
-        .or_else(|| followed.iter().find(mine))
-        .or(followed.first())
+        .max_by_key(|w| (score(w), w.latency_ns()))
         .cloned()
 }
 

@@ -455,8 +455,9 @@ fn link_steps(
                 steps.push(step(
                     e,
                     format!(
-                        "block layer: {} sectors from sector {} queued",
-                        r.sectors, r.sector
+                        "block layer: {} KiB at sector {} queued",
+                        r.sectors / 2,
+                        r.sector
                     ),
                     end,
                     Link::SameThread,
@@ -473,11 +474,11 @@ fn link_steps(
                 steps.push(step(
                     e,
                     format!(
-                        "on the device: request for sector {} ({} KiB) issued{}",
-                        r.sector,
+                        "device: {} KiB at sector {}{}",
                         r.sectors / 2,
+                        r.sector,
                         if done.is_some() {
-                            " until its completion"
+                            ", issue to completion"
                         } else {
                             ", completion not seen"
                         }
@@ -498,10 +499,7 @@ fn link_steps(
                 };
                 steps.push(step(
                     e,
-                    format!(
-                        "device done: request for sector {} completed (interrupt)",
-                        c.sector
-                    ),
+                    format!("device done: sector {} completed (interrupt)", c.sector),
                     e.ts_ns,
                     link,
                 ));
@@ -526,9 +524,14 @@ fn link_steps(
                 let runs = during.iter().find(|b| {
                     b.ts_ns >= e.ts_ns && matches!(b.kind, Kind::SwitchIn { pid } if pid == tid)
                 });
+                let by = if e.pid == 0 {
+                    "from an idle CPU (an interrupt)".to_owned()
+                } else {
+                    format!("while CPU {} ran {}", e.cpu, e.comm)
+                };
                 steps.push(step(
                     e,
-                    format!("woken by {} on CPU {}; waits for a CPU", e.comm, e.cpu),
+                    format!("woken {by}; waits for a CPU"),
                     runs.map_or(e.ts_ns, |r| r.ts_ns),
                     Link::Inferred,
                 ));
@@ -574,12 +577,16 @@ fn breakdown(enter: u64, exit: u64, steps: &[Step]) -> Vec<Part> {
     };
     let block_start = first("block:");
     let issue = first("block:block_rq_issue");
-    let complete = last("block:block_rq_complete");
-    let wakeup = steps
+    // The last wake-up ends the last wait; the completion that counts is
+    // the last one before it (later ones are readahead the call does not
+    // wait for).
+    let wakeup = last("sched:sched_wakeup");
+    let complete = steps
         .iter()
-        .filter(|s| s.probe == "sched:sched_wakeup" && complete.is_none_or(|c| s.start_ns >= c))
+        .filter(|s| s.probe == "block:block_rq_complete" && wakeup.is_none_or(|w| s.start_ns <= w))
         .map(|s| s.start_ns)
-        .min();
+        .max()
+        .or_else(|| last("block:block_rq_complete"));
     let back = steps
         .iter()
         .filter(|s| s.label == "back on a CPU" && wakeup.is_none_or(|w| s.start_ns >= w))
@@ -874,6 +881,47 @@ mod tests {
         ];
         let w = follow(&events, 7, 0).unwrap();
         assert_eq!(w.breakdown.iter().map(|p| p.ns).sum::<u64>(), 60);
+    }
+
+    #[test]
+    fn a_readahead_completing_after_the_wake_up_is_not_the_milestone() {
+        let mut events = uncached_read();
+        // The thread also queued sector 9000, which completes after it ran
+        // again: readahead it does not wait for.
+        events.insert(
+            3,
+            ev(
+                1_550,
+                7,
+                "block:block_bio_queue",
+                Kind::BlockQueue(req(9000, 8)),
+            ),
+        );
+        events.insert(
+            10,
+            ev(
+                9_600,
+                0,
+                "block:block_rq_complete",
+                Kind::BlockComplete(req(9000, 8)),
+            ),
+        );
+        let w = follow(&events, 7, 1_000).unwrap();
+        let parts: Vec<(&str, u64)> = w
+            .breakdown
+            .iter()
+            .map(|p| (p.label.as_str(), p.ns))
+            .collect();
+        assert_eq!(parts[2], ("on the device", 7_300), "{parts:?}");
+        assert_eq!(
+            parts[3],
+            ("from the completion to the wake-up", 100),
+            "{parts:?}"
+        );
+        assert_eq!(
+            w.breakdown.iter().map(|p| p.ns).sum::<u64>(),
+            w.latency_ns()
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ mod tour_action;
 pub use ingest::{RETRY_INTERVAL, spawn_ingest};
 pub use recorder::{Recorder, RecordingStatus, default_path};
 pub use replay::{ReplayControl, spawn_replay};
-pub use tour_action::{ActionReport, perform, scratch_dir, spawn_tour_action};
+pub use tour_action::{ACTION_THREAD, ActionReport, perform, scratch_dir, spawn_tour_action};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use microscope_model::Update;

@@ -16,6 +16,11 @@ use std::process::Command;
 
 use crate::Wake;
 
+/// Name of the thread that does an action. Threads named `tour-*` in a
+/// recording (the demo's `tour-read`) are taken as the ones that did a
+/// tour's action: the tour shows their events first.
+pub const ACTION_THREAD: &str = "tour-action";
+
 /// Size of the file the read actions read: 1 MiB, a few block requests.
 const FILE_BYTES: usize = 1 << 20;
 /// What one `read()` asks for: 256 KiB, so one call misses and waits.
@@ -51,7 +56,7 @@ pub fn spawn_tour_action(
 ) -> std::io::Result<Receiver<ActionReport>> {
     let (tx, rx) = bounded(1);
     std::thread::Builder::new()
-        .name("microscope-tour-action".to_owned())
+        .name(ACTION_THREAD.to_owned())
         .spawn(move || {
             let report = perform(action, &dir);
             // The tour may have ended meanwhile; nobody to tell then.

@@ -52,17 +52,11 @@ impl ToursState {
     /// What the map highlights for the step shown (empty with no tour).
     pub fn highlight(&self, catalogue: &Catalogue) -> MapHighlight {
         self.current(catalogue)
-            .map_or_else(MapHighlight::default, |(tour, index, step)| {
+            .map_or_else(MapHighlight::default, |(_, _, step)| {
                 MapHighlight::new(
                     step.nodes.iter().map(String::as_str),
                     step.edges.iter().map(|(a, b)| (a.as_str(), b.as_str())),
                 )
-                .with_caption(format!(
-                    "Step {} of {}: {}",
-                    index + 1,
-                    tour.steps.len(),
-                    step.title
-                ))
             })
     }
 
@@ -286,10 +280,13 @@ fn evidence_ui(ui: &mut egui::Ui, model: &Model, state: &ToursState, probe: &str
         return;
     };
     let names: Vec<String> = p.fields.iter().map(|(n, _)| n.clone()).collect();
-    let ours = |e: &Event| {
-        state.last_report.as_ref().is_some_and(|r| {
+    // The action's thread when the app did one; else, in a recording,
+    // threads named `tour-*` (the demo's workload names its threads so).
+    let ours = |e: &Event| match &state.last_report {
+        Some(r) => {
             e.pid == r.tid || r.child_pid.is_some_and(|c| e.tgid == c) || event_names_pid(e, r.tid)
-        })
+        }
+        None => e.comm.starts_with("tour-"),
     };
     let mine: Vec<&Event> = events
         .iter()

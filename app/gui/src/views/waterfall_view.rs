@@ -66,14 +66,7 @@ pub fn highlight_of(map: &SubsystemMap, waterfall: &Waterfall) -> MapHighlight {
             has.then_some((a, b))
         })
         .collect();
-    let mut highlight =
-        MapHighlight::new(path.iter().map(String::as_str), []).with_caption(format!(
-            "{}() by {} (thread {}): {}",
-            waterfall.call,
-            waterfall.comm,
-            waterfall.tid,
-            format_duration_ns(waterfall.latency_ns())
-        ));
+    let mut highlight = MapHighlight::new(path.iter().map(String::as_str), []);
     for (a, b) in edges {
         // Edges are directed on the map; light the one that exists.
         let forward = map
