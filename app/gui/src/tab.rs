@@ -22,11 +22,13 @@ pub enum CentralTab {
     Waterfall,
     /// Pack probes' counter tables and histograms.
     Packs,
+    /// What each probe and the helper cost.
+    Cost,
 }
 
 impl CentralTab {
     /// Every tab, in display order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Tours,
         Self::Map,
         Self::Rates,
@@ -36,6 +38,7 @@ impl CentralTab {
         Self::Paths,
         Self::Waterfall,
         Self::Packs,
+        Self::Cost,
     ];
 
     /// The tab's title.
@@ -50,6 +53,7 @@ impl CentralTab {
             Self::Tours => "Tours",
             Self::Waterfall => "Waterfall",
             Self::Packs => "Pack data",
+            Self::Cost => "Cost",
         }
     }
 }
