@@ -32,7 +32,12 @@ pub enum Started {
 /// Starts our own release-built helper on a fresh `socket` for `task`, which
 /// cannot go on without it (screenshot, demo, bench).
 pub fn start_own(socket: &Path, task: &str) -> Result<ChildGuard> {
-    match start(&workspace::built_binary("microscoped", true), socket)? {
+    start_own_built(socket, task, true)
+}
+
+/// [`start_own`] with the helper of the release (`true`) or dev build.
+pub fn start_own_built(socket: &Path, task: &str, release: bool) -> Result<ChildGuard> {
+    match start(&workspace::built_binary("microscoped", release), socket)? {
         Started::Ours(guard) => Ok(guard),
         Started::AlreadyRunning => bail!("something already listens on {}", socket.display()),
         Started::NoPrivilege(how) => bail!("{task} needs the helper, which needs root: {how}"),

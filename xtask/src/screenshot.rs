@@ -66,12 +66,41 @@ pub struct Options {
     /// assets/screenshot-flame.png unless --out says.
     #[arg(long, conflicts_with = "map")]
     flame: bool,
+    /// Capture this guided tour (`read`...) on the bundled demo recording,
+    /// no helper needed; writes assets/screenshot-tour.png unless --out says.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["map", "flame"])]
+    tour: Option<String>,
+    /// With --tour: the step shown, from 1.
+    #[arg(long, value_name = "N", requires = "tour", default_value_t = 1)]
+    tour_step: usize,
+    /// Capture the waterfall of the slowest recorded call of this system
+    /// call (`read`) in the demo; writes assets/screenshot-waterfall.png
+    /// unless --out says.
+    #[arg(long, value_name = "SYSCALL", conflicts_with_all = ["map", "flame", "tour"])]
+    waterfall: Option<String>,
+    /// Build and run the dev profile instead of release (quicker to build on
+    /// a busy machine; the pixels are the same).
+    #[arg(long)]
+    dev: bool,
+    /// Do not run `cargo xtask setup` first (the tools are installed, and
+    /// another setup may be running on this machine).
+    #[arg(long)]
+    skip_setup: bool,
 }
+
+/// How long the app plays the demo before a tour or waterfall capture: the
+/// demo lasts about 8 s at 1×.
+const DEMO_SETTLE: Duration = Duration::from_secs(14);
 
 /// Runs `cargo xtask screenshot`.
 pub fn run(options: &Options) -> Result<()> {
+    let on_demo = options.tour.is_some() || options.waterfall.is_some();
     let out = options.out.clone().unwrap_or_else(|| {
-        workspace::root().join(if options.map {
+        workspace::root().join(if options.tour.is_some() {
+            "assets/screenshot-tour.png"
+        } else if options.waterfall.is_some() {
+            "assets/screenshot-waterfall.png"
+        } else if options.map {
             "assets/screenshot-map.png"
         } else if options.flame {
             "assets/screenshot-flame.png"
@@ -79,8 +108,11 @@ pub fn run(options: &Options) -> Result<()> {
             "assets/screenshot.png"
         })
     });
-    setup::run()?;
-    run::build(true)?;
+    let release = !options.dev;
+    if !options.skip_setup {
+        setup::run()?;
+    }
+    run::build(release)?;
     proc::survive_ctrl_c();
 
     let temp = TempDir::create()?;
@@ -89,14 +121,33 @@ pub fn run(options: &Options) -> Result<()> {
     let (display, _xvfb) = start_xvfb()?;
     println!("screenshot: Xvfb on :{display}");
 
-    let _helper = helper::start_own(&socket, "the screenshot")?;
+    // The demo needs neither the helper nor root: what a student sees.
+    let _helper = (!on_demo)
+        .then(|| helper::start_own_built(&socket, "the screenshot", release))
+        .transpose()?;
+    let _workload = (!on_demo).then(Workload::start).transpose()?;
 
-    let _workload = Workload::start()?;
-
-    let app_binary = workspace::built_binary("microscope", true);
+    let app_binary = workspace::built_binary("microscope", release);
     let mut cmd = Command::new(&app_binary);
     cmd.arg("--socket").arg(&socket);
-    let probes = if options.map {
+    if on_demo {
+        cmd.arg("--replay")
+            .arg(workspace::root().join("assets/demo.mscr"));
+    }
+    if let Some(tour) = &options.tour {
+        cmd.args([
+            "--tour",
+            tour,
+            "--tour-step",
+            &options.tour_step.to_string(),
+        ]);
+    }
+    if let Some(call) = &options.waterfall {
+        cmd.args(["--view", "waterfall", "--follow", call]);
+    }
+    let probes = if on_demo {
+        &[][..]
+    } else if options.map {
         MAP_PROBES
     } else if options.flame {
         FLAME_PROBES
@@ -106,7 +157,9 @@ pub fn run(options: &Options) -> Result<()> {
     for probe in probes {
         cmd.args(["--enable", probe]);
     }
-    if options.map {
+    if on_demo {
+        // The tour or waterfall options above chose the view.
+    } else if options.map {
         cmd.args(["--view", "map", "--select", "block"]);
     } else if options.flame {
         cmd.args(["--view", "flame"]);
@@ -119,11 +172,12 @@ pub fn run(options: &Options) -> Result<()> {
     let mut app = proc::spawn_guarded(&mut cmd, "the app", "Run `cargo xtask setup`.")?;
 
     let window = find_window(display, &mut app)?;
+    let settle = if on_demo { DEMO_SETTLE } else { SETTLE };
     println!(
-        "screenshot: window {window}; tracing for {} s",
-        SETTLE.as_secs()
+        "screenshot: window {window}; waiting {} s",
+        settle.as_secs()
     );
-    let deadline = Instant::now() + SETTLE;
+    let deadline = Instant::now() + settle;
     while Instant::now() < deadline {
         if let Some(status) = app.try_wait()? {
             bail!("the app exited ({status}) before the capture; its messages above say why");

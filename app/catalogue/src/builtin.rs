@@ -40,12 +40,22 @@ pub(crate) const BUILTIN_FILES: &[(&str, &str)] = builtin_files![
     "vfs.toml",
 ];
 
+/// `(file name, contents)` of the built-in pack's tours, in file-name order.
+pub(crate) const BUILTIN_TOURS: &[(&str, &str)] = builtin_files![
+    "tours/exec.toml",
+    "tours/fault.toml",
+    "tours/read.toml",
+    "tours/tcp.toml",
+    "tours/write.toml",
+];
+
 impl Pack {
     /// The pack Microscope ships (id `builtin`), as a [`Pack`] to merge with
     /// third-party packs. [`crate::Catalogue::builtin`] is this pack alone.
     pub fn builtin() -> Pack {
         // See `Catalogue::builtin` for why this may panic.
-        Pack::from_files(BUILTIN_ORIGIN, BUILTIN_FILES)
+        let files: Vec<(&str, &str)> = BUILTIN_FILES.iter().chain(BUILTIN_TOURS).copied().collect();
+        Pack::from_files(BUILTIN_ORIGIN, &files)
             .unwrap_or_else(|e| panic!("the built-in probe pack is invalid: {e}"))
     }
 }
@@ -66,6 +76,7 @@ mod tests {
         let on_disk: BTreeSet<String> = std::fs::read_dir(builtin_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name != crate::TOURS_DIR)
             .collect();
         let embedded: BTreeSet<String> = BUILTIN_FILES
             .iter()
@@ -80,6 +91,23 @@ mod tests {
             embedded.len(),
             BUILTIN_FILES.len(),
             "a file is listed twice"
+        );
+    }
+
+    #[test]
+    fn embedded_tours_match_the_tours_directory() {
+        let on_disk: Vec<String> = {
+            let mut names: Vec<String> = std::fs::read_dir(builtin_dir().join(crate::TOURS_DIR))
+                .unwrap()
+                .map(|e| format!("tours/{}", e.unwrap().file_name().into_string().unwrap()))
+                .collect();
+            names.sort();
+            names
+        };
+        let embedded: Vec<&str> = BUILTIN_TOURS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            embedded, on_disk,
+            "assets/packs/builtin/tours/ and BUILTIN_TOURS in app/catalogue/src/builtin.rs differ (keep them sorted)"
         );
     }
 
@@ -102,6 +130,51 @@ mod tests {
         let pack =
             Pack::from_files(BUILTIN_ORIGIN, BUILTIN_FILES).unwrap_or_else(|e| panic!("{e}"));
         crate::Catalogue::from_packs(vec![pack]).unwrap_or_else(|e| panic!("{e}"));
+        // With its tours, whose nodes, edges and probes must exist.
+        let catalogue = crate::Catalogue::builtin();
+        let ids: Vec<&str> = catalogue.tours().iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["exec", "fault", "read", "tcp", "write"]);
+    }
+
+    /// A teacher's pack adding a tour to the built-in map.
+    fn with_tour(tour: &str) -> Result<crate::Catalogue, crate::CatalogueError> {
+        let manifest =
+            "[pack]\nid = \"class\"\nname = \"c\"\ndescription = \"d\"\nversion = \"1\"\n";
+        let pack = Pack::from_files(
+            "class",
+            &[("pack.toml", manifest), ("tours/mine.toml", tour)],
+        )?;
+        crate::Catalogue::from_packs(vec![Pack::builtin(), pack])
+    }
+
+    #[test]
+    fn a_pack_can_add_a_tour_and_its_references_are_checked() {
+        let good = "[tour]\nid = \"mine\"\ntitle = \"t\"\nsummary = \"s\"\n\n[[step]]\ntitle = \"a\"\ntext = \"b\"\nnodes = [\"vfs\"]\nedges = [\"vfs -> pagecache\"]\nprobes = [\"block:block_rq_issue\", \"xfs:xfs_file_read\"]\n";
+        let catalogue = with_tour(good).unwrap();
+        assert_eq!(catalogue.tour("mine").unwrap().pack, "class");
+
+        let err = with_tour(&good.replace("[\"vfs\"]", "[\"vfx\"]")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "class/tours/mine.toml:7:9: step 1 of tour `mine` highlights subsystem `vfx`, which no loaded pack defines"
+        );
+        let err = with_tour(&good.replace("vfs -> pagecache", "pagecache -> vfs")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("highlights the edge `pagecache -> vfs`, which no loaded pack draws"),
+            "{err}"
+        );
+        let err = with_tour(&good.replace("xfs:xfs_file_read", "func:nope nope")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("switches on probe `func:nope nope`"),
+            "{err}"
+        );
+        let err = with_tour(&good.replace("\"mine\"", "\"read\"")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("tour `read` is defined twice"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -112,5 +185,13 @@ mod tests {
         assert_eq!(ids(&from_disk), ids(&embedded));
         assert_eq!(from_disk.subsystems().len(), embedded.subsystems().len());
         assert_eq!(from_disk.edges().len(), embedded.edges().len());
+        let tours = |p: &Pack| {
+            p.tours()
+                .iter()
+                .map(|t| (t.id.clone(), t.steps.len()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(tours(&from_disk), tours(&embedded));
+        assert_eq!(tours(&embedded).len(), BUILTIN_TOURS.len());
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::error::{CatalogueError, Definition, Location};
 use crate::model::{Edge, Layer, PackInfo, ProbeDef, Subsystem};
 use crate::pack::Pack;
+use crate::tour::Tour;
 
 /// Every subsystem, map edge and probe of a set of packs.
 ///
@@ -19,6 +20,7 @@ pub struct Catalogue {
     edges: Vec<Edge>,
     subsystems: Vec<Subsystem>,
     probes: Vec<ProbeDef>,
+    tours: Vec<Tour>,
     subsystem_index: HashMap<String, usize>,
     probe_index: HashMap<String, usize>,
 }
@@ -52,11 +54,19 @@ impl Catalogue {
             edges: Vec::new(),
             subsystems: Vec::new(),
             probes: Vec::new(),
+            tours: Vec::new(),
             subsystem_index: HashMap::new(),
             probe_index: HashMap::new(),
         };
         for pack in packs {
-            let (info, layers, edges, subsystems, probes) = pack.into_parts();
+            let crate::pack::PackParts {
+                info,
+                layers,
+                edges,
+                subsystems,
+                probes,
+                tours,
+            } = pack.into_parts();
             if let Some(first) = catalogue.packs.iter().find(|p| p.id == info.id) {
                 return Err(CatalogueError::DuplicatePack {
                     id: info.id,
@@ -118,6 +128,17 @@ impl Catalogue {
                     .insert(probe.id.clone(), catalogue.probes.len());
                 catalogue.probes.push(probe);
             }
+            for tour in tours {
+                if let Some(first) = catalogue.tours.iter().find(|t| t.id == tour.id) {
+                    return Err(conflict(
+                        "tour",
+                        tour.id.clone(),
+                        (&first.pack, &first.defined_at),
+                        (&tour.pack, &tour.defined_at),
+                    ));
+                }
+                catalogue.tours.push(tour);
+            }
             catalogue.packs.push(info);
         }
         catalogue.layers.sort_by_key(|l| l.index);
@@ -167,7 +188,68 @@ impl Catalogue {
                 }
             }
         }
+        self.check_tours()
+    }
+
+    /// Every node, edge and probe a tour step names exists. A probe outside
+    /// the packs is accepted if it is a tracepoint (`category:name`): the
+    /// helper creates those on demand.
+    fn check_tours(&self) -> Result<(), CatalogueError> {
+        for tour in &self.tours {
+            for (i, step) in tour.steps.iter().enumerate() {
+                let what = || format!("step {} of tour `{}`", i + 1, tour.id);
+                for node in &step.nodes {
+                    if !self.subsystem_index.contains_key(node) {
+                        return Err(CatalogueError::invalid(
+                            step.defined_at.clone(),
+                            format!(
+                                "{} highlights subsystem `{node}`, which no loaded pack defines",
+                                what()
+                            ),
+                        ));
+                    }
+                }
+                for (from, to) in &step.edges {
+                    if !self.edges.iter().any(|e| &e.from == from && &e.to == to) {
+                        return Err(CatalogueError::invalid(
+                            step.defined_at.clone(),
+                            format!(
+                                "{} highlights the edge `{from} -> {to}`, which no loaded pack draws (edges are `[[edge]]` entries of a pack.toml)",
+                                what()
+                            ),
+                        ));
+                    }
+                }
+                for probe in &step.probes {
+                    let tracepoint = probe.split_once(':').is_some_and(|(c, n)| {
+                        [c, n].iter().all(|w| {
+                            !w.is_empty()
+                                && w.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                        })
+                    });
+                    if !self.probe_index.contains_key(probe) && !tracepoint {
+                        return Err(CatalogueError::invalid(
+                            step.defined_at.clone(),
+                            format!(
+                                "{} switches on probe `{probe}`, which no loaded pack defines and which is not a tracepoint (`category:name`)",
+                                what()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The guided tours of every pack, packs in the order given.
+    pub fn tours(&self) -> &[Tour] {
+        &self.tours
+    }
+
+    /// The tour with id `id`.
+    pub fn tour(&self, id: &str) -> Option<&Tour> {
+        self.tours.iter().find(|t| t.id == id)
     }
 
     /// The packs merged, in the order given.

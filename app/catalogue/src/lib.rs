@@ -84,6 +84,10 @@
 //! `func:vfs_read`), `uprobe` probes a `path:symbol` (`libc.so.6:malloc`),
 //! and the profilers (`profile_cpu`, `profile_offcpu`) take no target.
 //!
+//! A pack may also hold guided tours in `tours/*.toml` (see [`Tour`]): the
+//! steps of a scenario, each highlighting nodes and edges of the map and
+//! switching on the probes whose events show what happens.
+//!
 //! # Why TOML
 //!
 //! These files are written and reviewed by people, many of them students or
@@ -104,6 +108,7 @@ mod model;
 pub mod object;
 mod pack;
 pub mod targets;
+mod tour;
 
 pub use bpf::{
     AttachChoice, AttachPoint, AttachSlot, BpfProbe, Buckets, Decode, FieldSpec, FieldType, Knob,
@@ -117,6 +122,7 @@ pub use model::{
     Attachment, Edge, FieldDoc, Layer, PackInfo, ProbeDef, ProbeType, Subsystem, Target,
 };
 pub use pack::{PACK_MANIFEST, Pack};
+pub use tour::{TOURS_DIR, Tour, TourAction, TourStep};
 
 /// The built-in subsystem (by id) a tracepoint category belongs to: where
 /// a tracepoint no pack names is placed on the map, `other` if none fits.

@@ -219,12 +219,16 @@ pub(crate) struct Source<'a> {
 }
 
 impl Source<'_> {
-    fn at<T>(&self, spanned: &Spanned<T>) -> Location {
+    pub(crate) fn at<T>(&self, spanned: &Spanned<T>) -> Location {
         Location::at(self.file, self.text, spanned.span().start)
     }
 
     /// The string, or an error if it is empty or blank.
-    fn required(&self, value: &Spanned<String>, what: &str) -> Result<String, CatalogueError> {
+    pub(crate) fn required(
+        &self,
+        value: &Spanned<String>,
+        what: &str,
+    ) -> Result<String, CatalogueError> {
         let text = value.get_ref().trim();
         if text.is_empty() {
             return Err(CatalogueError::invalid(
@@ -251,7 +255,11 @@ impl Source<'_> {
     }
 
     /// The id, or an error if it is not made of `[a-z0-9_-]`.
-    fn slug(&self, value: &Spanned<String>, what: &str) -> Result<String, CatalogueError> {
+    pub(crate) fn slug(
+        &self,
+        value: &Spanned<String>,
+        what: &str,
+    ) -> Result<String, CatalogueError> {
         let id = self.required(value, what)?;
         if !id
             .chars()

@@ -9,6 +9,7 @@ use crate::bpf::ObjectDef;
 use crate::error::{CatalogueError, Location};
 use crate::manifest::{self, RawPackManifest, RawSubsystemFile, Source};
 use crate::model::{Edge, Layer, PackInfo, ProbeDef, Subsystem, Target};
+use crate::tour::{self, TOURS_DIR, Tour};
 
 /// The file that names a pack and holds its map (layers and edges).
 pub const PACK_MANIFEST: &str = "pack.toml";
@@ -24,6 +25,7 @@ pub struct Pack {
     subsystems: Vec<Subsystem>,
     probes: Vec<ProbeDef>,
     objects: Vec<ObjectDef>,
+    tours: Vec<Tour>,
     dir: Option<PathBuf>,
 }
 
@@ -31,6 +33,8 @@ impl Pack {
     /// Reads a pack from its files: `(file name, contents)` pairs, one of
     /// them `pack.toml`. `origin` is the pack's directory as a person would
     /// find it; error messages place problems at `origin/file:line:column`.
+    ///
+    /// Files named `tours/NAME.toml` are guided tours ([`Tour`]).
     ///
     /// Subsystems and probes keep the order of the files as given, then
     /// their order inside each file.
@@ -55,10 +59,16 @@ impl Pack {
             subsystems: Vec::new(),
             probes: Vec::new(),
             objects: manifest.objects,
+            tours: Vec::new(),
             dir: None,
         };
         for (name, text) in files.iter().filter(|(name, _)| *name != PACK_MANIFEST) {
             let file = label(name);
+            if is_tour_file(name) {
+                pack.tours
+                    .push(tour::parse_tour(&file, text, &pack.info.id)?);
+                continue;
+            }
             let raw: RawSubsystemFile = manifest::parse(&file, text)?;
             let checked = raw.check(&Source {
                 file: &file,
@@ -74,23 +84,18 @@ impl Pack {
     }
 
     /// Reads the pack in directory `dir`: `pack.toml` and every other
-    /// `*.toml` file directly inside it, in file-name order.
+    /// `*.toml` file directly inside it, in file-name order, then the tours
+    /// in `dir/tours/*.toml` if that directory exists.
     pub fn load_dir(dir: &Path) -> Result<Self, CatalogueError> {
+        let mut names = toml_files(dir, "")?;
+        let tours = dir.join(TOURS_DIR);
+        if tours.is_dir() {
+            names.extend(toml_files(&tours, &format!("{TOURS_DIR}/"))?);
+        }
         let read_error = |path: &Path, source| CatalogueError::Read {
             path: path.to_owned(),
             source,
         };
-        let mut names = Vec::new();
-        for entry in fs::read_dir(dir).map_err(|e| read_error(dir, e))? {
-            let path = entry.map_err(|e| read_error(dir, e))?.path();
-            if path.is_file()
-                && path.extension().is_some_and(|ext| ext == "toml")
-                && let Some(name) = path.file_name().and_then(|n| n.to_str())
-            {
-                names.push(name.to_owned());
-            }
-        }
-        names.sort();
         let mut contents = Vec::with_capacity(names.len());
         for name in &names {
             let path = dir.join(name);
@@ -104,6 +109,11 @@ impl Pack {
         let mut pack = Self::from_files(&dir.display().to_string(), &files)?;
         pack.dir = Some(dir.to_owned());
         Ok(pack)
+    }
+
+    /// Its guided tours (`tours/*.toml`), in file-name order.
+    pub fn tours(&self) -> &[Tour] {
+        &self.tours
     }
 
     /// The directory it was read from (`None` for the built-in pack).
@@ -147,22 +157,15 @@ impl Pack {
         &self.probes
     }
 
-    pub(crate) fn into_parts(
-        self,
-    ) -> (
-        PackInfo,
-        Vec<Layer>,
-        Vec<Edge>,
-        Vec<Subsystem>,
-        Vec<ProbeDef>,
-    ) {
-        (
-            self.info,
-            self.layers,
-            self.edges,
-            self.subsystems,
-            self.probes,
-        )
+    pub(crate) fn into_parts(self) -> PackParts {
+        PackParts {
+            info: self.info,
+            layers: self.layers,
+            edges: self.edges,
+            subsystems: self.subsystems,
+            probes: self.probes,
+            tours: self.tours,
+        }
     }
 
     /// Every `bpf` probe names an object of this pack, and no object id is
@@ -220,8 +223,49 @@ impl Pack {
                 .map(|e| (format!("{} → {}", e.from, e.to), &e.defined_at)),
             "edge",
         )?;
+        first_repeat(
+            self.tours.iter().map(|t| (t.id.clone(), &t.defined_at)),
+            "tour",
+        )?;
         Ok(())
     }
+}
+
+/// Whether a pack file name is a tour's (`tours/NAME.toml`).
+fn is_tour_file(name: &str) -> bool {
+    name.strip_prefix(TOURS_DIR)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|rest| !rest.contains('/'))
+}
+
+/// Names of the `*.toml` files directly in `dir`, sorted, each after `prefix`.
+fn toml_files(dir: &Path, prefix: &str) -> Result<Vec<String>, CatalogueError> {
+    let read_error = |source| CatalogueError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(read_error)? {
+        let path = entry.map_err(read_error)?.path();
+        if path.is_file()
+            && path.extension().is_some_and(|ext| ext == "toml")
+            && let Some(name) = path.file_name().and_then(|n| n.to_str())
+        {
+            names.push(format!("{prefix}{name}"));
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// A pack taken apart to be merged into a catalogue.
+pub(crate) struct PackParts {
+    pub(crate) info: PackInfo,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) edges: Vec<Edge>,
+    pub(crate) subsystems: Vec<Subsystem>,
+    pub(crate) probes: Vec<ProbeDef>,
+    pub(crate) tours: Vec<Tour>,
 }
 
 /// An error for the first id seen twice.

@@ -39,6 +39,17 @@ pub struct Cli {
     /// connecting to the helper; needs no privileges.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
+    /// Start a guided tour beside the map, by id (`read`, `write`, `exec`,
+    /// `tcp`, `fault`; the Tours tab lists them).
+    #[arg(long, value_name = "ID")]
+    pub tour: Option<String>,
+    /// With `--tour`: the step to open on, from 1.
+    #[arg(long, value_name = "N", requires = "tour")]
+    pub tour_step: Option<usize>,
+    /// Follow the slowest recent call of this system call (`read`) in the
+    /// waterfall: as soon as a recording has played, or at once when live.
+    #[arg(long, value_name = "SYSCALL")]
+    pub follow: Option<String>,
     /// What to do; opens the window if omitted.
     #[command(subcommand)]
     pub command: Option<CliCommand>,
@@ -59,6 +70,10 @@ pub enum View {
     Flame,
     /// The call graph of the stacks into a probe.
     Paths,
+    /// The guided tours.
+    Tours,
+    /// One system call followed end to end.
+    Waterfall,
     /// Pack probes' counter tables and histograms.
     Packs,
 }
@@ -73,6 +88,8 @@ impl View {
             Self::Events => CentralTab::Events,
             Self::Flame => CentralTab::Flame,
             Self::Paths => CentralTab::Paths,
+            Self::Tours => CentralTab::Tours,
+            Self::Waterfall => CentralTab::Waterfall,
             Self::Packs => CentralTab::Packs,
         }
     }

@@ -1,10 +1,21 @@
 //! `microscope` with no subcommand: the window.
 
 use crate::cli::{Cli, View};
+use microscope_gui::Command;
 use std::process::ExitCode;
 
 /// Opens the window with the options of `cli` until it is closed.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut start = Vec::new();
+    if let Some(tour) = cli.tour {
+        start.push(Command::StartTour(tour));
+        if let Some(step) = cli.tour_step {
+            start.push(Command::TourStep(step.saturating_sub(1)));
+        }
+    }
+    if let Some(call) = cli.follow {
+        start.push(Command::FollowWhenPlayed(call));
+    }
     microscope_gui::run_gui(
         cli.socket,
         cli.enable,
@@ -12,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.view.map(View::tab),
         cli.select,
         !cli.no_default_probes,
+        start,
     )?;
     Ok(ExitCode::SUCCESS)
 }

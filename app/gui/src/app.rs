@@ -5,7 +5,7 @@ use crate::tab::CentralTab;
 use crate::theme;
 use crate::views::{
     self, CpuTimelineState, FlameView, InspectorState, MapState, PackViewState, PathsView,
-    ToolsState, region,
+    ToolsState, ToursState, WaterfallState, region,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
@@ -61,6 +61,8 @@ pub struct MicroscopeApp {
     recorder: Recorder,
     flame_view: FlameView,
     paths_view: PathsView,
+    tours: ToursState,
+    waterfall: WaterfallState,
     pack_view: PackViewState,
     /// "Show cost" is ticked in the probe panel.
     show_cost: bool,
@@ -109,6 +111,8 @@ impl MicroscopeApp {
             recorder: Recorder::default(),
             flame_view: FlameView::new(),
             paths_view: PathsView::new(),
+            tours: ToursState::default(),
+            waterfall: WaterfallState::default(),
             pack_view: PackViewState::default(),
             show_cost: false,
             watching_cost: false,
@@ -134,6 +138,22 @@ impl MicroscopeApp {
         } else {
             DefaultProbes::Off
         };
+        self
+    }
+
+    /// Draws the map, its explanations and the tours from `catalogue` (the
+    /// built-in pack and local ones); `problems` says which packs were left
+    /// out, shown once in the status line.
+    pub fn with_catalogue(
+        mut self,
+        catalogue: microscope_catalogue::Catalogue,
+        problems: Vec<String>,
+    ) -> Self {
+        self.map = SubsystemMap::new(catalogue);
+        if !problems.is_empty() {
+            log::warn!("{}", problems.join("; "));
+            self.model.last_helper_error = Some(problems.join("; "));
+        }
         self
     }
 
@@ -188,6 +208,21 @@ impl MicroscopeApp {
         &self.paths_view
     }
 
+    /// The guided tours' state (the tour and step shown).
+    pub fn tours(&self) -> &ToursState {
+        &self.tours
+    }
+
+    /// The waterfall's state (the call followed).
+    pub fn waterfall(&self) -> &WaterfallState {
+        &self.waterfall
+    }
+
+    /// The tab the central area shows.
+    pub fn tab(&self) -> CentralTab {
+        self.tab
+    }
+
     /// The CPU timeline's state (time in view, selection).
     pub fn cpu_view(&self) -> &CpuTimelineState {
         &self.cpu_view
@@ -220,6 +255,9 @@ impl MicroscopeApp {
                 .iter()
                 .filter(|p| p.enabled || model.timeline.series(&p.id).is_some()),
         );
+        self.tours.poll_action();
+        self.follow_when_played();
+        self.light_map();
         self.open_dialog_ui(ui.ctx());
         views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
         views::verifier_log_window_ui(ui.ctx(), &self.model, &mut self.pack_view);
@@ -230,6 +268,7 @@ impl MicroscopeApp {
             });
         });
         self.probes_panel_ui(ui);
+        self.tour_panel_ui(ui);
         egui::CentralPanel::default().show(ui, |ui| {
             self.tabs_ui(ui);
             ui.separator();
@@ -357,6 +396,16 @@ impl MicroscopeApp {
             CentralTab::Cost => {
                 ui.scope_builder(labelled(region::COST), |ui| {
                     views::cost_ui(ui, &self.model, &mut self.commands);
+                });
+            }
+            CentralTab::Tours => {
+                ui.scope_builder(labelled(region::TOURS), |ui| {
+                    views::tours_list_ui(ui, self.map.catalogue(), &mut self.commands);
+                });
+            }
+            CentralTab::Waterfall => {
+                ui.scope_builder(labelled(region::WATERFALL), |ui| {
+                    views::waterfall_ui(ui, &self.model, &self.waterfall, &mut self.commands);
                 });
             }
         }
@@ -512,6 +561,10 @@ impl MicroscopeApp {
     fn apply_commands(&mut self, ctx: &egui::Context) {
         let commands: Vec<Command> = self.commands.drain().collect();
         for command in commands {
+            if command.is_tour() {
+                self.apply_tour_command(command, ctx);
+                continue;
+            }
             match command {
                 Command::SetProbeEnabled { probe, enabled } => {
                     // Someone who ticks a default probe wants its events.
@@ -620,6 +673,14 @@ impl MicroscopeApp {
                     self.flame_view.set_range(start_ns, end_ns);
                     self.paths_view.set_range(start_ns, end_ns);
                 }
+                Command::StartTour(_)
+                | Command::TourStep(_)
+                | Command::EndTour
+                | Command::RunTourAction(_)
+                | Command::FollowCall { .. }
+                | Command::FollowSlowest { .. }
+                | Command::ClearWaterfall
+                | Command::FollowWhenPlayed(_) => self.apply_tour_command(command, ctx),
                 Command::ShowVerifierLog(probe) => {
                     if !self.model.verifier_logs.contains_key(&probe) {
                         self.send_to_helper(ClientMessage::VerifierLog {
@@ -700,6 +761,201 @@ impl MicroscopeApp {
             }
         }
     }
+}
+
+/// Guided tours and the waterfall.
+impl MicroscopeApp {
+    /// What the map highlights: the tour step shown, else the call
+    /// followed in the waterfall.
+    fn highlight(&self) -> microscope_model::map::MapHighlight {
+        match &self.waterfall.current {
+            Some(Ok(waterfall)) if self.waterfall.on_map => {
+                views::highlight_of(&self.map, waterfall)
+            }
+            _ => self.tours.highlight(self.map.catalogue()),
+        }
+    }
+
+    /// Puts the tour step's or the followed call's highlight on the map;
+    /// clears it when neither is left (other highlights are left alone).
+    fn light_map(&mut self) {
+        let ours = self.highlight();
+        if !ours.is_empty() {
+            self.map_view.highlight = ours;
+            self.tours.lit_map = true;
+        } else if self.tours.lit_map {
+            self.map_view.highlight = microscope_model::map::MapHighlight::default();
+            self.tours.lit_map = false;
+        }
+    }
+
+    /// A follow asked for before the replay had played: done once it has.
+    fn follow_when_played(&mut self) {
+        let played = match &self.model.replay {
+            Some(r) => !r.playing && r.position_ns == r.duration_ns,
+            None => !self.model.is_replay(),
+        };
+        if played && let Some(call) = self.waterfall.pending.take() {
+            self.commands
+                .send(Command::FollowSlowest { call, tid: None });
+        }
+    }
+
+    /// The current tour step, in a panel right of the central area.
+    fn tour_panel_ui(&mut self, ui: &mut egui::Ui) {
+        if self.tours.current(self.map.catalogue()).is_none() {
+            return;
+        }
+        egui::Panel::right("tour")
+            .default_size(theme::TOUR_PANEL_WIDTH)
+            .show(ui, |ui| {
+                ui.scope_builder(
+                    UiBuilder::new().accessibility_label(region::TOUR_STEP),
+                    |ui| {
+                        views::tour_step_ui(
+                            ui,
+                            &self.model,
+                            self.map.catalogue(),
+                            &self.tours,
+                            &mut self.commands,
+                        );
+                    },
+                );
+            });
+    }
+
+    /// Shows step `step` of the current tour and switches on its probes
+    /// (live only; a recording holds what it holds).
+    fn show_tour_step(&mut self, tour: String, step: usize) {
+        self.tours.position = Some(views::TourPosition { tour, step });
+        self.waterfall.on_map = false;
+        self.tab = CentralTab::Map;
+        let Some((_, _, step)) = self.tours.current(self.map.catalogue()) else {
+            return;
+        };
+        if self.model.is_replay() {
+            return;
+        }
+        let wanted: Vec<String> = step
+            .probes
+            .iter()
+            .filter(|id| !self.model.wanted.contains(*id))
+            .filter(|id| {
+                self.model
+                    .probe(id)
+                    .is_none_or(|p| p.is_available() && !p.enabled)
+            })
+            .cloned()
+            .collect();
+        for probe in wanted {
+            self.tours.switched_on.push(probe.clone());
+            self.model.wanted.insert(probe.clone());
+            self.send_to_helper(ClientMessage::Enable { probe });
+        }
+    }
+
+    fn apply_tour_command(&mut self, command: Command, ctx: &egui::Context) {
+        match command {
+            Command::StartTour(id) => {
+                if self.map.catalogue().tour(&id).is_some() {
+                    self.tours.last_report = None;
+                    self.show_tour_step(id, 0);
+                } else {
+                    self.model.last_helper_error =
+                        Some(format!("there is no tour `{id}`; the Tours tab lists them"));
+                }
+            }
+            Command::TourStep(step) => {
+                if let Some(position) = self.tours.position.clone() {
+                    self.show_tour_step(position.tour, step);
+                }
+            }
+            Command::EndTour => {
+                self.tours.position = None;
+                for probe in std::mem::take(&mut self.tours.switched_on) {
+                    self.model.wanted.remove(&probe);
+                    self.send_to_helper(ClientMessage::Disable { probe });
+                }
+            }
+            Command::RunTourAction(action) => {
+                match sources::spawn_tour_action(action, sources::scratch_dir(), wake(ctx)) {
+                    Ok(rx) => self.tours.running = Some(rx),
+                    Err(err) => {
+                        self.model.last_helper_error =
+                            Some(format!("could not start the tour's action: {err}"));
+                    }
+                }
+            }
+            Command::FollowCall { tid, ts_ns } => {
+                let observed = self.model.observed_events();
+                self.waterfall.current = Some(
+                    microscope_model::waterfall::follow(&observed, tid, ts_ns)
+                        .map_err(|e| e.to_string()),
+                );
+                self.waterfall.on_map = true;
+                self.tab = CentralTab::Waterfall;
+            }
+            Command::FollowSlowest { call, tid } => {
+                let observed = self.model.observed_events();
+                self.waterfall.current = Some(
+                    slowest_call(&observed, &call, tid).ok_or_else(|| {
+                        format!(
+                            "no finished {call}() among the events kept yet: it needs syscalls:sys_enter_{call} and syscalls:sys_exit_{call}{}",
+                            if self.model.is_replay() {
+                                ", and the replay to reach one"
+                            } else {
+                                "; press the step's action button to make one"
+                            }
+                        )
+                    }),
+                );
+                self.waterfall.on_map = true;
+                self.tab = CentralTab::Waterfall;
+            }
+            Command::ClearWaterfall => self.waterfall.current = None,
+            Command::FollowWhenPlayed(call) => self.waterfall.pending = Some(call),
+            _ => {}
+        }
+    }
+}
+
+/// How many of the slowest calls are followed to find one that went to
+/// the disk.
+const SLOWEST_TRIED: usize = 64;
+
+/// The recent `call` that best shows the path to the disk: of thread `tid`
+/// when given, else of a `tour-*` thread (the demo's workload, see
+/// `microscope_sources::ACTION_THREAD`) when there is one; among those, one
+/// that went to the disk and was woken, then the slowest. A blocking pipe
+/// read can be slower than any disk read, and the tours are about the disk.
+fn slowest_call(
+    observed: &[microscope_model::waterfall::Observed],
+    call: &str,
+    tid: Option<u32>,
+) -> Option<microscope_model::waterfall::Waterfall> {
+    use microscope_model::waterfall::{Waterfall, calls, follow};
+    let tour_threads: std::collections::HashSet<u32> = observed
+        .iter()
+        .filter(|o| o.comm.starts_with("tour-"))
+        .map(|o| o.pid)
+        .collect();
+    let ours = |t: u32| match tid {
+        Some(tid) => t == tid,
+        None => tour_threads.contains(&t),
+    };
+    let mut all = calls(observed, call);
+    all.sort_by_key(|(t, start, end)| (!ours(*t), std::cmp::Reverse(end - start)));
+    let followed: Vec<Waterfall> = all
+        .iter()
+        .take(SLOWEST_TRIED)
+        .filter_map(|(t, start, _)| follow(observed, *t, *start).ok())
+        .collect();
+    let woken = |w: &Waterfall| w.steps.iter().any(|s| s.probe == "sched:sched_wakeup");
+    let score = |w: &Waterfall| (ours(w.tid), w.went_to_disk(), woken(w));
+    followed
+        .iter()
+        .max_by_key(|w| (score(w), w.latency_ns()))
+        .cloned()
 }
 
 /// Wakes the UI from a source thread.

@@ -80,6 +80,53 @@ pub enum Command {
     /// Ask the helper for the verifier's whole log of this pack probe and
     /// show it in a window.
     ShowVerifierLog(String),
+    /// Start a guided tour (its id) at its first step, beside the map.
+    StartTour(String),
+    /// Show this step (from 0) of the current tour.
+    TourStep(usize),
+    /// Leave the tour (probes it switched on are switched off).
+    EndTour,
+    /// Do a tour step's action (read a file...) on a thread of the app.
+    RunTourAction(microscope_catalogue::TourAction),
+    /// Follow the system call thread `tid` was in at `ts_ns` (kernel ns).
+    FollowCall {
+        /// The thread.
+        tid: u32,
+        /// Its entry, its exit, or any time in between.
+        ts_ns: u64,
+    },
+    /// Follow the slowest recent call of a system call (of thread `tid`
+    /// when given, falling back to any thread).
+    FollowSlowest {
+        /// The system call (`read`).
+        call: String,
+        /// Prefer this thread's calls.
+        tid: Option<u32>,
+    },
+    /// Close the waterfall, back to picking a call.
+    ClearWaterfall,
+    /// [`Command::FollowSlowest`] of this system call once the replay has
+    /// played to its end (at once when live).
+    FollowWhenPlayed(String),
+}
+
+/// Tours and followed calls.
+impl Command {
+    /// Whether it belongs to the guided tours or the waterfall (applied by
+    /// `MicroscopeApp::apply_tour_command`).
+    pub fn is_tour(&self) -> bool {
+        matches!(
+            self,
+            Self::StartTour(_)
+                | Self::TourStep(_)
+                | Self::EndTour
+                | Self::RunTourAction(_)
+                | Self::FollowCall { .. }
+                | Self::FollowSlowest { .. }
+                | Self::ClearWaterfall
+                | Self::FollowWhenPlayed(_)
+        )
+    }
 }
 
 /// Collects the commands of one frame.

@@ -50,10 +50,14 @@ mod views;
 
 pub use app::MicroscopeApp;
 pub use command::{Command, CommandQueue};
-pub use gui::{WINDOW_TITLE, run_gui};
+pub use gui::{WINDOW_TITLE, catalogue_with_local_packs, pack_dirs, run_gui};
 pub use tab::CentralTab;
 pub use views::{
     BREADCRUMBS, CALL_GRAPH, CpuTimelineState, DiffRanges, FRAMES, FlameLayout, FlameView,
     MACHINE_WIDE, NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, StackFilters, TimeRange, banner_text,
     region, slice_label,
+};
+pub use views::{
+    BREAKDOWN, TourPosition, ToursState, WATERFALL_BARS, WaterfallState, bar_label, evidence_line,
+    node_of_probe, start_label,
 };

@@ -16,6 +16,10 @@ pub enum CentralTab {
     Flame,
     /// The call graph of the stacks into a probe.
     Paths,
+    /// The guided tours.
+    Tours,
+    /// One system call followed end to end.
+    Waterfall,
     /// Pack probes' counter tables and histograms.
     Packs,
     /// What each probe and the helper cost.
@@ -24,13 +28,15 @@ pub enum CentralTab {
 
 impl CentralTab {
     /// Every tab, in display order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
+        Self::Tours,
         Self::Map,
         Self::Rates,
         Self::Cpus,
         Self::Events,
         Self::Flame,
         Self::Paths,
+        Self::Waterfall,
         Self::Packs,
         Self::Cost,
     ];
@@ -44,6 +50,8 @@ impl CentralTab {
             Self::Events => "Events",
             Self::Flame => "Flame",
             Self::Paths => "Paths",
+            Self::Tours => "Tours",
+            Self::Waterfall => "Waterfall",
             Self::Packs => "Pack data",
             Self::Cost => "Cost",
         }

@@ -20,6 +20,8 @@ pub const ITEM_GAP: f32 = 12.0;
 pub const SECTION_GAP: f32 = 8.0;
 /// Default width of the probe list, in points.
 pub const PROBE_PANEL_WIDTH: f32 = 240.0;
+/// Width of the tour step panel right of the map.
+pub const TOUR_PANEL_WIDTH: f32 = 360.0;
 /// Share of the central area given to the timeline; the histogram gets the rest.
 pub const TIMELINE_SHARE: f32 = 0.6;
 

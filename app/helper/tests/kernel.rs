@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "kernel/chain.rs"]
+mod chain;
 #[path = "kernel/cost.rs"]
 mod cost;
 #[path = "kernel/filters.rs"]

@@ -21,7 +21,11 @@
 //! - [`Clock`]: where "now" comes from; tests move a manual one.
 //! - `event_fields`: an event's fields as name/value pairs, for the
 //!   inspector and the CSV export.
-//! - [`map`]: the subsystem map's graph and layered layout.
+//! - [`map`]: the subsystem map's graph and layered layout, and the
+//!   [`map::MapHighlight`] a tour step or a followed call lights on it.
+//! - [`waterfall`]: one system call followed end to end (the events it
+//!   caused, linked by thread, request identity or time) and its latency
+//!   breakdown.
 //! - `pack_data`: a pack probe's counter tables (rates per row, over time)
 //!   and log2 histograms, from the helper's readings of its maps.
 //! - `cost`: what tracing costs (BPF run time per probe, share of a CPU,
@@ -69,6 +73,7 @@ mod synthetic;
 mod timeline;
 mod units;
 mod update;
+pub mod waterfall;
 
 pub use clock::Clock;
 pub use convert::sched_records;

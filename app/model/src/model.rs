@@ -242,6 +242,25 @@ impl Model {
         self.probes.iter().find(|probe| probe.id == id)
     }
 
+    /// Every kept event (the inspector's), as the waterfall reads them:
+    /// sorted by time, switches split into their two halves.
+    pub fn observed_events(&self) -> Vec<crate::waterfall::Observed> {
+        let names: HashMap<ProbeKey, (&str, Vec<String>)> = self
+            .probes
+            .iter()
+            .map(|p| {
+                let names = p.fields.iter().map(|(name, _)| name.clone()).collect();
+                (p.key, (p.id.as_str(), names))
+            })
+            .collect();
+        crate::waterfall::observe_all(self.recent.iter().flat_map(|(key, events)| {
+            let (probe, fields) = names
+                .get(key)
+                .map_or(("?", &[][..]), |(id, f)| (*id, f.as_slice()));
+            events.iter().map(move |e| (probe, fields, e))
+        }))
+    }
+
     /// Ids of the probes the helper currently sends us.
     pub fn enabled_probes(&self) -> impl Iterator<Item = &str> {
         self.probes

@@ -19,6 +19,9 @@
 //!   on demand, so nothing of a large recording is lost to a memory cap.
 //! - `recorder`: the window's *Record* button; the reader thread hands it
 //!   every message before converting it.
+//! - `tour_action`: what a guided tour's step does for the student (read a
+//!   file, write and sync one, start a program, loopback TCP, touch memory)
+//!   on a thread of its own, so the step has events of its own to show.
 //!
 //! # Dependencies and why
 //!
@@ -30,12 +33,15 @@
 //!   once.
 //! - `log`: diagnostics of the threads (`RUST_LOG=debug microscope`).
 //! - `nix`: the real uid that names the demo recording's temporary file
-//!   (already built for the wire's clock).
+//!   (already built for the wire's clock), and the tour actions' thread id,
+//!   `posix_fadvise` and `statfs`.
+//! - `microscope-catalogue`: the tour actions' names.
 
 mod browse;
 mod ingest;
 mod recorder;
 mod replay;
+mod tour_action;
 
 pub use browse::{
     BrowseRequest, MAX_PAGE_EVENTS, MAX_WINDOW_SWITCHES, cpu_window, event_page, spawn_browser,
@@ -43,6 +49,7 @@ pub use browse::{
 pub use ingest::{RETRY_INTERVAL, spawn_ingest};
 pub use recorder::{Recorder, RecordingStatus, default_path};
 pub use replay::{ReplayControl, spawn_replay};
+pub use tour_action::{ACTION_THREAD, ActionReport, perform, scratch_dir, spawn_tour_action};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use microscope_model::Update;
@@ -108,7 +115,11 @@ const BROWSE_CHANNEL_CAPACITY: usize = 64;
 pub fn demo_file() -> std::io::Result<PathBuf> {
     let uid = nix::unistd::getuid();
     let path = std::env::temp_dir().join(format!("microscope-demo-{uid}.mscr"));
-    let partial = path.with_extension(format!("mscr.{}", std::process::id()));
+    // Unique per call: two windows (or tests) of one process may write it
+    // at once, and a shared partial file would be renamed from under one.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = path.with_extension(format!("mscr.{}.{call}", std::process::id()));
     std::fs::write(&partial, DEMO_RECORDING)?;
     std::fs::rename(&partial, &path)?;
     Ok(path)

@@ -154,7 +154,7 @@ pub fn cpu_timeline_ui(
     ui.add_space(theme::SECTION_GAP);
     ui.scope_builder(
         UiBuilder::new().accessibility_label(region::SLICE_DETAILS),
-        |ui| details_ui(ui, model, shown.unwrap_or(cpu), state),
+        |ui| details_ui(ui, model, shown.unwrap_or(cpu), state, commands),
     );
 }
 
@@ -868,7 +868,13 @@ fn format_secs(cpu: &CpuTimeline, ts_ns: u64) -> String {
         .map_or_else(|| "?".to_owned(), |secs| format!("{secs:.6} s"))
 }
 
-fn details_ui(ui: &mut egui::Ui, model: &Model, cpu: &CpuTimeline, state: &mut CpuTimelineState) {
+fn details_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    cpu: &CpuTimeline,
+    state: &mut CpuTimelineState,
+    commands: &mut CommandQueue,
+) {
     let Some(key) = state.selected else {
         ui.weak("Click a slice to see the task, its wake-up and why it left the CPU.");
         return;
@@ -895,6 +901,20 @@ fn details_ui(ui: &mut egui::Ui, model: &Model, cpu: &CpuTimeline, state: &mut C
         }
         if ui.small_button("Close").clicked() {
             state.selected = None;
+        }
+        // The call it left the CPU in (or was in when it arrived).
+        if !slice.is_idle()
+            && ui
+                .small_button("Follow its system call")
+                .on_hover_text("The waterfall of the system call this task was in when it left the CPU (needs its syscalls:sys_enter_*/sys_exit_* probes)")
+                .clicked()
+        {
+            let at = if slice.left == microscope_model::LeaveState::StillRunning {
+                slice.start_ns
+            } else {
+                slice.end_ns
+            };
+            commands.send(Command::FollowCall { tid: slice.pid, ts_ns: at });
         }
     });
     let duration = format_duration_ns(slice.duration_ns());

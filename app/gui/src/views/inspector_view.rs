@@ -170,7 +170,17 @@ pub fn inspector_ui(
     // Live, and on a recording's last page, the newest rows stay in view.
     let follow =
         browsing.is_none_or(|o| state.page_first + PAGE_EVENTS as u64 >= o.events_of(probe.key));
-    table_ui(ui, &shown, &names, &column_names, start_ns, follow);
+    // System call events can be followed end to end (the waterfall).
+    let followable = probe.id.starts_with("syscalls:sys_");
+    table_ui(
+        ui,
+        &shown,
+        &names,
+        &column_names,
+        start_ns,
+        follow,
+        followable.then_some(commands),
+    );
     if state.frozen.is_none() {
         state.frozen = frozen;
     }
@@ -337,6 +347,7 @@ fn table_ui(
     column_names: &[String],
     start_ns: Option<u64>,
     follow: bool,
+    mut follow_call: Option<&mut CommandQueue>,
 ) {
     use egui_extras::{Column, TableBuilder};
     // Rows are one line high: a wrapped cell would spill into the next row
@@ -344,8 +355,11 @@ fn table_ui(
     ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Extend);
     let t0 = start_ns.unwrap_or_else(|| shown.first().map_or(0, |e| e.ts_ns));
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
-    let titles: Vec<&str> = ["time (s)", "cpu", "pid", "command"]
+    let titles: Vec<&str> = follow_call
+        .as_ref()
+        .map(|_| "call")
         .into_iter()
+        .chain(["time (s)", "cpu", "pid", "command"])
         .chain(column_names.iter().map(String::as_str))
         .collect();
     let mut table = TableBuilder::new(ui)
@@ -368,6 +382,22 @@ fn table_ui(
         .body(|body| {
             body.rows(row_height, shown.len(), |mut row| {
                 let event = shown[row.index()];
+                if let Some(commands) = follow_call.as_deref_mut() {
+                    row.col(|ui| {
+                        if ui
+                            .small_button("Follow")
+                            .on_hover_text(
+                                "See the kernel events this system call caused, as a waterfall",
+                            )
+                            .clicked()
+                        {
+                            commands.send(Command::FollowCall {
+                                tid: event.pid,
+                                ts_ns: event.ts_ns,
+                            });
+                        }
+                    });
+                }
                 row.col(|ui| {
                     ui.monospace(format!(
                         "{:.6}",

@@ -224,7 +224,10 @@ fn canvas_ui(
         };
         let id = ui.scope_id().with(("map-node", &map.graph()[index].id));
         let response = ui.interact(node.rect.intersect(content), id, Sense::click());
-        let label = node_label(&map.graph()[index].name, d.rate);
+        let mut label = node_label(&map.graph()[index].name, d.rate);
+        if state.highlight.has_node(&map.graph()[index].id) {
+            label.push_str(" (highlighted)");
+        }
         response.widget_info(|| WidgetInfo::labeled(Role::Button, true, &label));
         node_ui(&painter, map, state, node, d, max_rate, selected, &response);
         if response.has_focus() {

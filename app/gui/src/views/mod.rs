@@ -17,6 +17,8 @@ mod stack_filters;
 mod status_bar;
 mod timeline_view;
 mod tools_view;
+mod tours_view;
+mod waterfall_view;
 
 pub use banner::{banner_text, banner_ui};
 pub use cost_view::{cost_ui, probe_cost_line_ui};
@@ -38,6 +40,12 @@ pub use stack_filters::{StackFilters, TimeRange};
 pub use status_bar::status_bar_ui;
 pub use timeline_view::timeline_ui;
 pub use tools_view::{ToolsState, tools_buttons_ui, tools_windows_ui};
+pub use tours_view::{
+    TourPosition, ToursState, evidence_line, start_label, tour_step_ui, tours_list_ui,
+};
+pub use waterfall_view::{
+    BREAKDOWN, WATERFALL_BARS, WaterfallState, bar_label, highlight_of, node_of_probe, waterfall_ui,
+};
 
 /// Accessibility labels of the app's regions, for screen readers and tests.
 pub mod region {
@@ -69,6 +77,12 @@ pub mod region {
     pub const FLAME: &str = "Flame graph";
     /// The paths (call graph) view.
     pub const PATHS: &str = "Call paths";
+    /// The list of guided tours.
+    pub const TOURS: &str = "Guided tours";
+    /// The panel of the current tour step, beside the map.
+    pub const TOUR_STEP: &str = "Tour step";
+    /// One system call followed end to end.
+    pub const WATERFALL: &str = "Waterfall";
     /// Pack probes' counter tables and histograms.
     pub const PACKS: &str = "Pack maps";
     /// The Cost view.

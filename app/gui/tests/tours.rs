@@ -1,0 +1,188 @@
+//! Guided tours and the waterfall on the bundled demo recording, driven
+//! headless with `egui_kittest`: what a student without root sees.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a missing widget or file is a broken test; panicking says so"
+)]
+
+use crossbeam_channel::bounded;
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use microscope_catalogue::Catalogue;
+use microscope_gui::{CentralTab, Command, MicroscopeApp, start_label};
+use std::time::{Duration, Instant};
+
+fn demo_app() -> Harness<'static, MicroscopeApp> {
+    let (_updates, update_rx) = bounded(1);
+    let (to_helper, _helper_rx) = bounded(1);
+    let app = MicroscopeApp::new(update_rx, to_helper);
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, app: &mut MicroscopeApp| app.show_ui(ui), app);
+    let ctx = harness.ctx.clone();
+    let demo = microscope_sources::demo_file().unwrap();
+    harness.state_mut().start_replay(demo, true, &ctx);
+    harness
+}
+
+/// Runs frames until `done` holds; fails after 60 s (a hung replay).
+fn run_until(
+    harness: &mut Harness<'_, MicroscopeApp>,
+    what: &str,
+    done: impl Fn(&MicroscopeApp) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(harness.state()) {
+        assert!(Instant::now() < deadline, "waited 60 s for {what}");
+        harness.run_steps(1);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    harness.run_steps(1);
+}
+
+/// Plays the demo to its end at full speed.
+fn play_to_the_end(harness: &mut Harness<'_, MicroscopeApp>) {
+    run_until(harness, "the replay to start", |app| {
+        app.model().replay.is_some()
+    });
+    harness
+        .state_mut()
+        .request(Command::Replay(microscope_sources::ReplayControl::Speed(
+            microscope_model::ReplaySpeed::Max,
+        )));
+    run_until(harness, "the replay to end", |app| {
+        app.model()
+            .replay
+            .as_ref()
+            .is_some_and(|r| !r.playing && r.position_ns == r.duration_ns)
+    });
+}
+
+#[test]
+fn the_read_tour_is_two_clicks_away_and_lights_each_step_on_the_map() {
+    let mut harness = demo_app();
+    harness.run_steps(2);
+    let catalogue = Catalogue::builtin();
+    let tour = catalogue.tour("read").unwrap();
+
+    // Click 1: the Tours tab. Click 2: start the read() tour.
+    harness.get_by_label("Tours").click();
+    harness.run_steps(2);
+    harness.get_by_label(&start_label(tour)).click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().tab(), CentralTab::Map);
+
+    for (i, step) in tour.steps.iter().enumerate() {
+        let highlight = harness.state().map_highlight();
+        let nodes: Vec<&str> = highlight.nodes.iter().map(String::as_str).collect();
+        let mut expected_nodes: Vec<&str> = step.nodes.iter().map(String::as_str).collect();
+        expected_nodes.sort_unstable();
+        assert_eq!(nodes, expected_nodes, "step {}", i + 1);
+        let edges: Vec<(&str, &str)> = highlight
+            .edges
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let mut expected_edges: Vec<(&str, &str)> = step
+            .edges
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        expected_edges.sort_unstable();
+        assert_eq!(edges, expected_edges, "step {}", i + 1);
+        // The heading says which step, and the map's nodes say they are lit.
+        harness.get_by_label(&format!(
+            "Step {} of {}: {}",
+            i + 1,
+            tour.steps.len(),
+            step.title
+        ));
+        let lit: Vec<String> = harness
+            .query_all_by_role(Role::Button)
+            .filter_map(|n| n.accesskit_node().label())
+            .filter(|label| label.ends_with("(highlighted)"))
+            .collect();
+        assert_eq!(lit.len(), step.nodes.len(), "step {}: {lit:?}", i + 1);
+        for node in &step.nodes {
+            let name = &catalogue.subsystem(node).unwrap().name;
+            assert!(
+                lit.iter().any(|label| label.starts_with(name.as_str())),
+                "step {}: {name} is not lit ({lit:?})",
+                i + 1
+            );
+        }
+        if i + 1 < tour.steps.len() {
+            harness.get_by_label("Next").click();
+            harness.run_steps(2);
+        }
+    }
+    harness.get_by_label("End tour").click();
+    harness.run_steps(2);
+    assert!(harness.state().map_highlight().is_empty());
+    assert!(harness.state().tours().position.is_none());
+}
+
+#[test]
+fn the_recorded_uncached_read_is_a_waterfall_whose_parts_add_up() {
+    let mut harness = demo_app();
+    play_to_the_end(&mut harness);
+    harness.state_mut().request(Command::FollowSlowest {
+        call: "read".into(),
+        tid: None,
+    });
+    harness.run_steps(2);
+    assert_eq!(harness.state().tab(), CentralTab::Waterfall);
+    let waterfall = match &harness.state().waterfall().current {
+        Some(Ok(w)) => w.clone(),
+        other => panic!("no waterfall: {other:?}"),
+    };
+    assert_eq!(waterfall.call, "read");
+    assert!(waterfall.went_to_disk(), "{waterfall:#?}");
+
+    // Events in time order: the call, the request's issue, its completion,
+    // the reader's wake-up, the return.
+    let starts: Vec<u64> = waterfall.steps.iter().map(|s| s.start_ns).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+    let first = |probe: &str| {
+        waterfall
+            .steps
+            .iter()
+            .position(|s| s.probe == probe)
+            .unwrap_or_else(|| panic!("no {probe} in {waterfall:#?}"))
+    };
+    let enter = first("syscalls:sys_enter_read");
+    let issue = first("block:block_rq_issue");
+    let complete = first("block:block_rq_complete");
+    let wakeup = first("sched:sched_wakeup");
+    let exit = first("syscalls:sys_exit_read");
+    assert!(enter < issue && issue < complete && complete < wakeup && wakeup < exit);
+
+    // The breakdown adds up to the measured latency, exactly.
+    let sum: u64 = waterfall.breakdown.iter().map(|p| p.ns).sum();
+    assert_eq!(sum, waterfall.latency_ns());
+    assert!(
+        waterfall
+            .breakdown
+            .iter()
+            .any(|p| p.label == "on the device")
+    );
+
+    // The view lists the same bars, in the same order.
+    let rows: Vec<String> = harness
+        .query_all_by_role(Role::Row)
+        .filter_map(|n| n.accesskit_node().label())
+        .collect();
+    let expected: Vec<String> = waterfall
+        .steps
+        .iter()
+        .map(microscope_gui::bar_label)
+        .collect();
+    assert_eq!(rows, expected);
+    // And the map lights where it went.
+    let highlight = harness.state().map_highlight();
+    for node in ["syscalls", "block"] {
+        assert!(highlight.has_node(node), "{highlight:?}");
+    }
+}
