@@ -63,8 +63,12 @@ pub const C_PACK_PACKAGES: &[&str] = &["clang-22", "libbpf-dev"];
 
 /// What the kernel tests use besides the kernel: `bindfs` mounts a FUSE
 /// file system, on which the helper must refuse uprobe targets
-/// (`app/helper/tests/kernel/hostile.rs`).
-const TEST_PACKAGES: &[&str] = &["bindfs"];
+/// (`app/helper/tests/kernel/hostile.rs`); the oracles they compare with,
+/// `bpftool prog show` (what each probe costs) and a real Prometheus server
+/// scraping the metrics endpoint (Debian's package; its service is not
+/// started on machines without systemd, and the test starts its own on
+/// loopback).
+const TEST_PACKAGES: &[&str] = &["bindfs", "bpftool", "prometheus"];
 
 fn apt_packages() -> Result<String> {
     let packages: Vec<&str> = LLVM_PACKAGES

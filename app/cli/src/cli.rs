@@ -110,6 +110,11 @@ pub enum CliCommand {
     /// print the numbers as JSON (`cargo xtask bench flame` runs it).
     #[command(name = "__bench-flame", hide = true)]
     BenchFlame(BenchFlameArgs),
+    /// Replay a recording in the whole window, headless, and print open
+    /// time, time to moments and UI time per frame as JSON (`cargo xtask
+    /// bench replay` runs it).
+    #[command(name = "__bench-replay", hide = true)]
+    BenchReplay(BenchReplayArgs),
 }
 
 /// Arguments of `probes`.
@@ -119,6 +124,19 @@ pub struct ProbesArgs {
     /// refused (its id, e.g. `mypack:probe`).
     #[arg(long, value_name = "ID")]
     pub verifier_log: Option<String>,
+    /// Instead, print what every attached probe costs (BPF run time per run
+    /// and share of a CPU, runs and events per second, ring-buffer fill,
+    /// drops) and the helper's own CPU and memory, once a second. The
+    /// kernel's BPF run-time statistics are on only while it runs.
+    #[arg(long, conflicts_with = "verifier_log")]
+    pub cost: bool,
+    /// With --cost: how many one-second reports to print.
+    #[arg(long, default_value_t = 3, value_name = "N", requires = "cost")]
+    pub reports: u32,
+    /// With --cost: enable this probe for the measurement (repeatable);
+    /// without it, the probes others (the app) have attached are measured.
+    #[arg(long = "enable", value_name = "ID", requires = "cost")]
+    pub enable: Vec<String>,
 }
 
 /// Arguments of `new-pack`.
@@ -247,6 +265,19 @@ pub struct BenchFlameArgs {
     /// Frames measured per scenario.
     #[arg(long, default_value_t = 200)]
     pub frames: usize,
+}
+
+/// Arguments of `__bench-replay`.
+#[derive(Debug, Args)]
+pub struct BenchReplayArgs {
+    /// The recording.
+    pub file: PathBuf,
+    /// Frames measured per scenario.
+    #[arg(long, default_value_t = 200)]
+    pub frames: usize,
+    /// Points per series of the Rates timeline measured alone.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rates_points: usize,
 }
 
 #[cfg(test)]

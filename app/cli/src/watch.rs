@@ -264,6 +264,8 @@ impl WatchTally {
             }
             HelperMessage::Hello(_)
             | HelperMessage::VerifierLog { .. }
+            | HelperMessage::CostWatch { .. }
+            | HelperMessage::Cost(_)
             | HelperMessage::Probes(_)
             | HelperMessage::ProbeState { .. }
             | HelperMessage::ProbeAdded(_)

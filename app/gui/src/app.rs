@@ -14,8 +14,8 @@ use microscope_model::map::SubsystemMap;
 use microscope_model::{Clock, ConnectionState, Model};
 use microscope_sources as sources;
 use microscope_sources::Recorder;
-use microscope_sources::ReplayControl;
 use microscope_sources::Wake;
+use microscope_sources::{BrowseRequest, ReplayControl};
 use microscope_wire::ClientMessage;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,6 +39,8 @@ pub struct MicroscopeApp {
     to_helper: Option<Sender<ClientMessage>>,
     /// Requests to the replay thread, while replaying.
     replay_controls: Option<Sender<ReplayControl>>,
+    /// The browser of the replayed recording: its answers and our requests.
+    browser: Option<(Receiver<Update>, Sender<BrowseRequest>)>,
     /// The helper's socket, to go live again after a replay.
     socket: Option<PathBuf>,
     /// Open the demo recording if the first connection attempt fails.
@@ -60,6 +62,10 @@ pub struct MicroscopeApp {
     flame_view: FlameView,
     paths_view: PathsView,
     pack_view: PackViewState,
+    /// "Show cost" is ticked in the probe panel.
+    show_cost: bool,
+    /// Whether we asked the helper for cost reports (see [`Self::watch_cost`]).
+    watching_cost: bool,
     /// Switch on the default probes ([`microscope_model::live_defaults`])
     /// when the helper's probe list arrives, once per app.
     default_probes: DefaultProbes,
@@ -86,6 +92,7 @@ impl MicroscopeApp {
             updates,
             to_helper: Some(to_helper),
             replay_controls: None,
+            browser: None,
             socket: None,
             demo_if_unreachable: false,
             open_dialog: None,
@@ -103,6 +110,8 @@ impl MicroscopeApp {
             flame_view: FlameView::new(),
             paths_view: PathsView::new(),
             pack_view: PackViewState::default(),
+            show_cost: false,
+            watching_cost: false,
             default_probes: DefaultProbes::Off,
         }
     }
@@ -179,6 +188,22 @@ impl MicroscopeApp {
         &self.paths_view
     }
 
+    /// The CPU timeline's state (time in view, selection).
+    pub fn cpu_view(&self) -> &CpuTimelineState {
+        &self.cpu_view
+    }
+
+    /// The inspector's state (probe, page, filter).
+    pub fn inspector(&self) -> &InspectorState {
+        &self.inspector
+    }
+
+    /// Shows the page of a browsed recording's events from event number
+    /// `first` in the inspector (what its page buttons do).
+    pub fn set_inspector_page(&mut self, first: u64) {
+        self.inspector.page_first = first;
+    }
+
     /// Draws one frame into `ui` (the whole window).
     pub fn show_ui(&mut self, ui: &mut egui::Ui) {
         let wall = self.clock.now();
@@ -211,6 +236,7 @@ impl MicroscopeApp {
             self.central_ui(ui, now);
         });
         self.apply_commands(ui.ctx());
+        self.watch_cost();
         let replay_playing = self.model.replay.as_ref().is_some_and(|r| r.playing);
         if self.model.is_connected() || replay_playing {
             ui.ctx().request_repaint_after(LIVE_REPAINT_INTERVAL);
@@ -260,6 +286,7 @@ impl MicroscopeApp {
                         &self.model,
                         &self.map,
                         &mut self.probe_filter,
+                        self.show_cost,
                         &mut self.commands,
                     );
                 });
@@ -298,7 +325,7 @@ impl MicroscopeApp {
             }
             CentralTab::Events => {
                 ui.scope_builder(labelled(region::INSPECTOR), |ui| {
-                    views::inspector_ui(ui, &self.model, &mut self.inspector);
+                    views::inspector_ui(ui, &self.model, &mut self.inspector, &mut self.commands);
                 });
             }
             CentralTab::Cpus => {
@@ -325,6 +352,11 @@ impl MicroscopeApp {
             CentralTab::Packs => {
                 ui.scope_builder(labelled(region::PACKS), |ui| {
                     views::pack_ui(ui, &self.model, &mut self.pack_view);
+                });
+            }
+            CentralTab::Cost => {
+                ui.scope_builder(labelled(region::COST), |ui| {
+                    views::cost_ui(ui, &self.model, &mut self.commands);
                 });
             }
         }
@@ -355,7 +387,18 @@ impl MicroscopeApp {
         );
     }
 
+    /// Applies what the recording's browser read (few, large answers).
+    fn drain_browser(&mut self) {
+        let Some((updates, _)) = &self.browser else {
+            return;
+        };
+        while let Ok(update) = updates.try_recv() {
+            self.model.apply(update);
+        }
+    }
+
     fn drain_updates(&mut self, ctx: &egui::Context) {
+        self.drain_browser();
         let started = Instant::now();
         loop {
             if started.elapsed() > DRAIN_BUDGET {
@@ -401,6 +444,19 @@ impl MicroscopeApp {
     pub fn start_replay(&mut self, path: PathBuf, demo: bool, ctx: &egui::Context) {
         self.model = Model::for_replay(self.clock.now(), demo).with_clock(self.clock.clone());
         self.to_helper = None; // ends the ingest thread, so the helper detaches
+        self.watching_cost = false;
+        self.cpu_view = CpuTimelineState::default();
+        self.inspector = InspectorState::default();
+        self.browser = match sources::browse(&path, wake(ctx)) {
+            Ok(browser) => Some(browser),
+            Err(err) => {
+                log::warn!(
+                    "could not start reading {} for browsing: {err}",
+                    path.display()
+                );
+                None
+            }
+        };
         match sources::replay(&path, self.model.epoch(), wake(ctx)) {
             Ok((updates, controls)) => {
                 self.updates = updates;
@@ -421,11 +477,14 @@ impl MicroscopeApp {
             return;
         };
         self.replay_controls = None; // ends the replay thread
+        self.browser = None; // and the browser
         self.model = Model::new(self.clock.now()).with_clock(self.clock.clone());
         match sources::live(&socket, wake(ctx), self.recorder.clone()) {
             Ok((updates, to_helper)) => {
                 self.updates = updates;
                 self.to_helper = Some(to_helper);
+                // A new connection watches nothing yet.
+                self.watching_cost = false;
             }
             Err(err) => {
                 self.model.apply(Update::Disconnected {
@@ -474,12 +533,25 @@ impl MicroscopeApp {
                 }
                 Command::SetFollowLive(follow) => self.follow_live = follow,
                 Command::ShowTab(tab) => self.tab = tab,
+                Command::ShowCost(shown) => self.show_cost = shown,
                 Command::Replay(control) => {
                     if let Some(controls) = &self.replay_controls
                         && controls.try_send(control).is_err()
                     {
                         log::warn!("the replay thread is busy or gone; dropped {control:?}");
                     }
+                }
+                Command::Browse(request) => {
+                    if let Some((_, requests)) = &self.browser
+                        && requests.try_send(request).is_err()
+                    {
+                        log::warn!("the recording's browser is busy or gone; dropped {request:?}");
+                    }
+                }
+                Command::ShowCpuRange { from_secs, to_secs } => {
+                    self.cpu_view.follow_live = false;
+                    self.cpu_view.end_secs = to_secs;
+                    self.cpu_view.span_secs = (to_secs - from_secs).max(1e-6);
                 }
                 Command::ShowOpenDialog => {
                     let mut dialog = egui_file::FileDialog::open_file()
@@ -557,6 +629,17 @@ impl MicroscopeApp {
                     self.pack_view.verifier_log = Some(probe);
                 }
             }
+        }
+    }
+
+    /// Asks the helper for cost reports exactly while something shows
+    /// them (the Cost tab, or "Show cost"), so the kernel's run-time
+    /// statistics are on only while someone looks.
+    fn watch_cost(&mut self) {
+        let wanted = !self.model.is_replay() && (self.show_cost || self.tab == CentralTab::Cost);
+        if wanted != self.watching_cost {
+            self.watching_cost = wanted;
+            self.send_to_helper(ClientMessage::WatchCost { watch: wanted });
         }
     }
 

@@ -17,6 +17,16 @@ pub enum Command {
     ShowTab(crate::tab::CentralTab),
     /// Play, pause, change speed or seek the replay.
     Replay(microscope_sources::ReplayControl),
+    /// Read part of the replayed recording for a view (a time range of
+    /// slices, a page of events).
+    Browse(microscope_sources::BrowseRequest),
+    /// Show `from_secs..to_secs` in the CPU timeline (stops following).
+    ShowCpuRange {
+        /// Left edge, seconds since the start.
+        from_secs: f64,
+        /// Right edge.
+        to_secs: f64,
+    },
     /// Show the file picker for a recording.
     ShowOpenDialog,
     /// Replay this recording instead of the live kernel.
@@ -56,6 +66,9 @@ pub enum Command {
     SetFilter(microscope_wire::ProcessFilter),
     /// Write the flame graph shown as folded stacks to this file.
     ExportFolded(std::path::PathBuf),
+    /// Show (or hide) what each probe costs under it in the probe list and
+    /// the map's details; the app watches the cost while shown.
+    ShowCost(bool),
     /// Show the stack samples of `[start_ns, end_ns)` (kernel ns) in the
     /// flame graph and paths views, e.g. a selection on the timeline.
     ShowStackRange {

@@ -40,6 +40,7 @@
 
 mod app;
 pub mod bench;
+pub mod bench_replay;
 mod command;
 mod gui;
 pub mod map_layout;

@@ -18,11 +18,13 @@ pub enum CentralTab {
     Paths,
     /// Pack probes' counter tables and histograms.
     Packs,
+    /// What each probe and the helper cost.
+    Cost,
 }
 
 impl CentralTab {
     /// Every tab, in display order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Map,
         Self::Rates,
         Self::Cpus,
@@ -30,6 +32,7 @@ impl CentralTab {
         Self::Flame,
         Self::Paths,
         Self::Packs,
+        Self::Cost,
     ];
 
     /// The tab's title.
@@ -42,6 +45,7 @@ impl CentralTab {
             Self::Flame => "Flame",
             Self::Paths => "Paths",
             Self::Packs => "Pack data",
+            Self::Cost => "Cost",
         }
     }
 }

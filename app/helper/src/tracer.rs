@@ -14,7 +14,7 @@ use aya::{Ebpf, EbpfLoader};
 use microscope_wire::ProbeKey;
 use microscope_wire::{Aggregates, Availability, Event, EventData, ProbeStats};
 use probes_common::{
-    EVENT_KINDS, EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, ProcessFilterConfig,
+    EVENT_KINDS, EventKind, FIELD_GLOBALS, FIELD_MISSING, FilterTable, LATENCY_BUCKETS,
     SLOT_COUNT_ONLY, SLOT_STACKS, SYSCALL_SLOTS, StackKey, TP_SLOTS, TracepointEvent,
 };
 use std::collections::HashMap;
@@ -109,7 +109,9 @@ pub struct Tracer {
     ebpf: Ebpf,
     ring: RingBuf<MapData>,
     drops: PerCpuArray<MapData, u64>,
+    /// Syscalls entered, by filter slot and syscall number.
     syscall_counts: PerCpuArray<MapData, u64>,
+    /// Syscall latency histograms, by filter slot.
     latency: PerCpuArray<MapData, u64>,
     /// Generic tracepoint records lost, per CPU, by slot.
     tp_drops: PerCpuArray<MapData, u64>,
@@ -117,8 +119,8 @@ pub struct Tracer {
     tp_hits: PerCpuArray<MapData, u64>,
     /// Options of each generic slot.
     slot_options: Array<MapData, u32>,
-    /// The in-kernel process filter.
-    filter: Array<MapData, ProcessFilterConfig>,
+    /// The in-kernel process filters, by slot.
+    filter: Array<MapData, FilterTable>,
     /// Stacks captured at tracepoints with stacks on (`SLOT_STACKS`).
     stacks: StackTraceMap<MapData>,
     /// Hits per (slot, process, stacks, comm).
@@ -140,6 +142,9 @@ pub struct Tracer {
     count_bases: Vec<Option<u64>>,
     /// Records that did not decode (should stay 0).
     decode_errors: u64,
+    /// Most bytes found waiting in the ring buffer at one drain since
+    /// [`take_ring_peak`](Self::take_ring_peak).
+    ring_peak_bytes: u64,
 }
 
 impl Tracer {
@@ -180,6 +185,7 @@ impl Tracer {
             slots: vec![None; TP_SLOTS as usize],
             count_bases: vec![None; TP_SLOTS as usize],
             decode_errors: 0,
+            ring_peak_bytes: 0,
         })
     }
 
@@ -329,11 +335,25 @@ impl Tracer {
         )
     }
 
-    /// Writes the in-kernel process filter.
-    pub fn set_filter(&mut self, filter: &ProcessFilterConfig) -> Result<(), String> {
+    /// Writes the in-kernel process filters.
+    pub fn set_filter(&mut self, table: &FilterTable) -> Result<(), String> {
         self.filter
-            .set(0, filter, 0)
+            .set(0, table, 0)
             .map_err(|err| format!("could not set the process filter: {err}"))
+    }
+
+    /// Zeroes the aggregates of filter slot `slot`, before it gets a new
+    /// filter.
+    pub fn clear_slot(&mut self, slot: usize) -> Result<(), String> {
+        let slot = slot as u32;
+        crate::filter_slots::clear_per_cpu(
+            &mut self.syscall_counts,
+            slot * SYSCALL_SLOTS..(slot + 1) * SYSCALL_SLOTS,
+        )?;
+        crate::filter_slots::clear_per_cpu(
+            &mut self.latency,
+            slot * LATENCY_BUCKETS..(slot + 1) * LATENCY_BUCKETS,
+        )
     }
 
     /// Detaches probe `key` if attached.
@@ -373,9 +393,11 @@ impl Tracer {
     /// records were consumed.
     pub fn drain(&mut self, max: usize, out: &mut Vec<Event>) -> usize {
         let mut consumed = 0;
+        let mut bytes = 0u64;
         while consumed < max {
             let Some(item) = self.ring.next() else { break };
             consumed += 1;
+            bytes += ring_record_bytes(item.len());
             let decoded = match crate::decode::record_kind(&item) {
                 Ok(EventKind::Tracepoint) => decode_generic(&item, &self.slots),
                 _ => decode_record(&item, |kind| {
@@ -399,7 +421,33 @@ impl Tracer {
                 }
             }
         }
+        self.ring_peak_bytes = self.ring_peak_bytes.max(bytes);
         consumed
+    }
+
+    /// Most bytes found waiting in the ring buffer at one drain since the
+    /// previous call (what it held when drained: its fill level).
+    pub fn take_ring_peak(&mut self) -> u64 {
+        std::mem::take(&mut self.ring_peak_bytes)
+    }
+
+    /// Whether probe `key` streams into the ring buffer.
+    pub fn streams(&self, key: ProbeKey) -> bool {
+        self.event_keys.contains(&Some(key))
+            || self
+                .slots
+                .iter()
+                .any(|s| s.as_ref().is_some_and(|(k, _)| *k == key))
+    }
+
+    /// Run-time statistics of the programs probe `key` has attached.
+    pub fn program_runs(&self, key: ProbeKey) -> Vec<crate::cost::ProgramRun> {
+        let Some(links) = self.attached.get(&key) else {
+            return Vec::new();
+        };
+        crate::cost::program_runs(self.ebpf.programs(), |name| {
+            links.iter().any(|(program, _)| program == name)
+        })
     }
 
     /// Kernel drops of every streamed probe (summed over CPUs).
@@ -443,12 +491,14 @@ impl Tracer {
             .collect()
     }
 
-    /// Reads the aggregates (cumulative since load).
-    pub fn aggregates(&self, counts: bool, latency: bool, ts_ns: u64) -> Aggregates {
+    /// Reads the aggregates of filter slot `slot` (cumulative since the
+    /// slot got its filter).
+    pub fn aggregates(&self, slot: usize, counts: bool, latency: bool, ts_ns: u64) -> Aggregates {
+        let slot = slot as u32;
         let syscall_counts = if counts {
             (0..SYSCALL_SLOTS)
                 .filter_map(|nr| {
-                    let n = sum_slot(&self.syscall_counts, nr);
+                    let n = sum_slot(&self.syscall_counts, slot * SYSCALL_SLOTS + nr);
                     (n > 0).then_some((nr, n))
                 })
                 .collect()
@@ -457,7 +507,7 @@ impl Tracer {
         };
         let latency_log2_ns = if latency {
             (0..LATENCY_BUCKETS)
-                .map(|b| sum_slot(&self.latency, b))
+                .map(|b| sum_slot(&self.latency, slot * LATENCY_BUCKETS + b))
                 .collect()
         } else {
             Vec::new()
@@ -501,6 +551,12 @@ fn decode_generic(
         comm: crate::decode::c_string(&header.comm),
         data: EventData::Fields(generic::decode_fields(format, &record.data)),
     })
+}
+
+/// Bytes a record of `len` bytes takes in a BPF ring buffer: an 8-byte
+/// header, then the record rounded up to 8 bytes.
+fn ring_record_bytes(len: usize) -> u64 {
+    8 + (len as u64).div_ceil(8) * 8
 }
 
 fn sum_slot(map: &PerCpuArray<MapData, u64>, index: u32) -> u64 {

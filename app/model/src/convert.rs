@@ -167,8 +167,31 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
             truncated,
         },
         wire::HelperMessage::Filter(filter) => Update::Filter(filter),
+        wire::HelperMessage::Cost(report) => Update::Cost {
+            arrived,
+            snapshot: crate::cost::CostSnapshot::from_report(&report, 0.0),
+        },
+        wire::HelperMessage::CostWatch {
+            watching,
+            run_times,
+        } => Update::CostWatch {
+            watching,
+            run_times: if run_times.available {
+                Ok(())
+            } else {
+                Err(run_times.reason)
+            },
+        },
         wire::HelperMessage::Stacks(batch) => Update::Stacks(batch),
     })
+}
+
+/// The CPU timeline's records of a batch's events, merged in time order
+/// (as a live batch gives them to the model).
+pub fn sched_records(events: Vec<wire::Event>) -> Vec<SchedRecord> {
+    let mut sched: Vec<SchedRecord> = events.into_iter().filter_map(sched_record).collect();
+    sched.sort_by_key(SchedRecord::ts_ns);
+    sched
 }
 
 /// The CPU timeline's part of an event, if it has one. Takes the event by

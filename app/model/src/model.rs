@@ -42,6 +42,39 @@ pub const OFF_CPU_PROBE: &str = "profile:offcpu";
 /// Events kept per probe for the event inspector.
 pub const RECENT_EVENTS: usize = 2_000;
 
+/// A recording read for browsing: what the replay's views show beyond the
+/// bounded buffers that playing fills (see
+/// [`RecordingOverview`](crate::RecordingOverview)).
+#[derive(Clone, Debug, Default)]
+pub struct Browse {
+    /// Share of the file read while the overview is built.
+    pub progress: f32,
+    /// The whole recording, once read.
+    pub overview: Option<std::sync::Arc<crate::RecordingOverview>>,
+    /// The latest time range of slices read from the file.
+    pub cpu_window: Option<std::sync::Arc<crate::CpuWindow>>,
+    /// The latest page of events read from the file.
+    pub page: Option<std::sync::Arc<crate::EventPage>>,
+    /// Why reading failed, if it did.
+    pub error: Option<String>,
+}
+
+impl Browse {
+    fn apply(&mut self, update: crate::update::BrowseUpdate) {
+        use crate::update::BrowseUpdate;
+        match update {
+            BrowseUpdate::Progress(share) => self.progress = share,
+            BrowseUpdate::Overview(overview) => {
+                self.progress = 1.0;
+                self.overview = Some(overview);
+            }
+            BrowseUpdate::CpuWindow(window) => self.cpu_window = Some(window),
+            BrowseUpdate::Page(page) => self.page = Some(page),
+            BrowseUpdate::Failed(reason) => self.error = Some(reason),
+        }
+    }
+}
+
 /// The UI's state.
 #[derive(Debug)]
 pub struct Model {
@@ -72,6 +105,8 @@ pub struct Model {
     aggregate_arrivals: BTreeMap<String, Instant>,
     /// Where the replay stands, when showing a recording.
     pub replay: Option<ReplayStatus>,
+    /// The recording read for browsing, when replaying one.
+    pub browse: Browse,
     /// Every tracepoint of the traced kernel, once asked for.
     pub tracepoints: Vec<String>,
     /// The last kernel function search: (query, names, truncated).
@@ -100,6 +135,8 @@ pub struct Model {
     pub packs: BTreeMap<ProbeKey, PackProbeData>,
     /// Verifier logs the helper sent, by probe id.
     pub verifier_logs: BTreeMap<String, String>,
+    /// What tracing costs: the latest reports, while the app watches.
+    pub cost: crate::cost::CostHistory,
     /// Start of the time axis of every view.
     epoch: Instant,
     /// Where "now" comes from.
@@ -126,6 +163,7 @@ impl Model {
             aggregate_counters: BTreeMap::new(),
             aggregate_arrivals: BTreeMap::new(),
             replay: None,
+            browse: Browse::default(),
             tracepoints: Vec::new(),
             kernel_functions: None,
             filter: microscope_wire::ProcessFilter::default(),
@@ -137,6 +175,7 @@ impl Model {
             recent: HashMap::new(),
             packs: BTreeMap::new(),
             verifier_logs: BTreeMap::new(),
+            cost: crate::cost::CostHistory::default(),
             epoch,
             clock: Clock::system(),
             replay_stopped_at: None,
@@ -270,10 +309,14 @@ impl Model {
             Update::VerifierLog { probe, log } => {
                 self.verifier_logs.insert(probe, log);
             }
+            Update::Browse(update) => self.browse.apply(update),
             Update::ReplayReset => {
                 let connection = self.connection.clone();
+                // The browser read the file, not the playback: it stays.
+                let browse = std::mem::take(&mut self.browse);
                 *self = Self {
                     connection,
+                    browse,
                     ..Self::new(self.epoch).with_clock(self.clock.clone())
                 };
             }
@@ -288,6 +331,22 @@ impl Model {
                 self.replay = Some(status);
             }
             Update::ReplayFailed { reason } => self.last_helper_error = Some(reason),
+            Update::Cost {
+                arrived,
+                mut snapshot,
+            } => {
+                snapshot.at_secs = self.timeline.secs_since_epoch(arrived);
+                self.cost.push(snapshot);
+            }
+            Update::CostWatch {
+                watching,
+                run_times,
+            } => {
+                if !watching {
+                    self.cost.clear();
+                }
+                self.cost.watch = Some((watching, run_times));
+            }
         }
     }
 
@@ -304,6 +363,7 @@ impl Model {
         self.stacks.clear();
         self.reset_aggregates();
         self.cpu.break_continuity();
+        self.cost.clear();
     }
 
     /// The connection dropped: nothing is enabled any more.

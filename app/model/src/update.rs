@@ -112,6 +112,35 @@ pub struct ProbeDrops {
 /// person reads a few hundred rows, not 200 000 a second.
 pub const RECENT_PER_BATCH: usize = 256;
 
+/// What the thread that reads a recording for browsing sends.
+#[derive(Clone, Debug)]
+pub enum BrowseUpdate {
+    /// Share of the file read so far (0..=1) while the overview is built.
+    Progress(f32),
+    /// The overview of the whole recording.
+    Overview(std::sync::Arc<crate::RecordingOverview>),
+    /// The slices of a time range, read from the file.
+    CpuWindow(std::sync::Arc<crate::CpuWindow>),
+    /// A page of events of one probe, read from the file.
+    Page(std::sync::Arc<crate::EventPage>),
+    /// Reading failed; a sentence saying why and what to do.
+    Failed(String),
+}
+
+impl PartialEq for BrowseUpdate {
+    fn eq(&self, other: &Self) -> bool {
+        use std::sync::Arc;
+        match (self, other) {
+            (Self::Progress(a), Self::Progress(b)) => a == b,
+            (Self::Overview(a), Self::Overview(b)) => Arc::ptr_eq(a, b),
+            (Self::CpuWindow(a), Self::CpuWindow(b)) => Arc::ptr_eq(a, b),
+            (Self::Page(a), Self::Page(b)) => Arc::ptr_eq(a, b),
+            (Self::Failed(a), Self::Failed(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 /// What the ingest thread tells the UI.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Update {
@@ -196,10 +225,28 @@ pub enum Update {
     ReplayReset,
     /// Where the replay's playhead is.
     Replay(ReplayStatus),
+    /// What the recording's browser read from the file (see
+    /// [`RecordingOverview`](crate::RecordingOverview)).
+    Browse(BrowseUpdate),
     /// The recording could not be opened.
     ReplayFailed {
         /// A sentence saying what happened and what to do.
         reason: String,
+    },
+    /// A cost report ([`crate::CostSnapshot`], its `at_secs` set on arrival).
+    Cost {
+        /// When it arrived.
+        arrived: Instant,
+        /// The figures.
+        snapshot: crate::cost::CostSnapshot,
+    },
+    /// The helper answered a watch request: whether we now get cost
+    /// reports, and whether run times are measured (or why not).
+    CostWatch {
+        /// Whether this app receives cost reports.
+        watching: bool,
+        /// Run times measured, or why not.
+        run_times: Result<(), String>,
     },
     /// The helper reported an error (for example a probe failed to attach).
     HelperError {

@@ -2,6 +2,7 @@
 //! reports what the user asked for as [`Command`](crate::command::Command)s.
 
 mod banner;
+pub(crate) mod cost_view;
 mod cpu_timeline_view;
 mod flame_view;
 mod graph_cache;
@@ -18,12 +19,13 @@ mod timeline_view;
 mod tools_view;
 
 pub use banner::{banner_text, banner_ui};
+pub use cost_view::{cost_ui, probe_cost_line_ui};
 pub use cpu_timeline_view::{CpuTimelineState, cpu_timeline_ui, slice_label};
 pub use flame_view::{
     BREADCRUMBS, DiffRanges, FRAMES, FlameLayout, FlameView, NO_SAMPLES_IN_RANGE, NO_STACKS,
 };
 pub use histogram_view::histogram_ui;
-pub use inspector_view::{InspectorState, inspector_ui};
+pub use inspector_view::{InspectorState, PAGE_EVENTS, inspector_ui};
 pub use map_view::{MapState, map_ui};
 pub use pack_view::{
     MACHINE_WIDE, PackViewState, has_verifier_log, pack_ui, verifier_log_button_ui,
@@ -69,4 +71,8 @@ pub mod region {
     pub const PATHS: &str = "Call paths";
     /// Pack probes' counter tables and histograms.
     pub const PACKS: &str = "Pack maps";
+    /// The Cost view.
+    pub const COST: &str = "Cost view";
+    /// The Cost view's table, a row per attached probe.
+    pub const COST_TABLE: &str = "Cost table";
 }
