@@ -65,9 +65,9 @@ const NODE_MAX_WIDTH: f32 = 190.0;
 /// Width of a pass slot (an edge crossing a row), in points.
 const PASS_WIDTH: f32 = 6.0;
 /// Least gap between two slots of a row, in points.
-const MIN_GAP: f32 = 10.0;
+const MIN_GAP: f32 = 6.0;
 /// Padding inside a node, in points.
-const NODE_PAD: f32 = 5.0;
+const NODE_PAD: f32 = 4.0;
 /// Height of a node's sparkline, in points.
 const SPARK_HEIGHT: f32 = 12.0;
 /// Least room kept between rows for edges, in points.

@@ -225,6 +225,13 @@ fn nothing_overlaps_at_1920x1080() {
 }
 
 #[test]
+fn nothing_overlaps_in_the_default_window() {
+    // `microscope` opens at 1200×800.
+    check([1200.0, 800.0], true, false);
+    check([1200.0, 800.0], true, true);
+}
+
+#[test]
 fn a_small_window_still_keeps_text_in_its_nodes() {
     // Smaller than the sizes people use (the GUI snapshot's): the rows are
     // tight, the sparklines go, but nothing overlaps or spills.
