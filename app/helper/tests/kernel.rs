@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 mod cost;
 #[path = "kernel/hostile.rs"]
 mod hostile;
+#[path = "kernel/metrics.rs"]
+mod metrics;
 #[path = "kernel/packs.rs"]
 mod packs;
 #[path = "kernel/profile.rs"]
