@@ -63,6 +63,10 @@ enum Bench {
     /// UI CPU time per frame of the flame graph view on 100k unique
     /// synthetic stacks.
     Flame(crate::bench_flame::Options),
+    /// The real app replaying a 10-million-event recording: open time, time
+    /// to any moment, UI time per frame, peak memory; and the Rates
+    /// timeline with a million points.
+    Replay(crate::bench_replay::Options),
 }
 
 /// One line of the results table.
@@ -103,6 +107,7 @@ pub fn run(options: &Options) -> Result<()> {
         Bench::Toggle(options) => return crate::bench_toggle::run(options),
         Bench::Profile(options) => return crate::bench_profile::run(options),
         Bench::Flame(options) => return crate::bench_flame::run(options),
+        Bench::Replay(options) => return crate::bench_replay::run(options),
     };
     if seconds == 0 || rounds == 0 {
         bail!("--seconds and --rounds must be at least 1");

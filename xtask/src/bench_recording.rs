@@ -12,7 +12,6 @@
 
 use microscope_wire::ProbeKey;
 use std::fs::{self, OpenOptions};
-use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -288,7 +287,7 @@ pub(crate) fn synthetic_batch(seed: u64, events: usize) -> HelperMessage {
 }
 
 /// Writes `events` synthetic events; returns the file size.
-fn write_synthetic(path: &Path, events: u64) -> Result<u64> {
+pub(crate) fn write_synthetic(path: &Path, events: u64) -> Result<u64> {
     let mut writer = RecordingWriter::create(path, &header(), true)?;
     let mut rng = fastrand::Rng::with_seed(0x5eed_1234_abcd_ef01);
     // ~400k events/s, the rate of a tight syscall loop on this machine.
@@ -347,32 +346,14 @@ fn info(app: &Path, file: &Path) -> Result<Measured> {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     let started = Instant::now();
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("could not start `{}`", proc::describe(&cmd)))?;
-    let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // std's `Child` cannot report rusage, so reap the child ourselves; it is
-    // ours, and `child` is never waited on after this.
-    // SAFETY: `status` and `usage` are valid for writes for the whole call.
-    let reaped = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+    let (status, peak_rss_bytes) = proc::run_with_peak_rss(&mut cmd)?;
     let wall = started.elapsed();
-    if reaped != pid {
-        bail!(
-            "waiting for `microscope info` failed: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    let status = std::process::ExitStatus::from_raw(status);
     if !status.success() {
         bail!("`microscope info {}` failed ({status})", file.display());
     }
     Ok(Measured {
         wall,
-        // ru_maxrss is in KiB on Linux.
-        peak_rss_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
+        peak_rss_bytes,
     })
 }
 

@@ -14,6 +14,7 @@ mod bench;
 mod bench_flame;
 mod bench_profile;
 mod bench_recording;
+mod bench_replay;
 mod bench_toggle;
 mod cpuloop;
 mod demo;

@@ -217,3 +217,30 @@ impl Drop for RemoveDir {
         let _ignored = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Runs `cmd` to its end and returns its exit status and peak resident
+/// memory in bytes (from `wait4`'s rusage: the same number as `VmHWM`).
+pub fn run_with_peak_rss(cmd: &mut Command) -> Result<(ExitStatus, u64)> {
+    use std::os::unix::process::ExitStatusExt as _;
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("could not start `{}`", describe(cmd)))?;
+    let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // std's `Child` cannot report rusage, so reap the child ourselves; it is
+    // ours, and `child` is never waited on after this.
+    // SAFETY: `status` and `usage` are valid for writes for the whole call.
+    let reaped = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+    if reaped != pid {
+        anyhow::bail!(
+            "waiting for `{}` failed: {}",
+            describe(cmd),
+            std::io::Error::last_os_error()
+        );
+    }
+    // ru_maxrss is in KiB on Linux.
+    let peak = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
+    Ok((ExitStatus::from_raw(status), peak))
+}

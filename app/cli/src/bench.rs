@@ -1,6 +1,7 @@
-//! `microscope __bench-flame` (hidden): what `cargo xtask bench flame` runs.
+//! `microscope __bench-flame` and `__bench-replay` (hidden): what `cargo
+//! xtask bench flame` and `cargo xtask bench replay` run.
 
-use crate::cli::BenchFlameArgs;
+use crate::cli::{BenchFlameArgs, BenchReplayArgs};
 use microscope_gui::bench::{FlameBenchOptions, flame_frame_times, report_json};
 use std::process::ExitCode;
 
@@ -12,5 +13,18 @@ pub fn run(args: &BenchFlameArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     });
     println!("{}", report_json(&report));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Replays a recording in the headless window, times it and prints the
+/// report as JSON.
+pub fn run_replay(args: &BenchReplayArgs) -> anyhow::Result<ExitCode> {
+    use microscope_gui::bench_replay::{rates_frame_times, replay_frame_times};
+    let report = replay_frame_times(&args.file, args.frames).map_err(anyhow::Error::msg)?;
+    let rates = rates_frame_times(args.rates_points, args.frames);
+    println!(
+        "{}",
+        microscope_gui::bench_replay::report_json(&report, &rates)
+    );
     Ok(ExitCode::SUCCESS)
 }

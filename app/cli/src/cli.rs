@@ -53,6 +53,8 @@ pub enum View {
     Flame,
     /// The call graph of the stacks into a probe.
     Paths,
+    /// Pack probes' counter tables and histograms.
+    Packs,
 }
 
 impl View {
@@ -65,6 +67,7 @@ impl View {
             Self::Events => CentralTab::Events,
             Self::Flame => CentralTab::Flame,
             Self::Paths => CentralTab::Paths,
+            Self::Packs => CentralTab::Packs,
         }
     }
 }
@@ -101,6 +104,11 @@ pub enum CliCommand {
     /// print the numbers as JSON (`cargo xtask bench flame` runs it).
     #[command(name = "__bench-flame", hide = true)]
     BenchFlame(BenchFlameArgs),
+    /// Replay a recording in the whole window, headless, and print open
+    /// time, time to moments and UI time per frame as JSON (`cargo xtask
+    /// bench replay` runs it).
+    #[command(name = "__bench-replay", hide = true)]
+    BenchReplay(BenchReplayArgs),
 }
 
 /// Arguments of `probes`.
@@ -237,6 +245,9 @@ pub enum ExportFormat {
     Csv,
     /// `comm;probe count` lines for flame-graph tools.
     Folded,
+    /// Pack probes' counter tables and histograms, one CSV row per value
+    /// and reading.
+    Tables,
 }
 
 /// Arguments of `__bench-flame`.
@@ -248,6 +259,19 @@ pub struct BenchFlameArgs {
     /// Frames measured per scenario.
     #[arg(long, default_value_t = 200)]
     pub frames: usize,
+}
+
+/// Arguments of `__bench-replay`.
+#[derive(Debug, Args)]
+pub struct BenchReplayArgs {
+    /// The recording.
+    pub file: PathBuf,
+    /// Frames measured per scenario.
+    #[arg(long, default_value_t = 200)]
+    pub frames: usize,
+    /// Points per series of the Rates timeline measured alone.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rates_points: usize,
 }
 
 #[cfg(test)]

@@ -71,5 +71,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         CliCommand::Profile(args) => profile::run(socket, args),
         CliCommand::Export(args) => export::run(args),
         CliCommand::BenchFlame(args) => bench::run(args),
+        CliCommand::BenchReplay(args) => bench::run_replay(args),
     }
 }

@@ -225,8 +225,16 @@ pub fn format_probes(hello: &HelperInfo, probes: &[ProbeInfo]) -> String {
     if probes.is_empty() {
         let _ = writeln!(out, "  (none)");
     }
+    if probes.iter().any(|p| p.kind == ProbeKind::Pack) {
+        let _ = writeln!(out, "{PACK_NOTE}");
+    }
     out
 }
+
+/// Said under the list when it has `pack` probes: whose counts they are.
+pub const PACK_NOTE: &str = "note: `pack` probes count in their own maps in the kernel, once for \
+     every client of the helper (machine-wide, or the processes every client's filter keeps); \
+     the window's Pack data tab shows their tables and histograms.";
 
 fn kind_name(kind: ProbeKind) -> &'static str {
     match kind {

@@ -4,7 +4,8 @@ use crate::command::{Command, CommandQueue};
 use crate::tab::CentralTab;
 use crate::theme;
 use crate::views::{
-    self, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState, region,
+    self, CpuTimelineState, FlameView, InspectorState, MapState, PackViewState, PathsView,
+    ToolsState, region,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
@@ -13,8 +14,8 @@ use microscope_model::map::SubsystemMap;
 use microscope_model::{Clock, ConnectionState, Model};
 use microscope_sources as sources;
 use microscope_sources::Recorder;
-use microscope_sources::ReplayControl;
 use microscope_sources::Wake;
+use microscope_sources::{BrowseRequest, ReplayControl};
 use microscope_wire::ClientMessage;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct MicroscopeApp {
     to_helper: Option<Sender<ClientMessage>>,
     /// Requests to the replay thread, while replaying.
     replay_controls: Option<Sender<ReplayControl>>,
+    /// The browser of the replayed recording: its answers and our requests.
+    browser: Option<(Receiver<Update>, Sender<BrowseRequest>)>,
     /// The helper's socket, to go live again after a replay.
     socket: Option<PathBuf>,
     /// Open the demo recording if the first connection attempt fails.
@@ -58,6 +61,7 @@ pub struct MicroscopeApp {
     recorder: Recorder,
     flame_view: FlameView,
     paths_view: PathsView,
+    pack_view: PackViewState,
     /// "Show cost" is ticked in the probe panel.
     show_cost: bool,
     /// Whether we asked the helper for cost reports (see [`Self::watch_cost`]).
@@ -74,6 +78,7 @@ impl MicroscopeApp {
             updates,
             to_helper: Some(to_helper),
             replay_controls: None,
+            browser: None,
             socket: None,
             demo_if_unreachable: false,
             open_dialog: None,
@@ -90,6 +95,7 @@ impl MicroscopeApp {
             recorder: Recorder::default(),
             flame_view: FlameView::new(),
             paths_view: PathsView::new(),
+            pack_view: PackViewState::default(),
             show_cost: false,
             watching_cost: false,
         }
@@ -139,6 +145,22 @@ impl MicroscopeApp {
         &self.paths_view
     }
 
+    /// The CPU timeline's state (time in view, selection).
+    pub fn cpu_view(&self) -> &CpuTimelineState {
+        &self.cpu_view
+    }
+
+    /// The inspector's state (probe, page, filter).
+    pub fn inspector(&self) -> &InspectorState {
+        &self.inspector
+    }
+
+    /// Shows the page of a browsed recording's events from event number
+    /// `first` in the inspector (what its page buttons do).
+    pub fn set_inspector_page(&mut self, first: u64) {
+        self.inspector.page_first = first;
+    }
+
     /// Draws one frame into `ui` (the whole window).
     pub fn show_ui(&mut self, ui: &mut egui::Ui) {
         let wall = self.clock.now();
@@ -157,6 +179,7 @@ impl MicroscopeApp {
         );
         self.open_dialog_ui(ui.ctx());
         views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
+        views::verifier_log_window_ui(ui.ctx(), &self.model, &mut self.pack_view);
         self.top_panels_ui(ui, wall);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.scope_builder(UiBuilder::new().accessibility_label(region::STATUS), |ui| {
@@ -259,7 +282,7 @@ impl MicroscopeApp {
             }
             CentralTab::Events => {
                 ui.scope_builder(labelled(region::INSPECTOR), |ui| {
-                    views::inspector_ui(ui, &self.model, &mut self.inspector);
+                    views::inspector_ui(ui, &self.model, &mut self.inspector, &mut self.commands);
                 });
             }
             CentralTab::Cpus => {
@@ -281,6 +304,11 @@ impl MicroscopeApp {
             CentralTab::Paths => {
                 ui.scope_builder(labelled(region::PATHS), |ui| {
                     self.paths_view.ui(ui, &self.model);
+                });
+            }
+            CentralTab::Packs => {
+                ui.scope_builder(labelled(region::PACKS), |ui| {
+                    views::pack_ui(ui, &self.model, &mut self.pack_view);
                 });
             }
             CentralTab::Cost => {
@@ -316,7 +344,18 @@ impl MicroscopeApp {
         );
     }
 
+    /// Applies what the recording's browser read (few, large answers).
+    fn drain_browser(&mut self) {
+        let Some((updates, _)) = &self.browser else {
+            return;
+        };
+        while let Ok(update) = updates.try_recv() {
+            self.model.apply(update);
+        }
+    }
+
     fn drain_updates(&mut self, ctx: &egui::Context) {
+        self.drain_browser();
         let started = Instant::now();
         loop {
             if started.elapsed() > DRAIN_BUDGET {
@@ -357,6 +396,18 @@ impl MicroscopeApp {
         self.model = Model::for_replay(self.clock.now(), demo).with_clock(self.clock.clone());
         self.to_helper = None; // ends the ingest thread, so the helper detaches
         self.watching_cost = false;
+        self.cpu_view = CpuTimelineState::default();
+        self.inspector = InspectorState::default();
+        self.browser = match sources::browse(&path, wake(ctx)) {
+            Ok(browser) => Some(browser),
+            Err(err) => {
+                log::warn!(
+                    "could not start reading {} for browsing: {err}",
+                    path.display()
+                );
+                None
+            }
+        };
         match sources::replay(&path, self.model.epoch(), wake(ctx)) {
             Ok((updates, controls)) => {
                 self.updates = updates;
@@ -377,6 +428,7 @@ impl MicroscopeApp {
             return;
         };
         self.replay_controls = None; // ends the replay thread
+        self.browser = None; // and the browser
         self.model = Model::new(self.clock.now()).with_clock(self.clock.clone());
         match sources::live(&socket, wake(ctx), self.recorder.clone()) {
             Ok((updates, to_helper)) => {
@@ -432,6 +484,18 @@ impl MicroscopeApp {
                         log::warn!("the replay thread is busy or gone; dropped {control:?}");
                     }
                 }
+                Command::Browse(request) => {
+                    if let Some((_, requests)) = &self.browser
+                        && requests.try_send(request).is_err()
+                    {
+                        log::warn!("the recording's browser is busy or gone; dropped {request:?}");
+                    }
+                }
+                Command::ShowCpuRange { from_secs, to_secs } => {
+                    self.cpu_view.follow_live = false;
+                    self.cpu_view.end_secs = to_secs;
+                    self.cpu_view.span_secs = (to_secs - from_secs).max(1e-6);
+                }
                 Command::ShowOpenDialog => {
                     let mut dialog = egui_file::FileDialog::open_file()
                         .title("Open a Microscope recording")
@@ -470,6 +534,7 @@ impl MicroscopeApp {
                         ));
                     }
                 }
+                Command::HighlightMap(highlight) => self.map_view.highlight = highlight,
                 Command::StartRecording => {
                     let dir = std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir());
                     let path = microscope_sources::default_path(&dir);
@@ -496,6 +561,14 @@ impl MicroscopeApp {
                 Command::ShowStackRange { start_ns, end_ns } => {
                     self.flame_view.set_range(start_ns, end_ns);
                     self.paths_view.set_range(start_ns, end_ns);
+                }
+                Command::ShowVerifierLog(probe) => {
+                    if !self.model.verifier_logs.contains_key(&probe) {
+                        self.send_to_helper(ClientMessage::VerifierLog {
+                            probe: probe.clone(),
+                        });
+                    }
+                    self.pack_view.verifier_log = Some(probe);
                 }
             }
         }

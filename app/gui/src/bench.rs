@@ -59,7 +59,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(mut times: Vec<Duration>) -> Self {
+    pub(crate) fn of(mut times: Vec<Duration>) -> Self {
         times.sort();
         let ms = |index: usize| times.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e3);
         Self {
@@ -69,7 +69,7 @@ impl Percentiles {
         }
     }
 
-    fn json(self) -> serde_json::Value {
+    pub(crate) fn json(self) -> serde_json::Value {
         serde_json::json!({
             "median_ms": self.median_ms,
             "p95_ms": self.p95_ms,
@@ -250,7 +250,7 @@ impl Runner<'_> {
 /// CPU time this thread has used. Unlike the wall clock, it does not count
 /// time other processes had the CPU, which on a shared machine is most of
 /// the spread between frames.
-fn thread_cpu_time() -> Duration {
+pub(crate) fn thread_cpu_time() -> Duration {
     Duration::from_nanos(microscope_wire::thread_cpu_ns())
 }
 

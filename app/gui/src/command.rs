@@ -17,6 +17,16 @@ pub enum Command {
     ShowTab(crate::tab::CentralTab),
     /// Play, pause, change speed or seek the replay.
     Replay(microscope_sources::ReplayControl),
+    /// Read part of the replayed recording for a view (a time range of
+    /// slices, a page of events).
+    Browse(microscope_sources::BrowseRequest),
+    /// Show `from_secs..to_secs` in the CPU timeline (stops following).
+    ShowCpuRange {
+        /// Left edge, seconds since the start.
+        from_secs: f64,
+        /// Right edge.
+        to_secs: f64,
+    },
     /// Show the file picker for a recording.
     ShowOpenDialog,
     /// Replay this recording instead of the live kernel.
@@ -37,6 +47,9 @@ pub enum Command {
     },
     /// Show the map with this subsystem's details.
     SelectSubsystem(String),
+    /// Make these nodes and edges stand out on the map (an empty highlight
+    /// clears it). Does not switch tabs.
+    HighlightMap(microscope_model::map::MapHighlight),
     /// Start recording what the helper sends to a new file in the current
     /// directory.
     StartRecording,
@@ -61,6 +74,9 @@ pub enum Command {
         /// First time excluded.
         end_ns: u64,
     },
+    /// Ask the helper for the verifier's whole log of this pack probe and
+    /// show it in a window.
+    ShowVerifierLog(String),
 }
 
 /// Collects the commands of one frame.

@@ -88,6 +88,8 @@ pub const MAP_TEXT: Color32 = Color32::from_gray(220);
 pub const MAP_EDGE: Color32 = Color32::from_gray(90);
 /// Paths touching the selected subsystem.
 pub const MAP_EDGE_SELECTED: Color32 = Color32::from_rgb(0xe0, 0xc0, 0x60);
+/// Nodes and edges a tour step or a followed operation highlights.
+pub const MAP_TOUR: Color32 = Color32::from_rgb(0x56, 0xb4, 0xe9);
 /// Behind the probe a search jumped to.
 pub const MAP_HIGHLIGHT: Color32 = Color32::from_rgb(0x40, 0x38, 0x18);
 

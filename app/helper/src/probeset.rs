@@ -10,6 +10,7 @@
 //! | `profile:cpu`, `profile:offcpu` | the profiler's object ([`Profiler::start`]) |
 
 use crate::auth::Peer;
+use crate::filter_slots::FilterSlots;
 use crate::funcprobe::FunctionProbes;
 use crate::pack::PackProbes;
 use crate::profiler::{ProfileKind, Profiler, StackBatchParts};
@@ -21,7 +22,9 @@ use microscope_wire::ProbeKey;
 use microscope_wire::{
     Aggregates, Capabilities, Event, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
 };
-use probes_common::{COMM_LEN, FILTER_CGROUP, FILTER_COMM, FILTER_PID, ProcessFilterConfig};
+use probes_common::{
+    COMM_LEN, FILTER_CGROUP, FILTER_COMM, FILTER_PID, FilterTable, ProcessFilterConfig,
+};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -32,7 +35,8 @@ pub struct ProbeSet {
     profiler: Profiler,
     registry: Registry,
     packs: PackProbes,
-    filter: ProcessFilter,
+    /// Each client's process filter slot (see `filter_slots.rs`).
+    slots: FilterSlots,
     tracefs: Option<PathBuf>,
 }
 
@@ -76,7 +80,7 @@ impl ProbeSet {
             profiler,
             registry,
             packs,
-            filter: ProcessFilter::default(),
+            slots: FilterSlots::default(),
             tracefs,
         }
     }
@@ -159,8 +163,8 @@ impl ProbeSet {
             Source::Function {
                 target: Some(target),
             } => {
-                let filter = filter_config(&self.filter)?;
-                self.functions.attach(key, target, &filter, peer)
+                let table = self.slots.table();
+                self.functions.attach(key, target, &table, peer)
             }
             // Registered unavailable, so not reached.
             Source::Function { target: None } => Err(format!(
@@ -169,9 +173,9 @@ impl ProbeSet {
             )),
             Source::Profile { off_cpu } => {
                 let (kind, options) = (profile_kind(*off_cpu), probe.options.clone());
-                let filter = filter_config(&self.filter)?;
+                let table = self.slots.table();
                 self.profiler
-                    .start(key, kind, &options, &filter, self.tracefs.as_deref())
+                    .start(key, kind, &options, &table, self.tracefs.as_deref())
             }
         }
     }
@@ -210,7 +214,8 @@ impl ProbeSet {
         // Tracepoint categories are C identifiers; pack ids may have `-`.
         if prefix.contains('-') {
             return Err(format!(
-                "no pack `{prefix}` is loaded, so there is no probe `{id}`; packs are read at start                  from /usr/share/microscope/packs, /etc/microscope/packs and each `--pack-dir`{}",
+                "no pack `{prefix}` is loaded, so there is no probe `{id}`; packs are read at start \
+                 from /usr/share/microscope/packs, /etc/microscope/packs and each `--pack-dir`{}",
                 if self.packs.problems().is_empty() {
                     String::new()
                 } else {
@@ -296,16 +301,73 @@ impl ProbeSet {
         Ok(key)
     }
 
-    /// Sets the in-kernel process filter of every object: what every
-    /// client's own filter lets through (see `server.rs`).
-    pub fn set_filter(&mut self, filter: ProcessFilter) -> Result<(), String> {
-        let config = filter_config(&filter)?;
-        self.tracer.set_filter(&config)?;
-        self.functions.set_filter(&config)?;
-        self.profiler.set_filter(&config)?;
-        self.packs.set_filter_pid(filter.pid.unwrap_or(0))?;
-        self.filter = filter;
+    /// Gives client `client` the process filter `filter`: a filter slot of
+    /// its own or shared with clients of an equal filter (see
+    /// `filter_slots.rs`), written into every object of Microscope's own.
+    /// The client's aggregates are then counted exactly under its filter.
+    /// An error is a sentence; the client keeps its previous filter.
+    pub fn set_client_filter(&mut self, client: u64, filter: &ProcessFilter) -> Result<(), String> {
+        let config = filter_config(filter)?;
+        let before = self.slots.table();
+        let assigned = self.slots.assign(client, filter, config)?;
+        if assigned.fresh {
+            // Off in the kernel while its counters are cleared (it may be
+            // the client's previous slot, taken over in place).
+            let mut off = before;
+            off.set(assigned.slot, None);
+            if off != before {
+                self.write_table(&off)?;
+            }
+            self.tracer.clear_slot(assigned.slot)?;
+            self.functions.clear_slot(assigned.slot)?;
+        }
+        if self.slots.table() != before || assigned.fresh {
+            self.write_filter_table()?;
+        }
         Ok(())
+    }
+
+    /// Client `client` left: its filter slot is freed if no one else uses it.
+    pub fn release_client(&mut self, client: u64) {
+        if self.slots.release(client)
+            && let Err(err) = self.write_filter_table()
+        {
+            log::error!("{err}");
+        }
+    }
+
+    /// An error sentence if client `client` has no filter slot (every slot
+    /// was taken by other filters when it came): the kernel would not keep
+    /// what it asks for.
+    pub fn check_filter_slot(&self, client: u64) -> Result<(), String> {
+        match self.slots.slot_of(client) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "the helper has no room for your process filter: its other clients use {} \
+                 different process filters, the most the kernel applies at once (each keeps \
+                 its own counts). Set the process filter one of them uses, or try again when \
+                 one of them has left or changed its filter",
+                self.slots.in_use()
+            )),
+        }
+    }
+
+    fn write_filter_table(&mut self) -> Result<(), String> {
+        let table = self.slots.table();
+        self.write_table(&table)
+    }
+
+    fn write_table(&mut self, table: &FilterTable) -> Result<(), String> {
+        self.tracer.set_filter(table)?;
+        self.functions.set_filter(table)?;
+        self.profiler.set_filter(table)
+    }
+
+    /// Binds the `filter_pid` knob of third-party packs to `filter`'s pid:
+    /// the filter every client shares, or none (see `server.rs`). Packs
+    /// count in their own programs, for the whole machine otherwise.
+    pub fn set_pack_filter(&mut self, filter: &ProcessFilter) -> Result<(), String> {
+        self.packs.set_filter_pid(filter.pid.unwrap_or(0))
     }
 
     /// Drains up to `max` streamed records into `out`.
@@ -383,8 +445,15 @@ impl ProbeSet {
         .collect()
     }
 
-    /// The aggregates a client with probes `enabled` wants, if any.
-    pub fn aggregates_for(&self, enabled: &BTreeSet<ProbeKey>, ts_ns: u64) -> Option<Aggregates> {
+    /// The aggregates client `client`, with probes `enabled`, wants, if any:
+    /// those of its own filter slot.
+    pub fn aggregates_for(
+        &self,
+        client: u64,
+        enabled: &BTreeSet<ProbeKey>,
+        ts_ns: u64,
+    ) -> Option<Aggregates> {
+        let slot = self.slots.slot_of(client)?;
         let wants = |kind| {
             enabled
                 .iter()
@@ -396,11 +465,11 @@ impl ProbeSet {
         if !(counts || latency || functions) {
             return None;
         }
-        let mut aggregates = self.tracer.aggregates(counts, latency, ts_ns);
+        let mut aggregates = self.tracer.aggregates(slot, counts, latency, ts_ns);
         if functions {
             aggregates.functions = self
                 .functions
-                .stats()
+                .stats(slot)
                 .into_iter()
                 .filter(|s| enabled.contains(&s.probe))
                 .collect();

@@ -30,7 +30,7 @@ use aya::{Ebpf, EbpfLoader};
 use microscope_wire::ProbeKey;
 use microscope_wire::{Availability, ProbeOptions, StackBatch, StackCount};
 use probes_common::{
-    BlockStart, DEFAULT_MIN_BLOCK_NS, DEFAULT_SAMPLE_HZ, FIELD_GLOBALS, FIELD_MISSING,
+    BlockStart, DEFAULT_MIN_BLOCK_NS, DEFAULT_SAMPLE_HZ, FIELD_GLOBALS, FIELD_MISSING, FilterTable,
     PROFILE_OFF_CPU, PROFILE_ON_CPU, ProcessFilterConfig, StackKey,
 };
 use std::cell::OnceCell;
@@ -198,7 +198,7 @@ struct Done {
 pub struct Profiler {
     object: Option<Object>,
     runs: [Option<Run>; 2],
-    filter: ProcessFilterConfig,
+    filter: FilterTable,
     /// What the kernel allows, tested once on first use.
     verdicts: OnceCell<[Availability; 2]>,
     /// Why the last start of a kind failed, if it did.
@@ -233,7 +233,8 @@ impl Profiler {
         Self {
             object: None,
             runs: [None, None],
-            filter: ProcessFilterConfig::default(),
+            // Every process until told otherwise.
+            filter: FilterTable::single(ProcessFilterConfig::default()),
             verdicts: OnceCell::new(),
             failures: [None, None],
             thread: None,
@@ -288,7 +289,7 @@ impl Profiler {
         key: ProbeKey,
         kind: ProfileKind,
         options: &ProbeOptions,
-        filter: &ProcessFilterConfig,
+        filter: &FilterTable,
         tracefs: Option<&Path>,
     ) -> Result<(), String> {
         let run = Run {
@@ -339,7 +340,7 @@ impl Profiler {
         &mut self,
         kind: ProfileKind,
         run: Run,
-        filter: &ProcessFilterConfig,
+        filter: &FilterTable,
         tracefs: Option<&Path>,
     ) -> Result<(), String> {
         let previous = self.runs[kind.index()];
@@ -452,7 +453,7 @@ impl Profiler {
 
     /// Sets the in-kernel process filter of both kinds (also kept for
     /// later starts). Stacks already counted are not filtered again.
-    pub fn set_filter(&mut self, filter: &ProcessFilterConfig) -> Result<(), String> {
+    pub fn set_filter(&mut self, filter: &FilterTable) -> Result<(), String> {
         self.filter = *filter;
         match &mut self.object {
             Some(object) => object.set_filter(filter),
@@ -636,7 +637,7 @@ struct Object {
     off_stacks: StackTraceMap<MapData>,
     blocked: HashMap<MapData, u32, BlockStart>,
     min_block: Array<MapData, u64>,
-    filter: Array<MapData, ProcessFilterConfig>,
+    filter: Array<MapData, FilterTable>,
     /// Why off-CPU cannot attach (fields missing from `sched_switch`).
     off_cpu_problem: Option<String>,
     on_links: Vec<PerfEventLinkId>,
@@ -682,7 +683,7 @@ impl Object {
         })
     }
 
-    fn set_filter(&mut self, filter: &ProcessFilterConfig) -> Result<(), String> {
+    fn set_filter(&mut self, filter: &FilterTable) -> Result<(), String> {
         self.filter
             .set(0, filter, 0)
             .map_err(|err| format!("could not set the profiler's process filter: {err}"))

@@ -36,11 +36,13 @@
 //!   are held once while any client watches (`cost.rs`), however often a
 //!   client asks.
 //!
-//! Each client has its own process filter. The kernel keeps what every
-//! client's filter lets through: the filter itself when all clients with a
-//! filter agree and none is unfiltered, else everything; the hub then
-//! refines events and stacks per client, so one user's filter never
-//! changes what another user receives.
+//! Each client has its own process filter, so one user's filter never
+//! changes what another user receives. Each distinct filter has a slot in
+//! the kernel's filter table (`filter_slots.rs`, at most
+//! `probes_common::FILTER_SLOTS`): the kernel streams what any slot keeps
+//! and counts aggregates per slot, so each client's aggregates are exactly
+//! its filter's; the hub refines events and stacks per client. Third-party
+//! packs get the filter all clients share (`kernel_filter`), else none.
 
 use crate::auth::{Peer, Policy, peer_groups};
 use crate::cost::CostMeter;
@@ -802,7 +804,7 @@ fn hub(mut probes: ProbeSet, requests: &Receiver<HubRequest>, stop: &AtomicBool)
 /// The hub's state besides the probes.
 struct Hub {
     clients: HashMap<ClientId, ClientState>,
-    /// What the kernel filters on: every client's filter let through.
+    /// The filter every client's filter fits in: the one they share, else none.
     kernel_filter: ProcessFilter,
     kernel_drops: Vec<ProbeStats>,
     cgroups: CgroupCache,
@@ -819,9 +821,17 @@ impl Hub {
     fn apply(&mut self, probes: &mut ProbeSet, request: HubRequest) {
         match request {
             HubRequest::Join { id, peer, outbox } => {
-                self.clients.insert(id, ClientState::new(peer, outbox));
+                let client = ClientState::new(peer, outbox);
+                // "No filter" takes a filter slot too. Without one (every
+                // slot taken by other filters) the client is told when it
+                // enables a probe.
+                if let Err(err) = probes.set_client_filter(id, &client.filter) {
+                    log::warn!("client {id}: {err}");
+                }
+                self.clients.insert(id, client);
             }
             HubRequest::Leave { id } => {
+                probes.release_client(id);
                 if let Some(client) = self.clients.remove(&id) {
                     for key in client.enabled {
                         self.retire_if_unwanted(probes, key);
@@ -867,6 +877,9 @@ impl Hub {
                 vec![HelperMessage::Probes(probes.list(&enabled))]
             }
             ClientMessage::Enable { probe } => {
+                if let Err(message) = probes.check_filter_slot(id) {
+                    return error(message);
+                }
                 let clients = &self.clients;
                 let in_use = |key| clients.values().any(|c| c.wants(key));
                 let (key, added) = match probes.enable(&probe, &peer, in_use) {
@@ -939,7 +952,7 @@ impl Hub {
                 }]
             }
             ClientMessage::SetFilter(filter) => {
-                if let Err(message) = crate::probeset::filter_config(&filter) {
+                if let Err(message) = probes.set_client_filter(id, &filter) {
                     return error(message);
                 }
                 log::info!("client {id} set its process filter to {filter}");
@@ -998,13 +1011,14 @@ impl Hub {
         }
     }
 
-    /// Sets the kernel's filter to what every client's filter lets through.
+    /// Recomputes the filter every client's filter fits in (events of other
+    /// processes then need no refining) and binds packs to it.
     fn update_kernel_filter(&mut self, probes: &mut ProbeSet) {
         let wanted = union_filter(self.clients.values().map(|c| &c.filter));
         if wanted == self.kernel_filter {
             return;
         }
-        match probes.set_filter(wanted.clone()) {
+        match probes.set_pack_filter(&wanted) {
             Ok(()) => {
                 log::info!("the kernel's process filter is now {wanted}");
                 self.kernel_filter = wanted;
@@ -1013,7 +1027,7 @@ impl Hub {
             // client; keep everything instead, the helper refines.
             Err(err) => {
                 log::error!("could not set the kernel's process filter ({err}); keeping all");
-                if probes.set_filter(ProcessFilter::default()).is_ok() {
+                if probes.set_pack_filter(&ProcessFilter::default()).is_ok() {
                     self.kernel_filter = ProcessFilter::default();
                 }
             }
@@ -1125,8 +1139,8 @@ impl Hub {
     }
 
     fn send_aggregates(&self, probes: &ProbeSet, ts_ns: u64) {
-        for client in self.clients.values() {
-            if let Some(aggregates) = probes.aggregates_for(&client.enabled, ts_ns) {
+        for (id, client) in &self.clients {
+            if let Some(aggregates) = probes.aggregates_for(*id, &client.enabled, ts_ns) {
                 // A full queue only loses this snapshot; the next one is cumulative.
                 client
                     .outbox

@@ -14,7 +14,7 @@ use aya::{Ebpf, EbpfLoader};
 use microscope_wire::ProbeKey;
 use microscope_wire::{Aggregates, Availability, Event, EventData, ProbeStats};
 use probes_common::{
-    EVENT_KINDS, EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, ProcessFilterConfig,
+    EVENT_KINDS, EventKind, FIELD_GLOBALS, FIELD_MISSING, FilterTable, LATENCY_BUCKETS,
     SLOT_STACKS, SYSCALL_SLOTS, StackKey, TP_SLOTS, TracepointEvent,
 };
 use std::collections::HashMap;
@@ -109,14 +109,16 @@ pub struct Tracer {
     ebpf: Ebpf,
     ring: RingBuf<MapData>,
     drops: PerCpuArray<MapData, u64>,
+    /// Syscalls entered, by filter slot and syscall number.
     syscall_counts: PerCpuArray<MapData, u64>,
+    /// Syscall latency histograms, by filter slot.
     latency: PerCpuArray<MapData, u64>,
     /// Generic tracepoint records lost, per CPU, by slot.
     tp_drops: PerCpuArray<MapData, u64>,
     /// Options of each generic slot.
     slot_options: Array<MapData, u32>,
-    /// The in-kernel process filter.
-    filter: Array<MapData, ProcessFilterConfig>,
+    /// The in-kernel process filters, by slot.
+    filter: Array<MapData, FilterTable>,
     /// Stacks captured at tracepoints with stacks on (`SLOT_STACKS`).
     stacks: StackTraceMap<MapData>,
     /// Hits per (slot, process, stacks, comm).
@@ -322,11 +324,25 @@ impl Tracer {
         )
     }
 
-    /// Writes the in-kernel process filter.
-    pub fn set_filter(&mut self, filter: &ProcessFilterConfig) -> Result<(), String> {
+    /// Writes the in-kernel process filters.
+    pub fn set_filter(&mut self, table: &FilterTable) -> Result<(), String> {
         self.filter
-            .set(0, filter, 0)
+            .set(0, table, 0)
             .map_err(|err| format!("could not set the process filter: {err}"))
+    }
+
+    /// Zeroes the aggregates of filter slot `slot`, before it gets a new
+    /// filter.
+    pub fn clear_slot(&mut self, slot: usize) -> Result<(), String> {
+        let slot = slot as u32;
+        crate::filter_slots::clear_per_cpu(
+            &mut self.syscall_counts,
+            slot * SYSCALL_SLOTS..(slot + 1) * SYSCALL_SLOTS,
+        )?;
+        crate::filter_slots::clear_per_cpu(
+            &mut self.latency,
+            slot * LATENCY_BUCKETS..(slot + 1) * LATENCY_BUCKETS,
+        )
     }
 
     /// Detaches probe `key` if attached.
@@ -446,12 +462,14 @@ impl Tracer {
         stats
     }
 
-    /// Reads the aggregates (cumulative since load).
-    pub fn aggregates(&self, counts: bool, latency: bool, ts_ns: u64) -> Aggregates {
+    /// Reads the aggregates of filter slot `slot` (cumulative since the
+    /// slot got its filter).
+    pub fn aggregates(&self, slot: usize, counts: bool, latency: bool, ts_ns: u64) -> Aggregates {
+        let slot = slot as u32;
         let syscall_counts = if counts {
             (0..SYSCALL_SLOTS)
                 .filter_map(|nr| {
-                    let n = sum_slot(&self.syscall_counts, nr);
+                    let n = sum_slot(&self.syscall_counts, slot * SYSCALL_SLOTS + nr);
                     (n > 0).then_some((nr, n))
                 })
                 .collect()
@@ -460,7 +478,7 @@ impl Tracer {
         };
         let latency_log2_ns = if latency {
             (0..LATENCY_BUCKETS)
-                .map(|b| sum_slot(&self.latency, b))
+                .map(|b| sum_slot(&self.latency, slot * LATENCY_BUCKETS + b))
                 .collect()
         } else {
             Vec::new()

@@ -75,10 +75,8 @@ impl From<wire::HelperInfo> for HelperSummary {
 pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Option<Update> {
     Some(match message {
         wire::HelperMessage::Hello(info) => Update::Connected(info.into()),
-        // TODO(#10): pack tables and histograms in the views.
-        wire::HelperMessage::PackData(_) | wire::HelperMessage::VerifierLog { .. } => {
-            return None;
-        }
+        wire::HelperMessage::PackData(data) => Update::PackData { arrived, data },
+        wire::HelperMessage::VerifierLog { probe, log } => Update::VerifierLog { probe, log },
         wire::HelperMessage::Probes(probes) => {
             Update::Probes(probes.into_iter().map(Probe::from).collect())
         }
@@ -186,6 +184,14 @@ pub fn update_from_message(message: wire::HelperMessage, arrived: Instant) -> Op
         },
         wire::HelperMessage::Stacks(batch) => Update::Stacks(batch),
     })
+}
+
+/// The CPU timeline's records of a batch's events, merged in time order
+/// (as a live batch gives them to the model).
+pub fn sched_records(events: Vec<wire::Event>) -> Vec<SchedRecord> {
+    let mut sched: Vec<SchedRecord> = events.into_iter().filter_map(sched_record).collect();
+    sched.sort_by_key(SchedRecord::ts_ns);
+    sched
 }
 
 /// The CPU timeline's part of an event, if it has one. Takes the event by

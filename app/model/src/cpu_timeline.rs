@@ -291,6 +291,17 @@ impl CpuTimeline {
         }
     }
 
+    /// An empty timeline, without a limit, whose time axis is `anchor`'s
+    /// (a window of a recording, read from the file: see
+    /// [`CpuWindow`](crate::CpuWindow)).
+    pub fn with_anchor(anchor: ClockAnchor) -> Self {
+        Self {
+            anchor: Some(anchor),
+            max_slices: usize::MAX,
+            ..Self::default()
+        }
+    }
+
     /// Applies the scheduler events of one batch, which arrived `arrived_secs`
     /// after the model's epoch. Each CPU's events must be in time order;
     /// different CPUs may interleave in any order.

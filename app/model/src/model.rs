@@ -4,6 +4,7 @@ use crate::clock::Clock;
 use crate::counter::CumulativeCounter;
 use crate::cpu_timeline::CpuTimeline;
 use crate::histogram::LatencyHistogram;
+use crate::pack_data::PackProbeData;
 use crate::stacks::StackStore;
 use crate::timeline::Timeline;
 use crate::update::{
@@ -41,6 +42,39 @@ pub const OFF_CPU_PROBE: &str = "profile:offcpu";
 /// Events kept per probe for the event inspector.
 pub const RECENT_EVENTS: usize = 2_000;
 
+/// A recording read for browsing: what the replay's views show beyond the
+/// bounded buffers that playing fills (see
+/// [`RecordingOverview`](crate::RecordingOverview)).
+#[derive(Clone, Debug, Default)]
+pub struct Browse {
+    /// Share of the file read while the overview is built.
+    pub progress: f32,
+    /// The whole recording, once read.
+    pub overview: Option<std::sync::Arc<crate::RecordingOverview>>,
+    /// The latest time range of slices read from the file.
+    pub cpu_window: Option<std::sync::Arc<crate::CpuWindow>>,
+    /// The latest page of events read from the file.
+    pub page: Option<std::sync::Arc<crate::EventPage>>,
+    /// Why reading failed, if it did.
+    pub error: Option<String>,
+}
+
+impl Browse {
+    fn apply(&mut self, update: crate::update::BrowseUpdate) {
+        use crate::update::BrowseUpdate;
+        match update {
+            BrowseUpdate::Progress(share) => self.progress = share,
+            BrowseUpdate::Overview(overview) => {
+                self.progress = 1.0;
+                self.overview = Some(overview);
+            }
+            BrowseUpdate::CpuWindow(window) => self.cpu_window = Some(window),
+            BrowseUpdate::Page(page) => self.page = Some(page),
+            BrowseUpdate::Failed(reason) => self.error = Some(reason),
+        }
+    }
+}
+
 /// The UI's state.
 #[derive(Debug)]
 pub struct Model {
@@ -71,6 +105,8 @@ pub struct Model {
     aggregate_arrivals: BTreeMap<String, Instant>,
     /// Where the replay stands, when showing a recording.
     pub replay: Option<ReplayStatus>,
+    /// The recording read for browsing, when replaying one.
+    pub browse: Browse,
     /// Every tracepoint of the traced kernel, once asked for.
     pub tracepoints: Vec<String>,
     /// The last kernel function search: (query, names, truncated).
@@ -90,6 +126,11 @@ pub struct Model {
     /// The newest events of each streamed probe, oldest first, at most
     /// [`RECENT_EVENTS`] each.
     pub recent: HashMap<ProbeKey, VecDeque<microscope_wire::Event>>,
+    /// What each pack probe's counter and histogram maps last held, by
+    /// probe key.
+    pub packs: BTreeMap<ProbeKey, PackProbeData>,
+    /// Verifier logs the helper sent, by probe id.
+    pub verifier_logs: BTreeMap<String, String>,
     /// What tracing costs: the latest reports, while the app watches.
     pub cost: crate::cost::CostHistory,
     /// Start of the time axis of every view.
@@ -118,6 +159,7 @@ impl Model {
             aggregate_counters: BTreeMap::new(),
             aggregate_arrivals: BTreeMap::new(),
             replay: None,
+            browse: Browse::default(),
             tracepoints: Vec::new(),
             kernel_functions: None,
             filter: microscope_wire::ProcessFilter::default(),
@@ -126,6 +168,8 @@ impl Model {
             functions: BTreeMap::new(),
             comm_counts: HashMap::new(),
             recent: HashMap::new(),
+            packs: BTreeMap::new(),
+            verifier_logs: BTreeMap::new(),
             cost: crate::cost::CostHistory::default(),
             epoch,
             clock: Clock::system(),
@@ -256,10 +300,18 @@ impl Model {
             } => self.kernel_functions = Some((contains, names, truncated)),
             Update::Filter(filter) => self.filter = filter,
             Update::Stacks(batch) => self.stacks_arrived(batch),
+            Update::PackData { arrived, data } => self.pack_data_arrived(arrived, data),
+            Update::VerifierLog { probe, log } => {
+                self.verifier_logs.insert(probe, log);
+            }
+            Update::Browse(update) => self.browse.apply(update),
             Update::ReplayReset => {
                 let connection = self.connection.clone();
+                // The browser read the file, not the playback: it stays.
+                let browse = std::mem::take(&mut self.browse);
                 *self = Self {
                     connection,
+                    browse,
                     ..Self::new(self.epoch).with_clock(self.clock.clone())
                 };
             }
@@ -434,6 +486,24 @@ impl Model {
         self.add_stacks(batch);
     }
 
+    /// Files a reading of a pack probe's maps. A probe whose data are only
+    /// maps gets its total's growth on the timeline (so the map lights and
+    /// the Rates tab plots it); one that streams events is counted by them.
+    fn pack_data_arrived(&mut self, arrived: Instant, data: microscope_wire::PackData) {
+        let key = data.probe;
+        let pack = self.packs.entry(key).or_default();
+        pack.update(data);
+        let total = pack.total();
+        let map_only = self
+            .probes
+            .iter()
+            .find(|p| p.key == key && p.kind == ProbeKind::Pack)
+            .map(|p| p.id.clone());
+        if let Some(id) = map_only {
+            self.record_total(&id, arrived, total);
+        }
+    }
+
     /// Moves the timeline of enabled probes forward to `now`.
     pub fn tick(&mut self, now: Instant) {
         if self.is_connected() || self.replay.as_ref().is_some_and(|r| r.playing) {
@@ -484,6 +554,8 @@ impl Model {
     fn reset_aggregates(&mut self) {
         self.aggregate_counters.clear();
         self.latency.reset();
+        // Keys are the connection's: a new one may number probes afresh.
+        self.packs.clear();
     }
 }
 
@@ -636,6 +708,70 @@ mod tests {
         assert_eq!(rate("counts"), Some(40.0));
         assert_eq!(rate("latency"), Some(8.0));
         assert_eq!(model.latency.counts(), vec![2, 0]);
+    }
+
+    #[test]
+    fn pack_readings_fill_tables_and_light_the_timeline() {
+        use microscope_wire::{FieldValue, PackData, PackTable};
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        model.apply(Update::Probes(vec![
+            probe("libbpf-tools:syscount", 1, ProbeKind::Pack),
+            probe("libbpf-tools:exitsnoop", 2, ProbeKind::Fields),
+        ]));
+        let reading = |probe, ts_ns, count| Update::PackData {
+            arrived: epoch + Duration::from_nanos(ts_ns),
+            data: PackData {
+                probe,
+                ts_ns,
+                tables: vec![PackTable {
+                    map: "data".into(),
+                    columns: vec!["syscall".into(), "count".into()],
+                    key_columns: 1,
+                    rows: vec![vec![
+                        FieldValue::Named {
+                            value: 0,
+                            text: "read".into(),
+                        },
+                        FieldValue::Uint(count),
+                    ]],
+                    truncated: 0,
+                }],
+                histograms: Vec::new(),
+            },
+        };
+        model.apply(reading(1, 0, 100));
+        model.apply(reading(1, 250_000_000, 150));
+        model.apply(reading(2, 250_000_000, 7));
+        let table = &model.packs[&1].tables[0];
+        assert_eq!(table.rows[0].rate_per_sec, Some(200.0));
+        // Without histograms, the table's counts are the probe's total.
+        let calls: f64 = model
+            .timeline
+            .series("libbpf-tools:syscount")
+            .map(|s| s.points().iter().map(|p| p[1] * 0.25).sum())
+            .unwrap_or_default();
+        assert_eq!(
+            calls, 50.0,
+            "the growth between the readings, in rate buckets"
+        );
+        assert!(
+            model.timeline.series("libbpf-tools:exitsnoop").is_none(),
+            "a probe with events is counted by its events"
+        );
+        assert_eq!(model.packs[&2].readings, 1);
+        model.apply(Update::VerifierLog {
+            probe: "p".into(),
+            log: "R1 invalid mem access".into(),
+        });
+        assert_eq!(model.verifier_logs["p"], "R1 invalid mem access");
+        // A new connection numbers probes afresh.
+        model.apply(Update::Connected(HelperSummary {
+            helper_version: String::new(),
+            kernel_release: String::new(),
+            capabilities: Vec::new(),
+        }));
+        assert!(model.packs.is_empty());
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub enum ProbeKind {
     /// Stack counts (profiles, off-CPU time).
     Stacks,
     /// A pack's own programs that stream no events: counters and
-    /// histograms read from its maps.
+    /// histograms read from its maps (a pack probe with events is
+    /// [`ProbeKind::Fields`], and may have maps too).
     Pack,
 }
 
@@ -111,6 +112,35 @@ pub struct ProbeDrops {
 /// person reads a few hundred rows, not 200 000 a second.
 pub const RECENT_PER_BATCH: usize = 256;
 
+/// What the thread that reads a recording for browsing sends.
+#[derive(Clone, Debug)]
+pub enum BrowseUpdate {
+    /// Share of the file read so far (0..=1) while the overview is built.
+    Progress(f32),
+    /// The overview of the whole recording.
+    Overview(std::sync::Arc<crate::RecordingOverview>),
+    /// The slices of a time range, read from the file.
+    CpuWindow(std::sync::Arc<crate::CpuWindow>),
+    /// A page of events of one probe, read from the file.
+    Page(std::sync::Arc<crate::EventPage>),
+    /// Reading failed; a sentence saying why and what to do.
+    Failed(String),
+}
+
+impl PartialEq for BrowseUpdate {
+    fn eq(&self, other: &Self) -> bool {
+        use std::sync::Arc;
+        match (self, other) {
+            (Self::Progress(a), Self::Progress(b)) => a == b,
+            (Self::Overview(a), Self::Overview(b)) => Arc::ptr_eq(a, b),
+            (Self::CpuWindow(a), Self::CpuWindow(b)) => Arc::ptr_eq(a, b),
+            (Self::Page(a), Self::Page(b)) => Arc::ptr_eq(a, b),
+            (Self::Failed(a), Self::Failed(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 /// What the ingest thread tells the UI.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Update {
@@ -177,10 +207,27 @@ pub enum Update {
     Filter(microscope_wire::ProcessFilter),
     /// Stack counts for the flame graph and paths views.
     Stacks(microscope_wire::StackBatch),
+    /// What a pack probe's counter and histogram maps hold (cumulative).
+    PackData {
+        /// When the message arrived.
+        arrived: Instant,
+        /// The maps, decoded by the pack's manifest.
+        data: microscope_wire::PackData,
+    },
+    /// The verifier's whole log for a pack probe the kernel refused.
+    VerifierLog {
+        /// [`Probe::id`].
+        probe: String,
+        /// The log, as the kernel wrote it.
+        log: String,
+    },
     /// A replay is about to (re)start from the beginning: forget all data.
     ReplayReset,
     /// Where the replay's playhead is.
     Replay(ReplayStatus),
+    /// What the recording's browser read from the file (see
+    /// [`RecordingOverview`](crate::RecordingOverview)).
+    Browse(BrowseUpdate),
     /// The recording could not be opened.
     ReplayFailed {
         /// A sentence saying what happened and what to do.

@@ -14,6 +14,9 @@
 //!   second and re-enable the wanted probes. They talk to the UI only
 //!   through two bounded channels, so the UI never waits on I/O.
 //! - `replay`: plays a recording back at 1×, 10× or full speed, with seeks.
+//! - `browse`: reads a replayed recording for the views that show single
+//!   events (CPU timeline, inspector): its overview, then windows and pages
+//!   on demand, so nothing of a large recording is lost to a memory cap.
 //! - `recorder`: the window's *Record* button; the reader thread hands it
 //!   every message before converting it.
 //!
@@ -29,10 +32,14 @@
 //! - `nix`: the real uid that names the demo recording's temporary file
 //!   (already built for the wire's clock).
 
+mod browse;
 mod ingest;
 mod recorder;
 mod replay;
 
+pub use browse::{
+    BrowseRequest, MAX_PAGE_EVENTS, MAX_WINDOW_SWITCHES, cpu_window, event_page, spawn_browser,
+};
 pub use ingest::{RETRY_INTERVAL, spawn_ingest};
 pub use recorder::{Recorder, RecordingStatus, default_path};
 pub use replay::{ReplayControl, spawn_replay};
@@ -80,6 +87,21 @@ pub fn replay(
     spawn_replay(path.to_owned(), epoch, update_tx, control_rx, wake)?;
     Ok((update_rx, control_tx))
 }
+
+/// Starts reading `path` for browsing (see `browse`): its updates come on
+/// their own channel, so answers never wait behind a fast replay's frames.
+pub fn browse(
+    path: &Path,
+    wake: Wake,
+) -> std::io::Result<(Receiver<Update>, Sender<BrowseRequest>)> {
+    let (update_tx, update_rx) = bounded(BROWSE_CHANNEL_CAPACITY);
+    let (request_tx, request_rx) = bounded(COMMAND_CHANNEL_CAPACITY);
+    spawn_browser(path.to_owned(), update_tx, request_rx, wake)?;
+    Ok((update_rx, request_tx))
+}
+
+/// Answers waiting for the UI: a few progress reports, an overview, windows.
+const BROWSE_CHANNEL_CAPACITY: usize = 64;
 
 /// Writes the embedded demo recording to a private temporary file (the
 /// recording reader works on files) and returns its path.

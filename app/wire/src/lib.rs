@@ -52,9 +52,9 @@ pub use messages::{
     StackCount,
 };
 pub use recording::{
-    Damage, DamageReason, DecodedFrame, FLUSH_INTERVAL, FOOTER_LEN, FOOTER_MAGIC,
+    Damage, DamageReason, DecodedFrame, EventGlance, FLUSH_INTERVAL, FOOTER_LEN, FOOTER_MAGIC,
     FinishedRecording, FrameBody, Frames, INDEX_INTERVAL_BYTES, INDEX_INTERVAL_FRAMES, IndexEntry,
     IndexSource, ProbeDropTotals, RECORDING_MAGIC, RECORDING_VERSION, RecordedFrame, Recording,
     RecordingError, RecordingHeader, RecordingIndex, RecordingSummary, RecordingTotals,
-    RecordingWriter, decode_frame,
+    RecordingWriter, SwitchGlance, decode_frame,
 };

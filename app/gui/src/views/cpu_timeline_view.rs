@@ -22,8 +22,9 @@ use egui::{
     Align2, FontId, PopupAnchor, Pos2, Rect, Sense, Stroke, StrokeKind, Tooltip, UiBuilder, Vec2,
     WidgetInfo,
 };
-use microscope_model::{CpuTimeline, Slice, SliceKey, format_duration_ns};
-use microscope_model::{Model, SCHED_SWITCH};
+use microscope_model::{CpuTimeline, CpuWindow, RecordingOverview, Slice, SliceKey};
+use microscope_model::{Model, SCHED_SWITCH, format_count, format_duration_ns};
+use microscope_sources::BrowseRequest;
 use std::time::Instant;
 
 /// Seconds in view while following live data, until the user zooms.
@@ -41,6 +42,10 @@ pub const MAX_INTERACTIVE_SLICES: usize = 600;
 const MIN_LABEL_WIDTH: f32 = 36.0;
 /// Height kept for the details under the lanes, in points.
 const DETAILS_HEIGHT: f32 = 120.0;
+/// A replayed recording's slices are read from the file when the view
+/// holds at most this many switches (over all CPUs); wider views draw the
+/// recording's overview.
+pub const WINDOW_SWITCHES: u64 = 500_000;
 /// Sensitivity of mouse-wheel zoom (per point scrolled).
 const WHEEL_ZOOM_PER_POINT: f64 = 0.005;
 
@@ -58,6 +63,8 @@ pub struct CpuTimelineState {
     pub end_secs: f64,
     /// The slice whose details are shown.
     pub selected: Option<SliceKey>,
+    /// The range of slices last asked of the recording's browser (kernel ns).
+    pub requested: Option<(u64, u64)>,
 }
 
 impl Default for CpuTimelineState {
@@ -67,6 +74,7 @@ impl Default for CpuTimelineState {
             span_secs: LIVE_SPAN_SECS,
             end_secs: 0.0,
             selected: None,
+            requested: None,
         }
     }
 }
@@ -104,7 +112,21 @@ pub fn cpu_timeline_ui(
     });
     enable_hint_ui(ui, model, commands);
     let cpu = &model.cpu;
-    if cpu.is_empty() {
+    // A replayed recording is browsed from its file once its overview is
+    // read: every moment of it, not only what playing kept in memory.
+    let overview = model
+        .browse
+        .overview
+        .as_deref()
+        .filter(|o| model.is_replay() && o.anchor.is_some());
+    if model.is_replay() && overview.is_none() && model.browse.error.is_none() {
+        ui.weak(format!(
+            "Reading the recording to browse all of it: {:.0} %. Meanwhile this shows what \
+             was played.",
+            model.browse.progress * 100.0
+        ));
+    }
+    if cpu.is_empty() && overview.is_none() {
         ui.weak("No context switches yet.");
         return;
     }
@@ -113,16 +135,71 @@ pub fn cpu_timeline_ui(
     // strip at the edge, wide when zoomed in.
     let live_edge_secs = cpu
         .secs_of(cpu.latest_ns())
+        .or_else(|| overview.and_then(|o| o.secs_of(o.start_ns)))
         .unwrap_or_else(|| model.timeline.secs_since_epoch(now));
     if state.follow_live {
         state.end_secs = live_edge_secs;
     }
-    lanes_ui(ui, cpu, state, live_edge_secs);
+    let shown = match overview {
+        Some(overview) => {
+            browse_hint_ui(ui, overview, model.browse.cpu_window.as_deref(), state);
+            let source = Source::Recording {
+                overview,
+                window: model.browse.cpu_window.as_deref(),
+            };
+            lanes_ui(ui, source, state, live_edge_secs, commands)
+        }
+        None => lanes_ui(ui, Source::Memory(cpu), state, live_edge_secs, commands),
+    };
     ui.add_space(theme::SECTION_GAP);
     ui.scope_builder(
         UiBuilder::new().accessibility_label(region::SLICE_DETAILS),
-        |ui| details_ui(ui, model, state),
+        |ui| details_ui(ui, model, shown.unwrap_or(cpu), state),
     );
+}
+
+/// Where the lanes' slices come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// What live data (or playing a recording) kept in memory.
+    Memory(&'a CpuTimeline),
+    /// A recording read from its file: the overview, and the slices of the
+    /// range last read.
+    Recording {
+        overview: &'a RecordingOverview,
+        window: Option<&'a CpuWindow>,
+    },
+}
+
+/// One line on what a browsed recording's lanes show.
+fn browse_hint_ui(
+    ui: &mut egui::Ui,
+    overview: &RecordingOverview,
+    window: Option<&CpuWindow>,
+    state: &CpuTimelineState,
+) {
+    let (Some(from_ns), Some(to_ns)) = (
+        overview.ns_at(state.end_secs - state.span_secs),
+        overview.ns_at(state.end_secs),
+    ) else {
+        return;
+    };
+    let switches = overview.switches_between(from_ns, to_ns);
+    let text = if window.is_some_and(|w| w.covers(from_ns, to_ns)) {
+        format!(
+            "Every slice of the {} switches in view, read from the recording.",
+            format_count(switches)
+        )
+    } else if switches <= WINDOW_SWITCHES {
+        "Reading the slices in view from the recording…".to_owned()
+    } else {
+        format!(
+            "Overview of the recording: {} switches in view; each column shows how busy the \
+             CPU was and the task with the longest stay. Zoom in to see every slice.",
+            format_count(switches)
+        )
+    };
+    ui.weak(text);
 }
 
 /// Says how to get data when `sched:sched_switch` is off, with a button that
@@ -211,15 +288,18 @@ impl Lanes {
 
 /// Draws one lane per CPU with its slices, the time axis, and the tooltip
 /// and selection of the slice under the pointer.
-fn lanes_ui(
+fn lanes_ui<'a>(
     ui: &mut egui::Ui,
-    cpu: &CpuTimeline,
+    source: Source<'a>,
     state: &mut CpuTimelineState,
     live_edge_secs: f64,
-) {
-    let Some((lanes, background)) = allocate_lanes(ui, cpu) else {
-        return;
+    commands: &mut CommandQueue,
+) -> Option<&'a CpuTimeline> {
+    let cpus: Vec<u32> = match source {
+        Source::Memory(cpu) => cpu.cpus().collect(),
+        Source::Recording { overview, .. } => overview.cpus().collect(),
     };
+    let (lanes, background) = allocate_lanes(ui, cpus)?;
     pan_and_zoom(
         ui,
         &background,
@@ -235,6 +315,25 @@ fn lanes_ui(
         width: lanes.plot.width(),
     };
     let painter = ui.painter_at(lanes.rect);
+    let cpu = match source {
+        Source::Memory(cpu) => Some(cpu),
+        Source::Recording { overview, window } => {
+            recording_slices(overview, window, axis, state, commands)
+        }
+    };
+    let Some(cpu) = cpu else {
+        // Zoomed out over a recording: its overview, column by column.
+        if let Source::Recording { overview, .. } = source {
+            for (row, &cpu_id) in lanes.cpus.iter().enumerate() {
+                let lane = lanes.lane(row);
+                paint_lane_background(&painter, lanes.rect, lane, cpu_id);
+                paint_overview(&painter, overview, cpu_id, lane, axis);
+            }
+            time_axis_ui(&painter, lanes.plot, lanes.rect.bottom(), axis);
+            overview_pointer_ui(ui, &background, &lanes, overview, axis);
+        }
+        return None;
+    };
     let mut interactive = 0;
     for (row, &cpu_id) in lanes.cpus.iter().enumerate() {
         let lane = lanes.lane(row);
@@ -270,12 +369,157 @@ fn lanes_ui(
     }
     time_axis_ui(&painter, lanes.plot, lanes.rect.bottom(), axis);
     pointer_ui(ui, &background, &lanes, cpu, axis, state);
+    Some(cpu)
+}
+
+/// The slices to draw of a recording: those read from the file when they
+/// cover the view; `None` (draw the overview) otherwise, after asking the
+/// browser for them when the view is narrow enough.
+fn recording_slices<'a>(
+    overview: &RecordingOverview,
+    window: Option<&'a CpuWindow>,
+    axis: TimeAxis,
+    state: &mut CpuTimelineState,
+    commands: &mut CommandQueue,
+) -> Option<&'a CpuTimeline> {
+    let from_ns = overview.ns_at(axis.start_secs)?;
+    let to_ns = overview.ns_at(axis.start_secs + axis.span_secs)?;
+    if let Some(window) = window.filter(|w| w.covers(from_ns, to_ns)) {
+        return Some(&window.timeline);
+    }
+    if overview.switches_between(from_ns, to_ns) > WINDOW_SWITCHES {
+        return None;
+    }
+    let asked = state
+        .requested
+        .is_some_and(|(from, to)| from <= from_ns && to_ns <= to);
+    if !asked {
+        // Half a view more on each side, so a little panning reads nothing.
+        let margin = (to_ns - from_ns) / 2;
+        let wide = (from_ns.saturating_sub(margin), to_ns.saturating_add(margin));
+        let range = if overview.switches_between(wide.0, wide.1) <= 2 * WINDOW_SWITCHES {
+            wide
+        } else {
+            (from_ns, to_ns)
+        };
+        state.requested = Some(range);
+        commands.send(Command::Browse(BrowseRequest::CpuWindow {
+            from_ns: range.0,
+            to_ns: range.1,
+        }));
+    }
+    None
+}
+
+/// Draws a lane of a recording's overview: per pixel column, a bar as high
+/// as the CPU was busy, in the colour of the task with the longest stay.
+fn paint_overview(
+    painter: &egui::Painter,
+    overview: &RecordingOverview,
+    cpu_id: u32,
+    lane: Rect,
+    axis: TimeAxis,
+) {
+    let pixels_per_point = painter.pixels_per_point();
+    let columns = (lane.width() * pixels_per_point).ceil() as usize;
+    let column_width = 1.0 / pixels_per_point;
+    let height = lane.height() - 2.0;
+    let mut run: Option<(f32, f32, egui::Color32)> = None;
+    let flush = |run: Option<(f32, f32, egui::Color32)>, x_end: f32| {
+        if let Some((x_start, top, color)) = run {
+            painter.rect_filled(
+                Rect::from_min_max(
+                    Pos2::new(x_start, top),
+                    Pos2::new(x_end, lane.bottom() - 1.0),
+                ),
+                0.0,
+                color,
+            );
+        }
+    };
+    for column in 0..columns {
+        let x = lane.left() + column as f32 * column_width;
+        let bar = overview
+            .ns_at(axis.secs_at(x))
+            .zip(overview.ns_at(axis.secs_at(x + column_width)))
+            .and_then(|(from, to)| overview.column(cpu_id, from, to.max(from + 1)))
+            .filter(|c| c.busy > 0.0)
+            .map(|c| {
+                // Whole pixels, so equal neighbours merge.
+                let bar = (c.busy * height * pixels_per_point).round().max(1.0) / pixels_per_point;
+                let color = if c.pid == 0 {
+                    theme::IDLE_SLICE
+                } else {
+                    theme::process_color(c.tgid)
+                };
+                (lane.bottom() - 1.0 - bar, color)
+            });
+        match (run, bar) {
+            (Some((_, top, color)), Some(bar)) if (top, color) == bar => {}
+            (_, bar) => {
+                flush(run, x);
+                run = bar.map(|(top, color)| (x, top, color));
+            }
+        }
+    }
+    flush(run, lane.right());
+}
+
+/// The tooltip over a recording's overview: the column under the pointer.
+fn overview_pointer_ui(
+    ui: &egui::Ui,
+    background: &egui::Response,
+    lanes: &Lanes,
+    overview: &RecordingOverview,
+    axis: TimeAxis,
+) {
+    if background.dragged() || !ui.rect_contains_pointer(lanes.plot) {
+        return;
+    }
+    let Some(pos) = ui.ctx().pointer_hover_pos() else {
+        return;
+    };
+    let Some(row) = (0..lanes.cpus.len()).find(|&row| lanes.lane(row).contains(pos)) else {
+        return;
+    };
+    let Some(&cpu_id) = lanes.cpus.get(row) else {
+        return;
+    };
+    let pixel = 1.0 / ui.ctx().pixels_per_point();
+    let column = overview
+        .ns_at(axis.secs_at(pos.x))
+        .zip(overview.ns_at(axis.secs_at(pos.x + pixel)))
+        .and_then(|(from, to)| overview.column(cpu_id, from, to.max(from + 1)));
+    let Some(column) = column else {
+        return;
+    };
+    Tooltip::always_open(
+        ui.ctx().clone(),
+        ui.layer_id(),
+        background.id,
+        PopupAnchor::Pointer,
+    )
+    .show(|ui| {
+        ui.label(format!(
+            "cpu {cpu_id} at {:.3} s: busy {:.0} %, {} switches",
+            axis.secs_at(pos.x),
+            column.busy * 100.0,
+            format_count(column.switches)
+        ));
+        if column.pid != 0 {
+            ui.label(format!(
+                "longest stay: {} {}",
+                overview.comm_of(column.pid),
+                column.pid
+            ));
+        }
+        ui.weak("Zoom in to see every slice.");
+    });
 }
 
 /// Allocates room for one lane per CPU and the time axis; `None` when too
 /// narrow to draw.
-fn allocate_lanes(ui: &mut egui::Ui, cpu: &CpuTimeline) -> Option<(Lanes, egui::Response)> {
-    let cpus: Vec<u32> = cpu.cpus().collect();
+fn allocate_lanes(ui: &mut egui::Ui, cpus: Vec<u32>) -> Option<(Lanes, egui::Response)> {
     let rows = cpus.len().max(1) as f32;
     let room = (ui.available_height() - DETAILS_HEIGHT - theme::TIME_AXIS_HEIGHT).max(rows * 8.0);
     let lane_height = (room / rows - theme::CPU_LANE_GAP).clamp(6.0, theme::CPU_LANE_HEIGHT);
@@ -624,12 +868,11 @@ fn format_secs(cpu: &CpuTimeline, ts_ns: u64) -> String {
         .map_or_else(|| "?".to_owned(), |secs| format!("{secs:.6} s"))
 }
 
-fn details_ui(ui: &mut egui::Ui, model: &Model, state: &mut CpuTimelineState) {
+fn details_ui(ui: &mut egui::Ui, model: &Model, cpu: &CpuTimeline, state: &mut CpuTimelineState) {
     let Some(key) = state.selected else {
         ui.weak("Click a slice to see the task, its wake-up and why it left the CPU.");
         return;
     };
-    let cpu = &model.cpu;
     let Some(slice) = cpu.find(key) else {
         ui.weak("The selected slice is no longer kept in memory.");
         return;

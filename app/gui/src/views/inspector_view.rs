@@ -1,11 +1,22 @@
 //! The event inspector: the newest decoded events of one probe, field by
 //! field, pausable and filterable, with any numeric field plotted over time.
+//!
+//! On a replayed recording it pages through every event of the probe
+//! instead, read from the file (first, earlier, later, last, at the
+//! playhead, or any event number), so no event is out of reach however
+//! large the recording.
 
+use crate::command::{Command, CommandQueue};
 use crate::theme;
 use microscope_model::Model;
 use microscope_model::Probe;
 use microscope_model::fields;
-use microscope_wire::Event;
+use microscope_model::{RecordingOverview, format_count};
+use microscope_sources::BrowseRequest;
+use microscope_wire::{Event, ProbeKey};
+
+/// Events per page of a browsed recording.
+pub const PAGE_EVENTS: usize = 1_000;
 
 /// What the inspector remembers between frames.
 #[derive(Debug, Default)]
@@ -18,6 +29,10 @@ pub struct InspectorState {
     pub filter: String,
     /// The numeric field plotted over time, if any.
     pub plot_field: Option<String>,
+    /// On a browsed recording: number of the first event of the page shown.
+    pub page_first: u64,
+    /// The page last asked of the recording's browser.
+    pub requested: Option<(ProbeKey, u64)>,
 }
 
 /// One row as text: time (s, relative to `t0_ns`), cpu, pid, command, then
@@ -49,7 +64,12 @@ pub fn matching<'a>(events: &'a [Event], names: &[String], filter: &str) -> Vec<
 }
 
 /// Draws the inspector.
-pub fn inspector_ui(ui: &mut egui::Ui, model: &Model, state: &mut InspectorState) {
+pub fn inspector_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    state: &mut InspectorState,
+    commands: &mut CommandQueue,
+) {
     let streamed: Vec<&Probe> = model
         .probes
         .iter()
@@ -70,6 +90,7 @@ pub fn inspector_ui(ui: &mut egui::Ui, model: &Model, state: &mut InspectorState
         state.probe = streamed.first().map(|p| p.id.clone());
         state.frozen = None;
         state.plot_field = None;
+        state.page_first = 0;
     }
     let Some(probe) = streamed
         .iter()
@@ -78,11 +99,19 @@ pub fn inspector_ui(ui: &mut egui::Ui, model: &Model, state: &mut InspectorState
         return;
     };
     let names: Vec<String> = probe.fields.iter().map(|(name, _)| name.clone()).collect();
-    let live: Vec<Event> = model
-        .recent
-        .get(&probe.key)
-        .map(|events| events.iter().cloned().collect())
-        .unwrap_or_default();
+    let browsing = model
+        .browse
+        .overview
+        .as_deref()
+        .filter(|_| model.is_replay());
+    let live: Vec<Event> = match browsing {
+        Some(_) => page_events(model, probe.key, state, commands),
+        None => model
+            .recent
+            .get(&probe.key)
+            .map(|events| events.iter().cloned().collect())
+            .unwrap_or_default(),
+    };
 
     ui.horizontal(|ui| {
         egui::ComboBox::from_label("Probe")
@@ -93,11 +122,12 @@ pub fn inspector_ui(ui: &mut egui::Ui, model: &Model, state: &mut InspectorState
                         state.probe = Some(p.id.clone());
                         state.frozen = None;
                         state.plot_field = None;
+                        state.page_first = 0;
                     }
                 }
             });
         let paused = state.frozen.is_some();
-        if ui.button(if paused { "Resume" } else { "Pause" }).clicked() {
+        if browsing.is_none() && ui.button(if paused { "Resume" } else { "Pause" }).clicked() {
             state.frozen = if paused { None } else { Some(live.clone()) };
         }
         ui.label("Filter:");
@@ -117,17 +147,124 @@ pub fn inspector_ui(ui: &mut egui::Ui, model: &Model, state: &mut InspectorState
             .collect(),
         None => names.clone(),
     };
+    if let Some(overview) = browsing {
+        page_controls_ui(ui, model, overview, probe.key, events.len(), state);
+    }
     plot_ui(ui, &shown, &names, &column_names, state);
-    ui.label(format!(
-        "{} of the newest {} events{}",
-        shown.len(),
-        events.len(),
-        if frozen.is_some() { " (paused)" } else { "" }
-    ));
-    table_ui(ui, &shown, &names, &column_names);
+    if browsing.is_some() {
+        ui.label(format!(
+            "{} of these {} events match the filter",
+            shown.len(),
+            events.len()
+        ));
+    } else {
+        ui.label(format!(
+            "{} of the newest {} events{}",
+            shown.len(),
+            events.len(),
+            if frozen.is_some() { " (paused)" } else { "" }
+        ));
+    }
+    // A recording's pages count time from its start, like every other view.
+    let start_ns = browsing.and_then(|o| o.ns_at(0.0));
+    // Live, and on a recording's last page, the newest rows stay in view.
+    let follow =
+        browsing.is_none_or(|o| state.page_first + PAGE_EVENTS as u64 >= o.events_of(probe.key));
+    table_ui(ui, &shown, &names, &column_names, start_ns, follow);
     if state.frozen.is_none() {
         state.frozen = frozen;
     }
+}
+
+/// The page of a browsed recording to show: the one read, once it is the
+/// one wanted; asks the browser for it otherwise.
+fn page_events(
+    model: &Model,
+    probe: ProbeKey,
+    state: &mut InspectorState,
+    commands: &mut CommandQueue,
+) -> Vec<Event> {
+    if let Some(page) = &model.browse.page
+        && page.probe == probe
+        && page.first == state.page_first
+    {
+        return page.events.clone();
+    }
+    let wanted = (probe, state.page_first);
+    if state.requested != Some(wanted) {
+        state.requested = Some(wanted);
+        commands.send(Command::Browse(BrowseRequest::Events {
+            probe,
+            first: state.page_first,
+            count: PAGE_EVENTS,
+        }));
+    }
+    Vec::new()
+}
+
+/// First, earlier, later, last, at the playhead, or any event number.
+fn page_controls_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    overview: &RecordingOverview,
+    probe: ProbeKey,
+    shown: usize,
+    state: &mut InspectorState,
+) {
+    let total = overview.events_of(probe);
+    let last_page = total.saturating_sub(PAGE_EVENTS as u64);
+    let page = PAGE_EVENTS as u64;
+    ui.horizontal(|ui| {
+        if ui.button("First").clicked() {
+            state.page_first = 0;
+        }
+        if ui.button("Earlier").clicked() {
+            state.page_first = state.page_first.saturating_sub(page);
+        }
+        if ui.button("Later").clicked() {
+            state.page_first = (state.page_first + page).min(last_page);
+        }
+        if ui.button("Last").clicked() {
+            state.page_first = last_page;
+        }
+        if let Some(replay) = &model.replay
+            && ui
+                .button("At the playhead")
+                .on_hover_text("The events received when the playhead's frame was.")
+                .clicked()
+        {
+            state.page_first = overview
+                .event_at_recv(probe, replay.position_ns)
+                .min(last_page);
+        }
+        ui.label("From event");
+        let mut number = state.page_first + 1;
+        if ui
+            .add(egui::DragValue::new(&mut number).range(1..=total.max(1)))
+            .changed()
+        {
+            state.page_first = number.saturating_sub(1).min(last_page);
+        }
+    });
+    let loaded = model
+        .browse
+        .page
+        .as_ref()
+        .is_some_and(|p| p.probe == probe && p.first == state.page_first);
+    ui.weak(if loaded {
+        format!(
+            "Events {}–{} of {}, read from the recording.",
+            format_count(state.page_first + 1),
+            format_count(state.page_first + shown as u64),
+            format_count(total)
+        )
+    } else {
+        format!(
+            "Reading events from {} of {}…",
+            format_count(state.page_first + 1),
+            format_count(total)
+        )
+    });
 }
 
 fn plot_ui(
@@ -191,9 +328,21 @@ fn plot_ui(
         });
 }
 
-fn table_ui(ui: &mut egui::Ui, shown: &[&Event], names: &[String], column_names: &[String]) {
+/// The rows, times counted from `start_ns` (a recording's start) or else
+/// from the first row; `follow` keeps the last row in view.
+fn table_ui(
+    ui: &mut egui::Ui,
+    shown: &[&Event],
+    names: &[String],
+    column_names: &[String],
+    start_ns: Option<u64>,
+    follow: bool,
+) {
     use egui_extras::{Column, TableBuilder};
-    let t0 = shown.first().map_or(0, |e| e.ts_ns);
+    // Rows are one line high: a wrapped cell would spill into the next row
+    // (times and command names were cut in two at 1280 px).
+    ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Extend);
+    let t0 = start_ns.unwrap_or_else(|| shown.first().map_or(0, |e| e.ts_ns));
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
     let titles: Vec<&str> = ["time (s)", "cpu", "pid", "command"]
         .into_iter()
@@ -202,7 +351,7 @@ fn table_ui(ui: &mut egui::Ui, shown: &[&Event], names: &[String], column_names:
     let mut table = TableBuilder::new(ui)
         .id_salt("inspector-table")
         .striped(true)
-        .stick_to_bottom(true)
+        .stick_to_bottom(follow)
         .auto_shrink([false, false])
         .vscroll(true);
     for _ in &titles {

@@ -6,7 +6,7 @@ use crate::theme;
 use crate::views::probes_panel::probe_checkbox_ui;
 use egui::{Align2, Color32, FontId, Pos2, Rect, Role, Sense, Stroke, Vec2, WidgetInfo};
 use microscope_model::Probe;
-use microscope_model::map::SubsystemMap;
+use microscope_model::map::{MapHighlight, SubsystemMap};
 use microscope_model::{Model, format_rate};
 use std::time::Instant;
 
@@ -19,6 +19,9 @@ pub struct MapState {
     pub highlighted_probe: Option<String>,
     /// The search box.
     pub search: String,
+    /// Nodes and edges drawn bold, the rest dimmed: set by a tour step or a
+    /// followed operation (see [`Command::HighlightMap`](crate::command::Command::HighlightMap)).
+    pub highlight: MapHighlight,
 }
 
 /// Accessible label of a map node: its name and its rate.
@@ -187,15 +190,18 @@ fn canvas_ui(
         };
         let (a, b) = (to_screen(graph[from].pos), to_screen(graph[to].pos));
         let touches_selected = selected.is_some_and(|s| s == from || s == to);
-        let color = if touches_selected {
-            theme::MAP_EDGE_SELECTED
+        let highlighted = state.highlight.has_edge(&graph[from].id, &graph[to].id);
+        let (color, width) = if highlighted {
+            (theme::MAP_TOUR, 3.5)
+        } else if touches_selected {
+            (theme::MAP_EDGE_SELECTED, 1.5)
         } else {
-            theme::MAP_EDGE
+            (theme::MAP_EDGE, 1.5)
         };
         let dir = (b - a).normalized();
         let start = a + dir * radius(rates[from.index()]);
         let end = b - dir * (radius(rates[to.index()]) + 2.0);
-        arrow(&painter, start, end, Stroke::new(1.5, color));
+        arrow(&painter, start, end, Stroke::new(width, color));
     }
     for index in graph.node_indices() {
         let node = &graph[index];
@@ -208,23 +214,19 @@ fn canvas_ui(
         let label = node_label(&node.name, rate);
         response.widget_info(|| WidgetInfo::labeled(Role::Button, true, &label));
         let is_selected = selected == Some(index);
-        painter.circle(
-            center,
-            r,
-            heat_color(rate, max_rate),
-            Stroke::new(
-                if is_selected || response.hovered() {
-                    3.0
-                } else {
-                    1.0
-                },
-                if is_selected {
-                    theme::SELECTED_SLICE
-                } else {
-                    theme::MAP_NODE_OUTLINE
-                },
-            ),
-        );
+        let highlighted = state.highlight.has_node(&node.id);
+        let outline = if highlighted {
+            Stroke::new(4.0, theme::MAP_TOUR)
+        } else if is_selected || response.hovered() {
+            Stroke::new(3.0, theme::SELECTED_SLICE)
+        } else {
+            Stroke::new(1.0, theme::MAP_NODE_OUTLINE)
+        };
+        let mut fill = heat_color(rate, max_rate);
+        if !state.highlight.is_empty() && !highlighted {
+            fill = fill.gamma_multiply(0.35);
+        }
+        painter.circle(center, r, fill, outline);
         let in_row = per_row.get(&node.layer).copied().unwrap_or(1).max(1) as f32;
         let wrap = (inner.width() / in_row - 6.0).max(60.0);
         let galley = painter.layout(
@@ -261,6 +263,15 @@ fn canvas_ui(
         ));
     }
     legend_ui(&painter, rect, max_rate);
+    if let Some(caption) = &state.highlight.caption {
+        painter.text(
+            Pos2::new(rect.center().x, rect.min.y + 4.0),
+            Align2::CENTER_TOP,
+            caption,
+            FontId::proportional(13.0),
+            theme::MAP_TOUR,
+        );
+    }
 }
 
 /// A line from `start` to `end` with a small head of fixed size (egui's own

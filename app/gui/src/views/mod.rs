@@ -9,6 +9,7 @@ mod graph_cache;
 mod histogram_view;
 mod inspector_view;
 mod map_view;
+mod pack_view;
 mod paths_view;
 pub(crate) mod probes_panel;
 mod replay_bar;
@@ -24,8 +25,12 @@ pub use flame_view::{
     BREADCRUMBS, DiffRanges, FRAMES, FlameLayout, FlameView, NO_SAMPLES_IN_RANGE, NO_STACKS,
 };
 pub use histogram_view::histogram_ui;
-pub use inspector_view::{InspectorState, inspector_ui};
+pub use inspector_view::{InspectorState, PAGE_EVENTS, inspector_ui};
 pub use map_view::{MapState, map_ui};
+pub use pack_view::{
+    MACHINE_WIDE, PackViewState, has_verifier_log, pack_ui, verifier_log_button_ui,
+    verifier_log_window_ui,
+};
 pub use paths_view::{CALL_GRAPH, PathsView};
 pub use probes_panel::probes_ui;
 pub use replay_bar::replay_bar_ui;
@@ -64,6 +69,8 @@ pub mod region {
     pub const FLAME: &str = "Flame graph";
     /// The paths (call graph) view.
     pub const PATHS: &str = "Call paths";
+    /// Pack probes' counter tables and histograms.
+    pub const PACKS: &str = "Pack maps";
     /// The Cost view.
     pub const COST: &str = "Cost view";
     /// The Cost view's table, a row per attached probe.

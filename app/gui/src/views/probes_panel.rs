@@ -101,9 +101,15 @@ pub(crate) fn probe_checkbox_ui(
             probe.description,
             kind_note(probe)
         )),
-        Some(reason) => ui
-            .add_enabled(false, egui::Checkbox::new(&mut checked, &probe.id))
-            .on_disabled_hover_text(format!("Unavailable on this kernel: {reason}")),
+        Some(reason) => {
+            let response = ui
+                .add_enabled(false, egui::Checkbox::new(&mut checked, &probe.id))
+                .on_disabled_hover_text(format!("Unavailable on this kernel: {reason}"));
+            if crate::views::has_verifier_log(probe) {
+                crate::views::verifier_log_button_ui(ui, probe, commands);
+            }
+            response
+        }
     };
     if response.changed() && checked != wanted {
         commands.send(Command::SetProbeEnabled {
@@ -151,6 +157,9 @@ fn kind_note(probe: &Probe) -> &'static str {
             "Counts calls and entry-to-exit time in the kernel; the timeline shows calls/s."
         }
         ProbeKind::Stacks => "Counts stacks in the kernel; see the flame graph.",
-        ProbeKind::Pack => "A pack's own BPF programs: counters and histograms read from its maps.",
+        ProbeKind::Pack => {
+            "A pack's own BPF programs: counters and histograms read from its maps, counted \
+             in the kernel for every client of the helper (machine-wide); see the Pack data tab."
+        }
     }
 }

@@ -18,7 +18,9 @@
 
 use super::{RecordingIndex, RecordingTotals};
 use crate::ProbeKey;
-use crate::{Aggregates, FieldValue, HelperInfo, ProbeInfo, ProbeStats, ProcessFilter, StackBatch};
+use crate::{
+    Aggregates, FieldValue, HelperInfo, PackData, ProbeInfo, ProbeStats, ProcessFilter, StackBatch,
+};
 use serde::Deserialize;
 
 /// Mirror of [`FrameBody`](super::FrameBody).
@@ -46,7 +48,7 @@ impl ScanFrame<'_> {
                 batch.events.iter().map(|event| (event.probe, event.ts_ns)),
                 &batch.stats,
             ),
-            ScanMessage::Aggregates(_) => totals.aggregates += 1,
+            ScanMessage::Aggregates(_) | ScanMessage::PackData(_) => totals.aggregates += 1,
             ScanMessage::Stacks(_) => totals.stack_batches += 1,
             ScanMessage::Error { .. } => totals.errors += 1,
             ScanMessage::Hello(_)
@@ -55,9 +57,76 @@ impl ScanFrame<'_> {
             | ScanMessage::ProbeAdded(_)
             | ScanMessage::Tracepoints(_)
             | ScanMessage::KernelFunctions { .. }
-            | ScanMessage::Filter(_) => {}
+            | ScanMessage::Filter(_)
+            | ScanMessage::VerifierLog { .. } => {}
         }
     }
+
+    /// What [`Recording::glance`](super::Recording::glance) shows of each
+    /// streamed event of this frame.
+    pub(super) fn glances(&self) -> impl Iterator<Item = EventGlance<'_>> {
+        let events = match &self.message {
+            ScanMessage::Batch(batch) => batch.events.as_slice(),
+            _ => &[],
+        };
+        events.iter().map(|event| EventGlance {
+            probe: event.probe,
+            cpu: event.cpu,
+            ts_ns: event.ts_ns,
+            pid: event.pid,
+            tgid: event.tgid,
+            wakeup: matches!(event.data, ScanEventData::SchedWakeup { .. }),
+            switch: match event.data {
+                ScanEventData::SchedSwitch {
+                    prev_pid,
+                    prev_state,
+                    next_pid,
+                    next_comm,
+                    ..
+                } => Some(SwitchGlance {
+                    prev_pid,
+                    prev_state,
+                    next_pid,
+                    next_comm,
+                }),
+                _ => None,
+            },
+        })
+    }
+}
+
+/// One streamed event as a fast pass over a recording sees it: where and
+/// when, and for a `sched_switch` who took the CPU. Strings are borrowed
+/// from the frame; nothing is allocated per event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventGlance<'a> {
+    /// [`Event::probe`](crate::Event::probe).
+    pub probe: ProbeKey,
+    /// [`Event::cpu`](crate::Event::cpu).
+    pub cpu: u32,
+    /// [`Event::ts_ns`](crate::Event::ts_ns).
+    pub ts_ns: u64,
+    /// [`Event::pid`](crate::Event::pid).
+    pub pid: u32,
+    /// [`Event::tgid`](crate::Event::tgid).
+    pub tgid: u32,
+    /// Whether it is a [`EventData::SchedWakeup`](crate::EventData::SchedWakeup).
+    pub wakeup: bool,
+    /// Present for a [`EventData::SchedSwitch`](crate::EventData::SchedSwitch).
+    pub switch: Option<SwitchGlance<'a>>,
+}
+
+/// The fields of a `sched_switch` a summary needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwitchGlance<'a> {
+    /// The task leaving.
+    pub prev_pid: u32,
+    /// Why it left (`TASK_REPORT` bits).
+    pub prev_state: u64,
+    /// The task taking the CPU.
+    pub next_pid: u32,
+    /// Its command name.
+    pub next_comm: &'a str,
 }
 
 /// Mirror of [`HelperMessage`](crate::HelperMessage).
@@ -84,6 +153,11 @@ enum ScanMessage<'a> {
     },
     Filter(ProcessFilter),
     Stacks(StackBatch),
+    PackData(PackData),
+    VerifierLog {
+        probe: &'a str,
+        log: &'a str,
+    },
 }
 
 /// Mirror of [`EventBatch`](crate::EventBatch).

@@ -1,0 +1,249 @@
+//! Browsing a recording: a named thread that reads the file for the views
+//! of a replay, so they reach every moment of a recording of any size while
+//! memory stays bounded.
+//!
+//! ```text
+//!  UI ──BrowseRequest──▶ microscope-browse ◀── Recording (file)
+//!  UI ◀──Update::Browse──┘
+//! ```
+//!
+//! First it reads every frame once, fast (borrowed strings, no allocation
+//! per event: [`Recording::glance`]), into a
+//! [`RecordingOverview`](microscope_model::RecordingOverview), reporting
+//! its progress. Then it answers requests: the scheduler slices of a time
+//! range ([`CpuWindow`]), built with the same [`CpuTimeline`] code as live
+//! data from the chunks of the file that hold them, and pages of one
+//! probe's events ([`EventPage`]) for the inspector. Requests that queued up
+//! while it was busy are coalesced: only the newest of each kind is read.
+//!
+//! The replay thread still plays the recording into the model for the
+//! views that aggregate (rates, histograms, flame graph, map); this thread
+//! serves the views that show single events.
+
+use crate::Wake;
+use crossbeam_channel::{Receiver, Sender};
+use microscope_model::{
+    BrowseUpdate, CpuTimeline, CpuWindow, EventPage, OverviewBuilder, RecordingOverview, Update,
+    sched_records,
+};
+use microscope_wire::{HelperMessage, ProbeKey, Recording};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How often progress is reported while the overview is built.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+/// Most `sched_switch` events read for one window; a larger request gets
+/// the start of its range (the view asks for far less: see the CPU
+/// timeline view).
+pub const MAX_WINDOW_SWITCHES: u64 = 4_000_000;
+/// Most events in one page.
+pub const MAX_PAGE_EVENTS: usize = 10_000;
+
+/// What the views ask of the browser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrowseRequest {
+    /// The scheduler slices of `from_ns..to_ns` (kernel ns).
+    CpuWindow {
+        /// Start of the range.
+        from_ns: u64,
+        /// End of the range.
+        to_ns: u64,
+    },
+    /// `count` events of `probe` from its event number `first` (from 0).
+    Events {
+        /// The probe.
+        probe: ProbeKey,
+        /// Number of the first event.
+        first: u64,
+        /// How many (at most [`MAX_PAGE_EVENTS`]).
+        count: usize,
+    },
+}
+
+/// Starts the browser of the recording at `path`. Dropping the request
+/// sender (or the update receiver) ends the thread.
+pub fn spawn_browser(
+    path: PathBuf,
+    updates: Sender<Update>,
+    requests: Receiver<BrowseRequest>,
+    wake: Wake,
+) -> std::io::Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name("microscope-browse".to_owned())
+        .spawn(move || {
+            let send = |update: BrowseUpdate| {
+                let sent = updates.send(Update::Browse(update)).is_ok();
+                wake();
+                sent
+            };
+            let recording = match Recording::open(&path) {
+                Ok(recording) => recording,
+                Err(err) => {
+                    send(BrowseUpdate::Failed(err.to_string()));
+                    return;
+                }
+            };
+            let Some(overview) = build_overview(&recording, &send) else {
+                return;
+            };
+            let overview = Arc::new(overview);
+            if !send(BrowseUpdate::Overview(Arc::clone(&overview))) {
+                return;
+            }
+            while let Ok(first) = requests.recv() {
+                for request in coalesce(first, &requests) {
+                    let update = match request {
+                        BrowseRequest::CpuWindow { from_ns, to_ns } => {
+                            cpu_window(&recording, &overview, from_ns, to_ns)
+                                .map(|window| BrowseUpdate::CpuWindow(Arc::new(window)))
+                        }
+                        BrowseRequest::Events {
+                            probe,
+                            first,
+                            count,
+                        } => event_page(&recording, &overview, probe, first, count)
+                            .map(|page| BrowseUpdate::Page(Arc::new(page))),
+                    };
+                    let update = update.unwrap_or_else(BrowseUpdate::Failed);
+                    if !send(update) {
+                        return;
+                    }
+                }
+            }
+        })
+}
+
+/// The newest request of each kind among `first` and those waiting.
+fn coalesce(first: BrowseRequest, requests: &Receiver<BrowseRequest>) -> Vec<BrowseRequest> {
+    let mut window = None;
+    let mut page = None;
+    for request in std::iter::once(first).chain(requests.try_iter()) {
+        match request {
+            BrowseRequest::CpuWindow { .. } => window = Some(request),
+            BrowseRequest::Events { .. } => page = Some(request),
+        }
+    }
+    window.into_iter().chain(page).collect()
+}
+
+/// Reads every frame once into an overview, reporting progress; `None` when
+/// the UI is gone.
+fn build_overview(
+    recording: &Recording,
+    send: &impl Fn(BrowseUpdate) -> bool,
+) -> Option<RecordingOverview> {
+    let totals = recording.summary().totals;
+    let mut builder = OverviewBuilder::new(totals.event_span_ns);
+    let (start, end) = (recording.data_start(), recording.data_end());
+    let mut last_report = Instant::now();
+    let mut gone = false;
+    let result = recording.glance(start, |offset, recv_ns, events| {
+        builder.frame(offset, recv_ns, events);
+        if last_report.elapsed() >= PROGRESS_INTERVAL {
+            last_report = Instant::now();
+            let share = (offset - start) as f32 / (end - start).max(1) as f32;
+            gone = !send(BrowseUpdate::Progress(share));
+        }
+        !gone
+    });
+    if gone {
+        return None;
+    }
+    if let Err(err) = result {
+        // Damage in the middle: browse what came before it, and say so.
+        log::warn!("{err}");
+        if !send(BrowseUpdate::Failed(format!(
+            "the recording can be browsed only up to the damage: {err}"
+        ))) {
+            return None;
+        }
+    }
+    Some(builder.finish(end))
+}
+
+/// The slices of `from_ns..to_ns`, from the chunks that hold them.
+pub fn cpu_window(
+    recording: &Recording,
+    overview: &RecordingOverview,
+    from_ns: u64,
+    to_ns: u64,
+) -> Result<CpuWindow, String> {
+    let Some(anchor) = overview.anchor else {
+        return Err("this recording has no scheduler events to show".to_owned());
+    };
+    let mut window = CpuWindow::new(from_ns, to_ns, anchor);
+    let chunks = overview.chunks_for_window(from_ns, to_ns);
+    let (Some(first), Some(last)) = (
+        overview.chunks.get(chunks.start),
+        chunks
+            .end
+            .checked_sub(1)
+            .and_then(|i| overview.chunks.get(i)),
+    ) else {
+        return Ok(window);
+    };
+    let mut frames = recording
+        .frames_from(first.offset)
+        .map_err(|err| err.to_string())?;
+    let mut timeline: CpuTimeline = window.timeline;
+    while frames.offset() < last.end_offset {
+        let Some(frame) = frames.next() else {
+            break;
+        };
+        let frame = frame.map_err(|err| err.to_string())?;
+        if let HelperMessage::Batch(batch) = frame.message {
+            timeline.apply(sched_records(batch.events), 0.0);
+        }
+        if timeline.len() as u64 >= MAX_WINDOW_SWITCHES {
+            // Too much asked: keep the start of the range.
+            window.to_ns = timeline.latest_ns().min(window.to_ns);
+            break;
+        }
+    }
+    window.timeline = timeline;
+    Ok(window)
+}
+
+/// `count` events of `probe` from its event number `first`.
+pub fn event_page(
+    recording: &Recording,
+    overview: &RecordingOverview,
+    probe: ProbeKey,
+    first: u64,
+    count: usize,
+) -> Result<EventPage, String> {
+    let total = overview.events_of(probe);
+    let count = count.min(MAX_PAGE_EVENTS);
+    let mut page = EventPage {
+        probe,
+        first,
+        events: Vec::with_capacity(count),
+        total,
+    };
+    let Some((chunk, mut skip)) = overview.locate_event(probe, first) else {
+        return Ok(page);
+    };
+    let offset = overview.chunks.get(chunk).map_or(0, |c| c.offset);
+    let frames = recording
+        .frames_from(offset)
+        .map_err(|err| err.to_string())?;
+    for frame in frames {
+        let frame = frame.map_err(|err| err.to_string())?;
+        let HelperMessage::Batch(batch) = frame.message else {
+            continue;
+        };
+        for event in batch.events.into_iter().filter(|e| e.probe == probe) {
+            if skip > 0 {
+                skip -= 1;
+            } else if page.events.len() < count {
+                page.events.push(event);
+            }
+        }
+        if page.events.len() >= count {
+            break;
+        }
+    }
+    Ok(page)
+}
