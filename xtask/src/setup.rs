@@ -34,7 +34,6 @@ const GUI_PACKAGES: &[&str] = &[
     "mesa-vulkan-drivers",
 ];
 
-
 /// The bpf-linker release known to work with the pinned aya and LLVM 22.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_BIN_DIR: &str = "/usr/lib/llvm-22/bin";

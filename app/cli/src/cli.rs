@@ -55,6 +55,8 @@ pub enum View {
     Paths,
     /// Pack probes' counter tables and histograms.
     Packs,
+    /// What each probe and the helper cost (BPF run time, events, drops).
+    Cost,
 }
 
 impl View {
@@ -68,6 +70,7 @@ impl View {
             Self::Flame => CentralTab::Flame,
             Self::Paths => CentralTab::Paths,
             Self::Packs => CentralTab::Packs,
+            Self::Cost => CentralTab::Cost,
         }
     }
 }

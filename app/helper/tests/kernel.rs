@@ -27,10 +27,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "kernel/filters.rs"]
-mod filters;
 #[path = "kernel/cost.rs"]
 mod cost;
+#[path = "kernel/filters.rs"]
+mod filters;
 #[path = "kernel/hostile.rs"]
 mod hostile;
 #[path = "kernel/metrics.rs"]

@@ -60,8 +60,8 @@ mod folded;
 mod histogram;
 pub mod map;
 mod model;
-mod pack_data;
 mod overview;
+mod pack_data;
 mod paths;
 mod stacks;
 mod synthetic;
@@ -88,12 +88,12 @@ pub use folded::{
 };
 pub use histogram::{LatencyHistogram, bucket_label, log2_bucket_label};
 pub use model::{Browse, ConnectionState, Model, RECENT_EVENTS, SCHED_SWITCH};
-pub use pack_data::{
-    CounterRow, CounterTable, PackProbeData, RATE_HISTORY, histogram_summary, sum_buckets,
-};
 pub use overview::{
     CHUNK_BYTES, Chunk, Column, CpuWindow, EventPage, LOOKBACK_SWITCHES, MAX_OVERVIEW_CPUS,
     OVERVIEW_BUCKETS, OverviewBuilder, RecordingOverview,
+};
+pub use pack_data::{
+    CounterRow, CounterTable, PackProbeData, RATE_HISTORY, histogram_summary, sum_buckets,
 };
 pub use paths::{
     AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,
