@@ -36,9 +36,10 @@ use aya_ebpf::{
 use microscope_ebpf::{for_each_slot, keep_current, slots_keeping_current};
 use probes_common::{
     COMM_LEN, EVENT_KINDS, EntryStart, EventHeader, EventKind, FIELD_MISSING, FILTER_SLOTS,
-    FilterTable, LATENCY_BUCKETS, OpenatEvent, RING_BYTES, SLOT_STACKS, STACK_ENTRIES,
-    SYSCALL_SLOTS, SYSCALL_START_ENTRIES, SchedExecEvent, SchedExitEvent, SchedForkEvent,
-    SchedSwitchEvent, SchedWakeupEvent, StackKey, TP_SLOTS, TracepointEvent, log2_bucket,
+    FilterTable, LATENCY_BUCKETS, OpenatEvent, RING_BYTES, SLOT_COUNT_ONLY, SLOT_STACKS,
+    STACK_ENTRIES, SYSCALL_SLOTS, SYSCALL_START_ENTRIES, SchedExecEvent, SchedExitEvent,
+    SchedForkEvent, SchedSwitchEvent, SchedWakeupEvent, StackKey, TP_SLOTS, TracepointEvent,
+    log2_bucket,
 };
 
 #[map]
@@ -76,7 +77,12 @@ static FILTER: Array<FilterTable> = Array::with_max_entries(1, 0);
 #[map]
 static TP_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(TP_SLOTS, 0);
 
-/// Options of each generic slot ([`SLOT_STACKS`]), set by the helper before
+/// Hits of each generic slot with [`SLOT_COUNT_ONLY`], per CPU, by filter
+/// slot: index `filter_slot * TP_SLOTS + slot`.
+#[map]
+static TP_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(TP_SLOTS * FILTER_SLOTS, 0);
+
+/// Options of each generic slot ([`SLOT_STACKS`], [`SLOT_COUNT_ONLY`]), set by the helper before
 /// it attaches the slot's program.
 #[map]
 static TP_SLOT_OPTIONS: Array<u32> = Array::with_max_entries(TP_SLOTS, 0);
@@ -372,20 +378,34 @@ pub fn sys_exit_latency(_ctx: TracePointContext) -> u32 {
 
 /// Any tracepoint, through one copy of this program per slot (see
 /// `probes_common::TP_SLOTS` for why): copies the first `TP_RECORD_BYTES`
-/// of the record into the ring buffer, stamped with the slot, and with
+/// of the record into the ring buffer, stamped with the slot (or, with
+/// `SLOT_COUNT_ONLY`, only counts the hit in `TP_HITS`), and with
 /// `SLOT_STACKS` set also counts the kernel and user stacks of the hit in
 /// `STACK_COUNTS` ("how did the kernel get here"). The helper decodes the
 /// record with the format file of the tracepoint it attached to the slot.
 #[inline(always)]
 fn generic(ctx: &TracePointContext, slot: u32) -> u32 {
-    if !keep_current(FILTER.get(0)) {
-        return 0;
+    let options = TP_SLOT_OPTIONS.get(slot).copied().unwrap_or(0);
+    if options & SLOT_COUNT_ONLY != 0 {
+        // Counted per filter slot, like the syscall counts: each client
+        // gets the hits of its own filter.
+        let filters = slots_keeping_current(FILTER.get(0));
+        if filters == 0 {
+            return 0;
+        }
+        for_each_slot(filters, |filter| {
+            if let Some(count) = TP_HITS.get_ptr_mut(filter * TP_SLOTS + slot) {
+                // SAFETY: per-CPU slot, written only from this CPU.
+                unsafe { *count += 1 };
+            }
+        });
+    } else {
+        if !keep_current(FILTER.get(0)) {
+            return 0;
+        }
+        copy_record(ctx, slot);
     }
-    copy_record(ctx, slot);
-    if TP_SLOT_OPTIONS
-        .get(slot)
-        .is_some_and(|o| o & SLOT_STACKS != 0)
-    {
+    if options & SLOT_STACKS != 0 {
         let pid_tgid = bpf_get_current_pid_tgid();
         let key = StackKey {
             id: slot,

@@ -273,6 +273,11 @@ pub const TP_SLOTS: u32 = 64;
 /// [`TracepointEvent`]'s slot options: also count stacks at every hit.
 pub const SLOT_STACKS: u32 = 1;
 
+/// Slot option: only count the hits, per CPU in `TP_HITS`, and send no
+/// record. What the map's default probes use: a hit then costs one
+/// per-CPU increment instead of a ring-buffer reservation and a copy.
+pub const SLOT_COUNT_ONLY: u32 = 2;
+
 /// Any tracepoint's raw record, from the generic program of slot `slot`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

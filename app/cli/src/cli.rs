@@ -29,6 +29,12 @@ pub struct Cli {
     /// `sched`, `tcp`…).
     #[arg(long, value_name = "SUBSYSTEM")]
     pub select: Option<String>,
+    /// Do not switch on the default probes when the window connects to the
+    /// helper. By default a few cheap tracepoints (one per subsystem, none
+    /// on system calls) are counted in the kernel so the map lights at
+    /// once; with this flag the map stays dark until you tick probes.
+    #[arg(long)]
+    pub no_default_probes: bool,
     /// Open this recording (made by `microscope record`) instead of
     /// connecting to the helper; needs no privileges.
     #[arg(long, value_name = "FILE")]

@@ -66,6 +66,20 @@ pub struct MicroscopeApp {
     show_cost: bool,
     /// Whether we asked the helper for cost reports (see [`Self::watch_cost`]).
     watching_cost: bool,
+    /// Switch on the default probes ([`microscope_model::live_defaults`])
+    /// when the helper's probe list arrives, once per app.
+    default_probes: DefaultProbes,
+}
+
+/// Where the app is with its default probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DefaultProbes {
+    /// Not wanted (`--no-default-probes`, tests, replays).
+    Off,
+    /// Wanted, waiting for the probe list.
+    Pending,
+    /// Switched on (or there were none to switch on).
+    Done,
 }
 
 impl MicroscopeApp {
@@ -98,6 +112,7 @@ impl MicroscopeApp {
             pack_view: PackViewState::default(),
             show_cost: false,
             watching_cost: false,
+            default_probes: DefaultProbes::Off,
         }
     }
 
@@ -107,6 +122,18 @@ impl MicroscopeApp {
     pub fn with_socket(mut self, socket: PathBuf, demo_if_unreachable: bool) -> Self {
         self.socket = Some(socket);
         self.demo_if_unreachable = demo_if_unreachable;
+        self
+    }
+
+    /// Switches on a cheap default set of probes, counted in the kernel, as
+    /// soon as the helper lists its probes, so the map lights at once (see
+    /// [`microscope_model::live_defaults`]). Off unless asked for.
+    pub fn with_default_probes(mut self, on: bool) -> Self {
+        self.default_probes = if on {
+            DefaultProbes::Pending
+        } else {
+            DefaultProbes::Off
+        };
         self
     }
 
@@ -130,7 +157,23 @@ impl MicroscopeApp {
         self.commands.send(command);
     }
 
-    /// What the app currently shows.
+    /// Where the map was painted in the last frame that showed it: its
+    /// bands, nodes, edges and legend.
+    pub fn map_layout(&self) -> Option<&crate::map_layout::MapLayout> {
+        self.map_view.last_layout.as_ref()
+    }
+
+    /// The subsystem map the app draws.
+    pub fn map(&self) -> &SubsystemMap {
+        &self.map
+    }
+
+    /// What the map highlights now (a tour step, a followed operation).
+    pub fn map_highlight(&self) -> &microscope_model::map::MapHighlight {
+        &self.map_view.highlight
+    }
+
+    /// The model the views draw.
     pub fn model(&self) -> &Model {
         &self.model
     }
@@ -379,7 +422,13 @@ impl MicroscopeApp {
                     }
                     return;
                 }
-                Ok(update) => self.model.apply(update),
+                Ok(update) => {
+                    let probe_list = matches!(update, Update::Probes(_));
+                    self.model.apply(update);
+                    if probe_list {
+                        self.switch_on_default_probes();
+                    }
+                }
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Disconnected) => {
                     self.model.apply(Update::Disconnected {
@@ -465,6 +514,14 @@ impl MicroscopeApp {
         for command in commands {
             match command {
                 Command::SetProbeEnabled { probe, enabled } => {
+                    // Someone who ticks a default probe wants its events.
+                    if enabled && self.model.counted_in_kernel.remove(&probe) {
+                        let options = self.options_of(&probe);
+                        self.send_to_helper(ClientMessage::SetOptions {
+                            probe: probe.clone(),
+                            options,
+                        });
+                    }
                     let message = if enabled {
                         self.model.wanted.insert(probe.clone());
                         ClientMessage::Enable { probe }
@@ -511,13 +568,14 @@ impl MicroscopeApp {
                     } else {
                         self.model.stacks_wanted.remove(&probe);
                     }
-                    self.send_to_helper(ClientMessage::SetOptions {
-                        probe,
-                        options: microscope_wire::ProbeOptions {
-                            stacks: on,
-                            ..Default::default()
-                        },
-                    });
+                    let options = self.options_of(&probe);
+                    self.send_to_helper(ClientMessage::SetOptions { probe, options });
+                }
+                Command::StreamEvents(probe) => {
+                    if self.model.counted_in_kernel.remove(&probe) {
+                        let options = self.options_of(&probe);
+                        self.send_to_helper(ClientMessage::SetOptions { probe, options });
+                    }
                 }
                 Command::ShowPaths { key } => {
                     self.paths_view.filters.probe = Some(key);
@@ -582,6 +640,46 @@ impl MicroscopeApp {
         if wanted != self.watching_cost {
             self.watching_cost = wanted;
             self.send_to_helper(ClientMessage::WatchCost { watch: wanted });
+        }
+    }
+
+    /// Asks the helper to count each default probe in the kernel and to
+    /// switch it on, the first time its probe list arrives while live.
+    fn switch_on_default_probes(&mut self) {
+        if self.default_probes != DefaultProbes::Pending || self.model.is_replay() {
+            return;
+        }
+        self.default_probes = DefaultProbes::Done;
+        let ids: Vec<String> =
+            microscope_model::live_defaults::to_switch_on(&self.model.probes, &self.model.wanted)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+        log::info!(
+            "switching on {} default probes, counted in the kernel",
+            ids.len()
+        );
+        for probe in ids {
+            self.send_to_helper(ClientMessage::SetOptions {
+                probe: probe.clone(),
+                options: microscope_wire::ProbeOptions {
+                    count_only: true,
+                    ..Default::default()
+                },
+            });
+            self.model.counted_in_kernel.insert(probe.clone());
+            self.model.wanted.insert(probe.clone());
+            self.send_to_helper(ClientMessage::Enable { probe });
+        }
+    }
+
+    /// The options to send for `probe`: stacks as asked, counted in the
+    /// kernel if it is a default probe nobody asked to stream.
+    fn options_of(&self, probe: &str) -> microscope_wire::ProbeOptions {
+        microscope_wire::ProbeOptions {
+            stacks: self.model.stacks_wanted.contains(probe),
+            count_only: self.model.counted_in_kernel.contains(probe),
+            ..Default::default()
         }
     }
 

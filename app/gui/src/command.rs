@@ -40,6 +40,9 @@ pub enum Command {
         /// Capture or not.
         on: bool,
     },
+    /// Stream the events of a probe that is only counted in the kernel
+    /// (a default probe).
+    StreamEvents(String),
     /// Show the call paths into a probe (its captured stacks).
     ShowPaths {
         /// The probe's key.

@@ -15,13 +15,16 @@ pub const WINDOW_TITLE: &str = "Microscope";
 /// connected to the helper at `socket` (falling back to the bundled demo
 /// recording when no helper answers). The probes in `enable` are switched on
 /// as if their boxes were ticked; `tab` is the view to open on, `select` a
-/// subsystem whose details the map shows.
+/// subsystem whose details the map shows. With `default_probes`, a cheap
+/// default set of probes is counted in the kernel as soon as the helper
+/// answers, so the map lights at once.
 pub fn run_gui(
     socket: PathBuf,
     enable: Vec<String>,
     replay: Option<PathBuf>,
     tab: Option<CentralTab>,
     select: Option<String>,
+    default_probes: bool,
 ) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -45,7 +48,8 @@ pub fn run_gui(
             .context("could not start the connection thread")?;
             let mut app = MicroscopeApp::new(updates, to_helper)
                 .with_socket(socket, replay.is_none())
-                .with_recorder(recorder);
+                .with_recorder(recorder)
+                .with_default_probes(default_probes);
             if let Some(tab) = tab {
                 app.request(Command::ShowTab(tab));
             }

@@ -55,8 +55,9 @@ pub fn egui_measure(ctx: &egui::Context) -> impl MeasureText + '_ {
 pub const LEGEND_HEIGHT: f32 = 24.0;
 /// Node name sizes tried, largest first, in points (before zoom).
 const NAME_SIZES: [f32; 5] = [14.0, 13.0, 12.0, 11.0, 10.0];
-/// Most lines a node name may take.
-const NAME_LINES: usize = 2;
+/// Lines a node name may take: two, or three when rows are narrow (a
+/// small window with the details panel open).
+const NAME_LINES: [usize; 2] = [2, 3];
 /// Size of the rate line in a node and of band names, in points.
 const SMALL_SIZE: f32 = 11.0;
 /// Widest a node gets, in points (before zoom).
@@ -203,8 +204,8 @@ impl View {
         .clamped(content)
     }
 
-    /// Moved so that `point` (a screen point of the map) is inside
-    /// `content`, with a margin.
+    /// Moved so that `rect` (a node on screen) is inside `content`, with a
+    /// margin.
     #[must_use]
     pub fn showing(self, rect: Rect, content: Rect) -> Self {
         let margin = 12.0;
@@ -275,14 +276,17 @@ pub fn layout_map(
         .iter()
         .map(|row| node_width(row_counts(&row.slots), nodes_right - nodes_left, z))
         .collect();
-    let names = fit_names(map, &widths, z, measure);
+    // Names get what a row leaves after the padding, the rate line and the
+    // edges' channel.
+    let name_room = band_height - MIN_CHANNEL * z - 2.0 * NODE_PAD * z - SMALL_SIZE * z * 1.3;
+    let names = fit_names(map, &widths, z, name_room, measure);
     let line_height = names.size * 1.25;
-    let text_block = NAME_LINES as f32 * line_height + SMALL_SIZE * z * 1.3;
+    let text_block = names.max_lines as f32 * line_height + SMALL_SIZE * z * 1.3;
     let full_height = 2.0 * NODE_PAD * z + text_block + SPARK_HEIGHT * z + 2.0 * z;
     // The sparkline goes first when rows are tight; edges keep their room.
     let node_height = full_height
         .min(band_height - MIN_CHANNEL * z)
-        .max(text_block);
+        .max(text_block + 2.0 * NODE_PAD * z);
     let spark_height = (node_height - 2.0 * NODE_PAD * z - text_block).max(0.0);
     let mut nodes = Vec::new();
     let mut slot_x: HashMap<(usize, MapSlot), f32> = HashMap::new();
@@ -305,10 +309,8 @@ pub fn layout_map(
                         *index,
                         rect,
                         names.lines.get(index).cloned().unwrap_or_default(),
-                        line_height,
-                        names.size,
-                        spark_height,
-                        z,
+                        (line_height, names.size, names.max_lines, spark_height, z),
+                        measure,
                     ));
                     slot_x.insert((r, *slot), x + width / 2.0);
                     x += width + gap;
@@ -320,7 +322,7 @@ pub fn layout_map(
             }
         }
     }
-    let edges = route_edges(map, &nodes, &slot_x, &zones, &bands, z);
+    let edges = route_edges(map, &nodes, &slot_x, &zones, &bands);
     MapLayout {
         canvas,
         content,
@@ -349,13 +351,21 @@ fn node_width((k, p): (usize, usize), room: f32, z: f32) -> f32 {
 }
 
 /// The names, wrapped, at the largest size at which every name fits its
-/// node in at most [`NAME_LINES`] lines without cutting a word.
+/// node in two lines (else three) without cutting a word.
 struct Names {
     size: f32,
+    /// Lines every node has room for.
+    max_lines: usize,
     lines: HashMap<NodeIndex, Vec<String>>,
 }
 
-fn fit_names(map: &SubsystemMap, widths: &[f32], z: f32, measure: &impl MeasureText) -> Names {
+fn fit_names(
+    map: &SubsystemMap,
+    widths: &[f32],
+    z: f32,
+    name_room: f32,
+    measure: &impl MeasureText,
+) -> Names {
     let graph = map.graph();
     let row_of_node: HashMap<NodeIndex, usize> = map
         .rows()
@@ -368,35 +378,43 @@ fn fit_names(map: &SubsystemMap, widths: &[f32], z: f32, measure: &impl MeasureT
             })
         })
         .collect();
-    let wrap_all = |size: f32, cut: bool| -> Option<HashMap<NodeIndex, Vec<String>>> {
+    let wrap_all = |size: f32, max_lines: usize, cut: bool| {
         let mut all = HashMap::new();
         for index in graph.node_indices() {
             let row = row_of_node.get(&index).copied().unwrap_or(0);
             let room = widths.get(row).copied().unwrap_or(0.0) - 2.0 * NODE_PAD * z;
             let lines = wrap_words(&graph[index].name, room, size, measure);
-            if lines.len() > NAME_LINES || lines.iter().any(|l| measure.size(l, size).x > room) {
+            if lines.len() > max_lines || lines.iter().any(|l| measure.size(l, size).x > room) {
                 if !cut {
                     return None;
                 }
-                all.insert(index, cut_lines(lines, room, size, measure));
+                all.insert(index, cut_lines(lines, max_lines, room, size, measure));
             } else {
                 all.insert(index, lines);
             }
         }
         Some(all)
     };
-    for size in NAME_SIZES {
-        if let Some(lines) = wrap_all(size * z, false) {
-            return Names {
-                size: size * z,
-                lines,
-            };
+    for max_lines in NAME_LINES {
+        for size in NAME_SIZES {
+            if max_lines as f32 * size * z * 1.25 > name_room {
+                continue;
+            }
+            if let Some(lines) = wrap_all(size * z, max_lines, false) {
+                return Names {
+                    size: size * z,
+                    max_lines,
+                    lines,
+                };
+            }
         }
     }
     let size = NAME_SIZES[NAME_SIZES.len() - 1] * z;
+    let max_lines = NAME_LINES[NAME_LINES.len() - 1];
     Names {
         size,
-        lines: wrap_all(size, true).unwrap_or_default(),
+        max_lines,
+        lines: wrap_all(size, max_lines, true).unwrap_or_default(),
     }
 }
 
@@ -416,15 +434,21 @@ fn wrap_words(text: &str, width: f32, size: f32, measure: &impl MeasureText) -> 
     lines
 }
 
-/// Keeps the first [`NAME_LINES`] lines, each cut with "…" to `width`.
-fn cut_lines(lines: Vec<String>, width: f32, size: f32, measure: &impl MeasureText) -> Vec<String> {
+/// Keeps the first `max_lines` lines, each cut with "…" to `width`.
+fn cut_lines(
+    lines: Vec<String>,
+    max_lines: usize,
+    width: f32,
+    size: f32,
+    measure: &impl MeasureText,
+) -> Vec<String> {
     let total = lines.len();
     lines
         .into_iter()
-        .take(NAME_LINES)
+        .take(max_lines)
         .enumerate()
         .map(|(i, line)| {
-            let more = i + 1 == NAME_LINES && total > NAME_LINES;
+            let more = i + 1 == max_lines && total > max_lines;
             if !more && measure.size(&line, size).x <= width {
                 return line;
             }
@@ -499,32 +523,27 @@ fn node_layout(
     index: NodeIndex,
     rect: Rect,
     lines: Vec<String>,
-    line_height: f32,
-    size: f32,
-    spark_height: f32,
-    z: f32,
+    (line_height, size, max_lines, spark_height, z): (f32, f32, usize, f32, f32),
+    measure: &impl MeasureText,
 ) -> NodeLayout {
     let inner = rect.shrink(NODE_PAD * z);
     // The name block sits at the top, centred; short names are centred in
     // the room of two lines.
     let name_top =
-        inner.min.y + (NAME_LINES - lines.len().min(NAME_LINES)) as f32 * line_height / 2.0;
+        inner.min.y + (max_lines - lines.len().min(max_lines)) as f32 * line_height / 2.0;
     let name = lines
         .into_iter()
         .enumerate()
-        .map(|(i, text)| {
-            let width = (text.chars().count() as f32 * size * 0.6).min(inner.width());
-            TextLine {
-                rect: Rect::from_center_size(
-                    Pos2::new(inner.center().x, name_top + (i as f32 + 0.5) * line_height),
-                    Vec2::new(width, size * 1.2),
-                ),
-                text,
-                size,
-            }
+        .map(|(i, text)| TextLine {
+            rect: Rect::from_center_size(
+                Pos2::new(inner.center().x, name_top + (i as f32 + 0.5) * line_height),
+                measure.size(&text, size),
+            ),
+            text,
+            size,
         })
         .collect();
-    let rate_top = inner.min.y + NAME_LINES as f32 * line_height;
+    let rate_top = inner.min.y + max_lines as f32 * line_height;
     let rate = Rect::from_min_max(
         Pos2::new(inner.min.x, rate_top),
         Pos2::new(inner.max.x, rate_top + SMALL_SIZE * z * 1.3),
@@ -555,7 +574,6 @@ fn route_edges(
     slot_x: &HashMap<(usize, MapSlot), f32>,
     zones: &[(f32, f32)],
     bands: &[BandLayout],
-    z: f32,
 ) -> Vec<EdgeLayout> {
     let graph = map.graph();
     let rect_of: HashMap<NodeIndex, Rect> = nodes.iter().map(|n| (n.index, n.rect)).collect();
@@ -729,7 +747,6 @@ fn route_edges(
                     vec![start, Pos2::new(start.x, y), Pos2::new(end.x, y), end]
                 }
             };
-            let _ = z;
             EdgeLayout {
                 edge: plan.edge,
                 points,
@@ -826,11 +843,13 @@ impl MapLayout {
         rects
     }
 
-    /// The node `step` leads to from `from`: the nearest one that way,
-    /// preferring nodes straight ahead over ones to the side.
+    /// The node `step` leads to from `from`: left and right, the next node
+    /// in the same layer (else the nearest that way); up and down, the
+    /// nearest node of the next layer that has one, the closest across.
     pub fn neighbour(&self, from: NodeIndex, step: Step) -> Option<NodeIndex> {
         let here = self.node(from)?.rect.center();
-        self.nodes
+        let candidates: Vec<(f32, f32, NodeIndex)> = self
+            .nodes
             .iter()
             .filter(|n| n.index != from)
             .filter_map(|n| {
@@ -841,10 +860,26 @@ impl MapLayout {
                     Step::Up => (-d.y, d.x),
                     Step::Down => (d.y, d.x),
                 };
-                (ahead > 1.0).then_some((ahead + 2.5 * aside.abs(), n.index))
+                (ahead > 1.0).then_some((ahead, aside.abs(), n.index))
             })
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, index)| index)
+            .collect();
+        let pick = |list: &mut dyn Iterator<Item = &(f32, f32, NodeIndex)>,
+                    key: &dyn Fn(&(f32, f32, NodeIndex)) -> f32| {
+            list.min_by(|a, b| key(a).total_cmp(&key(b))).map(|c| c.2)
+        };
+        match step {
+            Step::Left | Step::Right => {
+                pick(&mut candidates.iter().filter(|c| c.1 < 1.0), &|c| c.0)
+                    .or_else(|| pick(&mut candidates.iter(), &|c| c.0 + 2.5 * c.1))
+            }
+            Step::Up | Step::Down => {
+                let nearest_row = candidates.iter().map(|c| c.0).fold(f32::INFINITY, f32::min);
+                pick(
+                    &mut candidates.iter().filter(|c| c.0 < nearest_row + 1.0),
+                    &|c| c.1,
+                )
+            }
+        }
     }
 }
 
@@ -897,7 +932,7 @@ mod tests {
         let lines = wrap_words("Memory management", 500.0, 12.0, &approx);
         assert_eq!(lines, vec!["Memory management"]);
         assert!(wrap_words("", 50.0, 12.0, &approx).is_empty());
-        assert_eq!(cut_to("management", 30.0, 12.0, &approx), "ma…");
+        assert_eq!(cut_to("management", 30.0, 12.0, &approx), "man…");
     }
 
     #[test]

@@ -13,11 +13,20 @@
 //! A freed slot is taken again as late as possible (the search for a free
 //! slot goes round the table), and its counters are cleared before it is
 //! given a new filter ([`Assigned::fresh`]), so a client never reads counts
-//! of another client's filter.
+//! of another client's filter. Clearing costs the hub a few hundred to a
+//! few thousand map writes (more with many function probes attached), so
+//! at most [`MAX_FRESH_PER_SECOND`] new filters a second are taken, by all
+//! clients together; past that a client is told to try again, and a
+//! hostile one cannot stall the hub by changing its filter in a loop.
 
 use microscope_wire::ProcessFilter;
 use probes_common::{FILTER_SLOTS, FilterTable, ProcessFilterConfig};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// New filters (slots cleared and given a filter) allowed per second, for
+/// all clients together.
+pub const MAX_FRESH_PER_SECOND: usize = 20;
 
 /// One slot in use.
 #[derive(Clone, Debug)]
@@ -46,6 +55,8 @@ pub struct FilterSlots {
     clients: HashMap<u64, usize>,
     /// Where the search for a free slot starts.
     next: usize,
+    /// When the last [`MAX_FRESH_PER_SECOND`] new filters were taken.
+    recent_fresh: VecDeque<Instant>,
 }
 
 impl Default for FilterSlots {
@@ -54,6 +65,7 @@ impl Default for FilterSlots {
             slots: vec![None; FILTER_SLOTS as usize],
             clients: HashMap::new(),
             next: 0,
+            recent_fresh: VecDeque::new(),
         }
     }
 }
@@ -68,6 +80,7 @@ impl FilterSlots {
         client: u64,
         filter: &ProcessFilter,
         config: ProcessFilterConfig,
+        now: Instant,
     ) -> Result<Assigned, String> {
         let previous = self.clients.get(&client).copied();
         if let Some(slot) = previous
@@ -92,6 +105,22 @@ impl FilterSlots {
                  when one of them has left or changed its filter; your previous filter stays"
             ));
         };
+        if self.recent_fresh.len() >= MAX_FRESH_PER_SECOND
+            && self
+                .recent_fresh
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) < Duration::from_secs(1))
+        {
+            return Err(format!(
+                "the helper's clients took {MAX_FRESH_PER_SECOND} new process filters within the \
+                 last second, the most it allows (each one clears counters in the kernel); set \
+                 the filter {filter} again in a moment; your previous filter stays"
+            ));
+        }
+        if self.recent_fresh.len() >= MAX_FRESH_PER_SECOND {
+            self.recent_fresh.pop_front();
+        }
+        self.recent_fresh.push_back(now);
         self.release(client);
         self.slots[slot] = Some(Slot {
             filter: filter.clone(),
@@ -135,7 +164,8 @@ impl FilterSlots {
     }
 
     /// Slots in use.
-    pub fn in_use(&self) -> usize {
+    #[cfg(test)]
+    fn in_use(&self) -> usize {
         self.slots.iter().flatten().count()
     }
 
@@ -210,7 +240,12 @@ mod tests {
         client: u64,
         f: (ProcessFilter, ProcessFilterConfig),
     ) -> Result<Assigned, String> {
-        slots.assign(client, &f.0, f.1)
+        // A second apart: never held back by the rate of new filters.
+        let now = slots
+            .recent_fresh
+            .back()
+            .map_or_else(Instant::now, |t| *t + Duration::from_secs(1));
+        slots.assign(client, &f.0, f.1, now)
     }
 
     #[test]
@@ -325,6 +360,33 @@ mod tests {
                 slot: 5,
                 fresh: true
             })
+        );
+    }
+
+    #[test]
+    fn new_filters_are_limited_per_second_for_everyone() {
+        let mut slots = FilterSlots::default();
+        let start = Instant::now();
+        // One client switching between new filters as fast as it can.
+        for i in 0..MAX_FRESH_PER_SECOND as u32 {
+            assert!(slots.assign(1, &pid(i).0, pid(i).1, start).unwrap().fresh);
+        }
+        let err = slots.assign(1, &pid(999).0, pid(999).1, start).unwrap_err();
+        assert!(err.contains("again in a moment"), "{err}");
+        let last = MAX_FRESH_PER_SECOND as u32 - 1;
+        assert_eq!(slots.table().slots[slots.slot_of(1).unwrap()].tgid, last);
+        // Sharing an existing filter needs no clearing: still allowed.
+        let shared = slots.assign(2, &pid(last).0, pid(last).1, start).unwrap();
+        assert!(!shared.fresh);
+        // Still within the second: refused; a second after them: taken.
+        let almost = start + Duration::from_millis(999);
+        assert!(slots.assign(3, &pid(999).0, pid(999).1, almost).is_err());
+        let later = start + Duration::from_secs(1);
+        assert!(
+            slots
+                .assign(3, &pid(999).0, pid(999).1, later)
+                .unwrap()
+                .fresh
         );
     }
 }

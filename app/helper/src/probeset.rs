@@ -20,7 +20,8 @@ use crate::tracer::Tracer;
 use microscope_catalogue::Catalogue;
 use microscope_wire::ProbeKey;
 use microscope_wire::{
-    Aggregates, Capabilities, Event, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
+    Aggregates, Capabilities, Event, FunctionStats, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats,
+    ProcessFilter,
 };
 use probes_common::{
     COMM_LEN, FILTER_CGROUP, FILTER_COMM, FILTER_PID, FilterTable, ProcessFilterConfig,
@@ -157,8 +158,9 @@ impl ProbeSet {
                 self.packs.attach(key, index)
             }
             Source::Tracepoint { format, .. } => {
-                let (format, stacks) = (format.clone(), probe.options.stacks);
-                self.tracer.attach_generic(key, format, stacks)
+                let (format, options) = (format.clone(), &probe.options);
+                let (stacks, count_only) = (options.stacks, options.count_only);
+                self.tracer.attach_generic(key, format, stacks, count_only)
             }
             Source::Function {
                 target: Some(target),
@@ -274,14 +276,19 @@ impl ProbeSet {
         in_use: impl Fn(ProbeKey) -> bool,
     ) -> Result<ProbeKey, String> {
         let (key, _) = self.resolve(id, peer, in_use)?;
-        if options.stacks
+        if (options.stacks || options.count_only)
             && !matches!(
                 self.registry.get(key).map(|p| &p.source),
                 Some(Source::Tracepoint { .. })
             )
         {
+            let what = if options.stacks {
+                "capture stacks"
+            } else {
+                "only count its hits in the kernel"
+            };
             return Err(format!(
-                "{id} cannot capture stacks; stacks can be captured at any tracepoint \
+                "{id} cannot {what}; that works at any tracepoint \
                  named `category:name` (for example block:block_rq_issue)"
             ));
         }
@@ -309,7 +316,9 @@ impl ProbeSet {
     pub fn set_client_filter(&mut self, client: u64, filter: &ProcessFilter) -> Result<(), String> {
         let config = filter_config(filter)?;
         let before = self.slots.table();
-        let assigned = self.slots.assign(client, filter, config)?;
+        let assigned = self
+            .slots
+            .assign(client, filter, config, std::time::Instant::now())?;
         if assigned.fresh {
             // Off in the kernel while its counters are cleared (it may be
             // the client's previous slot, taken over in place).
@@ -336,20 +345,19 @@ impl ProbeSet {
         }
     }
 
-    /// An error sentence if client `client` has no filter slot (every slot
-    /// was taken by other filters when it came): the kernel would not keep
-    /// what it asks for.
-    pub fn check_filter_slot(&self, client: u64) -> Result<(), String> {
-        match self.slots.slot_of(client) {
-            Some(_) => Ok(()),
-            None => Err(format!(
-                "the helper has no room for your process filter: its other clients use {} \
-                 different process filters, the most the kernel applies at once (each keeps \
-                 its own counts). Set the process filter one of them uses, or try again when \
-                 one of them has left or changed its filter",
-                self.slots.in_use()
-            )),
+    /// Makes sure client `client` has a filter slot for its `filter` (it
+    /// may have found none when it came, every slot being taken by other
+    /// filters): without one the kernel would not keep what it asks for. An
+    /// error is a sentence.
+    pub fn ensure_filter_slot(
+        &mut self,
+        client: u64,
+        filter: &ProcessFilter,
+    ) -> Result<(), String> {
+        if self.slots.slot_of(client).is_some() {
+            return Ok(());
         }
+        self.set_client_filter(client, filter)
     }
 
     fn write_filter_table(&mut self) -> Result<(), String> {
@@ -462,7 +470,20 @@ impl ProbeSet {
         let counts = wants(ProbeKind::SyscallCounts);
         let latency = wants(ProbeKind::SyscallLatency);
         let functions = wants(ProbeKind::Function);
-        if !(counts || latency || functions) {
+        // Tracepoints that only count report their hits as calls, like
+        // function probes (see `ProbeOptions::count_only`).
+        let hits: Vec<FunctionStats> = self
+            .tracer
+            .counted_hits(slot)
+            .into_iter()
+            .filter(|(key, _)| enabled.contains(key))
+            .map(|(probe, calls)| FunctionStats {
+                probe,
+                calls,
+                latency_log2_ns: Vec::new(),
+            })
+            .collect();
+        if !(counts || latency || functions || !hits.is_empty()) {
             return None;
         }
         let mut aggregates = self.tracer.aggregates(slot, counts, latency, ts_ns);
@@ -474,6 +495,7 @@ impl ProbeSet {
                 .filter(|s| enabled.contains(&s.probe))
                 .collect();
         }
+        aggregates.functions.extend(hits);
         Some(aggregates)
     }
 }

@@ -877,7 +877,8 @@ impl Hub {
                 vec![HelperMessage::Probes(probes.list(&enabled))]
             }
             ClientMessage::Enable { probe } => {
-                if let Err(message) = probes.check_filter_slot(id) {
+                let filter = self.clients.get(&id).map(|c| c.filter.clone());
+                if let Err(message) = probes.ensure_filter_slot(id, &filter.unwrap_or_default()) {
                     return error(message);
                 }
                 let clients = &self.clients;

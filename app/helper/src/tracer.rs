@@ -14,8 +14,9 @@ use aya::{Ebpf, EbpfLoader};
 use microscope_wire::ProbeKey;
 use microscope_wire::{Aggregates, Availability, Event, EventData, ProbeStats};
 use probes_common::{
-    EVENT_KINDS, EventKind, FIELD_GLOBALS, FIELD_MISSING, FilterTable, LATENCY_BUCKETS,
-    SLOT_STACKS, SYSCALL_SLOTS, StackKey, TP_SLOTS, TracepointEvent,
+    EVENT_KINDS, EventKind, FIELD_GLOBALS, FIELD_MISSING, FILTER_SLOTS, FilterTable,
+    LATENCY_BUCKETS, SLOT_COUNT_ONLY, SLOT_STACKS, SYSCALL_SLOTS, StackKey, TP_SLOTS,
+    TracepointEvent,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -115,6 +116,8 @@ pub struct Tracer {
     latency: PerCpuArray<MapData, u64>,
     /// Generic tracepoint records lost, per CPU, by slot.
     tp_drops: PerCpuArray<MapData, u64>,
+    /// Hits of generic slots that only count (`SLOT_COUNT_ONLY`), per CPU.
+    tp_hits: PerCpuArray<MapData, u64>,
     /// Options of each generic slot.
     slot_options: Array<MapData, u32>,
     /// The in-kernel process filters, by slot.
@@ -135,6 +138,8 @@ pub struct Tracer {
     attached: HashMap<ProbeKey, Vec<(String, TracePointLinkId)>>,
     /// What each generic slot traces: probe key and tracepoint format.
     slots: Vec<Option<(ProbeKey, Arc<Format>)>>,
+    /// Which slots only count (their hits are in `TP_HITS`, by filter slot).
+    count_only: Vec<bool>,
     /// Records that did not decode (should stay 0).
     decode_errors: u64,
     /// Most bytes found waiting in the ring buffer at one drain since
@@ -166,6 +171,7 @@ impl Tracer {
             syscall_counts: per_cpu(&mut ebpf, "SYSCALL_COUNTS")?,
             latency: per_cpu(&mut ebpf, "SYSCALL_LATENCY")?,
             tp_drops: per_cpu(&mut ebpf, "TP_DROPS")?,
+            tp_hits: per_cpu(&mut ebpf, "TP_HITS")?,
             slot_options: typed_map(&mut ebpf, "TP_SLOT_OPTIONS", Array::try_from)?,
             filter: typed_map(&mut ebpf, "FILTER", Array::try_from)?,
             stacks: typed_map(&mut ebpf, "STACKS", StackTraceMap::try_from)?,
@@ -177,6 +183,7 @@ impl Tracer {
             event_keys: [None; EVENT_KINDS as usize],
             attached: HashMap::new(),
             slots: vec![None; TP_SLOTS as usize],
+            count_only: vec![false; TP_SLOTS as usize],
             decode_errors: 0,
             ring_peak_bytes: 0,
         })
@@ -263,13 +270,15 @@ impl Tracer {
     }
 
     /// Attaches a free slot's generic program to tracepoint `format.id` as
-    /// probe `key`; with `stacks`, it also counts stacks. An error is a
+    /// probe `key`; with `stacks`, it also counts stacks; with `count_only`
+    /// it counts hits in the kernel and sends no record. An error is a
     /// sentence for the user.
     pub fn attach_generic(
         &mut self,
         key: ProbeKey,
         format: Arc<Format>,
         stacks: bool,
+        count_only: bool,
     ) -> Result<(), String> {
         if self.is_attached(key) {
             return Ok(());
@@ -281,11 +290,19 @@ impl Tracer {
                 format.id
             )
         })?;
-        let options = if stacks { SLOT_STACKS } else { 0 };
+        let options =
+            if stacks { SLOT_STACKS } else { 0 } | if count_only { SLOT_COUNT_ONLY } else { 0 };
         self.slot_options
             .set(slot as u32, options, 0)
             .map_err(|err| format!("could not set the options of {}: {err}", format.id))?;
         let (category, name) = format.id.split_once(':').unwrap_or((&format.id, ""));
+        if count_only {
+            // The slot's hits under every filter start from zero.
+            for filter_slot in 0..FILTER_SLOTS {
+                let index = filter_slot * TP_SLOTS + slot as u32;
+                crate::filter_slots::clear_per_cpu(&mut self.tp_hits, index..index + 1)?;
+            }
+        }
         let program = generic_program(slot);
         let link = tracepoint(&mut self.ebpf, &program)
             .and_then(|tp| {
@@ -296,9 +313,10 @@ impl Tracer {
             })
             .map_err(|err| format!("attaching tracepoint {} failed: {err}", format.id))?;
         log::info!(
-            "attached tracepoint {} in slot {slot} (stacks: {stacks})",
+            "attached tracepoint {} in slot {slot} (stacks: {stacks}, count only: {count_only})",
             format.id
         );
+        self.count_only[slot] = count_only;
         self.slots[slot] = Some((key, format));
         self.attached.insert(key, vec![(program, link)]);
         Ok(())
@@ -342,6 +360,10 @@ impl Tracer {
         crate::filter_slots::clear_per_cpu(
             &mut self.latency,
             slot * LATENCY_BUCKETS..(slot + 1) * LATENCY_BUCKETS,
+        )?;
+        crate::filter_slots::clear_per_cpu(
+            &mut self.tp_hits,
+            slot * TP_SLOTS..(slot + 1) * TP_SLOTS,
         )
     }
 
@@ -349,9 +371,10 @@ impl Tracer {
     pub fn detach(&mut self, key: ProbeKey) {
         if let Some(links) = self.attached.remove(&key) {
             self.detach_links(links);
-            for slot in &mut self.slots {
+            for (slot, count_only) in self.slots.iter_mut().zip(&mut self.count_only) {
                 if slot.as_ref().is_some_and(|(k, _)| *k == key) {
                     *slot = None;
+                    *count_only = false;
                 }
             }
             log::info!("detached probe {key}");
@@ -460,6 +483,25 @@ impl Tracer {
             }
         }
         stats
+    }
+
+    /// Hits of each attached tracepoint that only counts, under filter slot
+    /// `slot`, since it was attached or the slot got its filter:
+    /// `(probe key, hits)`.
+    pub fn counted_hits(&self, slot: usize) -> Vec<(ProbeKey, u64)> {
+        let slot = slot as u32;
+        self.slots
+            .iter()
+            .zip(&self.count_only)
+            .enumerate()
+            .filter_map(|(tp_slot, (traced, count_only))| {
+                let (key, _) = traced.as_ref().filter(|_| *count_only)?;
+                Some((
+                    *key,
+                    sum_slot(&self.tp_hits, slot * TP_SLOTS + tp_slot as u32),
+                ))
+            })
+            .collect()
     }
 
     /// Reads the aggregates of filter slot `slot` (cumulative since the

@@ -58,6 +58,7 @@ mod event_fields;
 mod flame;
 mod folded;
 mod histogram;
+pub mod live_defaults;
 pub mod map;
 mod model;
 mod overview;

@@ -252,6 +252,13 @@ fn slot_neighbours(graph: &DiGraph<MapNode, MapEdge>, slot: MapSlot) -> Vec<MapS
     }
 }
 
+/// Place of `slot` among the nodes of `row` (passes not counted).
+fn node_order(row: &[MapSlot], slot: MapSlot) -> Option<usize> {
+    row.iter()
+        .filter(|s| matches!(s, MapSlot::Node(_)))
+        .position(|s| *s == slot)
+}
+
 /// How long the edges are when drawn through their pass slots, in row
 /// widths; edges inside one row count extra, so that partners sit side by
 /// side.
@@ -273,9 +280,12 @@ fn edge_length(graph: &DiGraph<MapNode, MapEdge>, rows: &[Vec<MapSlot>]) -> f32 
         for pair in chain.windows(2) {
             let (a, b) = (pair[0], pair[1]);
             if a.0 == b.0 {
-                // Same row: one slot apart costs nothing extra.
-                let step = 1.0 / rows[a.0].len().max(1) as f32;
-                total += 3.0 * ((a.1 - b.1).abs() - step).max(0.0);
+                // Same row: side by side (passes between do not count, the
+                // edge crosses them) costs nothing; each node between costs.
+                let between = node_order(&rows[a.0], ends[0])
+                    .zip(node_order(&rows[a.0], ends[1]))
+                    .map_or(0, |(x, y)| x.abs_diff(y).saturating_sub(1));
+                total += 0.5 * between as f32;
             } else {
                 total += (a.1 - b.1).abs();
             }

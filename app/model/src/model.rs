@@ -119,6 +119,10 @@ pub struct Model {
     stack_clock_offset_ns: Option<i128>,
     /// Tracepoints whose stacks we asked the helper to capture.
     pub stacks_wanted: BTreeSet<String>,
+    /// Tracepoints we asked the helper only to count in the kernel (the
+    /// default probes, [`crate::live_defaults`]): they have rates but no
+    /// events.
+    pub counted_in_kernel: BTreeSet<String>,
     /// Calls and latency histogram of each enabled function probe, by id.
     pub functions: BTreeMap<String, (u64, LatencyHistogram)>,
     /// Events per command name of each probe, since it was enabled.
@@ -164,6 +168,7 @@ impl Model {
             kernel_functions: None,
             filter: microscope_wire::ProcessFilter::default(),
             stacks_wanted: BTreeSet::new(),
+            counted_in_kernel: BTreeSet::new(),
             stack_clock_offset_ns: None,
             functions: BTreeMap::new(),
             comm_counts: HashMap::new(),
@@ -443,8 +448,13 @@ impl Model {
             .collect();
         for (id, key, kind) in enabled {
             let total = match kind {
+                // A tracepoint that only counts in the kernel
+                // (`ProbeOptions::count_only`) reports its hits as calls.
                 ProbeKind::Stream | ProbeKind::Fields | ProbeKind::Stacks | ProbeKind::Pack => {
-                    continue;
+                    let Some((_, hits, _)) = functions.iter().find(|(k, _, _)| *k == key) else {
+                        continue;
+                    };
+                    Some(*hits)
                 }
                 ProbeKind::SyscallCounts => syscall_total,
                 ProbeKind::SyscallLatency => latency_total,
@@ -708,6 +718,34 @@ mod tests {
         assert_eq!(rate("counts"), Some(40.0));
         assert_eq!(rate("latency"), Some(8.0));
         assert_eq!(model.latency.counts(), vec![2, 0]);
+    }
+
+    #[test]
+    fn tracepoints_counted_in_the_kernel_reach_the_timeline() {
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        model.apply(Update::Probes(vec![
+            probe("sched:sched_waking", 1, ProbeKind::Fields),
+            probe("block:block_rq_issue", 2, ProbeKind::Fields),
+        ]));
+        let hits = |waking| Update::Aggregates {
+            functions: vec![(1, waking, Vec::new())],
+            arrived: epoch,
+            syscall_total: None,
+            latency_log2_ns: Vec::new(),
+        };
+        model.apply(hits(30));
+        model.apply(hits(50));
+        let total = |id| {
+            model
+                .timeline
+                .series(id)
+                .map(|s| s.points().iter().map(|p| p[1]).sum::<f64>())
+        };
+        // The first total is the baseline; 20 more hits in one 250 ms
+        // bucket are 80 events/s.
+        assert_eq!(total("sched:sched_waking"), Some(80.0));
+        assert_eq!(total("block:block_rq_issue"), None, "no count, no rate");
     }
 
     #[test]

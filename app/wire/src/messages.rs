@@ -96,6 +96,11 @@ pub struct ProbeOptions {
     /// For `profile:offcpu`: ignore blocks shorter than this, in µs
     /// (0 = the default, 1 ms).
     pub min_block_us: u64,
+    /// For a tracepoint: count its hits in the kernel and stream no events;
+    /// the count comes in [`Aggregates::functions`] as `calls`. What the
+    /// app's default probes use to light the map cheaply. Added in
+    /// protocol 5.
+    pub count_only: bool,
 }
 
 /// Which processes' events the kernel keeps. Every set condition must hold.
@@ -650,7 +655,8 @@ pub struct Aggregates {
     /// 64 buckets: bucket `i` counts latencies in `[2^i, 2^(i+1))` ns. Empty
     /// when the latency probe is off.
     pub latency_log2_ns: Vec<u64>,
-    /// Function probes that are enabled.
+    /// Function probes that are enabled, and tracepoints that only count
+    /// ([`ProbeOptions::count_only`]; their `latency_log2_ns` is empty).
     pub functions: Vec<FunctionStats>,
 }
 

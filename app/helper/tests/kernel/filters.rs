@@ -221,7 +221,7 @@ fn a_ninth_distinct_filter_is_refused_with_a_sentence() {
     let err = late.enable_probe("raw_syscalls:sys_enter").unwrap_err();
     eprintln!("enable: {err}");
     assert!(
-        err.to_string().contains("no room for your process filter"),
+        err.to_string().contains("8 different process filters"),
         "{err}"
     );
     // A ninth distinct filter is refused; the others are untouched.
