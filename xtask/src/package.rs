@@ -153,6 +153,18 @@ fn entries(root: &Path) -> Vec<Entry> {
             dest: "usr/share/doc/microscope/SECURITY.md",
             mode: 0o644,
         },
+        // The metrics endpoint is off unless `--metrics` is given; the
+        // example goes to /etc/microscope/metrics.toml when it is wanted.
+        Entry {
+            source: asset("metrics.toml"),
+            dest: "usr/share/doc/microscope/examples/metrics.toml",
+            mode: 0o644,
+        },
+        Entry {
+            source: root.join("assets/grafana/microscope.json"),
+            dest: "usr/share/microscope/grafana/microscope.json",
+            mode: 0o644,
+        },
     ]
 }
 

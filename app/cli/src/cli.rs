@@ -76,6 +76,8 @@ pub enum View {
     Waterfall,
     /// Pack probes' counter tables and histograms.
     Packs,
+    /// What each probe and the helper cost (BPF run time, events, drops).
+    Cost,
 }
 
 impl View {
@@ -91,6 +93,7 @@ impl View {
             Self::Tours => CentralTab::Tours,
             Self::Waterfall => CentralTab::Waterfall,
             Self::Packs => CentralTab::Packs,
+            Self::Cost => CentralTab::Cost,
         }
     }
 }

@@ -128,6 +128,7 @@ fn run_with_helper() -> Result<String, String> {
         socket: PathBuf::from(SOCKET),
         group: microscoped::DEFAULT_GROUP.to_owned(),
         pack_dirs: Vec::new(),
+        metrics: None,
     };
     let helper = std::thread::Builder::new()
         .name("vmtest-helper".to_owned())

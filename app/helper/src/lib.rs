@@ -21,6 +21,9 @@
 //! - `symbolize`: addresses → function names (blazesym), the frame interner;
 //! - `server`: the socket, the peer check (`auth`), the hub that batches.
 //!
+//! - [`metrics`]: the opt-in Prometheus endpoint (`--metrics`), a client
+//!   of the helper's own socket that serves a snapshot.
+//!
 //! Dependencies: `aya` (pure-Rust BPF loader, no libbpf/C toolchain needed),
 //! `blazesym` (symbolization: kallsyms, ELF, DWARF with inlined functions),
 //! `tokio` (one runtime, created in `main`, for the socket server), `nix` (safe
@@ -33,6 +36,7 @@ mod decode;
 mod filter_slots;
 mod funcprobe;
 mod generic;
+pub mod metrics;
 mod pack;
 mod perfmap;
 mod probeset;
@@ -88,11 +92,24 @@ pub struct Config {
     /// Extra trusted pack directories (`--pack-dir`), besides
     /// [`SYSTEM_PACK_DIRS`]: each a pack, or a directory of packs.
     pub pack_dirs: Vec<PathBuf>,
+    /// The Prometheus endpoint, if asked for (`--metrics`).
+    pub metrics: Option<metrics::MetricsOptions>,
 }
 
 /// Loads the probes, listens on the socket and serves until `shutdown` flips
 /// to true. Every probe is detached and the socket removed before it returns.
 pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    // A bad metrics setup stops the helper before it loads anything.
+    let metrics = match &config.metrics {
+        Some(options) => {
+            metrics::check_address(options.addr, options.allow_remote)
+                .map_err(anyhow::Error::msg)?;
+            let loaded = metrics::load_config(&options.config, options.config_given)
+                .map_err(anyhow::Error::msg)?;
+            Some((options.clone(), loaded))
+        }
+        None => None,
+    };
     let tracefs = match tracefs::find_or_mount() {
         Ok(path) => Some(path),
         Err(reason) => {
@@ -136,6 +153,11 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         config.socket.display(),
         config.group
     );
+    if let Some((options, loaded)) = metrics {
+        metrics::start(&options, loaded, config.socket.clone())
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
     let served = server::serve(listener, probes, info, policy, tracefs, shutdown).await;
     if let Err(err) = std::fs::remove_file(&config.socket) {
         log::warn!("could not remove {}: {err}", config.socket.display());

@@ -21,6 +21,18 @@ struct Args {
     /// Repeatable.
     #[arg(long = "pack-dir", value_name = "DIR")]
     pack_dirs: Vec<PathBuf>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464): event
+    /// counts, in-kernel histograms, syscall counts, drops and costs of the
+    /// probes listed in --metrics-config. Off by default; a loopback
+    /// address unless --metrics-allow-remote.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
+    /// The metrics endpoint's configuration: which probes run for it.
+    #[arg(long, value_name = "FILE", requires = "metrics")]
+    metrics_config: Option<PathBuf>,
+    /// Let --metrics listen on an address other machines can reach.
+    #[arg(long, requires = "metrics")]
+    metrics_allow_remote: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +73,17 @@ fn run(args: Args) -> anyhow::Result<()> {
                 socket: args.socket,
                 group: args.group,
                 pack_dirs: args.pack_dirs,
+                metrics: args
+                    .metrics
+                    .map(|addr| microscoped::metrics::MetricsOptions {
+                        addr,
+                        config_given: args.metrics_config.is_some(),
+                        config: args
+                            .metrics_config
+                            .clone()
+                            .unwrap_or_else(|| microscoped::metrics::DEFAULT_CONFIG.into()),
+                        allow_remote: args.metrics_allow_remote,
+                    }),
             },
             stop_rx,
         )

@@ -35,6 +35,8 @@ mod cost;
 mod filters;
 #[path = "kernel/hostile.rs"]
 mod hostile;
+#[path = "kernel/metrics.rs"]
+mod metrics;
 #[path = "kernel/packs.rs"]
 mod packs;
 #[path = "kernel/profile.rs"]

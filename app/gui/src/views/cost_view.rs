@@ -181,21 +181,20 @@ fn history_ui(ui: &mut egui::Ui, model: &Model) {
         });
 }
 
-/// The small line under an enabled probe's checkbox (probe panel, map
-/// details): what it cost over the last report.
-pub fn probe_cost_line_ui(ui: &mut egui::Ui, model: &Model, key: microscope_wire::ProbeKey) {
+/// The line under an enabled probe's checkbox (probe panel, map details):
+/// what it cost over the last report, while the app watches the cost.
+pub fn probe_cost_line_ui(ui: &mut egui::Ui, model: &Model, probe: &microscope_model::Probe) {
     let Some(latest) = model.cost.latest() else {
         return;
     };
-    if let Some(cost) = latest.probe(key) {
-        ui.label(
-            egui::RichText::new(cost.summary(latest.run_times.is_ok()))
-                .small()
-                .weak(),
-        )
-        .on_hover_text(
-            "BPF run time per program run, its share of one CPU, runs and events per second, \
+    if !model.wanted.contains(&probe.id) {
+        return;
+    }
+    if let Some(cost) = latest.probe(probe.key) {
+        ui.label(egui::RichText::new(cost.summary(latest.run_times.is_ok())).weak())
+            .on_hover_text(
+                "BPF run time per program run, its share of one CPU, runs and events per second, \
              peak ring-buffer fill and drops, over the last second",
-        );
+            );
     }
 }

@@ -649,6 +649,7 @@ fn details_ui(
                         probe_checkbox_ui(ui, model, probe, commands);
                         stacks_controls_ui(ui, model, probe, commands);
                     });
+                    crate::views::probe_cost_line_ui(ui, model, probe);
                     counted_controls_ui(ui, model, probe, commands);
                     ui.weak(&probe.description);
                 });
@@ -703,6 +704,7 @@ fn elsewhere_details_ui(
                     probe_checkbox_ui(ui, model, probe, commands);
                     stacks_controls_ui(ui, model, probe, commands);
                 });
+                crate::views::probe_cost_line_ui(ui, model, probe);
                 ui.weak(format!("{} ({})", probe.description, probe.subsystem));
             }
             mini_timeline_ui(ui, model, &probes);

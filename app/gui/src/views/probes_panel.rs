@@ -63,6 +63,7 @@ pub fn probes_ui(
                     .show(ui, |ui| {
                         for probe in probes {
                             probe_checkbox_ui(ui, model, probe, commands);
+                            crate::views::probe_cost_line_ui(ui, model, probe);
                         }
                     });
             }
@@ -117,9 +118,6 @@ pub(crate) fn probe_checkbox_ui(
             enabled: checked,
         });
     }
-    if wanted {
-        crate::views::probe_cost_line_ui(ui, model, probe.key);
-    }
 }
 
 /// "Show cost": what each enabled probe costs, under its checkbox, and the
@@ -139,9 +137,9 @@ fn cost_toggle_ui(ui: &mut egui::Ui, model: &Model, show_cost: bool, commands: &
         commands.send(Command::ShowCost(shown));
     }
     if show_cost && let Some(latest) = model.cost.latest() {
-        ui.label(egui::RichText::new(latest.helper_summary()).small().weak());
+        ui.label(egui::RichText::new(latest.helper_summary()).weak());
         if let Err(reason) = &latest.run_times {
-            ui.label(egui::RichText::new(reason).small().color(theme::WARNING));
+            ui.label(egui::RichText::new(reason).color(theme::WARNING));
         }
     }
 }
