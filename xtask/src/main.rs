@@ -11,6 +11,7 @@
 //! loop).
 
 mod bench;
+mod bench_all;
 mod bench_flame;
 mod bench_profile;
 mod bench_recording;
