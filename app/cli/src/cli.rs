@@ -33,6 +33,10 @@ pub struct Cli {
     /// connecting to the helper; needs no privileges.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
+    /// A second recording to compare with (with --replay, or live): the
+    /// flame graph, the rates and the latency histogram show both.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     /// What to do; opens the window if omitted.
     #[command(subcommand)]
     pub command: Option<CliCommand>,

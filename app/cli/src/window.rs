@@ -11,6 +11,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.replay,
         cli.view.map(View::tab),
         cli.select,
+        cli.baseline,
     )?;
     Ok(ExitCode::SUCCESS)
 }

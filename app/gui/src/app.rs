@@ -45,6 +45,9 @@ pub struct MicroscopeApp {
     /// Open the demo recording if the first connection attempt fails.
     demo_if_unreachable: bool,
     open_dialog: Option<egui_file::FileDialog>,
+    baseline_dialog: Option<egui_file::FileDialog>,
+    /// The baseline being read (its one answer comes here).
+    baseline: Option<Receiver<Update>>,
     commands: CommandQueue,
     follow_live: bool,
     tab: CentralTab,
@@ -76,6 +79,8 @@ impl MicroscopeApp {
             socket: None,
             demo_if_unreachable: false,
             open_dialog: None,
+            baseline_dialog: None,
+            baseline: None,
             commands: CommandQueue::default(),
             follow_live: true,
             tab: CentralTab::default(),
@@ -169,6 +174,7 @@ impl MicroscopeApp {
                 .filter(|p| p.enabled || model.timeline.series(&p.id).is_some()),
         );
         self.open_dialog_ui(ui.ctx());
+        self.baseline_dialog_ui(ui.ctx());
         views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
         self.top_panels_ui(ui, wall);
         egui::Panel::bottom("status").show(ui, |ui| {
@@ -324,11 +330,16 @@ impl MicroscopeApp {
 
     /// Applies what the recording's browser read (few, large answers).
     fn drain_browser(&mut self) {
-        let Some((updates, _)) = &self.browser else {
-            return;
-        };
-        while let Ok(update) = updates.try_recv() {
+        if let Some((updates, _)) = &self.browser {
+            while let Ok(update) = updates.try_recv() {
+                self.model.apply(update);
+            }
+        }
+        if let Some(baseline) = &self.baseline
+            && let Ok(update) = baseline.try_recv()
+        {
             self.model.apply(update);
+            self.baseline = None;
         }
     }
 
@@ -371,7 +382,10 @@ impl MicroscopeApp {
 
     /// Replays `path` instead of what was shown before.
     pub fn start_replay(&mut self, path: PathBuf, demo: bool, ctx: &egui::Context) {
+        // A baseline stays open across recordings.
+        let baseline = self.model.browse.baseline.take();
         self.model = Model::for_replay(self.clock.now(), demo).with_clock(self.clock.clone());
+        self.model.browse.baseline = baseline;
         self.to_helper = None; // ends the ingest thread, so the helper detaches
         self.cpu_view = CpuTimelineState::default();
         self.inspector = InspectorState::default();
@@ -416,6 +430,34 @@ impl MicroscopeApp {
                 self.model.apply(Update::Disconnected {
                     reason: format!("could not start the connection thread: {err}"),
                 });
+            }
+        }
+    }
+
+    fn baseline_dialog_ui(&mut self, ctx: &egui::Context) {
+        let Some(dialog) = &mut self.baseline_dialog else {
+            return;
+        };
+        if dialog.show(ctx).selected()
+            && let Some(path) = dialog.path()
+        {
+            self.commands.send(Command::OpenBaseline(path.to_owned()));
+        }
+        if !dialog.visible() {
+            self.baseline_dialog = None;
+        }
+    }
+
+    /// Reads `path` as the baseline the flame graph, rates and histogram
+    /// compare with.
+    pub fn open_baseline(&mut self, path: PathBuf, ctx: &egui::Context) {
+        match sources::baseline(&path, wake(ctx)) {
+            Ok(updates) => self.baseline = Some(updates),
+            Err(err) => {
+                self.model.last_helper_error = Some(format!(
+                    "could not start reading {} as the baseline: {err}",
+                    path.display()
+                ));
             }
         }
     }
@@ -478,6 +520,14 @@ impl MicroscopeApp {
                     self.open_dialog = Some(dialog);
                 }
                 Command::OpenRecording(path) => self.start_replay(path, false, ctx),
+                Command::ShowBaselineDialog => {
+                    let mut dialog = egui_file::FileDialog::open_file()
+                        .title("Open a recording to compare with")
+                        .filename_filter(Box::new(|name: &str| name.ends_with(".mscr")));
+                    dialog.open();
+                    self.baseline_dialog = Some(dialog);
+                }
+                Command::OpenBaseline(path) => self.open_baseline(path, ctx),
                 Command::GoLive => self.go_live(ctx),
                 Command::SetStacks { probe, on } => {
                     if on {

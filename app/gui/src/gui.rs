@@ -15,13 +15,15 @@ pub const WINDOW_TITLE: &str = "Microscope";
 /// connected to the helper at `socket` (falling back to the bundled demo
 /// recording when no helper answers). The probes in `enable` are switched on
 /// as if their boxes were ticked; `tab` is the view to open on, `select` a
-/// subsystem whose details the map shows.
+/// subsystem whose details the map shows, `baseline` a second recording to
+/// compare with.
 pub fn run_gui(
     socket: PathBuf,
     enable: Vec<String>,
     replay: Option<PathBuf>,
     tab: Option<CentralTab>,
     select: Option<String>,
+    baseline: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -51,6 +53,9 @@ pub fn run_gui(
             }
             if let Some(subsystem) = select {
                 app.request(Command::SelectSubsystem(subsystem));
+            }
+            if let Some(path) = baseline {
+                app.request(Command::OpenBaseline(path));
             }
             match replay {
                 Some(path) => app.start_replay(path, false, &ctx),
