@@ -7,7 +7,10 @@
 //! bumps the per-CPU `DROPS` counter of that event kind.
 //!
 //! Aggregated probes never touch the ring buffer: syscall counts and the
-//! latency histogram are per-CPU arrays that the helper sums and diffs.
+//! latency histogram are per-CPU arrays that the helper sums and diffs,
+//! one part per process filter slot (`probes_common::FilterTable`): a
+//! syscall is counted once in each slot whose filter keeps its task, so
+//! each client reads exactly what its own filter keeps.
 //!
 //! Tracepoint field offsets are read from `u32` globals that the helper sets
 //! at load time from each tracepoint's `format` file (see
@@ -30,12 +33,13 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
     programs::{FEntryContext, TracePointContext, tracing::StackIdContext as _},
 };
-use microscope_ebpf::keep_current;
+use microscope_ebpf::{for_each_slot, keep_current, slots_keeping_current};
 use probes_common::{
-    COMM_LEN, EVENT_KINDS, EventHeader, EventKind, FIELD_MISSING, LATENCY_BUCKETS, OpenatEvent,
-    ProcessFilterConfig, RING_BYTES, SLOT_STACKS, STACK_ENTRIES, SYSCALL_SLOTS,
-    SYSCALL_START_ENTRIES, SchedExecEvent, SchedExitEvent, SchedForkEvent, SchedSwitchEvent,
-    SchedWakeupEvent, StackKey, TP_SLOTS, TracepointEvent, log2_bucket,
+    COMM_LEN, EVENT_KINDS, EntryStart, EventHeader, EventKind, FIELD_MISSING, FILTER_SLOTS,
+    FilterTable, LATENCY_BUCKETS, OpenatEvent, RING_BYTES, SLOT_COUNT_ONLY, SLOT_STACKS,
+    STACK_ENTRIES, SYSCALL_SLOTS, SYSCALL_START_ENTRIES, SchedExecEvent, SchedExitEvent,
+    SchedForkEvent, SchedSwitchEvent, SchedWakeupEvent, StackKey, TP_SLOTS, TracepointEvent,
+    log2_bucket,
 };
 
 #[map]
@@ -45,29 +49,40 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(EVENT_KINDS, 0);
 
-/// Syscalls entered, per CPU, indexed by syscall number.
+/// Syscalls entered, per CPU, indexed by filter slot × `SYSCALL_SLOTS` +
+/// syscall number.
 #[map]
-static SYSCALL_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(SYSCALL_SLOTS, 0);
+static SYSCALL_COUNTS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(SYSCALL_SLOTS * FILTER_SLOTS, 0);
 
-/// Log2 histogram of syscall latency in ns, per CPU.
+/// Log2 histogram of syscall latency in ns, per CPU, indexed by filter slot
+/// × `LATENCY_BUCKETS` + bucket.
 #[map]
-static SYSCALL_LATENCY: PerCpuArray<u64> = PerCpuArray::with_max_entries(LATENCY_BUCKETS, 0);
+static SYSCALL_LATENCY: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(LATENCY_BUCKETS * FILTER_SLOTS, 0);
 
-/// When each thread (by kernel pid) entered its current syscall, in ns. LRU so
-/// that threads which die inside a syscall cannot fill it up.
+/// When each thread (by kernel pid) entered its current syscall, in ns, and
+/// which filter slots kept it. LRU so that threads which die inside a
+/// syscall cannot fill it up.
 #[map]
-static SYSCALL_START: LruHashMap<u32, u64> = LruHashMap::with_max_entries(SYSCALL_START_ENTRIES, 0);
+static SYSCALL_START: LruHashMap<u32, EntryStart> =
+    LruHashMap::with_max_entries(SYSCALL_START_ENTRIES, 0);
 
-/// The process filter (one entry; all zero keeps everything).
+/// The process filters, one per slot (one entry; all zero keeps nothing).
 #[map]
-static FILTER: Array<ProcessFilterConfig> = Array::with_max_entries(1, 0);
+static FILTER: Array<FilterTable> = Array::with_max_entries(1, 0);
 
 /// Generic tracepoint records lost because `EVENTS` was full, per CPU, by
 /// slot.
 #[map]
 static TP_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(TP_SLOTS, 0);
 
-/// Options of each generic slot ([`SLOT_STACKS`]), set by the helper before
+/// Hits of each generic slot with [`SLOT_COUNT_ONLY`], per CPU, by filter
+/// slot: index `filter_slot * TP_SLOTS + slot`.
+#[map]
+static TP_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(TP_SLOTS * FILTER_SLOTS, 0);
+
+/// Options of each generic slot ([`SLOT_STACKS`], [`SLOT_COUNT_ONLY`]), set by the helper before
 /// it attaches the slot's program.
 #[map]
 static TP_SLOT_OPTIONS: Array<u32> = Array::with_max_entries(TP_SLOTS, 0);
@@ -298,38 +313,50 @@ pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
     })
 }
 
-/// `raw_syscalls:sys_enter`, counting: one per-CPU increment per syscall.
+/// `raw_syscalls:sys_enter`, counting: one per-CPU increment per syscall
+/// in each filter slot that keeps the task.
 #[tracepoint]
 pub fn sys_enter_count(ctx: TracePointContext) -> u32 {
-    if !keep_current(FILTER.get(0)) {
+    let slots = slots_keeping_current(FILTER.get(0));
+    if slots == 0 {
         return 0;
     }
     let record = record_prefix(&ctx);
     let id: i64 = field(&record, &RAW_ENTER_ID);
-    if (0..i64::from(SYSCALL_SLOTS)).contains(&id)
-        && let Some(slot) = SYSCALL_COUNTS.get_ptr_mut(id as u32)
-    {
-        // SAFETY: per-CPU slot, written only from this CPU.
-        unsafe { *slot += 1 };
+    if !(0..i64::from(SYSCALL_SLOTS)).contains(&id) {
+        return 0;
     }
+    for_each_slot(slots, |slot| {
+        if let Some(count) = SYSCALL_COUNTS.get_ptr_mut(slot * SYSCALL_SLOTS + id as u32) {
+            // SAFETY: per-CPU slot, written only from this CPU.
+            unsafe { *count += 1 };
+        }
+    });
     0
 }
 
-/// `raw_syscalls:sys_enter`, latency half: remember when this thread entered.
+/// `raw_syscalls:sys_enter`, latency half: remember when this thread
+/// entered, and which filter slots keep it.
 #[tracepoint]
 pub fn sys_enter_latency(_ctx: TracePointContext) -> u32 {
-    if !keep_current(FILTER.get(0)) {
+    let slots = slots_keeping_current(FILTER.get(0));
+    if slots == 0 {
         return 0;
     }
     let tid = bpf_get_current_pid_tgid() as u32;
-    // SAFETY: plain BPF helper.
-    let now_ns = unsafe { bpf_ktime_get_ns() };
+    let start = EntryStart {
+        // SAFETY: plain BPF helper.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        slots,
+        _pad: 0,
+    };
     // A full LRU map evicts the oldest entry, so insert cannot meaningfully fail.
-    let _ = SYSCALL_START.insert(tid, now_ns, 0);
+    let _ = SYSCALL_START.insert(tid, start, 0);
     0
 }
 
-/// `raw_syscalls:sys_exit`, latency half: log2-bucket the time since entry.
+/// `raw_syscalls:sys_exit`, latency half: log2-bucket the time since entry
+/// in the slots that kept the thread at entry.
 #[tracepoint]
 pub fn sys_exit_latency(_ctx: TracePointContext) -> u32 {
     let tid = bpf_get_current_pid_tgid() as u32;
@@ -337,32 +364,48 @@ pub fn sys_exit_latency(_ctx: TracePointContext) -> u32 {
         return 0;
     };
     // SAFETY: the pointer comes from a successful lookup; plain BPF helper.
-    let (start_ns, now_ns) = unsafe { (*start, bpf_ktime_get_ns()) };
+    let (start, now_ns) = unsafe { (*start, bpf_ktime_get_ns()) };
     let _ = SYSCALL_START.remove(tid);
-    let bucket = log2_bucket(now_ns.saturating_sub(start_ns));
-    if let Some(slot) = SYSCALL_LATENCY.get_ptr_mut(bucket) {
-        // SAFETY: per-CPU slot, written only from this CPU.
-        unsafe { *slot += 1 };
-    }
+    let bucket = log2_bucket(now_ns.saturating_sub(start.ts_ns));
+    for_each_slot(start.slots, |slot| {
+        if let Some(count) = SYSCALL_LATENCY.get_ptr_mut(slot * LATENCY_BUCKETS + bucket) {
+            // SAFETY: per-CPU slot, written only from this CPU.
+            unsafe { *count += 1 };
+        }
+    });
     0
 }
 
 /// Any tracepoint, through one copy of this program per slot (see
 /// `probes_common::TP_SLOTS` for why): copies the first `TP_RECORD_BYTES`
-/// of the record into the ring buffer, stamped with the slot, and with
+/// of the record into the ring buffer, stamped with the slot (or, with
+/// `SLOT_COUNT_ONLY`, only counts the hit in `TP_HITS`), and with
 /// `SLOT_STACKS` set also counts the kernel and user stacks of the hit in
 /// `STACK_COUNTS` ("how did the kernel get here"). The helper decodes the
 /// record with the format file of the tracepoint it attached to the slot.
 #[inline(always)]
 fn generic(ctx: &TracePointContext, slot: u32) -> u32 {
-    if !keep_current(FILTER.get(0)) {
-        return 0;
+    let options = TP_SLOT_OPTIONS.get(slot).copied().unwrap_or(0);
+    if options & SLOT_COUNT_ONLY != 0 {
+        // Counted per filter slot, like the syscall counts: each client
+        // gets the hits of its own filter.
+        let filters = slots_keeping_current(FILTER.get(0));
+        if filters == 0 {
+            return 0;
+        }
+        for_each_slot(filters, |filter| {
+            if let Some(count) = TP_HITS.get_ptr_mut(filter * TP_SLOTS + slot) {
+                // SAFETY: per-CPU slot, written only from this CPU.
+                unsafe { *count += 1 };
+            }
+        });
+    } else {
+        if !keep_current(FILTER.get(0)) {
+            return 0;
+        }
+        copy_record(ctx, slot);
     }
-    copy_record(ctx, slot);
-    if TP_SLOT_OPTIONS
-        .get(slot)
-        .is_some_and(|o| o & SLOT_STACKS != 0)
-    {
+    if options & SLOT_STACKS != 0 {
         let pid_tgid = bpf_get_current_pid_tgid();
         let key = StackKey {
             id: slot,

@@ -273,6 +273,11 @@ pub const TP_SLOTS: u32 = 64;
 /// [`TracepointEvent`]'s slot options: also count stacks at every hit.
 pub const SLOT_STACKS: u32 = 1;
 
+/// Slot option: only count the hits, per CPU in `TP_HITS`, and send no
+/// record. What the map's default probes use: a hit then costs one
+/// per-CPU increment instead of a ring-buffer reservation and a copy.
+pub const SLOT_COUNT_ONLY: u32 = 2;
+
 /// Any tracepoint's raw record, from the generic program of slot `slot`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -349,9 +354,8 @@ pub const FILTER_COMM: u32 = 2;
 /// [`ProcessFilterConfig::flags`]: keep only this cgroup v2 id.
 pub const FILTER_CGROUP: u32 = 4;
 
-/// The in-kernel process filter, the single entry of each object's `FILTER`
-/// array map. Every program checks it first, so filtered-out events cost a
-/// map lookup and a compare, never a ring buffer record.
+/// One process filter, a slot of the [`FilterTable`]. A task passes it when
+/// it matches every condition set in `flags` (none set: every task).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcessFilterConfig {
@@ -384,6 +388,103 @@ impl ProcessFilterConfig {
         true
     }
 }
+
+/// Process filters the kernel applies at once: one slot per distinct filter
+/// of the helper's clients ("no filter" is one too). In-kernel aggregates
+/// are counted per slot, so each client reads exactly what its own filter
+/// keeps.
+pub const FILTER_SLOTS: u32 = 8;
+
+/// The in-kernel process filters, the single entry of each object's
+/// `FILTER` array map. Every program reads it first: one array lookup. The
+/// helper keeps the two masks in step with the slots, so that the common
+/// cases cost no more than one filter did: a slot without conditions keeps
+/// every task without reading anything about it, and with only such slots
+/// the filtered slots are not looked at.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterTable {
+    /// Slots in use: bit `i` for `slots[i]`. All zero keeps nothing.
+    pub active: u32,
+    /// Slots in use whose filter has no condition (keeps every task).
+    pub keep_all: u32,
+    /// The union of the `flags` of the slots in use: which properties of a
+    /// task the programs must read (its comm, its cgroup), each at most once.
+    pub flags: u32,
+    /// Padding, zero.
+    pub _pad: u32,
+    /// The filters, by slot.
+    pub slots: [ProcessFilterConfig; FILTER_SLOTS as usize],
+}
+
+const _: () = assert!(core::mem::size_of::<FilterTable>() == 16 + 32 * FILTER_SLOTS as usize);
+
+impl FilterTable {
+    /// A table whose only slot (0) is `filter`.
+    pub fn single(filter: ProcessFilterConfig) -> Self {
+        let mut table = Self::default();
+        table.set(0, Some(filter));
+        table
+    }
+
+    /// Puts `filter` in slot `slot` (`None`: frees it) and updates the masks.
+    /// A slot past [`FILTER_SLOTS`] is ignored.
+    pub fn set(&mut self, slot: usize, filter: Option<ProcessFilterConfig>) {
+        let Some(entry) = self.slots.get_mut(slot) else {
+            return;
+        };
+        *entry = filter.unwrap_or_default();
+        let bit = 1u32 << slot;
+        self.active &= !bit;
+        self.keep_all &= !bit;
+        if let Some(filter) = filter {
+            self.active |= bit;
+            if filter.flags == 0 {
+                self.keep_all |= bit;
+            }
+        }
+        self.flags = 0;
+        for (i, entry) in self.slots.iter().enumerate() {
+            if self.active & (1 << i) != 0 {
+                self.flags |= entry.flags;
+            }
+        }
+    }
+
+    /// The slots that keep a task of process `tgid` named `comm` in cgroup
+    /// `cgroup`, as a mask (bit `i` for slot `i`). `comm` and `cgroup` are
+    /// only looked at when some slot in use filters on them.
+    #[inline(always)]
+    pub fn keeping(&self, tgid: u32, comm: &[u8; COMM_LEN], cgroup: u64) -> u32 {
+        let mut mask = self.keep_all & self.active;
+        let filtered = self.active & !self.keep_all;
+        if filtered == 0 {
+            return mask;
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            if filtered & (1 << i) != 0 && slot.keeps(tgid, comm, || cgroup) {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    }
+}
+
+/// When a thread entered a syscall or a probed function, and which filter
+/// slots kept it then: the exit is counted in the same slots, even if the
+/// thread changed meanwhile (an `execve` changes its comm).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EntryStart {
+    /// Entry time, ns of `CLOCK_MONOTONIC`.
+    pub ts_ns: u64,
+    /// [`FilterTable::keeping`] at entry.
+    pub slots: u32,
+    /// Padding, zero.
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<EntryStart>() == 16);
 
 /// The log2 bucket of `value`: `i` such that `2^i <= value < 2^(i+1)`,
 /// bucket 0 for 0 and 1. Always below [`LATENCY_BUCKETS`]. Loop-free, so
@@ -437,6 +538,47 @@ mod tests {
         assert!(!both.keeps(7, &other, || 42));
         assert!(!both.keeps(7, &comm, || 41));
     }
+
+    #[test]
+    fn the_table_says_which_slots_keep_a_task() {
+        let comm = *b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0";
+        let other = *b"dog\0\0\0\0\0\0\0\0\0\0\0\0\0";
+        let mut table = FilterTable::default();
+        assert_eq!(
+            table.keeping(7, &comm, 1),
+            0,
+            "no slot in use keeps nothing"
+        );
+        table.set(0, Some(ProcessFilterConfig::default()));
+        assert_eq!((table.active, table.keep_all, table.flags), (1, 1, 0));
+        assert_eq!(table.keeping(7, &comm, 1), 0b1);
+        let pid7 = ProcessFilterConfig {
+            flags: FILTER_PID,
+            tgid: 7,
+            ..ProcessFilterConfig::default()
+        };
+        let cat = ProcessFilterConfig {
+            flags: FILTER_COMM,
+            comm,
+            ..ProcessFilterConfig::default()
+        };
+        table.set(3, Some(pid7));
+        table.set(7, Some(cat));
+        assert_eq!((table.active, table.keep_all), (0b1000_1001, 0b1));
+        assert_eq!(table.flags, FILTER_PID | FILTER_COMM);
+        assert_eq!(table.keeping(7, &comm, 1), 0b1000_1001);
+        assert_eq!(table.keeping(7, &other, 1), 0b0000_1001);
+        assert_eq!(table.keeping(8, &comm, 1), 0b1000_0001);
+        table.set(0, None);
+        assert_eq!(table.keeping(8, &other, 1), 0);
+        assert_eq!(table.flags, FILTER_PID | FILTER_COMM);
+        table.set(7, None);
+        assert_eq!((table.active, table.flags), (0b1000, FILTER_PID));
+        assert_eq!(table.slots[7], ProcessFilterConfig::default());
+        table.set(99, Some(pid7));
+        assert_eq!(table.active, 0b1000, "a slot past the table is ignored");
+        assert_eq!(FilterTable::single(pid7).keeping(7, &comm, 1), 1);
+    }
 }
 
 #[cfg(feature = "user")]
@@ -459,6 +601,10 @@ mod pod {
     unsafe impl aya::Pod for super::OpenatEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ProcessFilterConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FilterTable {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::EntryStart {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TracepointEvent {}
     // SAFETY: as above.

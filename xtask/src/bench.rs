@@ -62,6 +62,9 @@ enum Bench {
     /// Open time and peak memory of `microscope info` on a synthetic
     /// recording of millions of events.
     Recording(crate::bench_recording::Options),
+    /// What the app's default probes (counted in the kernel) cost a
+    /// syscall-bound loop and a page-faulting loop.
+    Defaults(crate::bench_defaults::Options),
     /// Time from switching a probe on to its first event at the client.
     Toggle(crate::bench_toggle::Options),
     /// What on-CPU profiling (99 Hz, whole system) costs a CPU-bound loop.
@@ -117,6 +120,7 @@ pub fn run(options: &Options) -> Result<()> {
         Bench::Pipeline { seconds, rounds } => (*seconds, *rounds),
         Bench::Recording(options) => return crate::bench_recording::run(options),
         Bench::Toggle(options) => return crate::bench_toggle::run(options),
+        Bench::Defaults(options) => return crate::bench_defaults::run(options),
         Bench::Profile(options) => return crate::bench_profile::run(options),
         Bench::Flame(options) => return crate::bench_flame::run(options),
         Bench::Replay(options) => return crate::bench_replay::run(options),

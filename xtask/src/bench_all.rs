@@ -33,13 +33,18 @@ pub struct Options {
 
 /// Each benchmark: its name for `cargo xtask bench`, extra arguments, and
 /// what it measures, for the file.
-const BENCHMARKS: [(&str, &str); 6] = [
+const BENCHMARKS: [(&str, &str); 7] = [
     (
         "pipeline",
         "A syscall loop (openat + close, pinned to CPU 0) untraced, while Microscope streams \
          every openat event to a client, while Microscope only counts syscalls in the kernel, \
          under an empty BPF program on the same tracepoint (the floor any tracer pays), and \
          under bpftrace count() and printf. Drops, and the helper's memory idle and under load.",
+    ),
+    (
+        "defaults",
+        "What the app's default probes (counted in the kernel, so the map lights at once) cost \
+         two loads pinned to CPU 0, against adjacent untraced runs.",
     ),
     (
         "profile",

@@ -358,6 +358,13 @@ impl ProfileClient {
 /// `run_time_ns` and `run_cnt` of the helper's perf-event programs (the
 /// sampler), read from `/proc/PID/fdinfo`.
 fn program_stats(pid: u32) -> Option<(u64, u64)> {
+    programs_stats(pid, PERF_EVENT_PROG_TYPE)
+}
+
+/// `run_time_ns` and `run_cnt` summed over process `pid`'s BPF programs of
+/// type `prog_type` (the number `/proc/PID/fdinfo` shows: 5 tracepoint,
+/// 7 perf event), while `kernel.bpf_stats_enabled` is 1.
+pub fn programs_stats(pid: u32, prog_type: &str) -> Option<(u64, u64)> {
     let fd_dir = PathBuf::from(format!("/proc/{pid}/fd"));
     let mut total = (0, 0);
     let mut found = false;
@@ -379,7 +386,7 @@ fn program_stats(pid: u32) -> Option<(u64, u64)> {
                 .find_map(|line| line.strip_prefix(name))
                 .map(|value| value.trim().to_owned())
         };
-        if field("prog_type:").as_deref() != Some(PERF_EVENT_PROG_TYPE) {
+        if field("prog_type:").as_deref() != Some(prog_type) {
             continue;
         }
         let ns = field("run_time_ns:").and_then(|v| v.parse::<u64>().ok());
@@ -413,12 +420,13 @@ fn clock_ticks_per_sec() -> f64 {
 }
 
 /// Turns `kernel.bpf_stats_enabled` on while alive and restores it after.
-struct BpfStats {
+pub struct BpfStats {
     previous: Option<String>,
 }
 
 impl BpfStats {
-    fn enable() -> Self {
+    /// Turns the statistics on (a note is printed if that is refused).
+    pub fn enable() -> Self {
         let previous = fs::read_to_string(BPF_STATS).ok();
         if fs::write(BPF_STATS, "1").is_err() {
             println!(

@@ -363,6 +363,7 @@ fn client_messages() -> Vec<ClientMessage> {
                 stacks: true,
                 sample_hz: 99,
                 min_block_us: 1000,
+                count_only: false,
             },
         },
         ClientMessage::ListTracepoints,

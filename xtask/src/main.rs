@@ -7,11 +7,13 @@
 //! for a person at a terminal), `serde_json` (`cargo metadata` and the
 //! benchmarks' reports), `libc` (signals, CPU affinity, `wait4` resource
 //! usage, the uid), `microscope-wire` (recordings and the thread CPU clock
-//! for the benchmarks), `fastrand` (seeded synthetic events and a CPU-bound
+//! for the benchmarks), `microscope-model` (the app's default probe set,
+//! which `bench defaults` measures), `fastrand` (seeded synthetic events and a CPU-bound
 //! loop).
 
 mod bench;
 mod bench_all;
+mod bench_defaults;
 mod bench_flame;
 mod bench_profile;
 mod bench_recording;

@@ -20,7 +20,14 @@ pub struct Options {
     /// The CPU to pin the loop to.
     #[arg(long, default_value_t = 0)]
     pub cpu: usize,
+    /// Instead of opening files, map 64 fresh pages, write a byte to each
+    /// (one page fault per page) and unmap them; an op is a page touched.
+    #[arg(long)]
+    pub touch_pages: bool,
 }
+
+/// Pages mapped, touched and unmapped per round of `--touch-pages`.
+const PAGES_PER_ROUND: usize = 64;
 
 const DEV_NULL: &CStr = c"/dev/null";
 
@@ -29,6 +36,9 @@ pub fn run(options: &Options) -> Result<()> {
     pin_to_cpu(options.cpu)?;
     let duration = Duration::try_from_secs_f64(options.seconds)
         .context("--seconds must be a positive number")?;
+    if options.touch_pages {
+        return touch_pages(duration);
+    }
     let started = Instant::now();
     let mut ops: u64 = 0;
     loop {
@@ -50,6 +60,42 @@ pub fn run(options: &Options) -> Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let rate = ops as f64 / elapsed;
+    println!("ops_per_sec {rate:.0}");
+    Ok(())
+}
+
+/// The `--touch-pages` loop: page faults on fresh anonymous memory.
+fn touch_pages(duration: Duration) -> Result<()> {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let len = page * PAGES_PER_ROUND;
+    let started = Instant::now();
+    let mut ops: u64 = 0;
+    while started.elapsed() < duration {
+        // SAFETY: a fresh private anonymous mapping; nothing else uses it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            bail!("mmap failed: {}", io::Error::last_os_error());
+        }
+        for i in 0..PAGES_PER_ROUND {
+            // SAFETY: `i * page` is inside the `len` bytes just mapped
+            // writable; volatile so the write (and its fault) happens.
+            unsafe { base.cast::<u8>().add(i * page).write_volatile(1) };
+        }
+        // SAFETY: unmaps exactly the mapping made above.
+        unsafe { libc::munmap(base, len) };
+        ops += PAGES_PER_ROUND as u64;
+    }
+    let rate = ops as f64 / started.elapsed().as_secs_f64();
     println!("ops_per_sec {rate:.0}");
     Ok(())
 }

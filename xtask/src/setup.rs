@@ -61,11 +61,21 @@ fn step(name: &str, action: fn() -> Result<String>) -> Result<()> {
 /// libbpf's headers.
 pub const C_PACK_PACKAGES: &[&str] = &["clang-22", "libbpf-dev"];
 
+/// What the kernel tests use besides the kernel: `bindfs` mounts a FUSE
+/// file system, on which the helper must refuse uprobe targets
+/// (`app/helper/tests/kernel/hostile.rs`); the oracles they compare with,
+/// `bpftool prog show` (what each probe costs) and a real Prometheus server
+/// scraping the metrics endpoint (Debian's package; its service is not
+/// started on machines without systemd, and the test starts its own on
+/// loopback).
+const TEST_PACKAGES: &[&str] = &["bindfs", "bpftool", "prometheus"];
+
 fn apt_packages() -> Result<String> {
     let packages: Vec<&str> = LLVM_PACKAGES
         .iter()
         .chain(GUI_PACKAGES)
         .chain(C_PACK_PACKAGES)
+        .chain(TEST_PACKAGES)
         .copied()
         .collect();
     install_apt_packages(&packages)

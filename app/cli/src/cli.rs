@@ -29,6 +29,12 @@ pub struct Cli {
     /// `sched`, `tcp`…).
     #[arg(long, value_name = "SUBSYSTEM")]
     pub select: Option<String>,
+    /// Do not switch on the default probes when the window connects to the
+    /// helper. By default a few cheap tracepoints (one per subsystem, none
+    /// on system calls) are counted in the kernel so the map lights at
+    /// once; with this flag the map stays dark until you tick probes.
+    #[arg(long)]
+    pub no_default_probes: bool,
     /// Open this recording (made by `microscope record`) instead of
     /// connecting to the helper; needs no privileges.
     #[arg(long, value_name = "FILE")]
@@ -57,6 +63,8 @@ pub enum View {
     Flame,
     /// The call graph of the stacks into a probe.
     Paths,
+    /// Pack probes' counter tables and histograms.
+    Packs,
 }
 
 impl View {
@@ -69,6 +77,7 @@ impl View {
             Self::Events => CentralTab::Events,
             Self::Flame => CentralTab::Flame,
             Self::Paths => CentralTab::Paths,
+            Self::Packs => CentralTab::Packs,
         }
     }
 }
@@ -123,6 +132,19 @@ pub struct ProbesArgs {
     /// refused (its id, e.g. `mypack:probe`).
     #[arg(long, value_name = "ID")]
     pub verifier_log: Option<String>,
+    /// Instead, print what every attached probe costs (BPF run time per run
+    /// and share of a CPU, runs and events per second, ring-buffer fill,
+    /// drops) and the helper's own CPU and memory, once a second. The
+    /// kernel's BPF run-time statistics are on only while it runs.
+    #[arg(long, conflicts_with = "verifier_log")]
+    pub cost: bool,
+    /// With --cost: how many one-second reports to print.
+    #[arg(long, default_value_t = 3, value_name = "N", requires = "cost")]
+    pub reports: u32,
+    /// With --cost: enable this probe for the measurement (repeatable);
+    /// without it, the probes others (the app) have attached are measured.
+    #[arg(long = "enable", value_name = "ID", requires = "cost")]
+    pub enable: Vec<String>,
 }
 
 /// Arguments of `new-pack`.
@@ -270,6 +292,9 @@ pub enum ExportFormat {
     Csv,
     /// `comm;probe count` lines for flame-graph tools.
     Folded,
+    /// Pack probes' counter tables and histograms, one CSV row per value
+    /// and reading.
+    Tables,
 }
 
 /// Arguments of `__bench-flame`.

@@ -28,6 +28,10 @@
 //! - **Aggregates**: counter events (`ph: "C"`) in process 0: syscalls per
 //!   second (from `raw_syscalls:sys_enter`'s totals) and latency samples per
 //!   second (from `syscalls:latency`).
+//! - **Pack probes' maps**: counter events in process 0 as well: for each
+//!   counter table, `<probe> <map> <column>/s` with one series per row (the
+//!   rate of its first value column, e.g. syscount's calls per second per
+//!   system call); for each histogram map, `<probe> <map> samples/s`.
 //! - Metadata events (`ph: "M"`) name the processes and threads.
 //!
 //! # CSV
@@ -35,6 +39,15 @@
 //! One row per streamed event: `ts_ns,cpu,probe,pid,tgid,comm,fields`, with
 //! a header row; `fields` is `key=value` pairs joined by `;`. Aggregates are
 //! not rows (they are totals, not events).
+//!
+//! # Tables
+//!
+//! Pack probes' maps as CSV: `ts_ns,probe,map,kind,key,column,value,unit`,
+//! one row per value of every reading (about every 250 ms while the probe
+//! was on): `counter` rows per table row and value column, `histogram` rows
+//! per bucket (`bucket_I` counts values in `[2^I, 2^(I+1))` of `unit`).
+//! Values are cumulative since the helper loaded the probe; the helper's
+//! maps count for all its clients (machine-wide).
 //!
 //! # Folded
 //!
@@ -217,6 +230,8 @@ struct PerfettoState {
     last_ts_ns: u64,
     /// Previous `(ts_ns, syscalls, latency samples)` of the aggregates.
     last_aggregates: Option<(u64, u64, u64)>,
+    /// Pack probes' previous readings, for their rates.
+    packs: PackCounters,
 }
 
 /// Writes the recording as Chrome trace-event JSON; returns the events read.
@@ -236,6 +251,7 @@ pub fn export_perfetto(
         named_threads: HashSet::new(),
         last_ts_ns: 0,
         last_aggregates: None,
+        packs: PackCounters::default(),
     };
     let mut events = 0;
     for frame in frames {
@@ -248,6 +264,7 @@ pub fn export_perfetto(
                 }
             }
             HelperMessage::Aggregates(aggregates) => state.aggregates(&mut trace, &aggregates)?,
+            HelperMessage::PackData(data) => state.packs.reading(&mut trace, &state.names, data)?,
             _ => {}
         }
     }
@@ -489,8 +506,12 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("microscope: warning: {warning}");
     }
     if args.output != Path::new("-") {
+        let what = match args.format {
+            ExportFormat::Tables => "pack table rows",
+            ExportFormat::Perfetto | ExportFormat::Csv | ExportFormat::Folded => "events",
+        };
         eprintln!(
-            "microscope: exported {} events to {}",
+            "microscope: exported {} {what} to {}",
             outcome.events,
             args.output.display()
         );
@@ -528,6 +549,7 @@ pub fn run_export(
         ExportFormat::Perfetto => export_perfetto(header, frames, sink),
         ExportFormat::Csv => export_csv(header, frames, sink),
         ExportFormat::Folded => export_folded(header, frames, sink),
+        ExportFormat::Tables => export_tables(header, frames, sink),
     }
     .map_err(output_error)?;
     if let Some(corrupt) = corrupt {
@@ -557,6 +579,10 @@ pub(crate) fn open_output(path: &Path, force: bool) -> Result<File, ExportError>
         }
     })
 }
+
+mod packs;
+use packs::PackCounters;
+pub use packs::export_tables;
 
 #[cfg(test)]
 mod tests;

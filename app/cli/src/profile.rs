@@ -301,6 +301,7 @@ fn collect(
         stacks: false,
         sample_hz: if request.off_cpu { 0 } else { request.hz },
         min_block_us: 0,
+        count_only: false,
     };
     ask(
         connection,

@@ -12,8 +12,14 @@
 //! one space, a decimal count. For stream probes the count is the number of
 //! events that arrived in that second; for `SyscallCounts` probes the growth of
 //! the helper's total syscall count; for `SyscallLatency` probes the growth of
-//! the number of latencies measured. Seconds are measured on this process's
-//! clock, by arrival time.
+//! the number of latencies measured; for `Pack` probes (a pack's own maps,
+//! no events) the growth of their histograms' samples, or of their counter
+//! tables' first value column summed over the rows. Seconds are measured on
+//! this process's clock, by arrival time.
+//!
+//! A `Pack` probe's maps are in-kernel aggregates shared by every client of
+//! the helper: they count machine-wide (or what every client's filter
+//! keeps), not only for this watch; a note on standard error says so.
 //!
 //! After the last second, for each probe whose drop counters grew during the
 //! watch, one line starting with `#` (skip such lines when parsing):
@@ -258,6 +264,8 @@ impl WatchTally {
             }
             HelperMessage::Hello(_)
             | HelperMessage::VerifierLog { .. }
+            | HelperMessage::CostWatch { .. }
+            | HelperMessage::Cost(_)
             | HelperMessage::Probes(_)
             | HelperMessage::ProbeState { .. }
             | HelperMessage::ProbeAdded(_)
@@ -391,6 +399,13 @@ pub fn run_watch(
     }
     // Whatever arrived while enabling only sets baselines.
     tally.end_window();
+    for probe in probes.iter().filter(|p| p.kind == ProbeKind::Pack) {
+        eprintln!(
+            "microscope: {} counts in its own maps in the kernel, for every client of the helper \
+             (machine-wide): its lines are the growth of those maps.",
+            probe.id
+        );
+    }
 
     let start = Instant::now();
     for second in 1..=seconds {

@@ -11,6 +11,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.replay,
         cli.view.map(View::tab),
         cli.select,
+        !cli.no_default_probes,
         cli.baseline,
     )?;
     Ok(ExitCode::SUCCESS)

@@ -4,7 +4,8 @@ use crate::command::{Command, CommandQueue};
 use crate::tab::CentralTab;
 use crate::theme;
 use crate::views::{
-    self, CpuTimelineState, FlameView, InspectorState, MapState, PathsView, ToolsState, region,
+    self, CpuTimelineState, FlameView, InspectorState, MapState, PackViewState, PathsView,
+    ToolsState, region,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use egui::UiBuilder;
@@ -63,6 +64,25 @@ pub struct MicroscopeApp {
     recorder: Recorder,
     flame_view: FlameView,
     paths_view: PathsView,
+    pack_view: PackViewState,
+    /// "Show cost" is ticked in the probe panel.
+    show_cost: bool,
+    /// Whether we asked the helper for cost reports (see [`Self::watch_cost`]).
+    watching_cost: bool,
+    /// Switch on the default probes ([`microscope_model::live_defaults`])
+    /// when the helper's probe list arrives, once per app.
+    default_probes: DefaultProbes,
+}
+
+/// Where the app is with its default probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DefaultProbes {
+    /// Not wanted (`--no-default-probes`, tests, replays).
+    Off,
+    /// Wanted, waiting for the probe list.
+    Pending,
+    /// Switched on (or there were none to switch on).
+    Done,
 }
 
 impl MicroscopeApp {
@@ -94,6 +114,10 @@ impl MicroscopeApp {
             recorder: Recorder::default(),
             flame_view: FlameView::new(),
             paths_view: PathsView::new(),
+            pack_view: PackViewState::default(),
+            show_cost: false,
+            watching_cost: false,
+            default_probes: DefaultProbes::Off,
         }
     }
 
@@ -103,6 +127,18 @@ impl MicroscopeApp {
     pub fn with_socket(mut self, socket: PathBuf, demo_if_unreachable: bool) -> Self {
         self.socket = Some(socket);
         self.demo_if_unreachable = demo_if_unreachable;
+        self
+    }
+
+    /// Switches on a cheap default set of probes, counted in the kernel, as
+    /// soon as the helper lists its probes, so the map lights at once (see
+    /// [`microscope_model::live_defaults`]). Off unless asked for.
+    pub fn with_default_probes(mut self, on: bool) -> Self {
+        self.default_probes = if on {
+            DefaultProbes::Pending
+        } else {
+            DefaultProbes::Off
+        };
         self
     }
 
@@ -126,7 +162,23 @@ impl MicroscopeApp {
         self.commands.send(command);
     }
 
-    /// What the app currently shows.
+    /// Where the map was painted in the last frame that showed it: its
+    /// bands, nodes, edges and legend.
+    pub fn map_layout(&self) -> Option<&crate::map_layout::MapLayout> {
+        self.map_view.last_layout.as_ref()
+    }
+
+    /// The subsystem map the app draws.
+    pub fn map(&self) -> &SubsystemMap {
+        &self.map
+    }
+
+    /// What the map highlights now (a tour step, a followed operation).
+    pub fn map_highlight(&self) -> &microscope_model::map::MapHighlight {
+        &self.map_view.highlight
+    }
+
+    /// The model the views draw.
     pub fn model(&self) -> &Model {
         &self.model
     }
@@ -176,6 +228,7 @@ impl MicroscopeApp {
         self.open_dialog_ui(ui.ctx());
         self.baseline_dialog_ui(ui.ctx());
         views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
+        views::verifier_log_window_ui(ui.ctx(), &self.model, &mut self.pack_view);
         self.top_panels_ui(ui, wall);
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.scope_builder(UiBuilder::new().accessibility_label(region::STATUS), |ui| {
@@ -189,6 +242,7 @@ impl MicroscopeApp {
             self.central_ui(ui, now);
         });
         self.apply_commands(ui.ctx());
+        self.watch_cost();
         let replay_playing = self.model.replay.as_ref().is_some_and(|r| r.playing);
         if self.model.is_connected() || replay_playing {
             ui.ctx().request_repaint_after(LIVE_REPAINT_INTERVAL);
@@ -238,6 +292,7 @@ impl MicroscopeApp {
                         &self.model,
                         &self.map,
                         &mut self.probe_filter,
+                        self.show_cost,
                         &mut self.commands,
                     );
                 });
@@ -298,6 +353,16 @@ impl MicroscopeApp {
             CentralTab::Paths => {
                 ui.scope_builder(labelled(region::PATHS), |ui| {
                     self.paths_view.ui(ui, &self.model);
+                });
+            }
+            CentralTab::Packs => {
+                ui.scope_builder(labelled(region::PACKS), |ui| {
+                    views::pack_ui(ui, &self.model, &mut self.pack_view);
+                });
+            }
+            CentralTab::Cost => {
+                ui.scope_builder(labelled(region::COST), |ui| {
+                    views::cost_ui(ui, &self.model, &mut self.commands);
                 });
             }
         }
@@ -368,7 +433,13 @@ impl MicroscopeApp {
                     }
                     return;
                 }
-                Ok(update) => self.model.apply(update),
+                Ok(update) => {
+                    let probe_list = matches!(update, Update::Probes(_));
+                    self.model.apply(update);
+                    if probe_list {
+                        self.switch_on_default_probes();
+                    }
+                }
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Disconnected) => {
                     self.model.apply(Update::Disconnected {
@@ -387,6 +458,7 @@ impl MicroscopeApp {
         self.model = Model::for_replay(self.clock.now(), demo).with_clock(self.clock.clone());
         self.model.browse.baseline = baseline;
         self.to_helper = None; // ends the ingest thread, so the helper detaches
+        self.watching_cost = false;
         self.cpu_view = CpuTimelineState::default();
         self.inspector = InspectorState::default();
         self.browser = match sources::browse(&path, wake(ctx)) {
@@ -425,6 +497,8 @@ impl MicroscopeApp {
             Ok((updates, to_helper)) => {
                 self.updates = updates;
                 self.to_helper = Some(to_helper);
+                // A new connection watches nothing yet.
+                self.watching_cost = false;
             }
             Err(err) => {
                 self.model.apply(Update::Disconnected {
@@ -482,6 +556,14 @@ impl MicroscopeApp {
         for command in commands {
             match command {
                 Command::SetProbeEnabled { probe, enabled } => {
+                    // Someone who ticks a default probe wants its events.
+                    if enabled && self.model.counted_in_kernel.remove(&probe) {
+                        let options = self.options_of(&probe);
+                        self.send_to_helper(ClientMessage::SetOptions {
+                            probe: probe.clone(),
+                            options,
+                        });
+                    }
                     let message = if enabled {
                         self.model.wanted.insert(probe.clone());
                         ClientMessage::Enable { probe }
@@ -493,6 +575,7 @@ impl MicroscopeApp {
                 }
                 Command::SetFollowLive(follow) => self.follow_live = follow,
                 Command::ShowTab(tab) => self.tab = tab,
+                Command::ShowCost(shown) => self.show_cost = shown,
                 Command::Replay(control) => {
                     if let Some(controls) = &self.replay_controls
                         && controls.try_send(control).is_err()
@@ -535,13 +618,14 @@ impl MicroscopeApp {
                     } else {
                         self.model.stacks_wanted.remove(&probe);
                     }
-                    self.send_to_helper(ClientMessage::SetOptions {
-                        probe,
-                        options: microscope_wire::ProbeOptions {
-                            stacks: on,
-                            ..Default::default()
-                        },
-                    });
+                    let options = self.options_of(&probe);
+                    self.send_to_helper(ClientMessage::SetOptions { probe, options });
+                }
+                Command::StreamEvents(probe) => {
+                    if self.model.counted_in_kernel.remove(&probe) {
+                        let options = self.options_of(&probe);
+                        self.send_to_helper(ClientMessage::SetOptions { probe, options });
+                    }
                 }
                 Command::ShowPaths { key } => {
                     self.paths_view.filters.probe = Some(key);
@@ -558,6 +642,7 @@ impl MicroscopeApp {
                         ));
                     }
                 }
+                Command::HighlightMap(highlight) => self.map_view.highlight = highlight,
                 Command::StartRecording => {
                     let dir = std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir());
                     let path = microscope_sources::default_path(&dir);
@@ -585,7 +670,66 @@ impl MicroscopeApp {
                     self.flame_view.set_range(start_ns, end_ns);
                     self.paths_view.set_range(start_ns, end_ns);
                 }
+                Command::ShowVerifierLog(probe) => {
+                    if !self.model.verifier_logs.contains_key(&probe) {
+                        self.send_to_helper(ClientMessage::VerifierLog {
+                            probe: probe.clone(),
+                        });
+                    }
+                    self.pack_view.verifier_log = Some(probe);
+                }
             }
+        }
+    }
+
+    /// Asks the helper for cost reports exactly while something shows
+    /// them (the Cost tab, or "Show cost"), so the kernel's run-time
+    /// statistics are on only while someone looks.
+    fn watch_cost(&mut self) {
+        let wanted = !self.model.is_replay() && (self.show_cost || self.tab == CentralTab::Cost);
+        if wanted != self.watching_cost {
+            self.watching_cost = wanted;
+            self.send_to_helper(ClientMessage::WatchCost { watch: wanted });
+        }
+    }
+
+    /// Asks the helper to count each default probe in the kernel and to
+    /// switch it on, the first time its probe list arrives while live.
+    fn switch_on_default_probes(&mut self) {
+        if self.default_probes != DefaultProbes::Pending || self.model.is_replay() {
+            return;
+        }
+        self.default_probes = DefaultProbes::Done;
+        let ids: Vec<String> =
+            microscope_model::live_defaults::to_switch_on(&self.model.probes, &self.model.wanted)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+        log::info!(
+            "switching on {} default probes, counted in the kernel",
+            ids.len()
+        );
+        for probe in ids {
+            self.send_to_helper(ClientMessage::SetOptions {
+                probe: probe.clone(),
+                options: microscope_wire::ProbeOptions {
+                    count_only: true,
+                    ..Default::default()
+                },
+            });
+            self.model.counted_in_kernel.insert(probe.clone());
+            self.model.wanted.insert(probe.clone());
+            self.send_to_helper(ClientMessage::Enable { probe });
+        }
+    }
+
+    /// The options to send for `probe`: stacks as asked, counted in the
+    /// kernel if it is a default probe nobody asked to stream.
+    fn options_of(&self, probe: &str) -> microscope_wire::ProbeOptions {
+        microscope_wire::ProbeOptions {
+            stacks: self.model.stacks_wanted.contains(probe),
+            count_only: self.model.counted_in_kernel.contains(probe),
+            ..Default::default()
         }
     }
 

@@ -44,6 +44,9 @@ pub enum Command {
         /// Capture or not.
         on: bool,
     },
+    /// Stream the events of a probe that is only counted in the kernel
+    /// (a default probe).
+    StreamEvents(String),
     /// Show the call paths into a probe (its captured stacks).
     ShowPaths {
         /// The probe's key.
@@ -51,6 +54,9 @@ pub enum Command {
     },
     /// Show the map with this subsystem's details.
     SelectSubsystem(String),
+    /// Make these nodes and edges stand out on the map (an empty highlight
+    /// clears it). Does not switch tabs.
+    HighlightMap(microscope_model::map::MapHighlight),
     /// Start recording what the helper sends to a new file in the current
     /// directory.
     StartRecording,
@@ -64,6 +70,9 @@ pub enum Command {
     SetFilter(microscope_wire::ProcessFilter),
     /// Write the flame graph shown as folded stacks to this file.
     ExportFolded(std::path::PathBuf),
+    /// Show (or hide) what each probe costs under it in the probe list and
+    /// the map's details; the app watches the cost while shown.
+    ShowCost(bool),
     /// Show the stack samples of `[start_ns, end_ns)` (kernel ns) in the
     /// flame graph and paths views, e.g. a selection on the timeline.
     ShowStackRange {
@@ -72,6 +81,9 @@ pub enum Command {
         /// First time excluded.
         end_ns: u64,
     },
+    /// Ask the helper for the verifier's whole log of this pack probe and
+    /// show it in a window.
+    ShowVerifierLog(String),
 }
 
 /// Collects the commands of one frame.

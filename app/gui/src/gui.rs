@@ -15,7 +15,9 @@ pub const WINDOW_TITLE: &str = "Microscope";
 /// connected to the helper at `socket` (falling back to the bundled demo
 /// recording when no helper answers). The probes in `enable` are switched on
 /// as if their boxes were ticked; `tab` is the view to open on, `select` a
-/// subsystem whose details the map shows, `baseline` a second recording to
+/// subsystem whose details the map shows. With `default_probes`, a cheap
+/// default set of probes is counted in the kernel as soon as the helper
+/// answers, so the map lights at once. `baseline` is a second recording to
 /// compare with.
 pub fn run_gui(
     socket: PathBuf,
@@ -23,6 +25,7 @@ pub fn run_gui(
     replay: Option<PathBuf>,
     tab: Option<CentralTab>,
     select: Option<String>,
+    default_probes: bool,
     baseline: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
@@ -47,7 +50,8 @@ pub fn run_gui(
             .context("could not start the connection thread")?;
             let mut app = MicroscopeApp::new(updates, to_helper)
                 .with_socket(socket, replay.is_none())
-                .with_recorder(recorder);
+                .with_recorder(recorder)
+                .with_default_probes(default_probes);
             if let Some(tab) = tab {
                 app.request(Command::ShowTab(tab));
             }

@@ -43,6 +43,7 @@ pub mod bench;
 pub mod bench_replay;
 mod command;
 mod gui;
+pub mod map_layout;
 mod tab;
 mod theme;
 mod views;
@@ -53,6 +54,6 @@ pub use gui::{WINDOW_TITLE, run_gui};
 pub use tab::CentralTab;
 pub use views::{
     BREADCRUMBS, CALL_GRAPH, CpuTimelineState, DiffRanges, FRAMES, FlameLayout, FlameView,
-    NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, StackFilters, TimeRange, banner_text, region,
-    slice_label,
+    MACHINE_WIDE, NO_SAMPLES_IN_RANGE, NO_STACKS, PathsView, StackFilters, TimeRange, banner_text,
+    region, slice_label,
 };

@@ -16,17 +16,23 @@ pub enum CentralTab {
     Flame,
     /// The call graph of the stacks into a probe.
     Paths,
+    /// Pack probes' counter tables and histograms.
+    Packs,
+    /// What each probe and the helper cost.
+    Cost,
 }
 
 impl CentralTab {
     /// Every tab, in display order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Map,
         Self::Rates,
         Self::Cpus,
         Self::Events,
         Self::Flame,
         Self::Paths,
+        Self::Packs,
+        Self::Cost,
     ];
 
     /// The tab's title.
@@ -38,6 +44,8 @@ impl CentralTab {
             Self::Events => "Events",
             Self::Flame => "Flame",
             Self::Paths => "Paths",
+            Self::Packs => "Pack data",
+            Self::Cost => "Cost",
         }
     }
 }

@@ -85,9 +85,36 @@ pub const MAP_NODE_OUTLINE: Color32 = Color32::from_gray(140);
 /// Names under the map nodes.
 pub const MAP_TEXT: Color32 = Color32::from_gray(220);
 /// Paths between subsystems.
-pub const MAP_EDGE: Color32 = Color32::from_gray(90);
-/// Paths touching the selected subsystem.
-pub const MAP_EDGE_SELECTED: Color32 = Color32::from_rgb(0xe0, 0xc0, 0x60);
+pub const MAP_EDGE: Color32 = Color32::from_gray(120);
+/// Paths touching the selected subsystem (Okabe–Ito sky blue).
+pub const MAP_EDGE_SELECTED: Color32 = Color32::from_rgb(0x56, 0xb4, 0xe9);
+/// Nodes and edges a tour step or a followed operation highlights
+/// (Okabe–Ito orange: apart from the viridis fills for every colour vision).
+pub const MAP_TOUR: Color32 = Color32::from_rgb(0xe6, 0x9f, 0x00);
+/// Names on light (busy) map nodes.
+pub const MAP_TEXT_DARK: Color32 = Color32::from_gray(20);
+/// Behind a highlight's caption on the map.
+pub const MAP_CAPTION_FILL: Color32 = Color32::from_rgba_premultiplied(10, 10, 10, 220);
+
+/// The viridis colour map at `t` in `[0, 1]` (dark purple → blue → green →
+/// yellow): perceptually uniform, lighter as `t` grows, and told apart by
+/// readers with any common colour-vision deficiency (van der Walt and
+/// Smith's map for matplotlib; these are its values at 0, ¼, ½, ¾ and 1).
+pub fn viridis(t: f32) -> Color32 {
+    const STOPS: [[f32; 3]; 5] = [
+        [68.0, 1.0, 84.0],
+        [59.0, 82.0, 139.0],
+        [33.0, 145.0, 140.0],
+        [94.0, 201.0, 98.0],
+        [253.0, 231.0, 37.0],
+    ];
+    let t = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
+    let i = (t.floor() as usize).min(STOPS.len() - 2);
+    let f = t - i as f32;
+    let [a, b] = [STOPS[i], STOPS[i + 1]];
+    let mix = |k: usize| (a[k] + (b[k] - a[k]) * f).round() as u8;
+    Color32::from_rgb(mix(0), mix(1), mix(2))
+}
 /// Behind the probe a search jumped to.
 pub const MAP_HIGHLIGHT: Color32 = Color32::from_rgb(0x40, 0x38, 0x18);
 

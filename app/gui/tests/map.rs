@@ -266,3 +266,162 @@ fn probes_outside_the_map_get_a_node_of_their_category() {
     details.get_by_label_contains("Probes of the `i915` tracepoint category");
     details.get_by_role_and_label(Role::CheckBox, "i915:i915_request_add");
 }
+
+/// The label of the map node that has the keyboard focus.
+fn focused_node(fixture: &Fixture) -> Option<String> {
+    fixture
+        .harness
+        .get_by_label(region::MAP)
+        .get_all_by_role(Role::Button)
+        .find(|n| n.is_focused())
+        .and_then(|n| n.accesskit_node().label())
+}
+
+#[test]
+fn the_keyboard_walks_the_map_and_enter_opens_details() {
+    let mut fixture = connected();
+    let user = map_node(&fixture, "User space");
+    fixture
+        .harness
+        .get_by_label(region::MAP)
+        .get_by_label(&user)
+        .focus();
+    fixture.harness.run_steps(2);
+    assert_eq!(focused_node(&fixture).as_deref(), Some(user.as_str()));
+    // Down goes a layer down: from user space to the system calls.
+    fixture.harness.key_press(egui::Key::ArrowDown);
+    fixture.harness.run_steps(2);
+    let syscalls = focused_node(&fixture).expect("a node keeps the focus");
+    assert!(syscalls.starts_with("System calls"), "{syscalls}");
+    // Up comes back.
+    fixture.harness.key_press(egui::Key::ArrowUp);
+    fixture.harness.run_steps(2);
+    assert_eq!(focused_node(&fixture).as_deref(), Some(user.as_str()));
+    fixture.harness.key_press(egui::Key::ArrowDown);
+    fixture.harness.run_steps(2);
+    // Enter opens the focused node's details; Esc closes them.
+    fixture.harness.key_press(egui::Key::Enter);
+    fixture.harness.run_steps(2);
+    fixture
+        .harness
+        .get_by_label(region::MAP_DETAILS)
+        .get_by_label("System calls");
+    fixture.harness.key_press(egui::Key::Escape);
+    fixture.harness.run_steps(2);
+    assert!(
+        fixture
+            .harness
+            .query_by_label(region::MAP_DETAILS)
+            .is_none(),
+        "Esc closes the details"
+    );
+}
+
+#[test]
+fn default_probes_are_counted_in_the_kernel_and_light_the_map() {
+    let (updates, update_rx) = bounded(64);
+    let (command_tx, to_helper) = bounded(64);
+    let clock = Clock::manual(Instant::now());
+    let app = MicroscopeApp::new(update_rx, command_tx)
+        .with_clock(clock.clone())
+        .with_default_probes(true);
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, app: &mut MicroscopeApp| app.show_ui(ui), app);
+    updates
+        .send(Update::Connected(HelperSummary {
+            helper_version: "0.1.0".into(),
+            kernel_release: "6.18.0-test".into(),
+            capabilities: Vec::new(),
+        }))
+        .unwrap();
+    let mut unavailable = probe("net:net_dev_queue", 4, "netdev", false);
+    unavailable.unavailable_reason = Some("no such tracepoint here".into());
+    updates
+        .send(Update::Probes(vec![
+            probe("sched:sched_waking", 1, "sched", false),
+            probe("block:block_rq_issue", 2, "block", false),
+            probe("sched:sched_switch", 3, "sched", false),
+            unavailable,
+        ]))
+        .unwrap();
+    harness.run_steps(2);
+    let sent: Vec<ClientMessage> = to_helper.try_iter().collect();
+    let counted = |id: &str| ClientMessage::SetOptions {
+        probe: id.into(),
+        options: microscope_wire::ProbeOptions {
+            count_only: true,
+            ..Default::default()
+        },
+    };
+    let enable = |id: &str| ClientMessage::Enable { probe: id.into() };
+    assert_eq!(
+        sent,
+        vec![
+            counted("sched:sched_waking"),
+            enable("sched:sched_waking"),
+            counted("block:block_rq_issue"),
+            enable("block:block_rq_issue"),
+        ],
+        "the defaults on offer, counted in the kernel; nothing else"
+    );
+    // A second probe list (a reconnect) does not ask again.
+    updates.send(Update::Probes(Vec::new())).unwrap();
+    harness.run_steps(2);
+    assert_eq!(to_helper.try_iter().count(), 0);
+    // The helper's counts light the scheduler.
+    updates
+        .send(Update::Probes(vec![probe(
+            "sched:sched_waking",
+            1,
+            "sched",
+            true,
+        )]))
+        .unwrap();
+    for total in [100, 300] {
+        updates
+            .send(Update::Aggregates {
+                arrived: clock.now(),
+                syscall_total: None,
+                latency_log2_ns: Vec::new(),
+                functions: vec![(1, total, Vec::new())],
+            })
+            .unwrap();
+    }
+    harness.run_steps(1);
+    clock.advance(microscope_model::BUCKET * 2 + Duration::from_millis(50));
+    harness.run_steps(2);
+    let scheduler = harness
+        .get_by_label(region::MAP)
+        .get_all_by_role(Role::Button)
+        .filter_map(|n| n.accesskit_node().label())
+        .find(|l| l.starts_with("Scheduler"))
+        .unwrap();
+    assert_eq!(
+        scheduler, "Scheduler — 400 events/s",
+        "200 hits after the first report, in 0.5 s"
+    );
+    // Its details say it is only counted, and offer to stream it.
+    harness
+        .get_by_label(region::MAP)
+        .get_by_label(&scheduler)
+        .click();
+    harness.run_steps(2);
+    let details = harness.get_by_label(region::MAP_DETAILS);
+    details.get_by_label("counted in the kernel");
+    details.get_by_label("stream events").click();
+    harness.run_steps(2);
+    assert_eq!(
+        to_helper.try_recv(),
+        Ok(ClientMessage::SetOptions {
+            probe: "sched:sched_waking".into(),
+            options: microscope_wire::ProbeOptions::default(),
+        })
+    );
+}
+
+#[test]
+fn without_default_probes_nothing_is_switched_on() {
+    let fixture = connected();
+    assert_eq!(fixture.to_helper.try_iter().count(), 0);
+}

@@ -39,7 +39,7 @@ use aya::programs::{FEntry, FExit, KProbe, ProgramError, UProbe};
 use aya::{Btf, Ebpf, EbpfLoader};
 use microscope_wire::ProbeKey;
 use microscope_wire::{Availability, Capabilities, FunctionStats};
-use probes_common::{LATENCY_BUCKETS, ProcessFilterConfig};
+use probes_common::{FilterTable, LATENCY_BUCKETS};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -250,9 +250,11 @@ impl Resolved {
 struct Instance {
     target: FunctionTarget,
     resolved: Resolved,
+    /// Calls by filter slot.
     calls: PerCpuArray<MapData, u64>,
+    /// Latency histograms by filter slot.
     latency: PerCpuArray<MapData, u64>,
-    filter: Array<MapData, ProcessFilterConfig>,
+    filter: Array<MapData, FilterTable>,
     /// Holds the programs and their links; dropping it detaches both.
     _ebpf: Ebpf,
 }
@@ -311,7 +313,7 @@ impl FunctionProbes {
     }
 
     /// Loads a fresh instance of the function probe object for `target`,
-    /// sets its process filter and attaches its exit and entry programs
+    /// sets its process filters and attaches its exit and entry programs
     /// (exit first, so that no call is timed from a missed entry). `key` is
     /// the probe's wire key, used by [`FunctionProbes::stats`].
     ///
@@ -323,7 +325,7 @@ impl FunctionProbes {
         &mut self,
         key: ProbeKey,
         target: &FunctionTarget,
-        filter: &ProcessFilterConfig,
+        filter: &FilterTable,
         peer: &Peer,
     ) -> Result<(), String> {
         let (resolved, file) = self
@@ -397,6 +399,13 @@ impl FunctionProbes {
         self.instances.contains_key(&key)
     }
 
+    /// Run-time statistics of the programs of the probe with `key`.
+    pub fn program_runs(&self, key: ProbeKey) -> Vec<crate::cost::ProgramRun> {
+        self.instances.get(&key).map_or_else(Vec::new, |instance| {
+            crate::cost::program_runs(instance._ebpf.programs(), |_| true)
+        })
+    }
+
     /// How the probe with `key` is attached (`"fentry/fexit"`,
     /// `"kprobe/kretprobe"`, `"uprobe/uretprobe"`), if it is.
     pub fn mechanism(&self, key: ProbeKey) -> Option<&'static str> {
@@ -405,7 +414,7 @@ impl FunctionProbes {
 
     /// Writes `filter` into the `FILTER` map of every attached probe (new
     /// probes get it through [`FunctionProbes::attach`]).
-    pub fn set_filter(&mut self, filter: &ProcessFilterConfig) -> Result<(), String> {
+    pub fn set_filter(&mut self, filter: &FilterTable) -> Result<(), String> {
         let mut failed = Vec::new();
         for instance in self.instances.values_mut() {
             if let Err(err) = instance.filter.set(0, filter, 0) {
@@ -422,16 +431,31 @@ impl FunctionProbes {
         }
     }
 
-    /// Cumulative counts of every attached probe, by key: calls summed over
-    /// CPUs and the 64-bucket log2 latency histogram.
-    pub fn stats(&self) -> Vec<FunctionStats> {
+    /// Zeroes the counts of filter slot `slot` in every attached probe,
+    /// before the slot gets a new filter.
+    pub fn clear_slot(&mut self, slot: usize) -> Result<(), String> {
+        let slot = slot as u32;
+        for instance in self.instances.values_mut() {
+            crate::filter_slots::clear_per_cpu(&mut instance.calls, slot..slot + 1)?;
+            crate::filter_slots::clear_per_cpu(
+                &mut instance.latency,
+                slot * LATENCY_BUCKETS..(slot + 1) * LATENCY_BUCKETS,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Cumulative counts of every attached probe in filter slot `slot`, by
+    /// key: calls summed over CPUs and the 64-bucket log2 latency histogram.
+    pub fn stats(&self, slot: usize) -> Vec<FunctionStats> {
+        let slot = slot as u32;
         self.instances
             .iter()
             .map(|(key, instance)| FunctionStats {
                 probe: *key,
-                calls: sum_slot(&instance.calls, 0),
+                calls: sum_slot(&instance.calls, slot),
                 latency_log2_ns: (0..LATENCY_BUCKETS)
-                    .map(|bucket| sum_slot(&instance.latency, bucket))
+                    .map(|bucket| sum_slot(&instance.latency, slot * LATENCY_BUCKETS + bucket))
                     .collect(),
             })
             .collect()
@@ -590,11 +614,11 @@ impl Instance {
         target: &FunctionTarget,
         resolved: Resolved,
         file: Option<&UprobeFile>,
-        filter: &ProcessFilterConfig,
+        filter: &FilterTable,
         btf: Option<&Btf>,
     ) -> Result<Self, String> {
         let mut ebpf = load_object_with(loader)?;
-        let mut filter_map: Array<MapData, ProcessFilterConfig> = take_map(&mut ebpf, "FILTER")?;
+        let mut filter_map: Array<MapData, FilterTable> = take_map(&mut ebpf, "FILTER")?;
         filter_map
             .set(0, filter, 0)
             .map_err(|err| format!("setting the process filter failed: {err}"))?;

@@ -10,6 +10,8 @@
 //! - `registry`: the probes offered (the built-in pack's, and those created
 //!   on demand) and where each one's data comes from;
 //! - `tracer`: the loaded object; attach, detach, drain, read aggregates;
+//! - `filter_slots`: which of the kernel's process filter slots each
+//!   client uses (aggregates are counted per slot);
 //! - `funcprobe`: function probes (kprobe, fentry, uprobe), one small
 //!   object instance per probed function;
 //! - `decode`: ring buffer records → wire events;
@@ -26,7 +28,9 @@
 
 mod auth;
 mod capabilities;
+mod cost;
 mod decode;
+mod filter_slots;
 mod funcprobe;
 mod generic;
 mod pack;

@@ -10,6 +10,7 @@
 //! | `profile:cpu`, `profile:offcpu` | the profiler's object ([`Profiler::start`]) |
 
 use crate::auth::Peer;
+use crate::filter_slots::FilterSlots;
 use crate::funcprobe::FunctionProbes;
 use crate::pack::PackProbes;
 use crate::profiler::{ProfileKind, Profiler, StackBatchParts};
@@ -19,9 +20,12 @@ use crate::tracer::Tracer;
 use microscope_catalogue::Catalogue;
 use microscope_wire::ProbeKey;
 use microscope_wire::{
-    Aggregates, Capabilities, Event, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter,
+    Aggregates, Capabilities, Event, FunctionStats, ProbeInfo, ProbeKind, ProbeOptions, ProbeStats,
+    ProcessFilter,
 };
-use probes_common::{COMM_LEN, FILTER_CGROUP, FILTER_COMM, FILTER_PID, ProcessFilterConfig};
+use probes_common::{
+    COMM_LEN, FILTER_CGROUP, FILTER_COMM, FILTER_PID, FilterTable, ProcessFilterConfig,
+};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -32,7 +36,8 @@ pub struct ProbeSet {
     profiler: Profiler,
     registry: Registry,
     packs: PackProbes,
-    filter: ProcessFilter,
+    /// Each client's process filter slot (see `filter_slots.rs`).
+    slots: FilterSlots,
     tracefs: Option<PathBuf>,
 }
 
@@ -76,7 +81,7 @@ impl ProbeSet {
             profiler,
             registry,
             packs,
-            filter: ProcessFilter::default(),
+            slots: FilterSlots::default(),
             tracefs,
         }
     }
@@ -153,14 +158,15 @@ impl ProbeSet {
                 self.packs.attach(key, index)
             }
             Source::Tracepoint { format, .. } => {
-                let (format, stacks) = (format.clone(), probe.options.stacks);
-                self.tracer.attach_generic(key, format, stacks)
+                let (format, options) = (format.clone(), &probe.options);
+                let (stacks, count_only) = (options.stacks, options.count_only);
+                self.tracer.attach_generic(key, format, stacks, count_only)
             }
             Source::Function {
                 target: Some(target),
             } => {
-                let filter = filter_config(&self.filter)?;
-                self.functions.attach(key, target, &filter, peer)
+                let table = self.slots.table();
+                self.functions.attach(key, target, &table, peer)
             }
             // Registered unavailable, so not reached.
             Source::Function { target: None } => Err(format!(
@@ -169,9 +175,9 @@ impl ProbeSet {
             )),
             Source::Profile { off_cpu } => {
                 let (kind, options) = (profile_kind(*off_cpu), probe.options.clone());
-                let filter = filter_config(&self.filter)?;
+                let table = self.slots.table();
                 self.profiler
-                    .start(key, kind, &options, &filter, self.tracefs.as_deref())
+                    .start(key, kind, &options, &table, self.tracefs.as_deref())
             }
         }
     }
@@ -210,7 +216,8 @@ impl ProbeSet {
         // Tracepoint categories are C identifiers; pack ids may have `-`.
         if prefix.contains('-') {
             return Err(format!(
-                "no pack `{prefix}` is loaded, so there is no probe `{id}`; packs are read at start                  from /usr/share/microscope/packs, /etc/microscope/packs and each `--pack-dir`{}",
+                "no pack `{prefix}` is loaded, so there is no probe `{id}`; packs are read at start \
+                 from /usr/share/microscope/packs, /etc/microscope/packs and each `--pack-dir`{}",
                 if self.packs.problems().is_empty() {
                     String::new()
                 } else {
@@ -269,14 +276,19 @@ impl ProbeSet {
         in_use: impl Fn(ProbeKey) -> bool,
     ) -> Result<ProbeKey, String> {
         let (key, _) = self.resolve(id, peer, in_use)?;
-        if options.stacks
+        if (options.stacks || options.count_only)
             && !matches!(
                 self.registry.get(key).map(|p| &p.source),
                 Some(Source::Tracepoint { .. })
             )
         {
+            let what = if options.stacks {
+                "capture stacks"
+            } else {
+                "only count its hits in the kernel"
+            };
             return Err(format!(
-                "{id} cannot capture stacks; stacks can be captured at any tracepoint \
+                "{id} cannot {what}; that works at any tracepoint \
                  named `category:name` (for example block:block_rq_issue)"
             ));
         }
@@ -296,16 +308,74 @@ impl ProbeSet {
         Ok(key)
     }
 
-    /// Sets the in-kernel process filter of every object: what every
-    /// client's own filter lets through (see `server.rs`).
-    pub fn set_filter(&mut self, filter: ProcessFilter) -> Result<(), String> {
-        let config = filter_config(&filter)?;
-        self.tracer.set_filter(&config)?;
-        self.functions.set_filter(&config)?;
-        self.profiler.set_filter(&config)?;
-        self.packs.set_filter_pid(filter.pid.unwrap_or(0))?;
-        self.filter = filter;
+    /// Gives client `client` the process filter `filter`: a filter slot of
+    /// its own or shared with clients of an equal filter (see
+    /// `filter_slots.rs`), written into every object of Microscope's own.
+    /// The client's aggregates are then counted exactly under its filter.
+    /// An error is a sentence; the client keeps its previous filter.
+    pub fn set_client_filter(&mut self, client: u64, filter: &ProcessFilter) -> Result<(), String> {
+        let config = filter_config(filter)?;
+        let before = self.slots.table();
+        let assigned = self
+            .slots
+            .assign(client, filter, config, std::time::Instant::now())?;
+        if assigned.fresh {
+            // Off in the kernel while its counters are cleared (it may be
+            // the client's previous slot, taken over in place).
+            let mut off = before;
+            off.set(assigned.slot, None);
+            if off != before {
+                self.write_table(&off)?;
+            }
+            self.tracer.clear_slot(assigned.slot)?;
+            self.functions.clear_slot(assigned.slot)?;
+        }
+        if self.slots.table() != before || assigned.fresh {
+            self.write_filter_table()?;
+        }
         Ok(())
+    }
+
+    /// Client `client` left: its filter slot is freed if no one else uses it.
+    pub fn release_client(&mut self, client: u64) {
+        if self.slots.release(client)
+            && let Err(err) = self.write_filter_table()
+        {
+            log::error!("{err}");
+        }
+    }
+
+    /// Makes sure client `client` has a filter slot for its `filter` (it
+    /// may have found none when it came, every slot being taken by other
+    /// filters): without one the kernel would not keep what it asks for. An
+    /// error is a sentence.
+    pub fn ensure_filter_slot(
+        &mut self,
+        client: u64,
+        filter: &ProcessFilter,
+    ) -> Result<(), String> {
+        if self.slots.slot_of(client).is_some() {
+            return Ok(());
+        }
+        self.set_client_filter(client, filter)
+    }
+
+    fn write_filter_table(&mut self) -> Result<(), String> {
+        let table = self.slots.table();
+        self.write_table(&table)
+    }
+
+    fn write_table(&mut self, table: &FilterTable) -> Result<(), String> {
+        self.tracer.set_filter(table)?;
+        self.functions.set_filter(table)?;
+        self.profiler.set_filter(table)
+    }
+
+    /// Binds the `filter_pid` knob of third-party packs to `filter`'s pid:
+    /// the filter every client shares, or none (see `server.rs`). Packs
+    /// count in their own programs, for the whole machine otherwise.
+    pub fn set_pack_filter(&mut self, filter: &ProcessFilter) -> Result<(), String> {
+        self.packs.set_filter_pid(filter.pid.unwrap_or(0))
     }
 
     /// Drains up to `max` streamed records into `out`.
@@ -348,8 +418,50 @@ impl ProbeSet {
         })
     }
 
-    /// The aggregates a client with probes `enabled` wants, if any.
-    pub fn aggregates_for(&self, enabled: &BTreeSet<ProbeKey>, ts_ns: u64) -> Option<Aggregates> {
+    /// What each of `keys` costs now (cumulative program statistics and
+    /// drops; `events` left for the caller, who counts them), for the cost
+    /// meter. The ring buffer's peak fill is taken (reset) once for all.
+    pub fn cost_samples(
+        &mut self,
+        keys: impl Iterator<Item = ProbeKey>,
+    ) -> Vec<crate::cost::ProbeSample> {
+        let ring_peak = self.tracer.take_ring_peak();
+        let drops = self.kernel_drops();
+        keys.map(|key| {
+            let mut programs = self.tracer.program_runs(key);
+            programs.extend(self.functions.program_runs(key));
+            programs.extend(self.profiler.program_runs(key));
+            programs.extend(self.packs.program_runs(key));
+            let streams = self.tracer.streams(key);
+            crate::cost::ProbeSample {
+                probe: key,
+                programs,
+                events: 0,
+                kernel_drops: drops
+                    .iter()
+                    .filter(|d| d.probe == key)
+                    .map(|d| d.kernel_drops)
+                    .sum(),
+                ring_bytes: if streams {
+                    u64::from(probes_common::RING_BYTES)
+                } else {
+                    0
+                },
+                ring_peak_bytes: if streams { ring_peak } else { 0 },
+            }
+        })
+        .collect()
+    }
+
+    /// The aggregates client `client`, with probes `enabled`, wants, if any:
+    /// those of its own filter slot.
+    pub fn aggregates_for(
+        &self,
+        client: u64,
+        enabled: &BTreeSet<ProbeKey>,
+        ts_ns: u64,
+    ) -> Option<Aggregates> {
+        let slot = self.slots.slot_of(client)?;
         let wants = |kind| {
             enabled
                 .iter()
@@ -358,18 +470,32 @@ impl ProbeSet {
         let counts = wants(ProbeKind::SyscallCounts);
         let latency = wants(ProbeKind::SyscallLatency);
         let functions = wants(ProbeKind::Function);
-        if !(counts || latency || functions) {
+        // Tracepoints that only count report their hits as calls, like
+        // function probes (see `ProbeOptions::count_only`).
+        let hits: Vec<FunctionStats> = self
+            .tracer
+            .counted_hits(slot)
+            .into_iter()
+            .filter(|(key, _)| enabled.contains(key))
+            .map(|(probe, calls)| FunctionStats {
+                probe,
+                calls,
+                latency_log2_ns: Vec::new(),
+            })
+            .collect();
+        if !(counts || latency || functions || !hits.is_empty()) {
             return None;
         }
-        let mut aggregates = self.tracer.aggregates(counts, latency, ts_ns);
+        let mut aggregates = self.tracer.aggregates(slot, counts, latency, ts_ns);
         if functions {
             aggregates.functions = self
                 .functions
-                .stats()
+                .stats(slot)
                 .into_iter()
                 .filter(|s| enabled.contains(&s.probe))
                 .collect();
         }
+        aggregates.functions.extend(hits);
         Some(aggregates)
     }
 }

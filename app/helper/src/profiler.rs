@@ -30,7 +30,7 @@ use aya::{Ebpf, EbpfLoader};
 use microscope_wire::ProbeKey;
 use microscope_wire::{Availability, ProbeOptions, StackBatch, StackCount};
 use probes_common::{
-    BlockStart, DEFAULT_MIN_BLOCK_NS, DEFAULT_SAMPLE_HZ, FIELD_GLOBALS, FIELD_MISSING,
+    BlockStart, DEFAULT_MIN_BLOCK_NS, DEFAULT_SAMPLE_HZ, FIELD_GLOBALS, FIELD_MISSING, FilterTable,
     PROFILE_OFF_CPU, PROFILE_ON_CPU, ProcessFilterConfig, StackKey,
 };
 use std::cell::OnceCell;
@@ -198,7 +198,7 @@ struct Done {
 pub struct Profiler {
     object: Option<Object>,
     runs: [Option<Run>; 2],
-    filter: ProcessFilterConfig,
+    filter: FilterTable,
     /// What the kernel allows, tested once on first use.
     verdicts: OnceCell<[Availability; 2]>,
     /// Why the last start of a kind failed, if it did.
@@ -233,7 +233,8 @@ impl Profiler {
         Self {
             object: None,
             runs: [None, None],
-            filter: ProcessFilterConfig::default(),
+            // Every process until told otherwise.
+            filter: FilterTable::single(ProcessFilterConfig::default()),
             verdicts: OnceCell::new(),
             failures: [None, None],
             thread: None,
@@ -259,6 +260,19 @@ impl Profiler {
         self.verdicts.get_or_init(check_availability)[kind.index()].clone()
     }
 
+    /// Run-time statistics of the programs of the profile running as `key`.
+    pub fn program_runs(&self, key: ProbeKey) -> Vec<crate::cost::ProgramRun> {
+        let Some(object) = &self.object else {
+            return Vec::new();
+        };
+        let running = |kind: ProfileKind| self.runs[kind.index()].is_some_and(|r| r.key == key);
+        crate::cost::program_runs(object.ebpf.programs(), |name| match name {
+            "on_cpu" => running(ProfileKind::OnCpu),
+            "off_cpu" => running(ProfileKind::OffCpu),
+            _ => false,
+        })
+    }
+
     /// Whether `kind` is running, and under which probe key.
     pub fn running(&self, kind: ProfileKind) -> Option<ProbeKey> {
         self.runs[kind.index()].map(|run| run.key)
@@ -275,7 +289,7 @@ impl Profiler {
         key: ProbeKey,
         kind: ProfileKind,
         options: &ProbeOptions,
-        filter: &ProcessFilterConfig,
+        filter: &FilterTable,
         tracefs: Option<&Path>,
     ) -> Result<(), String> {
         let run = Run {
@@ -326,7 +340,7 @@ impl Profiler {
         &mut self,
         kind: ProfileKind,
         run: Run,
-        filter: &ProcessFilterConfig,
+        filter: &FilterTable,
         tracefs: Option<&Path>,
     ) -> Result<(), String> {
         let previous = self.runs[kind.index()];
@@ -439,7 +453,7 @@ impl Profiler {
 
     /// Sets the in-kernel process filter of both kinds (also kept for
     /// later starts). Stacks already counted are not filtered again.
-    pub fn set_filter(&mut self, filter: &ProcessFilterConfig) -> Result<(), String> {
+    pub fn set_filter(&mut self, filter: &FilterTable) -> Result<(), String> {
         self.filter = *filter;
         match &mut self.object {
             Some(object) => object.set_filter(filter),
@@ -623,7 +637,7 @@ struct Object {
     off_stacks: StackTraceMap<MapData>,
     blocked: HashMap<MapData, u32, BlockStart>,
     min_block: Array<MapData, u64>,
-    filter: Array<MapData, ProcessFilterConfig>,
+    filter: Array<MapData, FilterTable>,
     /// Why off-CPU cannot attach (fields missing from `sched_switch`).
     off_cpu_problem: Option<String>,
     on_links: Vec<PerfEventLinkId>,
@@ -669,7 +683,7 @@ impl Object {
         })
     }
 
-    fn set_filter(&mut self, filter: &ProcessFilterConfig) -> Result<(), String> {
+    fn set_filter(&mut self, filter: &FilterTable) -> Result<(), String> {
         self.filter
             .set(0, filter, 0)
             .map_err(|err| format!("could not set the profiler's process filter: {err}"))

@@ -30,15 +30,22 @@
 //!   batches as needed, never dropped for size; frame-name tables go out
 //!   [`MAX_FRAMES_PER_BATCH`] names at a time, stacks
 //!   [`MAX_STACKS_PER_BATCH`] at a time;
-//! - probes created on demand: see `registry.rs`.
+//! - probes created on demand: see `registry.rs`;
+//! - cost reports: one per [`COST_INTERVAL`] for all watching clients
+//!   together, over the attached probes; the kernel's run-time statistics
+//!   are held once while any client watches (`cost.rs`), however often a
+//!   client asks.
 //!
-//! Each client has its own process filter. The kernel keeps what every
-//! client's filter lets through: the filter itself when all clients with a
-//! filter agree and none is unfiltered, else everything; the hub then
-//! refines events and stacks per client, so one user's filter never
-//! changes what another user receives.
+//! Each client has its own process filter, so one user's filter never
+//! changes what another user receives. Each distinct filter has a slot in
+//! the kernel's filter table (`filter_slots.rs`, at most
+//! `probes_common::FILTER_SLOTS`): the kernel streams what any slot keeps
+//! and counts aggregates per slot, so each client's aggregates are exactly
+//! its filter's; the hub refines events and stacks per client. Third-party
+//! packs get the filter all clients share (`kernel_filter`), else none.
 
 use crate::auth::{Peer, Policy, peer_groups};
+use crate::cost::CostMeter;
 use crate::probeset::ProbeSet;
 use crate::profiler::StackBatchParts;
 use microscope_wire::ProbeKey;
@@ -256,6 +263,8 @@ struct ClientState {
     /// Frame ids `0..frames_sent` have been defined to this client; its
     /// next stack batch carries the definitions from there on.
     frames_sent: u32,
+    /// It asked for cost reports ([`ClientMessage::WatchCost`]).
+    watches_cost: bool,
 }
 
 impl ClientState {
@@ -270,6 +279,7 @@ impl ClientState {
             oldest_pending: None,
             client_drops: HashMap::new(),
             frames_sent: 0,
+            watches_cost: false,
         }
     }
 
@@ -721,7 +731,11 @@ struct Ticks {
     next_poll: Instant,
     next_aggregate: Instant,
     next_stacks: Instant,
+    next_cost: Instant,
 }
+
+/// How often cost reports are made while someone watches.
+pub const COST_INTERVAL: Duration = Duration::from_millis(microscope_wire::COST_INTERVAL_MS);
 
 /// Owns the probes; applies requests and moves events to clients, until
 /// `stop` is set or every request sender is gone.
@@ -731,12 +745,16 @@ fn hub(mut probes: ProbeSet, requests: &Receiver<HubRequest>, stop: &AtomicBool)
         kernel_filter: ProcessFilter::default(),
         kernel_drops: probes.kernel_drops(),
         cgroups: CgroupCache::default(),
+        cost: CostMeter::default(),
+        events_since_cost: HashMap::new(),
+        cpus: crate::cost::online_cpus(),
     };
     let start = Instant::now();
     let mut ticks = Ticks {
         next_poll: start,
         next_aggregate: start + AGGREGATE_INTERVAL,
         next_stacks: start + crate::DRAIN_INTERVAL,
+        next_cost: start + COST_INTERVAL,
     };
     let mut scratch = Vec::new();
     while !stop.load(Ordering::Acquire) {
@@ -753,6 +771,10 @@ fn hub(mut probes: ProbeSet, requests: &Receiver<HubRequest>, stop: &AtomicBool)
                 hub.cgroups.clear();
             }
             hub.flush_due(now);
+            if now >= ticks.next_cost {
+                ticks.next_cost = now + COST_INTERVAL;
+                hub.send_cost(&mut probes, monotonic_ns());
+            }
         }
         if now >= ticks.next_stacks {
             ticks.next_stacks = now + crate::DRAIN_INTERVAL;
@@ -782,19 +804,34 @@ fn hub(mut probes: ProbeSet, requests: &Receiver<HubRequest>, stop: &AtomicBool)
 /// The hub's state besides the probes.
 struct Hub {
     clients: HashMap<ClientId, ClientState>,
-    /// What the kernel filters on: every client's filter let through.
+    /// The filter every client's filter fits in: the one they share, else none.
     kernel_filter: ProcessFilter,
     kernel_drops: Vec<ProbeStats>,
     cgroups: CgroupCache,
+    /// Runs (with the kernel's run-time statistics on) while any client
+    /// watches the cost.
+    cost: CostMeter,
+    /// Records streamed per probe since the last cost report, counted only
+    /// while the meter runs (keys: probes some client enabled).
+    events_since_cost: HashMap<ProbeKey, u64>,
+    cpus: u32,
 }
 
 impl Hub {
     fn apply(&mut self, probes: &mut ProbeSet, request: HubRequest) {
         match request {
             HubRequest::Join { id, peer, outbox } => {
-                self.clients.insert(id, ClientState::new(peer, outbox));
+                let client = ClientState::new(peer, outbox);
+                // "No filter" takes a filter slot too. Without one (every
+                // slot taken by other filters) the client is told when it
+                // enables a probe.
+                if let Err(err) = probes.set_client_filter(id, &client.filter) {
+                    log::warn!("client {id}: {err}");
+                }
+                self.clients.insert(id, client);
             }
             HubRequest::Leave { id } => {
+                probes.release_client(id);
                 if let Some(client) = self.clients.remove(&id) {
                     for key in client.enabled {
                         self.retire_if_unwanted(probes, key);
@@ -805,6 +842,7 @@ impl Hub {
                     probes.detach_all();
                 }
                 self.update_kernel_filter(probes);
+                self.update_cost_meter(probes);
             }
             HubRequest::Message { id, message, .. } => {
                 for reply in self.handle_message(probes, id, message) {
@@ -839,6 +877,10 @@ impl Hub {
                 vec![HelperMessage::Probes(probes.list(&enabled))]
             }
             ClientMessage::Enable { probe } => {
+                let filter = self.clients.get(&id).map(|c| c.filter.clone());
+                if let Err(message) = probes.ensure_filter_slot(id, &filter.unwrap_or_default()) {
+                    return error(message);
+                }
                 let clients = &self.clients;
                 let in_use = |key| clients.values().any(|c| c.wants(key));
                 let (key, added) = match probes.enable(&probe, &peer, in_use) {
@@ -895,8 +937,23 @@ impl Hub {
                 Ok(log) => vec![HelperMessage::VerifierLog { probe, log }],
                 Err(message) => error(message),
             },
+            ClientMessage::WatchCost { watch } => {
+                if let Some(client) = self.clients.get_mut(&id) {
+                    client.watches_cost = watch;
+                }
+                let run_times = self.update_cost_meter(probes);
+                log::info!(
+                    "client {id} {} the cost; run-time statistics: {}",
+                    if watch { "watches" } else { "stopped watching" },
+                    if self.cost.is_running() { "on" } else { "off" }
+                );
+                vec![HelperMessage::CostWatch {
+                    watching: watch,
+                    run_times,
+                }]
+            }
             ClientMessage::SetFilter(filter) => {
-                if let Err(message) = crate::probeset::filter_config(&filter) {
+                if let Err(message) = probes.set_client_filter(id, &filter) {
                     return error(message);
                 }
                 log::info!("client {id} set its process filter to {filter}");
@@ -909,13 +966,60 @@ impl Hub {
         }
     }
 
-    /// Sets the kernel's filter to what every client's filter lets through.
+    /// Keys some client has enabled (so attached).
+    fn attached_keys(&self) -> BTreeSet<ProbeKey> {
+        self.clients
+            .values()
+            .flat_map(|c| c.enabled.iter().copied())
+            .collect()
+    }
+
+    /// Runs the cost meter (and the kernel's run-time statistics) exactly
+    /// while some client watches. Returns whether run times are measured.
+    fn update_cost_meter(&mut self, probes: &mut ProbeSet) -> microscope_wire::Availability {
+        let wanted = self.clients.values().any(|c| c.watches_cost);
+        if wanted && !self.cost.is_running() {
+            let samples = probes.cost_samples(self.attached_keys().into_iter());
+            self.events_since_cost.clear();
+            return self.cost.start(monotonic_ns(), &samples);
+        }
+        if !wanted && self.cost.is_running() {
+            self.cost.stop();
+            self.events_since_cost.clear();
+        }
+        self.cost.run_times()
+    }
+
+    /// Makes one cost report and sends it to every client that watches.
+    fn send_cost(&mut self, probes: &mut ProbeSet, now_ns: u64) {
+        if !self.cost.is_running() {
+            return;
+        }
+        let mut samples = probes.cost_samples(self.attached_keys().into_iter());
+        for sample in &mut samples {
+            sample.events = self
+                .events_since_cost
+                .get(&sample.probe)
+                .copied()
+                .unwrap_or(0);
+        }
+        self.events_since_cost.clear();
+        let report = self.cost.report(now_ns, self.cpus, &samples);
+        let message = HelperMessage::Cost(report);
+        for client in self.clients.values().filter(|c| c.watches_cost) {
+            // A full queue only loses this report; the next one follows.
+            client.outbox.send(&message, FrameKind::Data);
+        }
+    }
+
+    /// Recomputes the filter every client's filter fits in (events of other
+    /// processes then need no refining) and binds packs to it.
     fn update_kernel_filter(&mut self, probes: &mut ProbeSet) {
         let wanted = union_filter(self.clients.values().map(|c| &c.filter));
         if wanted == self.kernel_filter {
             return;
         }
-        match probes.set_filter(wanted.clone()) {
+        match probes.set_pack_filter(&wanted) {
             Ok(()) => {
                 log::info!("the kernel's process filter is now {wanted}");
                 self.kernel_filter = wanted;
@@ -924,7 +1028,7 @@ impl Hub {
             // client; keep everything instead, the helper refines.
             Err(err) => {
                 log::error!("could not set the kernel's process filter ({err}); keeping all");
-                if probes.set_filter(ProcessFilter::default()).is_ok() {
+                if probes.set_pack_filter(&ProcessFilter::default()).is_ok() {
                     self.kernel_filter = ProcessFilter::default();
                 }
             }
@@ -952,6 +1056,11 @@ impl Hub {
         let mut per_probe: HashMap<ProbeKey, u64> = HashMap::new();
         for event in events.iter() {
             *per_probe.entry(event.probe).or_default() += 1;
+        }
+        if self.cost.is_running() {
+            for (probe, n) in &per_probe {
+                *self.events_since_cost.entry(*probe).or_default() += n;
+            }
         }
         for client in self.clients.values_mut() {
             let refine = !client.filter.is_empty() && client.filter != *kernel_filter;
@@ -1031,8 +1140,8 @@ impl Hub {
     }
 
     fn send_aggregates(&self, probes: &ProbeSet, ts_ns: u64) {
-        for client in self.clients.values() {
-            if let Some(aggregates) = probes.aggregates_for(&client.enabled, ts_ns) {
+        for (id, client) in &self.clients {
+            if let Some(aggregates) = probes.aggregates_for(*id, &client.enabled, ts_ns) {
                 // A full queue only loses this snapshot; the next one is cumulative.
                 client
                     .outbox

@@ -14,8 +14,9 @@ use aya::{Ebpf, EbpfLoader};
 use microscope_wire::ProbeKey;
 use microscope_wire::{Aggregates, Availability, Event, EventData, ProbeStats};
 use probes_common::{
-    EVENT_KINDS, EventKind, FIELD_GLOBALS, FIELD_MISSING, LATENCY_BUCKETS, ProcessFilterConfig,
-    SLOT_STACKS, SYSCALL_SLOTS, StackKey, TP_SLOTS, TracepointEvent,
+    EVENT_KINDS, EventKind, FIELD_GLOBALS, FIELD_MISSING, FILTER_SLOTS, FilterTable,
+    LATENCY_BUCKETS, SLOT_COUNT_ONLY, SLOT_STACKS, SYSCALL_SLOTS, StackKey, TP_SLOTS,
+    TracepointEvent,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -109,14 +110,18 @@ pub struct Tracer {
     ebpf: Ebpf,
     ring: RingBuf<MapData>,
     drops: PerCpuArray<MapData, u64>,
+    /// Syscalls entered, by filter slot and syscall number.
     syscall_counts: PerCpuArray<MapData, u64>,
+    /// Syscall latency histograms, by filter slot.
     latency: PerCpuArray<MapData, u64>,
     /// Generic tracepoint records lost, per CPU, by slot.
     tp_drops: PerCpuArray<MapData, u64>,
+    /// Hits of generic slots that only count (`SLOT_COUNT_ONLY`), per CPU.
+    tp_hits: PerCpuArray<MapData, u64>,
     /// Options of each generic slot.
     slot_options: Array<MapData, u32>,
-    /// The in-kernel process filter.
-    filter: Array<MapData, ProcessFilterConfig>,
+    /// The in-kernel process filters, by slot.
+    filter: Array<MapData, FilterTable>,
     /// Stacks captured at tracepoints with stacks on (`SLOT_STACKS`).
     stacks: StackTraceMap<MapData>,
     /// Hits per (slot, process, stacks, comm).
@@ -133,8 +138,13 @@ pub struct Tracer {
     attached: HashMap<ProbeKey, Vec<(String, TracePointLinkId)>>,
     /// What each generic slot traces: probe key and tracepoint format.
     slots: Vec<Option<(ProbeKey, Arc<Format>)>>,
+    /// Which slots only count (their hits are in `TP_HITS`, by filter slot).
+    count_only: Vec<bool>,
     /// Records that did not decode (should stay 0).
     decode_errors: u64,
+    /// Most bytes found waiting in the ring buffer at one drain since
+    /// [`take_ring_peak`](Self::take_ring_peak).
+    ring_peak_bytes: u64,
 }
 
 impl Tracer {
@@ -161,6 +171,7 @@ impl Tracer {
             syscall_counts: per_cpu(&mut ebpf, "SYSCALL_COUNTS")?,
             latency: per_cpu(&mut ebpf, "SYSCALL_LATENCY")?,
             tp_drops: per_cpu(&mut ebpf, "TP_DROPS")?,
+            tp_hits: per_cpu(&mut ebpf, "TP_HITS")?,
             slot_options: typed_map(&mut ebpf, "TP_SLOT_OPTIONS", Array::try_from)?,
             filter: typed_map(&mut ebpf, "FILTER", Array::try_from)?,
             stacks: typed_map(&mut ebpf, "STACKS", StackTraceMap::try_from)?,
@@ -172,7 +183,9 @@ impl Tracer {
             event_keys: [None; EVENT_KINDS as usize],
             attached: HashMap::new(),
             slots: vec![None; TP_SLOTS as usize],
+            count_only: vec![false; TP_SLOTS as usize],
             decode_errors: 0,
+            ring_peak_bytes: 0,
         })
     }
 
@@ -257,13 +270,15 @@ impl Tracer {
     }
 
     /// Attaches a free slot's generic program to tracepoint `format.id` as
-    /// probe `key`; with `stacks`, it also counts stacks. An error is a
+    /// probe `key`; with `stacks`, it also counts stacks; with `count_only`
+    /// it counts hits in the kernel and sends no record. An error is a
     /// sentence for the user.
     pub fn attach_generic(
         &mut self,
         key: ProbeKey,
         format: Arc<Format>,
         stacks: bool,
+        count_only: bool,
     ) -> Result<(), String> {
         if self.is_attached(key) {
             return Ok(());
@@ -275,11 +290,19 @@ impl Tracer {
                 format.id
             )
         })?;
-        let options = if stacks { SLOT_STACKS } else { 0 };
+        let options =
+            if stacks { SLOT_STACKS } else { 0 } | if count_only { SLOT_COUNT_ONLY } else { 0 };
         self.slot_options
             .set(slot as u32, options, 0)
             .map_err(|err| format!("could not set the options of {}: {err}", format.id))?;
         let (category, name) = format.id.split_once(':').unwrap_or((&format.id, ""));
+        if count_only {
+            // The slot's hits under every filter start from zero.
+            for filter_slot in 0..FILTER_SLOTS {
+                let index = filter_slot * TP_SLOTS + slot as u32;
+                crate::filter_slots::clear_per_cpu(&mut self.tp_hits, index..index + 1)?;
+            }
+        }
         let program = generic_program(slot);
         let link = tracepoint(&mut self.ebpf, &program)
             .and_then(|tp| {
@@ -290,9 +313,10 @@ impl Tracer {
             })
             .map_err(|err| format!("attaching tracepoint {} failed: {err}", format.id))?;
         log::info!(
-            "attached tracepoint {} in slot {slot} (stacks: {stacks})",
+            "attached tracepoint {} in slot {slot} (stacks: {stacks}, count only: {count_only})",
             format.id
         );
+        self.count_only[slot] = count_only;
         self.slots[slot] = Some((key, format));
         self.attached.insert(key, vec![(program, link)]);
         Ok(())
@@ -318,20 +342,39 @@ impl Tracer {
         )
     }
 
-    /// Writes the in-kernel process filter.
-    pub fn set_filter(&mut self, filter: &ProcessFilterConfig) -> Result<(), String> {
+    /// Writes the in-kernel process filters.
+    pub fn set_filter(&mut self, table: &FilterTable) -> Result<(), String> {
         self.filter
-            .set(0, filter, 0)
+            .set(0, table, 0)
             .map_err(|err| format!("could not set the process filter: {err}"))
+    }
+
+    /// Zeroes the aggregates of filter slot `slot`, before it gets a new
+    /// filter.
+    pub fn clear_slot(&mut self, slot: usize) -> Result<(), String> {
+        let slot = slot as u32;
+        crate::filter_slots::clear_per_cpu(
+            &mut self.syscall_counts,
+            slot * SYSCALL_SLOTS..(slot + 1) * SYSCALL_SLOTS,
+        )?;
+        crate::filter_slots::clear_per_cpu(
+            &mut self.latency,
+            slot * LATENCY_BUCKETS..(slot + 1) * LATENCY_BUCKETS,
+        )?;
+        crate::filter_slots::clear_per_cpu(
+            &mut self.tp_hits,
+            slot * TP_SLOTS..(slot + 1) * TP_SLOTS,
+        )
     }
 
     /// Detaches probe `key` if attached.
     pub fn detach(&mut self, key: ProbeKey) {
         if let Some(links) = self.attached.remove(&key) {
             self.detach_links(links);
-            for slot in &mut self.slots {
+            for (slot, count_only) in self.slots.iter_mut().zip(&mut self.count_only) {
                 if slot.as_ref().is_some_and(|(k, _)| *k == key) {
                     *slot = None;
+                    *count_only = false;
                 }
             }
             log::info!("detached probe {key}");
@@ -361,9 +404,11 @@ impl Tracer {
     /// records were consumed.
     pub fn drain(&mut self, max: usize, out: &mut Vec<Event>) -> usize {
         let mut consumed = 0;
+        let mut bytes = 0u64;
         while consumed < max {
             let Some(item) = self.ring.next() else { break };
             consumed += 1;
+            bytes += ring_record_bytes(item.len());
             let decoded = match crate::decode::record_kind(&item) {
                 Ok(EventKind::Tracepoint) => decode_generic(&item, &self.slots),
                 _ => decode_record(&item, |kind| {
@@ -387,7 +432,33 @@ impl Tracer {
                 }
             }
         }
+        self.ring_peak_bytes = self.ring_peak_bytes.max(bytes);
         consumed
+    }
+
+    /// Most bytes found waiting in the ring buffer at one drain since the
+    /// previous call (what it held when drained: its fill level).
+    pub fn take_ring_peak(&mut self) -> u64 {
+        std::mem::take(&mut self.ring_peak_bytes)
+    }
+
+    /// Whether probe `key` streams into the ring buffer.
+    pub fn streams(&self, key: ProbeKey) -> bool {
+        self.event_keys.contains(&Some(key))
+            || self
+                .slots
+                .iter()
+                .any(|s| s.as_ref().is_some_and(|(k, _)| *k == key))
+    }
+
+    /// Run-time statistics of the programs probe `key` has attached.
+    pub fn program_runs(&self, key: ProbeKey) -> Vec<crate::cost::ProgramRun> {
+        let Some(links) = self.attached.get(&key) else {
+            return Vec::new();
+        };
+        crate::cost::program_runs(self.ebpf.programs(), |name| {
+            links.iter().any(|(program, _)| program == name)
+        })
     }
 
     /// Kernel drops of every streamed probe (summed over CPUs).
@@ -414,12 +485,33 @@ impl Tracer {
         stats
     }
 
-    /// Reads the aggregates (cumulative since load).
-    pub fn aggregates(&self, counts: bool, latency: bool, ts_ns: u64) -> Aggregates {
+    /// Hits of each attached tracepoint that only counts, under filter slot
+    /// `slot`, since it was attached or the slot got its filter:
+    /// `(probe key, hits)`.
+    pub fn counted_hits(&self, slot: usize) -> Vec<(ProbeKey, u64)> {
+        let slot = slot as u32;
+        self.slots
+            .iter()
+            .zip(&self.count_only)
+            .enumerate()
+            .filter_map(|(tp_slot, (traced, count_only))| {
+                let (key, _) = traced.as_ref().filter(|_| *count_only)?;
+                Some((
+                    *key,
+                    sum_slot(&self.tp_hits, slot * TP_SLOTS + tp_slot as u32),
+                ))
+            })
+            .collect()
+    }
+
+    /// Reads the aggregates of filter slot `slot` (cumulative since the
+    /// slot got its filter).
+    pub fn aggregates(&self, slot: usize, counts: bool, latency: bool, ts_ns: u64) -> Aggregates {
+        let slot = slot as u32;
         let syscall_counts = if counts {
             (0..SYSCALL_SLOTS)
                 .filter_map(|nr| {
-                    let n = sum_slot(&self.syscall_counts, nr);
+                    let n = sum_slot(&self.syscall_counts, slot * SYSCALL_SLOTS + nr);
                     (n > 0).then_some((nr, n))
                 })
                 .collect()
@@ -428,7 +520,7 @@ impl Tracer {
         };
         let latency_log2_ns = if latency {
             (0..LATENCY_BUCKETS)
-                .map(|b| sum_slot(&self.latency, b))
+                .map(|b| sum_slot(&self.latency, slot * LATENCY_BUCKETS + b))
                 .collect()
         } else {
             Vec::new()
@@ -472,6 +564,12 @@ fn decode_generic(
         comm: crate::decode::c_string(&header.comm),
         data: EventData::Fields(generic::decode_fields(format, &record.data)),
     })
+}
+
+/// Bytes a record of `len` bytes takes in a BPF ring buffer: an 8-byte
+/// header, then the record rounded up to 8 bytes.
+fn ring_record_bytes(len: usize) -> u64 {
+    8 + (len as u64).div_ceil(8) * 8
 }
 
 fn sum_slot(map: &PerCpuArray<MapData, u64>, index: u32) -> u64 {

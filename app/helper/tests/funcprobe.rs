@@ -8,7 +8,7 @@
 //! are tested in a VM: `cargo xtask test-vm`.
 
 use microscoped::{FunctionProbes, FunctionTarget, Peer, detect_capabilities, kernel_functions};
-use probes_common::{FILTER_PID, ProcessFilterConfig, log2_bucket};
+use probes_common::{FILTER_PID, FilterTable, ProcessFilterConfig, log2_bucket};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -31,12 +31,12 @@ fn assert_root() {
     );
 }
 
-fn only_this_process() -> ProcessFilterConfig {
-    ProcessFilterConfig {
+fn only_this_process() -> FilterTable {
+    FilterTable::single(ProcessFilterConfig {
         flags: FILTER_PID,
         tgid: std::process::id(),
         ..Default::default()
-    }
+    })
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn uprobe_counts_every_call_and_times_it() {
         microscope_test_sleep_2ms(i);
         longest_ns = longest_ns.max(started.elapsed().as_nanos() as u64);
     }
-    let stats = probes.stats();
+    let stats = probes.stats(0);
     assert_eq!(stats.len(), 1);
     let stats = &stats[0];
     assert_eq!(stats.probe, 7);
@@ -106,23 +106,35 @@ fn uprobe_counts_every_call_and_times_it() {
 
     // The in-kernel filter: calls of a process that is not kept do not count.
     let someone_else = ProcessFilterConfig {
+        flags: FILTER_PID,
         tgid: 1,
-        ..only_this_process()
+        ..ProcessFilterConfig::default()
     };
-    probes.set_filter(&someone_else).unwrap();
+    probes
+        .set_filter(&FilterTable::single(someone_else))
+        .unwrap();
     for i in 0..10 {
         microscope_test_sleep_2ms(i);
     }
-    assert_eq!(probes.stats()[0].calls, CALLS);
-    probes.set_filter(&ProcessFilterConfig::default()).unwrap();
+    assert_eq!(probes.stats(0)[0].calls, CALLS);
+    // Two slots at once: each counts what its own filter keeps.
+    let mut two = FilterTable::single(someone_else);
+    two.set(1, Some(ProcessFilterConfig::default()));
+    probes.set_filter(&two).unwrap();
     for i in 0..10 {
         microscope_test_sleep_2ms(i);
     }
-    assert_eq!(probes.stats()[0].calls, CALLS + 10);
+    assert_eq!(probes.stats(0)[0].calls, CALLS);
+    assert_eq!(probes.stats(1)[0].calls, 10);
+    assert_eq!(
+        probes.stats(1)[0].latency_log2_ns.iter().sum::<u64>(),
+        10,
+        "each return is timed in the slot of its call"
+    );
 
     assert!(probes.detach(7));
     assert!(!probes.detach(7));
-    assert!(probes.stats().is_empty());
+    assert!(probes.stats(0).is_empty());
     assert_eq!(probes.detach_all(), 0);
 }
 
@@ -140,12 +152,17 @@ fn kernel_functions_follow_what_the_kernel_allows() {
         // A kernel with kprobes or fentry (the VM test covers both in depth).
         assert!(availability.available, "{}", availability.reason);
         probes
-            .attach(1, &target, &ProcessFilterConfig::default(), &Peer::root())
+            .attach(
+                1,
+                &target,
+                &FilterTable::single(ProcessFilterConfig::default()),
+                &Peer::root(),
+            )
             .unwrap();
         for _ in 0..10 {
             std::fs::read("/proc/self/stat").unwrap();
         }
-        assert!(probes.stats()[0].calls >= 10);
+        assert!(probes.stats(0)[0].calls >= 10);
     } else {
         // This project's development machines: neither, so the probe is
         // unavailable with both reasons, and attaching is refused in a sentence.
@@ -162,13 +179,18 @@ fn kernel_functions_follow_what_the_kernel_allows() {
             availability.reason
         );
         let err = probes
-            .attach(1, &target, &ProcessFilterConfig::default(), &Peer::root())
+            .attach(
+                1,
+                &target,
+                &FilterTable::single(ProcessFilterConfig::default()),
+                &Peer::root(),
+            )
             .unwrap_err();
         assert!(
             err.starts_with("func:vfs_read is not available here: "),
             "{err}"
         );
-        assert!(probes.stats().is_empty());
+        assert!(probes.stats(0).is_empty());
     }
 
     // The function list comes from the kernel whatever can attach.

@@ -27,6 +27,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "kernel/cost.rs"]
+mod cost;
+#[path = "kernel/filters.rs"]
+mod filters;
 #[path = "kernel/hostile.rs"]
 mod hostile;
 #[path = "kernel/packs.rs"]
@@ -205,12 +209,13 @@ fn loaded_program_count() -> usize {
     our_program_ids().len()
 }
 
-/// Attachments (BPF links) of our programs, system-wide.
-fn attached_link_count() -> usize {
-    let ids = our_program_ids();
-    aya::programs::loaded_links()
-        .filter_map(Result::ok)
-        .filter(|l| ids.contains(&l.program_id()))
+/// Attachments (BPF links) the process `pid` holds: the helper's own, not
+/// those of other helpers running tests on the same machine at once.
+fn attached_link_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+        .filter(|text| text.lines().any(|l| l.starts_with("link_id:")))
         .count()
 }
 
@@ -776,17 +781,17 @@ fn function_probes_through_the_socket() {
 fn probes_are_detached_when_the_last_client_leaves_and_on_sigterm() {
     let programs_before = loaded_program_count();
     let mut helper = Helper::start();
-    let links_before = attached_link_count();
+    let links_before = attached_link_count(helper.pid());
     let mut conn = helper.connect();
     enable(&mut conn, "sched:sched_switch");
     assert_eq!(
-        attached_link_count(),
+        attached_link_count(helper.pid()),
         links_before + 1,
         "enabling attaches one link"
     );
     drop(conn);
     wait_until("the last client's probe is detached", || {
-        attached_link_count() == links_before
+        attached_link_count(helper.pid()) == links_before
     });
 
     let mut conn = helper.connect();
@@ -800,7 +805,7 @@ fn probes_are_detached_when_the_last_client_leaves_and_on_sigterm() {
     );
     enable(&mut conn, "sched:sched_switch");
     enable(&mut conn, "syscalls:sys_enter_openat");
-    assert_eq!(attached_link_count(), links_before + 2);
+    assert_eq!(attached_link_count(helper.pid()), links_before + 2);
     let status = helper.stop();
     assert!(status.success(), "helper exited with {status}");
     wait_until("the helper's programs are gone", || {

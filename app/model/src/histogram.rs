@@ -55,6 +55,54 @@ pub fn bucket_label(bucket: usize) -> String {
     format_whole_duration_ns(ns)
 }
 
+/// The lower bound of bucket `bucket` of a log2 histogram whose values
+/// are in `unit` (a pack's manifest unit as the helper spells it: `ns`,
+/// `µs`, `ms`, `s`, `B`, `KiB`, `sectors`, `pages`, or empty for counts):
+/// `2^bucket` of that unit, for people (`4 µs` → `4 µs`, `2^20 B` → `1 MiB`).
+pub fn log2_bucket_label(bucket: usize, unit: &str) -> String {
+    let value = 1u128
+        .checked_shl(u32::try_from(bucket).unwrap_or(u32::MAX))
+        .unwrap_or(u128::MAX);
+    let ns_per = match unit {
+        "ns" => Some(1),
+        "µs" | "us" => Some(1_000),
+        "ms" => Some(1_000_000),
+        "s" => Some(1_000_000_000),
+        _ => None,
+    };
+    if let Some(ns_per) = ns_per {
+        return format_whole_duration_ns(value.saturating_mul(ns_per));
+    }
+    let bytes_per = match unit {
+        "B" => Some(1u128),
+        "KiB" => Some(1024),
+        _ => None,
+    };
+    if let Some(bytes_per) = bytes_per {
+        let bytes = value.saturating_mul(bytes_per);
+        let (scale, suffix) = [
+            (1u128 << 40, "TiB"),
+            (1 << 30, "GiB"),
+            (1 << 20, "MiB"),
+            (1 << 10, "KiB"),
+        ]
+        .into_iter()
+        .find(|&(scale, _)| bytes >= scale)
+        .unwrap_or((1, "B"));
+        return format!("{} {suffix}", bytes / scale);
+    }
+    let count = if bucket < 64 {
+        crate::units::format_count(value as u64)
+    } else {
+        format!("2^{bucket}")
+    };
+    if unit.is_empty() {
+        count
+    } else {
+        format!("{count} {unit}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +127,23 @@ mod tests {
         assert_eq!(histogram.counts(), vec![0, 0]);
         histogram.reset();
         assert!(histogram.counts().is_empty());
+    }
+
+    #[test]
+    fn pack_buckets_read_in_their_unit() {
+        assert_eq!(log2_bucket_label(0, "µs"), "1 µs");
+        assert_eq!(log2_bucket_label(3, "us"), "8 µs");
+        assert_eq!(log2_bucket_label(10, "µs"), "1 ms");
+        assert_eq!(log2_bucket_label(10, "ns"), "1 µs");
+        assert_eq!(log2_bucket_label(1, "ms"), "2 ms");
+        assert_eq!(log2_bucket_label(2, "s"), "4 s");
+        assert_eq!(log2_bucket_label(9, "B"), "512 B");
+        assert_eq!(log2_bucket_label(20, "B"), "1 MiB");
+        assert_eq!(log2_bucket_label(1, "KiB"), "2 KiB");
+        assert_eq!(log2_bucket_label(12, ""), "4 096");
+        assert_eq!(log2_bucket_label(3, "sectors"), "8 sectors");
+        assert_eq!(log2_bucket_label(70, "pages"), "2^70 pages");
+        assert!(log2_bucket_label(500, "KiB").ends_with(" TiB"), "saturates");
     }
 
     #[test]

@@ -22,6 +22,10 @@
 //! - `event_fields`: an event's fields as name/value pairs, for the
 //!   inspector and the CSV export.
 //! - [`map`]: the subsystem map's graph and layered layout.
+//! - `pack_data`: a pack probe's counter tables (rates per row, over time)
+//!   and log2 histograms, from the helper's readings of its maps.
+//! - `cost`: what tracing costs (BPF run time per probe, share of a CPU,
+//!   events, ring fill, drops, the helper's CPU and memory) with a short history.
 //! - `units`: durations, counts, rates and sizes for people, in one place.
 //! - `overview`: a recording seen whole (chunks of the file, per-bucket CPU
 //!   columns) and the windows and pages read from it, so a replay reaches
@@ -46,6 +50,7 @@
 
 mod clock;
 mod convert;
+mod cost;
 mod counter;
 mod cpu_timeline;
 mod decimate;
@@ -53,9 +58,11 @@ mod event_fields;
 mod flame;
 mod folded;
 mod histogram;
+pub mod live_defaults;
 pub mod map;
 mod model;
 mod overview;
+mod pack_data;
 mod paths;
 mod stacks;
 mod synthetic;
@@ -66,6 +73,9 @@ mod update;
 pub use clock::Clock;
 pub use convert::sched_records;
 pub use convert::update_from_message;
+pub use cost::{
+    COST_HISTORY, CostHistory, CostSnapshot, ProbeCostFigures, format_mib, format_share,
+};
 pub use counter::CumulativeCounter;
 pub use cpu_timeline::{ClockAnchor, CpuTimeline, LeaveState, MAX_SLICES, Slice, SliceKey, Wakeup};
 pub use decimate::decimate_min_max;
@@ -77,11 +87,14 @@ pub use flame::{
 pub use folded::{
     FoldedProfile, KERNEL_SUFFIX, UNKNOWN_COMM, comm_frame, folded_frame, sanitize_frame,
 };
-pub use histogram::{LatencyHistogram, bucket_label};
+pub use histogram::{LatencyHistogram, bucket_label, log2_bucket_label};
 pub use model::{Baseline, Browse, ConnectionState, Model, RECENT_EVENTS, SCHED_SWITCH};
 pub use overview::{
     CHUNK_BYTES, Chunk, Column, CpuWindow, EventPage, LOOKBACK_SWITCHES, MAX_OVERVIEW_CPUS,
     OVERVIEW_BUCKETS, OverviewBuilder, RecordingOverview,
+};
+pub use pack_data::{
+    CounterRow, CounterTable, PackProbeData, RATE_HISTORY, histogram_summary, sum_buckets,
 };
 pub use paths::{
     AUTO_EXPAND_MIN_SHARE, CallGraph, CallNode, DEFAULT_VISIBLE_DEPTH, MAX_CALLEES_SHOWN,

@@ -17,7 +17,8 @@
 
 use crate::update::Probe;
 use microscope_catalogue::{Catalogue, Subsystem};
-use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
+use petgraph::visit::EdgeRef as _;
 use std::collections::{BTreeSet, HashMap};
 
 /// Name of the bottom row that holds probes outside the catalogue.
@@ -39,6 +40,85 @@ pub struct MapNode {
     pub pos: [f32; 2],
 }
 
+/// Nodes and edges a guide wants to stand out on the map: the step of a
+/// tour, the path of one followed operation. The map draws them bold and
+/// dims the rest; an empty highlight leaves the map as it is.
+///
+/// Ids are subsystem ids (`vfs`, `pagecache`); an edge is `(from, to)` as
+/// the pack draws it. Ids the map does not have are ignored when drawing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapHighlight {
+    /// Subsystems to stand out.
+    pub nodes: BTreeSet<String>,
+    /// Paths to stand out, `(from, to)`.
+    pub edges: BTreeSet<(String, String)>,
+    /// A line shown on the map saying what the highlight is
+    /// (`Step 2 of 7: the VFS finds the page cache`), if any.
+    pub caption: Option<String>,
+}
+
+impl MapHighlight {
+    /// A highlight of these nodes and edges, without a caption.
+    pub fn new<'a>(
+        nodes: impl IntoIterator<Item = &'a str>,
+        edges: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        Self {
+            nodes: nodes.into_iter().map(str::to_owned).collect(),
+            edges: edges
+                .into_iter()
+                .map(|(from, to)| (from.to_owned(), to.to_owned()))
+                .collect(),
+            caption: None,
+        }
+    }
+
+    /// The same highlight with a caption.
+    #[must_use]
+    pub fn with_caption(mut self, caption: impl Into<String>) -> Self {
+        self.caption = Some(caption.into());
+        self
+    }
+
+    /// Whether nothing is highlighted.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.edges.is_empty()
+    }
+
+    /// Whether subsystem `id` stands out.
+    pub fn has_node(&self, id: &str) -> bool {
+        self.nodes.contains(id)
+    }
+
+    /// Whether the path `from → to` stands out.
+    pub fn has_edge(&self, from: &str, to: &str) -> bool {
+        self.edges
+            .iter()
+            .any(|(f, t)| f.as_str() == from && t.as_str() == to)
+    }
+
+    /// The ids in this highlight that `map` has no node or edge for (a tour
+    /// written for another pack): what a tour check reports.
+    pub fn unknown_ids(&self, map: &SubsystemMap) -> Vec<String> {
+        let mut unknown: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|id| map.node(id).is_none())
+            .cloned()
+            .collect();
+        for (from, to) in &self.edges {
+            let present = match (map.node(from), map.node(to)) {
+                (Some(a), Some(b)) => map.graph().find_edge(a, b).is_some(),
+                _ => false,
+            };
+            if !present {
+                unknown.push(format!("{from}->{to}"));
+            }
+        }
+        unknown
+    }
+}
+
 /// A path between two subsystems.
 #[derive(Clone, Debug)]
 pub struct MapEdge {
@@ -54,10 +134,165 @@ pub struct SubsystemMap {
     catalogue: Catalogue,
     /// Tracepoint categories placed in the bottom row, outside the catalogue.
     elsewhere: BTreeSet<String>,
+    /// The rows and what sits in them, left to right.
+    rows: Vec<MapRow>,
 }
 
 /// Sweeps of the barycentre ordering; a handful settles small graphs.
 const ORDER_SWEEPS: usize = 6;
+
+/// One row of the map, top to bottom: a catalogue layer.
+#[derive(Clone, Debug)]
+pub struct MapRow {
+    /// Catalogue layer index.
+    pub layer: u32,
+    /// The layer's name (`User space`).
+    pub name: String,
+    /// What sits in the row, left to right.
+    pub slots: Vec<MapSlot>,
+}
+
+/// A place in a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MapSlot {
+    /// A subsystem.
+    Node(NodeIndex),
+    /// A narrow lane where an edge between rows above and below passes
+    /// this row without touching its nodes.
+    Pass(EdgeIndex),
+}
+
+/// Orders each row's slots: by the mean position of their neighbours in
+/// the other rows (the barycentre heuristic, sweeping down and up), then by
+/// swapping neighbours while that makes edges shorter, so that partners in
+/// one row end up side by side.
+fn order_rows(graph: &DiGraph<MapNode, MapEdge>, rows: &mut [Vec<MapSlot>]) {
+    for sweep in 0..ORDER_SWEEPS {
+        let order: Vec<usize> = if sweep % 2 == 0 {
+            (0..rows.len()).collect()
+        } else {
+            (0..rows.len()).rev().collect()
+        };
+        for r in order {
+            let positions = slot_positions(rows);
+            let mut keyed: Vec<(f32, usize, MapSlot)> = rows[r]
+                .iter()
+                .enumerate()
+                .map(|(i, &slot)| {
+                    let others: Vec<f32> = slot_neighbours(graph, slot)
+                        .into_iter()
+                        .filter_map(|n| positions.get(&n).copied())
+                        .filter(|&(row, _)| row != r)
+                        .map(|(_, x)| x)
+                        .collect();
+                    let own = positions.get(&slot).map_or(0.5, |&(_, x)| x);
+                    let key = if others.is_empty() {
+                        own
+                    } else {
+                        others.iter().sum::<f32>() / others.len() as f32
+                    };
+                    (key, i, slot)
+                })
+                .collect();
+            keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            rows[r] = keyed.into_iter().map(|(_, _, slot)| slot).collect();
+        }
+    }
+    // Local improvement: swap neighbours while the total edge length falls.
+    for _ in 0..ORDER_SWEEPS * 4 {
+        let mut improved = false;
+        for r in 0..rows.len() {
+            for i in 0..rows[r].len().saturating_sub(1) {
+                let before = edge_length(graph, rows);
+                rows[r].swap(i, i + 1);
+                if edge_length(graph, rows) + 1e-6 < before {
+                    improved = true;
+                } else {
+                    rows[r].swap(i, i + 1);
+                }
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
+}
+
+/// Row and relative position (in `(0, 1)`) of every slot.
+fn slot_positions(rows: &[Vec<MapSlot>]) -> HashMap<MapSlot, (usize, f32)> {
+    let mut positions = HashMap::new();
+    for (r, row) in rows.iter().enumerate() {
+        for (i, slot) in row.iter().enumerate() {
+            positions.insert(*slot, (r, (i as f32 + 0.5) / row.len() as f32));
+        }
+    }
+    positions
+}
+
+/// The slots a slot connects to: a node's edges' ends (or their pass
+/// slots), a pass slot's two ends (or the passes next to it).
+fn slot_neighbours(graph: &DiGraph<MapNode, MapEdge>, slot: MapSlot) -> Vec<MapSlot> {
+    match slot {
+        MapSlot::Node(index) => graph
+            .edges_directed(index, petgraph::Direction::Outgoing)
+            .chain(graph.edges_directed(index, petgraph::Direction::Incoming))
+            .flat_map(|e| {
+                [
+                    MapSlot::Pass(e.id()),
+                    MapSlot::Node(e.source()),
+                    MapSlot::Node(e.target()),
+                ]
+            })
+            .filter(|&s| s != slot)
+            .collect(),
+        MapSlot::Pass(edge) => graph
+            .edge_endpoints(edge)
+            .map(|(a, b)| vec![MapSlot::Node(a), MapSlot::Node(b)])
+            .unwrap_or_default(),
+    }
+}
+
+/// Place of `slot` among the nodes of `row` (passes not counted).
+fn node_order(row: &[MapSlot], slot: MapSlot) -> Option<usize> {
+    row.iter()
+        .filter(|s| matches!(s, MapSlot::Node(_)))
+        .position(|s| *s == slot)
+}
+
+/// How long the edges are when drawn through their pass slots, in row
+/// widths; edges inside one row count extra, so that partners sit side by
+/// side.
+fn edge_length(graph: &DiGraph<MapNode, MapEdge>, rows: &[Vec<MapSlot>]) -> f32 {
+    let positions = slot_positions(rows);
+    let mut total = 0.0;
+    for edge in graph.edge_references() {
+        let mut chain: Vec<(usize, f32)> = Vec::new();
+        let ends = [MapSlot::Node(edge.source()), MapSlot::Node(edge.target())];
+        chain.extend(positions.get(&ends[0]).copied());
+        let mut passes: Vec<(usize, f32)> = positions
+            .iter()
+            .filter(|(slot, _)| **slot == MapSlot::Pass(edge.id()))
+            .map(|(_, &p)| p)
+            .collect();
+        passes.sort_by_key(|&(row, _)| row);
+        chain.extend(passes);
+        chain.extend(positions.get(&ends[1]).copied());
+        for pair in chain.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if a.0 == b.0 {
+                // Same row: side by side (passes between do not count, the
+                // edge crosses them) costs nothing; each node between costs.
+                let between = node_order(&rows[a.0], ends[0])
+                    .zip(node_order(&rows[a.0], ends[1]))
+                    .map_or(0, |(x, y)| x.abs_diff(y).saturating_sub(1));
+                total += 0.5 * between as f32;
+            } else {
+                total += (a.1 - b.1).abs();
+            }
+        }
+    }
+    total
+}
 
 impl SubsystemMap {
     /// The map of the built-in pack.
@@ -126,68 +361,55 @@ impl SubsystemMap {
             layers,
             catalogue,
             elsewhere,
+            rows: Vec::new(),
         };
         map.layout();
         map
     }
 
     fn layout(&mut self) {
-        let mut rows: Vec<u32> = self.graph.node_weights().map(|n| n.layer).collect();
-        rows.sort_unstable();
-        rows.dedup();
-        let row_of = |layer: u32| rows.iter().position(|&r| r == layer).unwrap_or(0);
-        let mut members: Vec<Vec<NodeIndex>> = vec![Vec::new(); rows.len()];
+        let mut layers: Vec<u32> = self.graph.node_weights().map(|n| n.layer).collect();
+        layers.sort_unstable();
+        layers.dedup();
+        let row_of = |layer: u32| layers.iter().position(|&r| r == layer).unwrap_or(0);
+        let mut rows: Vec<Vec<MapSlot>> = vec![Vec::new(); layers.len()];
         for index in self.graph.node_indices() {
-            members[row_of(self.graph[index].layer)].push(index);
+            rows[row_of(self.graph[index].layer)].push(MapSlot::Node(index));
         }
-        // Start from catalogue order (stable), then sweep.
-        let mut order: HashMap<NodeIndex, f32> = HashMap::new();
-        let place = |members: &[Vec<NodeIndex>], order: &mut HashMap<NodeIndex, f32>| {
-            for row in members {
-                for (i, index) in row.iter().enumerate() {
-                    order.insert(*index, (i as f32 + 0.5) / row.len() as f32);
+        // An edge across several rows passes each row in between through a
+        // slot of its own, so the drawing can route it between the nodes.
+        for edge in self.graph.edge_indices() {
+            let Some((from, to)) = self.graph.edge_endpoints(edge) else {
+                continue;
+            };
+            let (a, b) = (row_of(self.graph[from].layer), row_of(self.graph[to].layer));
+            for row in rows.iter_mut().take(a.max(b)).skip(a.min(b) + 1) {
+                row.push(MapSlot::Pass(edge));
+            }
+        }
+        order_rows(&self.graph, &mut rows);
+        for row in &rows {
+            for (i, slot) in row.iter().enumerate() {
+                if let MapSlot::Node(index) = slot {
+                    let x = (i as f32 + 0.5) / row.len() as f32;
+                    let y = (row_of(self.graph[*index].layer) as f32 + 0.5) / layers.len() as f32;
+                    self.graph[*index].pos = [x, y];
                 }
             }
-        };
-        place(&members, &mut order);
-        for sweep in 0..ORDER_SWEEPS {
-            let rows_in_order: Vec<usize> = if sweep % 2 == 0 {
-                (1..members.len()).collect()
-            } else {
-                (0..members.len().saturating_sub(1)).rev().collect()
-            };
-            for r in rows_in_order {
-                let mut keyed: Vec<(f32, NodeIndex)> = members[r]
+        }
+        self.rows = layers
+            .iter()
+            .zip(rows)
+            .map(|(&layer, slots)| MapRow {
+                name: self
+                    .layers
                     .iter()
-                    .map(|&index| {
-                        let neighbours: Vec<f32> = self
-                            .graph
-                            .neighbors_undirected(index)
-                            .filter(|n| row_of(self.graph[*n].layer) != r)
-                            .filter_map(|n| order.get(&n).copied())
-                            .collect();
-                        let own = order.get(&index).copied().unwrap_or(0.5);
-                        let key = if neighbours.is_empty() {
-                            own
-                        } else {
-                            neighbours.iter().sum::<f32>() / neighbours.len() as f32
-                        };
-                        (key, index)
-                    })
-                    .collect();
-                keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
-                members[r] = keyed.into_iter().map(|(_, index)| index).collect();
-                place(&members, &mut order);
-            }
-        }
-        let row_count = rows.len().max(1) as f32;
-        for (r, row) in members.iter().enumerate() {
-            for index in row {
-                let x = order.get(index).copied().unwrap_or(0.5);
-                let y = (r as f32 + 0.5) / row_count;
-                self.graph[*index].pos = [x, y];
-            }
-        }
+                    .find(|(index, _)| *index == layer)
+                    .map_or_else(|| format!("Layer {layer}"), |(_, name)| name.clone()),
+                layer,
+                slots,
+            })
+            .collect();
     }
 
     /// The node whose rate a probe's events add to: its subsystem's; else,
@@ -248,6 +470,12 @@ impl SubsystemMap {
     /// The node of subsystem `id`.
     pub fn node(&self, id: &str) -> Option<NodeIndex> {
         self.by_id.get(id).copied()
+    }
+
+    /// The rows with their nodes and pass slots, top to bottom: what the
+    /// view lays out.
+    pub fn rows(&self) -> &[MapRow] {
+        &self.rows
     }
 
     /// The rows: catalogue layer index and name, top to bottom.
@@ -403,6 +631,28 @@ mod tests {
         let before = spots.len();
         spots.dedup();
         assert_eq!(spots.len(), before);
+    }
+
+    #[test]
+    fn highlights_name_what_the_map_has_and_report_the_rest() {
+        let map = SubsystemMap::builtin();
+        let highlight = MapHighlight::new(
+            ["vfs", "pagecache", "gpu"],
+            [("vfs", "pagecache"), ("block", "vfs")],
+        )
+        .with_caption("a read");
+        assert!(highlight.has_node("vfs") && !highlight.has_node("block"));
+        assert!(highlight.has_edge("vfs", "pagecache"));
+        assert!(
+            !highlight.has_edge("pagecache", "vfs"),
+            "edges have a direction"
+        );
+        assert_eq!(
+            highlight.unknown_ids(&map),
+            vec!["gpu".to_owned(), "block->vfs".to_owned()]
+        );
+        assert!(MapHighlight::default().is_empty());
+        assert!(!highlight.is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@ use crate::clock::Clock;
 use crate::counter::CumulativeCounter;
 use crate::cpu_timeline::CpuTimeline;
 use crate::histogram::LatencyHistogram;
+use crate::pack_data::PackProbeData;
 use crate::stacks::StackStore;
 use crate::timeline::Timeline;
 use crate::update::{
@@ -147,6 +148,10 @@ pub struct Model {
     stack_clock_offset_ns: Option<i128>,
     /// Tracepoints whose stacks we asked the helper to capture.
     pub stacks_wanted: BTreeSet<String>,
+    /// Tracepoints we asked the helper only to count in the kernel (the
+    /// default probes, [`crate::live_defaults`]): they have rates but no
+    /// events.
+    pub counted_in_kernel: BTreeSet<String>,
     /// Calls and latency histogram of each enabled function probe, by id.
     pub functions: BTreeMap<String, (u64, LatencyHistogram)>,
     /// Events per command name of each probe, since it was enabled.
@@ -154,6 +159,13 @@ pub struct Model {
     /// The newest events of each streamed probe, oldest first, at most
     /// [`RECENT_EVENTS`] each.
     pub recent: HashMap<ProbeKey, VecDeque<microscope_wire::Event>>,
+    /// What each pack probe's counter and histogram maps last held, by
+    /// probe key.
+    pub packs: BTreeMap<ProbeKey, PackProbeData>,
+    /// Verifier logs the helper sent, by probe id.
+    pub verifier_logs: BTreeMap<String, String>,
+    /// What tracing costs: the latest reports, while the app watches.
+    pub cost: crate::cost::CostHistory,
     /// Start of the time axis of every view.
     epoch: Instant,
     /// Where "now" comes from.
@@ -185,10 +197,14 @@ impl Model {
             kernel_functions: None,
             filter: microscope_wire::ProcessFilter::default(),
             stacks_wanted: BTreeSet::new(),
+            counted_in_kernel: BTreeSet::new(),
             stack_clock_offset_ns: None,
             functions: BTreeMap::new(),
             comm_counts: HashMap::new(),
             recent: HashMap::new(),
+            packs: BTreeMap::new(),
+            verifier_logs: BTreeMap::new(),
+            cost: crate::cost::CostHistory::default(),
             epoch,
             clock: Clock::system(),
             replay_stopped_at: None,
@@ -318,6 +334,10 @@ impl Model {
             } => self.kernel_functions = Some((contains, names, truncated)),
             Update::Filter(filter) => self.filter = filter,
             Update::Stacks(batch) => self.stacks_arrived(batch),
+            Update::PackData { arrived, data } => self.pack_data_arrived(arrived, data),
+            Update::VerifierLog { probe, log } => {
+                self.verifier_logs.insert(probe, log);
+            }
             Update::Browse(update) => self.browse.apply(update),
             Update::ReplayReset => {
                 let connection = self.connection.clone();
@@ -340,6 +360,22 @@ impl Model {
                 self.replay = Some(status);
             }
             Update::ReplayFailed { reason } => self.last_helper_error = Some(reason),
+            Update::Cost {
+                arrived,
+                mut snapshot,
+            } => {
+                snapshot.at_secs = self.timeline.secs_since_epoch(arrived);
+                self.cost.push(snapshot);
+            }
+            Update::CostWatch {
+                watching,
+                run_times,
+            } => {
+                if !watching {
+                    self.cost.clear();
+                }
+                self.cost.watch = Some((watching, run_times));
+            }
         }
     }
 
@@ -356,6 +392,7 @@ impl Model {
         self.stacks.clear();
         self.reset_aggregates();
         self.cpu.break_continuity();
+        self.cost.clear();
     }
 
     /// The connection dropped: nothing is enabled any more.
@@ -440,8 +477,13 @@ impl Model {
             .collect();
         for (id, key, kind) in enabled {
             let total = match kind {
+                // A tracepoint that only counts in the kernel
+                // (`ProbeOptions::count_only`) reports its hits as calls.
                 ProbeKind::Stream | ProbeKind::Fields | ProbeKind::Stacks | ProbeKind::Pack => {
-                    continue;
+                    let Some((_, hits, _)) = functions.iter().find(|(k, _, _)| *k == key) else {
+                        continue;
+                    };
+                    Some(*hits)
                 }
                 ProbeKind::SyscallCounts => syscall_total,
                 ProbeKind::SyscallLatency => latency_total,
@@ -481,6 +523,24 @@ impl Model {
         let arrived_ns = (self.timeline.secs_since_epoch(self.now(self.clock.now())) * 1e9) as i128;
         self.stack_clock_offset_ns = Some(i128::from(batch.end_ns) - arrived_ns);
         self.add_stacks(batch);
+    }
+
+    /// Files a reading of a pack probe's maps. A probe whose data are only
+    /// maps gets its total's growth on the timeline (so the map lights and
+    /// the Rates tab plots it); one that streams events is counted by them.
+    fn pack_data_arrived(&mut self, arrived: Instant, data: microscope_wire::PackData) {
+        let key = data.probe;
+        let pack = self.packs.entry(key).or_default();
+        pack.update(data);
+        let total = pack.total();
+        let map_only = self
+            .probes
+            .iter()
+            .find(|p| p.key == key && p.kind == ProbeKind::Pack)
+            .map(|p| p.id.clone());
+        if let Some(id) = map_only {
+            self.record_total(&id, arrived, total);
+        }
     }
 
     /// Moves the timeline of enabled probes forward to `now`.
@@ -533,6 +593,8 @@ impl Model {
     fn reset_aggregates(&mut self) {
         self.aggregate_counters.clear();
         self.latency.reset();
+        // Keys are the connection's: a new one may number probes afresh.
+        self.packs.clear();
     }
 }
 
@@ -685,6 +747,98 @@ mod tests {
         assert_eq!(rate("counts"), Some(40.0));
         assert_eq!(rate("latency"), Some(8.0));
         assert_eq!(model.latency.counts(), vec![2, 0]);
+    }
+
+    #[test]
+    fn tracepoints_counted_in_the_kernel_reach_the_timeline() {
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        model.apply(Update::Probes(vec![
+            probe("sched:sched_waking", 1, ProbeKind::Fields),
+            probe("block:block_rq_issue", 2, ProbeKind::Fields),
+        ]));
+        let hits = |waking| Update::Aggregates {
+            functions: vec![(1, waking, Vec::new())],
+            arrived: epoch,
+            syscall_total: None,
+            latency_log2_ns: Vec::new(),
+        };
+        model.apply(hits(30));
+        model.apply(hits(50));
+        let total = |id| {
+            model
+                .timeline
+                .series(id)
+                .map(|s| s.points().iter().map(|p| p[1]).sum::<f64>())
+        };
+        // The first total is the baseline; 20 more hits in one 250 ms
+        // bucket are 80 events/s.
+        assert_eq!(total("sched:sched_waking"), Some(80.0));
+        assert_eq!(total("block:block_rq_issue"), None, "no count, no rate");
+    }
+
+    #[test]
+    fn pack_readings_fill_tables_and_light_the_timeline() {
+        use microscope_wire::{FieldValue, PackData, PackTable};
+        let epoch = Instant::now();
+        let mut model = Model::new(epoch);
+        model.apply(Update::Probes(vec![
+            probe("libbpf-tools:syscount", 1, ProbeKind::Pack),
+            probe("libbpf-tools:exitsnoop", 2, ProbeKind::Fields),
+        ]));
+        let reading = |probe, ts_ns, count| Update::PackData {
+            arrived: epoch + Duration::from_nanos(ts_ns),
+            data: PackData {
+                probe,
+                ts_ns,
+                tables: vec![PackTable {
+                    map: "data".into(),
+                    columns: vec!["syscall".into(), "count".into()],
+                    key_columns: 1,
+                    rows: vec![vec![
+                        FieldValue::Named {
+                            value: 0,
+                            text: "read".into(),
+                        },
+                        FieldValue::Uint(count),
+                    ]],
+                    truncated: 0,
+                }],
+                histograms: Vec::new(),
+            },
+        };
+        model.apply(reading(1, 0, 100));
+        model.apply(reading(1, 250_000_000, 150));
+        model.apply(reading(2, 250_000_000, 7));
+        let table = &model.packs[&1].tables[0];
+        assert_eq!(table.rows[0].rate_per_sec, Some(200.0));
+        // Without histograms, the table's counts are the probe's total.
+        let calls: f64 = model
+            .timeline
+            .series("libbpf-tools:syscount")
+            .map(|s| s.points().iter().map(|p| p[1] * 0.25).sum())
+            .unwrap_or_default();
+        assert_eq!(
+            calls, 50.0,
+            "the growth between the readings, in rate buckets"
+        );
+        assert!(
+            model.timeline.series("libbpf-tools:exitsnoop").is_none(),
+            "a probe with events is counted by its events"
+        );
+        assert_eq!(model.packs[&2].readings, 1);
+        model.apply(Update::VerifierLog {
+            probe: "p".into(),
+            log: "R1 invalid mem access".into(),
+        });
+        assert_eq!(model.verifier_logs["p"], "R1 invalid mem access");
+        // A new connection numbers probes afresh.
+        model.apply(Update::Connected(HelperSummary {
+            helper_version: String::new(),
+            kernel_release: String::new(),
+            capabilities: Vec::new(),
+        }));
+        assert!(model.packs.is_empty());
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub enum ProbeKind {
     /// Stack counts (profiles, off-CPU time).
     Stacks,
     /// A pack's own programs that stream no events: counters and
-    /// histograms read from its maps.
+    /// histograms read from its maps (a pack probe with events is
+    /// [`ProbeKind::Fields`], and may have maps too).
     Pack,
 }
 
@@ -209,6 +210,20 @@ pub enum Update {
     Filter(microscope_wire::ProcessFilter),
     /// Stack counts for the flame graph and paths views.
     Stacks(microscope_wire::StackBatch),
+    /// What a pack probe's counter and histogram maps hold (cumulative).
+    PackData {
+        /// When the message arrived.
+        arrived: Instant,
+        /// The maps, decoded by the pack's manifest.
+        data: microscope_wire::PackData,
+    },
+    /// The verifier's whole log for a pack probe the kernel refused.
+    VerifierLog {
+        /// [`Probe::id`].
+        probe: String,
+        /// The log, as the kernel wrote it.
+        log: String,
+    },
     /// A replay is about to (re)start from the beginning: forget all data.
     ReplayReset,
     /// Where the replay's playhead is.
@@ -220,6 +235,21 @@ pub enum Update {
     ReplayFailed {
         /// A sentence saying what happened and what to do.
         reason: String,
+    },
+    /// A cost report ([`crate::CostSnapshot`], its `at_secs` set on arrival).
+    Cost {
+        /// When it arrived.
+        arrived: Instant,
+        /// The figures.
+        snapshot: crate::cost::CostSnapshot,
+    },
+    /// The helper answered a watch request: whether we now get cost
+    /// reports, and whether run times are measured (or why not).
+    CostWatch {
+        /// Whether this app receives cost reports.
+        watching: bool,
+        /// Run times measured, or why not.
+        run_times: Result<(), String>,
     },
     /// The helper reported an error (for example a probe failed to attach).
     HelperError {

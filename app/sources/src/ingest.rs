@@ -47,6 +47,7 @@ pub fn spawn_ingest(
                 filter: None,
                 options: std::collections::BTreeMap::new(),
                 recorder,
+                watch_cost: false,
             }
             .run()
         })
@@ -74,6 +75,8 @@ struct Ingest {
     options: std::collections::BTreeMap<String, microscope_wire::ProbeOptions>,
     /// Sees every message first, to record it when asked.
     recorder: Recorder,
+    /// The UI watches the cost, to ask again after a reconnect.
+    watch_cost: bool,
 }
 
 impl Ingest {
@@ -140,6 +143,7 @@ impl Ingest {
             ClientMessage::SetOptions { probe, options } => {
                 self.options.insert(probe.clone(), options.clone());
             }
+            ClientMessage::WatchCost { watch } => self.watch_cost = *watch,
             // One-off questions: nothing to repeat after a reconnect.
             ClientMessage::ListProbes
             | ClientMessage::ListTracepoints
@@ -170,7 +174,11 @@ impl Ingest {
             )
             .chain(self.wanted.iter().map(|probe| ClientMessage::Enable {
                 probe: probe.clone(),
-            }));
+            }))
+            .chain(
+                self.watch_cost
+                    .then_some(ClientMessage::WatchCost { watch: true }),
+            );
         for message in greeting {
             if let Err(err) = writer.send(&message) {
                 return Stop::Lost(err);

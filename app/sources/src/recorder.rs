@@ -65,6 +65,15 @@ impl Recorder {
             }
             _ => {}
         }
+        // Cost reports describe the live machine while someone watched; they
+        // are not written, so recordings keep the v4 message set and open in
+        // older builds too.
+        if matches!(
+            message,
+            HelperMessage::Cost(_) | HelperMessage::CostWatch { .. }
+        ) {
+            return;
+        }
         let Some(active) = &mut state.active else {
             return;
         };

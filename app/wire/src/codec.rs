@@ -12,7 +12,14 @@ pub const MAGIC: [u8; 4] = *b"MSCP";
 /// tables may arrive in several stack batches.
 /// v4: probe packs: [`crate::HelperMessage::PackData`] (counters and histograms of a
 /// pack's maps), verifier logs on request, named field values.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// v5: what tracing costs: [`crate::ClientMessage::WatchCost`],
+/// [`crate::HelperMessage::CostWatch`] and [`crate::HelperMessage::Cost`]
+/// (BPF run time and runs per program, events, ring-buffer fill and drops
+/// per probe, the helper's CPU and memory). Both enums only gained
+/// variants at their end, so recordings (which store helper messages)
+/// made before decode unchanged. Also [`crate::ProbeOptions::count_only`] (a tracepoint counted in the kernel,
+/// reported in [`crate::Aggregates::functions`]).
+pub const PROTOCOL_VERSION: u32 = 5;
 /// Largest frame a client accepts from the helper (16 MiB). The helper
 /// splits batches and frame-name tables well below this; a larger length
 /// prefix means a corrupt or hostile peer.

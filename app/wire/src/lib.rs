@@ -45,10 +45,11 @@ pub use codec::{
     WireError, encode_frame,
 };
 pub use messages::{
-    Aggregates, Availability, Capabilities, ClientMessage, Event, EventBatch, EventData, FieldInfo,
-    FieldValue, Frame, FunctionStats, HelperInfo, HelperMessage, MAX_LISTED_FUNCTIONS, PackData,
-    PackHistogram, PackTable, ProbeInfo, ProbeKey, ProbeKind, ProbeOptions, ProbeStats,
-    ProcessFilter, StackBatch, StackCount,
+    Aggregates, Availability, COST_INTERVAL_MS, Capabilities, ClientMessage, CostReport, Event,
+    EventBatch, EventData, FieldInfo, FieldValue, Frame, FunctionStats, HelperCost, HelperInfo,
+    HelperMessage, MAX_LISTED_FUNCTIONS, PackData, PackHistogram, PackTable, ProbeCost, ProbeInfo,
+    ProbeKey, ProbeKind, ProbeOptions, ProbeStats, ProcessFilter, ProgramCost, StackBatch,
+    StackCount,
 };
 pub use recording::{
     Damage, DamageReason, DecodedFrame, EventGlance, FLUSH_INTERVAL, FOOTER_LEN, FOOTER_MAGIC,

@@ -73,6 +73,16 @@ pub enum ClientMessage {
         /// Probe id.
         probe: String,
     },
+    /// Start (`watch: true`) or stop receiving [`HelperMessage::Cost`]
+    /// reports. While any client watches, the helper keeps the kernel's BPF
+    /// run-time statistics on (they cost every BPF program two clock reads
+    /// per run, machine-wide), and turns them off when the last one stops
+    /// or leaves. Asking twice counts once. Answered with
+    /// [`HelperMessage::CostWatch`]. Added in protocol 5.
+    WatchCost {
+        /// Whether this client wants cost reports.
+        watch: bool,
+    },
 }
 
 /// How a probe collects, beyond what its id says.
@@ -86,6 +96,11 @@ pub struct ProbeOptions {
     /// For `profile:offcpu`: ignore blocks shorter than this, in µs
     /// (0 = the default, 1 ms).
     pub min_block_us: u64,
+    /// For a tracepoint: count its hits in the kernel and stream no events;
+    /// the count comes in [`Aggregates::functions`] as `calls`. What the
+    /// app's default probes use to light the map cheaply. Added in
+    /// protocol 5.
+    pub count_only: bool,
 }
 
 /// Which processes' events the kernel keeps. Every set condition must hold.
@@ -182,6 +197,126 @@ pub enum HelperMessage {
         /// The log, as the kernel wrote it (may be long).
         log: String,
     },
+    /// Answers [`ClientMessage::WatchCost`]: whether this client now
+    /// receives cost reports, and whether the kernel's run-time statistics
+    /// could be turned on (if not, why). Added in protocol 5.
+    CostWatch {
+        /// This client receives [`HelperMessage::Cost`].
+        watching: bool,
+        /// Whether BPF run-time statistics are on, or why they could not be.
+        run_times: Availability,
+    },
+    /// What tracing costs, about every [`COST_INTERVAL_MS`] while this
+    /// client watches ([`ClientMessage::WatchCost`]). Added in protocol 5.
+    Cost(CostReport),
+}
+
+/// How often the helper sends a [`CostReport`] to watching clients, in ms.
+pub const COST_INTERVAL_MS: u64 = 1000;
+
+/// What every attached probe and the helper itself cost over one interval.
+/// One report covers every probe attached on the machine (by any client),
+/// since all of them cost the machine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostReport {
+    /// End of the interval, ns of `CLOCK_MONOTONIC`.
+    pub ts_ns: u64,
+    /// Length of the interval, ns.
+    pub interval_ns: u64,
+    /// Online CPUs (a CPU share is of one CPU; divide by this for the machine).
+    pub cpus: u32,
+    /// Whether the kernel's BPF run-time statistics were on for the whole
+    /// interval; if not, run times are zero and `reason` says why.
+    pub run_times: Availability,
+    /// Every attached probe, by key.
+    pub probes: Vec<ProbeCost>,
+    /// `microscoped` itself.
+    pub helper: HelperCost,
+}
+
+/// What one probe cost over a [`CostReport`]'s interval.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeCost {
+    /// [`ProbeInfo::key`].
+    pub probe: ProbeKey,
+    /// The probe's BPF programs (a probe may run several, e.g. entry and exit).
+    pub programs: Vec<ProgramCost>,
+    /// Records it streamed to the helper in the interval (0 for probes that
+    /// count in the kernel).
+    pub events: u64,
+    /// Records lost in the kernel in the interval (ring buffer full).
+    pub kernel_drops: u64,
+    /// Size of the ring buffer it writes into, bytes (0: it streams nothing).
+    pub ring_bytes: u64,
+    /// Most bytes waiting in that ring buffer at one drain in the interval.
+    /// The ring may be shared with other probes of the same object.
+    pub ring_peak_bytes: u64,
+}
+
+/// Run-time statistics of one BPF program, as `bpftool prog show` prints them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramCost {
+    /// The program's name (the kernel keeps 15 bytes of it).
+    pub name: String,
+    /// The kernel's program id (`bpftool prog show id N`).
+    pub id: u32,
+    /// The kernel's cumulative `run_time_ns` at the end of the interval.
+    pub run_time_ns: u64,
+    /// The kernel's cumulative `run_cnt` at the end of the interval.
+    pub run_count: u64,
+    /// `run_time_ns` spent in the interval.
+    pub interval_run_time_ns: u64,
+    /// Runs in the interval.
+    pub interval_run_count: u64,
+}
+
+/// The helper's own resource use.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelperCost {
+    /// CPU time (user + system, all threads) used in the interval, ns.
+    pub interval_cpu_ns: u64,
+    /// CPU time used since it started, ns.
+    pub cpu_ns: u64,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+}
+
+impl ProbeCost {
+    /// BPF run time of all its programs in the interval, ns.
+    pub fn run_time_ns(&self) -> u64 {
+        self.programs.iter().map(|p| p.interval_run_time_ns).sum()
+    }
+
+    /// Program runs in the interval (for a probe of several programs, the
+    /// runs of all of them).
+    pub fn run_count(&self) -> u64 {
+        self.programs.iter().map(|p| p.interval_run_count).sum()
+    }
+
+    /// Mean run time per program run in the interval, ns (`None`: no run).
+    pub fn ns_per_run(&self) -> Option<f64> {
+        let runs = self.run_count();
+        (runs > 0).then(|| self.run_time_ns() as f64 / runs as f64)
+    }
+}
+
+impl CostReport {
+    /// The share of one CPU `ns` of work takes over this interval
+    /// (0.01 = 1 % of one CPU).
+    pub fn cpu_share(&self, ns: u64) -> f64 {
+        if self.interval_ns == 0 {
+            return 0.0;
+        }
+        ns as f64 / self.interval_ns as f64
+    }
+
+    /// Per second, of a count over this interval.
+    pub fn per_sec(&self, n: u64) -> f64 {
+        if self.interval_ns == 0 {
+            return 0.0;
+        }
+        n as f64 * 1e9 / self.interval_ns as f64
+    }
 }
 
 /// A pack probe's maps, read by the helper and decoded by its manifest.
@@ -242,7 +377,7 @@ pub struct HelperInfo {
 }
 
 /// Whether a feature is usable, and if not, why, in a sentence.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Availability {
     /// Usable on this kernel.
     pub available: bool,
@@ -520,7 +655,8 @@ pub struct Aggregates {
     /// 64 buckets: bucket `i` counts latencies in `[2^i, 2^(i+1))` ns. Empty
     /// when the latency probe is off.
     pub latency_log2_ns: Vec<u64>,
-    /// Function probes that are enabled.
+    /// Function probes that are enabled, and tracepoints that only count
+    /// ([`ProbeOptions::count_only`]; their `latency_log2_ns` is empty).
     pub functions: Vec<FunctionStats>,
 }
 

@@ -216,7 +216,9 @@ impl RecordingTotals {
             | HelperMessage::Tracepoints(_)
             | HelperMessage::KernelFunctions { .. }
             | HelperMessage::Filter(_)
-            | HelperMessage::VerifierLog { .. } => {}
+            | HelperMessage::VerifierLog { .. }
+            | HelperMessage::CostWatch { .. }
+            | HelperMessage::Cost(_) => {}
         }
     }
 

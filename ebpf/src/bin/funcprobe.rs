@@ -9,9 +9,11 @@
 //! are verified against the target function's BTF at load time, which also
 //! makes one load per function the natural unit.
 //!
-//! Entry programs check the process filter, bump `CALLS` and remember the
-//! time in `START` under the thread's pid_tgid; exit programs take that time
-//! out again and add one to the log2 bucket of the difference in `LATENCY`.
+//! Entry programs ask the process filter table which slots keep the
+//! thread, bump `CALLS` of each and remember the time and those slots in
+//! `START` under the thread's pid_tgid; exit programs take them out again
+//! and add one to the log2 bucket of the difference in `LATENCY` of the same
+//! slots. Each client of the helper reads the slot of its own filter.
 //! An exit without a remembered entry (the probe was attached while the
 //! thread was inside the function, the filter dropped the entry, or the LRU
 //! map evicted it) is ignored.
@@ -34,26 +36,30 @@ use aya_ebpf::{
     maps::{Array, LruHashMap, PerCpuArray},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
-use microscope_ebpf::keep_current;
-use probes_common::{FUNCTION_START_ENTRIES, LATENCY_BUCKETS, ProcessFilterConfig, log2_bucket};
+use microscope_ebpf::{for_each_slot, slots_keeping_current};
+use probes_common::{
+    EntryStart, FILTER_SLOTS, FUNCTION_START_ENTRIES, FilterTable, LATENCY_BUCKETS, log2_bucket,
+};
 
-/// Calls of the function that passed the filter, per CPU (one slot).
+/// Calls of the function, per CPU, by filter slot.
 #[map]
-static CALLS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static CALLS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FILTER_SLOTS, 0);
 
-/// Log2 histogram of entry-to-return time in ns, per CPU: slot `i` counts
-/// calls that took `[2^i, 2^(i+1))` ns.
+/// Log2 histogram of entry-to-return time in ns, per CPU, indexed by filter
+/// slot × `LATENCY_BUCKETS` + bucket: bucket `i` counts calls that took
+/// `[2^i, 2^(i+1))` ns.
 #[map]
-static LATENCY: PerCpuArray<u64> = PerCpuArray::with_max_entries(LATENCY_BUCKETS, 0);
+static LATENCY: PerCpuArray<u64> = PerCpuArray::with_max_entries(LATENCY_BUCKETS * FILTER_SLOTS, 0);
 
-/// When each thread (by pid_tgid) entered the function, in ns. LRU so that
-/// threads which die inside the function cannot fill it up.
+/// When each thread (by pid_tgid) entered the function, in ns, and which
+/// filter slots kept it. LRU so that threads which die inside the function
+/// cannot fill it up.
 #[map]
-static START: LruHashMap<u64, u64> = LruHashMap::with_max_entries(FUNCTION_START_ENTRIES, 0);
+static START: LruHashMap<u64, EntryStart> = LruHashMap::with_max_entries(FUNCTION_START_ENTRIES, 0);
 
-/// The process filter (one entry; all zero keeps everything).
+/// The process filters, one per slot (one entry; all zero keeps nothing).
 #[map]
-static FILTER: Array<ProcessFilterConfig> = Array::with_max_entries(1, 0);
+static FILTER: Array<FilterTable> = Array::with_max_entries(1, 0);
 
 /// Adds one to a per-CPU slot. Atomic because uprobe programs run with
 /// migration, not preemption, disabled: another task on this CPU may run the
@@ -72,21 +78,28 @@ fn bump(slot: *mut u64) {
 /// Entry half, shared by every mechanism.
 #[inline(always)]
 fn enter() -> u32 {
-    if !keep_current(FILTER.get(0)) {
+    let slots = slots_keeping_current(FILTER.get(0));
+    if slots == 0 {
         return 0;
     }
-    if let Some(slot) = CALLS.get_ptr_mut(0) {
-        bump(slot);
-    }
-    // SAFETY: plain BPF helper without arguments.
-    let now_ns = unsafe { bpf_ktime_get_ns() };
+    for_each_slot(slots, |slot| {
+        if let Some(count) = CALLS.get_ptr_mut(slot) {
+            bump(count);
+        }
+    });
+    let start = EntryStart {
+        // SAFETY: plain BPF helper without arguments.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        slots,
+        _pad: 0,
+    };
     // A full LRU map evicts its oldest entry, so insert cannot meaningfully fail.
-    let _ = START.insert(bpf_get_current_pid_tgid(), now_ns, 0);
+    let _ = START.insert(bpf_get_current_pid_tgid(), start, 0);
     0
 }
 
 /// Exit half, shared by every mechanism. No filter check: only entries that
-/// passed it left a start time.
+/// passed it left a start time, with the slots to count the call in.
 #[inline(always)]
 fn exit() -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -94,11 +107,14 @@ fn exit() -> u32 {
         return 0;
     };
     // SAFETY: the pointer comes from a successful lookup; plain BPF helper.
-    let (start_ns, now_ns) = unsafe { (*start, bpf_ktime_get_ns()) };
+    let (start, now_ns) = unsafe { (*start, bpf_ktime_get_ns()) };
     let _ = START.remove(pid_tgid);
-    if let Some(slot) = LATENCY.get_ptr_mut(log2_bucket(now_ns.saturating_sub(start_ns))) {
-        bump(slot);
-    }
+    let bucket = log2_bucket(now_ns.saturating_sub(start.ts_ns));
+    for_each_slot(start.slots, |slot| {
+        if let Some(count) = LATENCY.get_ptr_mut(slot * LATENCY_BUCKETS + bucket) {
+            bump(count);
+        }
+    });
     0
 }
 

@@ -44,8 +44,8 @@ use aya_ebpf::{
 };
 use microscope_ebpf::keep_current;
 use probes_common::{
-    BLOCKED_ENTRIES, BlockStart, COMM_LEN, DEFAULT_MIN_BLOCK_NS, FIELD_MISSING, PROFILE_OFF_CPU,
-    PROFILE_ON_CPU, ProcessFilterConfig, STACK_ENTRIES, StackKey,
+    BLOCKED_ENTRIES, BlockStart, COMM_LEN, DEFAULT_MIN_BLOCK_NS, FIELD_MISSING, FilterTable,
+    PROFILE_OFF_CPU, PROFILE_ON_CPU, STACK_ENTRIES, StackKey,
 };
 
 /// Stacks of on-CPU samples.
@@ -73,9 +73,11 @@ static BLOCKED: LruHashMap<u32, BlockStart> = LruHashMap::with_max_entries(BLOCK
 #[map]
 static MIN_BLOCK_NS: Array<u64> = Array::with_max_entries(1, 0);
 
-/// The process filter (one entry; all zero keeps everything).
+/// The process filters, one per slot (one entry; all zero keeps nothing).
+/// A sample is kept if any slot keeps its task; the helper gives each
+/// client the samples its own filter keeps.
 #[map]
-static FILTER: Array<ProcessFilterConfig> = Array::with_max_entries(1, 0);
+static FILTER: Array<FilterTable> = Array::with_max_entries(1, 0);
 
 // `sched_switch` field offsets, set by the helper from tracefs (the names
 // are those of `probes_common::FIELD_GLOBALS`). Read through `offset()` so

@@ -400,3 +400,124 @@ fn folded_export_of_a_profile_writes_its_call_stacks() {
         "burn;main;burn_cpu;asm_sysvec_apic_timer_interrupt_[k] 99\n"
     );
 }
+
+/// A recording with syscount's counter table and runqlat's histogram, read
+/// twice 250 ms apart, written to a file and read back as a user would.
+fn pack_recording(dir: &Path) -> PathBuf {
+    use microscope_wire::{FieldValue, PackData, PackHistogram, PackTable};
+    let mut with_packs = header();
+    with_packs
+        .probes
+        .push(probe("libbpf-tools:syscount", 20, ProbeKind::Pack));
+    with_packs
+        .probes
+        .push(probe("libbpf-tools:runqlat", 21, ProbeKind::Pack));
+    let syscount = |ts_ns, read| {
+        HelperMessage::PackData(PackData {
+            probe: 20,
+            ts_ns,
+            tables: vec![PackTable {
+                map: "data".into(),
+                columns: vec!["syscall".into(), "count".into(), "comm".into()],
+                key_columns: 1,
+                rows: vec![vec![
+                    FieldValue::Named {
+                        value: 0,
+                        text: "read".into(),
+                    },
+                    FieldValue::Uint(read),
+                    FieldValue::Str("sh".into()),
+                ]],
+                truncated: 0,
+            }],
+            histograms: Vec::new(),
+        })
+    };
+    let runqlat = |ts_ns, buckets| {
+        HelperMessage::PackData(PackData {
+            probe: 21,
+            ts_ns,
+            tables: Vec::new(),
+            histograms: vec![PackHistogram {
+                map: "hists".into(),
+                label: "all".into(),
+                unit: "µs".into(),
+                buckets,
+            }],
+        })
+    };
+    let path = dir.join("packs.mscr");
+    let mut writer = RecordingWriter::create(&path, &with_packs, false).unwrap();
+    for (i, message) in [
+        syscount(1_000_000_000, 100),
+        runqlat(1_000_000_000, vec![1, 2]),
+        syscount(1_250_000_000, 150),
+        runqlat(1_250_000_000, vec![1, 7]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        writer.write(i as u64, &message).unwrap();
+    }
+    writer.finish().unwrap();
+    path
+}
+
+#[test]
+fn pack_tables_and_histograms_export_as_csv_and_perfetto_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let recording = pack_recording(dir.path());
+
+    let out = dir.path().join("packs.csv");
+    let outcome = run_export(&recording, ExportFormat::Tables, &out, false).unwrap();
+    // Two table readings of two value columns, two histogram readings of
+    // two buckets.
+    assert_eq!(outcome.events, 8);
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "ts_ns,probe,map,kind,key,column,value,unit");
+    for expected in [
+        "1000000000,libbpf-tools:syscount,data,counter,read,count,100,",
+        "1000000000,libbpf-tools:syscount,data,counter,read,comm,sh,",
+        "1250000000,libbpf-tools:syscount,data,counter,read,count,150,",
+        "1250000000,libbpf-tools:runqlat,hists,histogram,all,bucket_1,7,µs",
+    ] {
+        assert!(lines.contains(&expected), "{expected} not in\n{csv}");
+    }
+
+    let out = dir.path().join("packs.json");
+    run_export(&recording, ExportFormat::Perfetto, &out, false).unwrap();
+    let json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let counters: Vec<&Value> = json["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "C")
+        .collect();
+    let named = |name: &str| {
+        counters
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no counter {name} in {counters:?}"))
+    };
+    // 50 more reads and 5 more samples in 250 ms.
+    assert_eq!(
+        named("libbpf-tools:syscount data count/s")["args"]["read"],
+        200.0
+    );
+    assert_eq!(
+        named("libbpf-tools:runqlat hists samples/s")["args"]["samples"],
+        20.0
+    );
+    assert_eq!(counters.len(), 2, "no rate before the second reading");
+}
+
+#[test]
+fn a_recording_without_packs_exports_an_empty_table() {
+    let mut out = Vec::new();
+    assert_eq!(export_tables(&header(), frames(), &mut out).unwrap(), 0);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "ts_ns,probe,map,kind,key,column,value,unit\n"
+    );
+}

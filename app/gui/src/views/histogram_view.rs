@@ -141,6 +141,27 @@ fn shares_ui(ui: &mut egui::Ui, counts: &[u64], baseline: &[u64]) {
 }
 
 fn bars_ui(ui: &mut egui::Ui, counts: &[u64], what: &str) {
+    log2_bars_ui(
+        ui,
+        "latency",
+        counts,
+        what,
+        "latency (log2 buckets, lower bound)",
+        bucket_label,
+    );
+}
+
+/// Draws a log2 histogram, one bar per bucket with data (and a little
+/// context around them): the syscall and function latencies, and a pack
+/// probe's histograms (`label` names a bucket's lower bound in their unit).
+pub(crate) fn log2_bars_ui(
+    ui: &mut egui::Ui,
+    plot_id: &str,
+    counts: &[u64],
+    what: &str,
+    x_label: &str,
+    label: impl Fn(usize) -> String,
+) {
     let first = counts.iter().position(|&c| c > 0).unwrap_or(0);
     let last = counts.iter().rposition(|&c| c > 0).unwrap_or(0);
     // Show a little context around the buckets that have data.
@@ -153,20 +174,16 @@ fn bars_ui(ui: &mut egui::Ui, counts: &[u64], what: &str) {
         .map(|(&count, bucket)| {
             Bar::new(bucket as f64, count as f64)
                 .width(0.9)
-                .name(format!(
-                    "{} – {}",
-                    bucket_label(bucket),
-                    bucket_label(bucket + 1)
-                ))
+                .name(format!("{} – {}", label(bucket), label(bucket + 1)))
         })
         .collect();
-    Plot::new("latency")
-        .x_axis_label("latency (log2 buckets, lower bound)")
+    Plot::new(plot_id)
+        .x_axis_label(x_label)
         .y_axis_label(what)
         .x_axis_formatter(|mark, _range| {
             let bucket = mark.value;
             if bucket >= 0.0 && bucket.fract() == 0.0 {
-                bucket_label(bucket as usize)
+                label(bucket as usize)
             } else {
                 String::new()
             }
@@ -176,6 +193,6 @@ fn bars_ui(ui: &mut egui::Ui, counts: &[u64], what: &str) {
         .allow_scroll(false)
         .include_y(0.0)
         .show(ui, |plot_ui| {
-            plot_ui.bar_chart(BarChart::new("latency", bars).color(theme::HISTOGRAM_BAR));
+            plot_ui.bar_chart(BarChart::new(plot_id, bars).color(theme::HISTOGRAM_BAR));
         });
 }

@@ -339,6 +339,9 @@ fn table_ui(
     follow: bool,
 ) {
     use egui_extras::{Column, TableBuilder};
+    // Rows are one line high: a wrapped cell would spill into the next row
+    // (times and command names were cut in two at 1280 px).
+    ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Extend);
     let t0 = start_ns.unwrap_or_else(|| shown.first().map_or(0, |e| e.ts_ns));
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
     let titles: Vec<&str> = ["time (s)", "cpu", "pid", "command"]

@@ -2,16 +2,17 @@
 //! rates; click a part to read what it does and switch its probes.
 
 use crate::command::CommandQueue;
+use crate::map_layout;
 use crate::theme;
 use crate::views::probes_panel::probe_checkbox_ui;
 use egui::{Align2, Color32, FontId, Pos2, Rect, Role, Sense, Stroke, Vec2, WidgetInfo};
 use microscope_model::Probe;
-use microscope_model::map::SubsystemMap;
+use microscope_model::map::{MapHighlight, SubsystemMap};
 use microscope_model::{Model, format_rate};
 use std::time::Instant;
 
 /// What the map view remembers between frames.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MapState {
     /// The subsystem whose details are shown.
     pub selected: Option<String>,
@@ -19,6 +20,16 @@ pub struct MapState {
     pub highlighted_probe: Option<String>,
     /// The search box.
     pub search: String,
+    /// Nodes and edges drawn bold, the rest dimmed: set by a tour step or a
+    /// followed operation (see [`Command::HighlightMap`](crate::command::Command::HighlightMap)).
+    pub highlight: MapHighlight,
+    /// Zoom and pan.
+    pub view: map_layout::View,
+    /// Whether the keyboard focus is on one of the map's nodes (so +, −
+    /// and 0 zoom the map).
+    pub focus_in_map: bool,
+    /// What was painted last frame, for tests and tours.
+    pub last_layout: Option<map_layout::MapLayout>,
 }
 
 /// Accessible label of a map node: its name and its rate.
@@ -68,12 +79,16 @@ pub fn map_ui(
         available.min,
         Pos2::new(available.max.x - details_width, available.max.y),
     );
-    let rates: Vec<f64> = map
+    let data: Vec<NodeData> = map
         .graph()
         .node_weights()
-        .map(|n| subsystem_rate(model, map, &n.id, now))
+        .map(|n| NodeData {
+            rate: subsystem_rate(model, map, &n.id, now),
+            spark: node_sparkline(model, map, &n.id),
+            on: probes_of_node(model, map, &n.id).any(|p| p.enabled),
+        })
         .collect();
-    canvas_ui(ui, map, state, canvas, &rates);
+    canvas_ui(ui, map, state, canvas, &data);
     if let Some(id) = state.selected.clone() {
         let rect = Rect::from_min_max(
             Pos2::new(canvas.max.x + theme::ITEM_GAP, available.min.y),
@@ -125,200 +140,429 @@ fn search_ui(ui: &mut egui::Ui, model: &Model, map: &SubsystemMap, state: &mut M
 }
 
 /// The colour for `rate` on a scale up to `max`: grey when silent, then
-/// blue → yellow → red on a log scale.
+/// the viridis ramp (dark blue → green → yellow) on a log scale. Viridis
+/// keeps its order in lightness, so readers with any colour vision, and a
+/// grey-scale print, still see which node is busier.
 pub fn heat_color(rate: f64, max: f64) -> Color32 {
     if rate <= 0.0 || max <= 0.0 {
         return theme::MAP_COLD;
     }
     let t = ((rate + 1.0).ln() / (max + 1.0).ln()).clamp(0.0, 1.0) as f32;
-    let hue = 0.6 * (1.0 - t); // 0.6 = blue, 0 = red
-    egui::ecolor::Hsva::new(hue, 0.75, 0.9, 1.0).into()
+    theme::viridis(0.15 + 0.85 * t)
+}
+
+/// Text colour readable on `fill`.
+fn text_on(fill: Color32) -> Color32 {
+    let [r, g, b, _] = fill.to_array();
+    let luma = 0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b);
+    if luma > 140.0 {
+        theme::MAP_TEXT_DARK
+    } else {
+        theme::MAP_TEXT
+    }
+}
+
+/// The last 30 s of a node's rate (events/s per timeline bucket), oldest
+/// first, summed over its enabled probes.
+fn node_sparkline(model: &Model, map: &SubsystemMap, id: &str) -> Vec<f64> {
+    let mut sums: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
+    for probe in probes_of_node(model, map, id).filter(|p| p.enabled) {
+        let Some(series) = model.timeline.series(&probe.id) else {
+            continue;
+        };
+        let points = series.points();
+        let last = points.last().map_or(0.0, |p| p[0]);
+        for point in points.iter().rev().take_while(|p| p[0] >= last - 30.0) {
+            *sums.entry((point[0] * 1000.0) as i64).or_default() += point[1];
+        }
+    }
+    sums.into_values().collect()
+}
+
+/// What each node shows: its rate now and its recent rates.
+struct NodeData {
+    rate: f64,
+    spark: Vec<f64>,
+    /// Whether any probe of the node is on.
+    on: bool,
 }
 
 fn canvas_ui(
     ui: &mut egui::Ui,
     map: &SubsystemMap,
     state: &mut MapState,
-    rect: Rect,
-    rates: &[f64],
+    canvas: Rect,
+    data: &[NodeData],
 ) {
-    let painter = ui.painter_at(rect);
-    painter.rect_filled(rect, 4.0, theme::MAP_BACKGROUND);
-    let graph = map.graph();
-    let rows = map.layers().len().max(1) as f32;
-    let inner = rect.shrink2(Vec2::new(150.0_f32.min(rect.width() * 0.2), 10.0));
-    let to_screen = |pos: [f32; 2]| {
-        Pos2::new(
-            inner.min.x + pos[0] * inner.width(),
-            inner.min.y + pos[1] * inner.height(),
-        )
-    };
-    // Layer bands with their names.
-    let band = rect.height() / rows;
-    for (i, (_, name)) in map.layers().iter().enumerate() {
-        let top = rect.min.y + i as f32 * band;
-        if i % 2 == 1 {
-            painter.rect_filled(
-                Rect::from_min_size(Pos2::new(rect.min.x, top), Vec2::new(rect.width(), band)),
-                0.0,
-                theme::MAP_BAND,
-            );
-        }
-        painter.text(
-            Pos2::new(rect.min.x + 6.0, top + 4.0),
-            Align2::LEFT_TOP,
-            name,
-            FontId::proportional(11.0),
-            theme::AXIS_TEXT,
-        );
-    }
-    let max_rate = rates.iter().copied().fold(0.0, f64::max);
-    // Names wrap to the space between neighbours in their row.
-    let mut per_row: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
-    for node in graph.node_weights() {
-        *per_row.entry(node.layer).or_default() += 1;
-    }
-    let radius = |rate: f64| 16.0 + 6.0 * ((rate + 1.0).log10() as f32).min(5.0);
+    let content = Rect::from_min_max(
+        canvas.min,
+        Pos2::new(canvas.max.x, canvas.max.y - map_layout::LEGEND_HEIGHT),
+    );
+    let background = ui.interact(
+        content,
+        ui.scope_id().with("map-canvas"),
+        Sense::click_and_drag(),
+    );
+    background.widget_info(|| {
+        WidgetInfo::labeled(Role::Canvas, true, "map: drag to pan, scroll to zoom")
+    });
+    zoom_and_pan(ui, state, &background, content);
+    let layout =
+        map_layout::layout_map(map, canvas, state.view, &map_layout::egui_measure(ui.ctx()));
+    let painter = ui.painter_at(content);
+    painter.rect_filled(canvas, 4.0, theme::MAP_BACKGROUND);
+    bands_ui(&painter, &layout);
+    let max_rate = data.iter().map(|d| d.rate).fold(0.0, f64::max);
     let selected = state.selected.as_deref().and_then(|id| map.node(id));
-    // Edges first, under the nodes.
-    for edge in graph.edge_indices() {
-        let Some((from, to)) = graph.edge_endpoints(edge) else {
+    edges_ui(&painter, map, state, &layout, selected);
+    let mut focus_moved_to = None;
+    state.focus_in_map = false;
+    for node in &layout.nodes {
+        let index = node.index;
+        let Some(d) = data.get(index.index()) else {
             continue;
         };
-        let (a, b) = (to_screen(graph[from].pos), to_screen(graph[to].pos));
-        let touches_selected = selected.is_some_and(|s| s == from || s == to);
-        let color = if touches_selected {
-            theme::MAP_EDGE_SELECTED
-        } else {
-            theme::MAP_EDGE
-        };
-        let dir = (b - a).normalized();
-        let start = a + dir * radius(rates[from.index()]);
-        let end = b - dir * (radius(rates[to.index()]) + 2.0);
-        arrow(&painter, start, end, Stroke::new(1.5, color));
-    }
-    for index in graph.node_indices() {
-        let node = &graph[index];
-        let rate = rates[index.index()];
-        let center = to_screen(node.pos);
-        let r = radius(rate);
-        let node_rect = Rect::from_center_size(center, Vec2::splat(2.0 * r));
-        let id = ui.scope_id().with(("map-node", &node.id));
-        let response = ui.interact(node_rect, id, Sense::click());
-        let label = node_label(&node.name, rate);
+        let id = ui.scope_id().with(("map-node", &map.graph()[index].id));
+        let response = ui.interact(node.rect.intersect(content), id, Sense::click());
+        let label = node_label(&map.graph()[index].name, d.rate);
         response.widget_info(|| WidgetInfo::labeled(Role::Button, true, &label));
-        let is_selected = selected == Some(index);
-        painter.circle(
-            center,
-            r,
-            heat_color(rate, max_rate),
-            Stroke::new(
-                if is_selected || response.hovered() {
-                    3.0
-                } else {
-                    1.0
-                },
-                if is_selected {
-                    theme::SELECTED_SLICE
-                } else {
-                    theme::MAP_NODE_OUTLINE
-                },
-            ),
-        );
-        let in_row = per_row.get(&node.layer).copied().unwrap_or(1).max(1) as f32;
-        let wrap = (inner.width() / in_row - 6.0).max(60.0);
-        let galley = painter.layout(
-            node.name.clone(),
-            FontId::proportional(12.0),
-            theme::MAP_TEXT,
-            wrap,
-        );
-        let text_pos = center + Vec2::new(-galley.size().x / 2.0, r + 2.0);
-        painter.galley(text_pos, galley, theme::MAP_TEXT);
-        if rate > 0.0 {
-            painter.text(
-                center,
-                Align2::CENTER_CENTER,
-                format_rate(rate),
-                FontId::proportional(11.0),
-                theme::SLICE_TEXT,
-            );
+        node_ui(&painter, map, state, node, d, max_rate, selected, &response);
+        if response.has_focus() {
+            state.focus_in_map = true;
+            // The arrows are ours: they move between nodes by the map's
+            // layers, not by egui's screen-space guess.
+            ui.memory_mut(|m| {
+                m.set_focus_lock_filter(
+                    id,
+                    egui::EventFilter {
+                        horizontal_arrows: true,
+                        vertical_arrows: true,
+                        ..Default::default()
+                    },
+                );
+            });
+            if let Some(step) = arrow_pressed(ui) {
+                focus_moved_to = layout.neighbour(index, step);
+            }
+            if response.gained_focus() {
+                state.view = state.view.showing(node.rect, content);
+            }
         }
         if response.clicked() {
-            state.selected = if is_selected {
+            let node_id = map.graph()[index].id.clone();
+            state.selected = if selected == Some(index) {
                 None
             } else {
-                Some(node.id.clone())
+                Some(node_id)
             };
             state.highlighted_probe = None;
         }
         let explanation = map
-            .subsystem(&node.id)
+            .subsystem(&map.graph()[index].id)
             .map(|s| first_sentence(&s.explanation))
             .unwrap_or_default();
         response.on_hover_text(format!(
-            "{label}\n{explanation}\nClick for details and probes."
+            "{label}\n{explanation}\nClick (or Enter) for details and probes."
         ));
     }
-    legend_ui(&painter, rect, max_rate);
+    if let Some(next) = focus_moved_to
+        && let Some(node) = layout.node(next)
+    {
+        ui.memory_mut(|m| m.request_focus(ui.scope_id().with(("map-node", &map.graph()[next].id))));
+        state.view = state.view.showing(node.rect, content);
+    }
+    if ui.input(|i| i.key_pressed(egui::Key::Escape)) && state.selected.is_some() {
+        state.selected = None;
+    }
+    legend_ui(&ui.painter_at(layout.legend.rect), &layout.legend, max_rate);
+    if let Some(caption) = &state.highlight.caption {
+        caption_ui(&painter, content, caption);
+    }
+    state.last_layout = Some(layout);
 }
 
-/// A line from `start` to `end` with a small head of fixed size (egui's own
-/// arrow scales its head with the length, which buries long edges' ends).
-fn arrow(painter: &egui::Painter, start: Pos2, end: Pos2, stroke: Stroke) {
-    painter.line_segment([start, end], stroke);
-    let dir = (end - start).normalized();
-    let normal = Vec2::new(-dir.y, dir.x);
-    let back = end - dir * 8.0;
-    painter.line_segment([end, back + normal * 4.0], stroke);
-    painter.line_segment([end, back - normal * 4.0], stroke);
+/// Scroll (or pinch, or +/−) zooms about the pointer; dragging the
+/// background pans; 0 shows the whole map.
+fn zoom_and_pan(ui: &egui::Ui, state: &mut MapState, background: &egui::Response, content: Rect) {
+    if background.dragged() {
+        state.view = state.view.panned(background.drag_delta(), content);
+    }
+    let keys_apply = background.hovered() || state.focus_in_map;
+    let (zoom, scroll, pointer, plus, minus, reset) = ui.input(|i| {
+        (
+            i.zoom_delta(),
+            i.smooth_scroll_delta,
+            i.pointer.hover_pos(),
+            i.key_pressed(egui::Key::Plus) || i.key_pressed(egui::Key::Equals),
+            i.key_pressed(egui::Key::Minus),
+            i.key_pressed(egui::Key::Num0),
+        )
+    });
+    let anchor = pointer
+        .filter(|p| content.contains(*p))
+        .unwrap_or_else(|| content.center());
+    let mut factor = 1.0;
+    if background.hovered() {
+        factor *= zoom;
+        if zoom == 1.0 && scroll.y != 0.0 {
+            factor *= (scroll.y / 200.0).exp();
+        }
+    }
+    if keys_apply {
+        if plus {
+            factor *= 1.25;
+        }
+        if minus {
+            factor /= 1.25;
+        }
+        if reset {
+            state.view = map_layout::View::default();
+        }
+    }
+    if factor != 1.0 {
+        state.view = state.view.zoomed(factor, anchor, content);
+    }
 }
 
-fn legend_ui(painter: &egui::Painter, rect: Rect, max_rate: f64) {
-    let origin = Pos2::new(rect.max.x - 190.0, rect.min.y + 8.0);
-    if max_rate <= 0.0 {
-        painter.text(
-            origin + Vec2::new(120.0, 12.0),
-            Align2::RIGHT_TOP,
-            "no events yet: switch probes on to light the map",
-            FontId::proportional(10.0),
-            theme::AXIS_TEXT,
+/// An arrow key pressed this frame (consumed, so nothing else moves).
+fn arrow_pressed(ui: &egui::Ui) -> Option<map_layout::Step> {
+    use egui::{Key, Modifiers};
+    use map_layout::Step;
+    ui.input_mut(|i| {
+        [
+            (Key::ArrowLeft, Step::Left),
+            (Key::ArrowRight, Step::Right),
+            (Key::ArrowUp, Step::Up),
+            (Key::ArrowDown, Step::Down),
+        ]
+        .into_iter()
+        .find(|(key, _)| i.consume_key(Modifiers::NONE, *key))
+        .map(|(_, step)| step)
+    })
+}
+
+fn bands_ui(painter: &egui::Painter, layout: &map_layout::MapLayout) {
+    for (i, band) in layout.bands.iter().enumerate() {
+        if i % 2 == 1 {
+            painter.rect_filled(band.rect, 0.0, theme::MAP_BAND);
+        }
+        for line in &band.label {
+            painter.text(
+                line.rect.min,
+                Align2::LEFT_TOP,
+                &line.text,
+                FontId::proportional(line.size),
+                theme::AXIS_TEXT,
+            );
+        }
+    }
+}
+
+fn edges_ui(
+    painter: &egui::Painter,
+    map: &SubsystemMap,
+    state: &MapState,
+    layout: &map_layout::MapLayout,
+    selected: Option<petgraph::graph::NodeIndex>,
+) {
+    let graph = map.graph();
+    let dim = !state.highlight.is_empty();
+    // Highlighted edges last, on top.
+    let mut edges: Vec<(&map_layout::EdgeLayout, bool)> = layout
+        .edges
+        .iter()
+        .filter_map(|e| {
+            let (from, to) = graph.edge_endpoints(e.edge)?;
+            Some((e, state.highlight.has_edge(&graph[from].id, &graph[to].id)))
+        })
+        .collect();
+    edges.sort_by_key(|(_, highlighted)| *highlighted);
+    for (edge, highlighted) in edges {
+        let Some((from, to)) = graph.edge_endpoints(edge.edge) else {
+            continue;
+        };
+        let touches_selected = selected.is_some_and(|s| s == from || s == to);
+        let stroke = if highlighted {
+            Stroke::new(3.5, theme::MAP_TOUR)
+        } else if touches_selected {
+            Stroke::new(2.0, theme::MAP_EDGE_SELECTED)
+        } else if dim {
+            Stroke::new(1.0, theme::MAP_EDGE.gamma_multiply(0.5))
+        } else {
+            Stroke::new(1.2, theme::MAP_EDGE)
+        };
+        painter.add(egui::Shape::line(edge.points.clone(), stroke));
+        if let [.., before, end] = edge.points.as_slice() {
+            arrow_head(painter, *before, *end, stroke);
+        }
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one node's paint needs all of these"
+)]
+fn node_ui(
+    painter: &egui::Painter,
+    map: &SubsystemMap,
+    state: &MapState,
+    node: &map_layout::NodeLayout,
+    data: &NodeData,
+    max_rate: f64,
+    selected: Option<petgraph::graph::NodeIndex>,
+    response: &egui::Response,
+) {
+    let id = &map.graph()[node.index].id;
+    let highlighted = state.highlight.has_node(id);
+    let mut fill = heat_color(data.rate, max_rate);
+    if !state.highlight.is_empty() && !highlighted {
+        fill = fill.gamma_multiply(0.4);
+    }
+    let outline = if highlighted {
+        Stroke::new(4.0, theme::MAP_TOUR)
+    } else if selected == Some(node.index) || response.hovered() {
+        Stroke::new(3.0, theme::SELECTED_SLICE)
+    } else {
+        Stroke::new(1.0, theme::MAP_NODE_OUTLINE)
+    };
+    painter.rect(node.rect, 6.0, fill, outline, egui::StrokeKind::Inside);
+    if response.has_focus() {
+        painter.rect_stroke(
+            node.rect.expand(3.0),
+            8.0,
+            Stroke::new(1.5, theme::SELECTED_SLICE),
+            egui::StrokeKind::Outside,
         );
+    }
+    let text = text_on(fill);
+    for line in &node.name {
+        painter.text(
+            line.rect.center(),
+            Align2::CENTER_CENTER,
+            &line.text,
+            FontId::proportional(line.size),
+            text,
+        );
+    }
+    let rate = if data.rate > 0.0 {
+        format!("{}/s", format_rate(data.rate))
+    } else if data.on {
+        "silent".to_owned()
+    } else {
+        "no probe on".to_owned()
+    };
+    painter.text(
+        node.rate.center(),
+        Align2::CENTER_CENTER,
+        rate,
+        // Never larger than the name it stands under.
+        FontId::proportional(
+            (node.rate.height() / 1.3).min(node.name.first().map_or(f32::MAX, |l| l.size)),
+        ),
+        text.gamma_multiply(0.85),
+    );
+    sparkline_ui(painter, node.spark, &data.spark, text.gamma_multiply(0.8));
+}
+
+fn sparkline_ui(painter: &egui::Painter, rect: Rect, values: &[f64], color: Color32) {
+    let max = values.iter().copied().fold(0.0, f64::max);
+    if rect.height() < 4.0 || values.len() < 2 || max <= 0.0 {
         return;
     }
+    let n = (values.len() - 1) as f32;
+    let points: Vec<Pos2> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            Pos2::new(
+                rect.min.x + rect.width() * i as f32 / n,
+                rect.max.y - rect.height() * (*v / max) as f32,
+            )
+        })
+        .collect();
+    painter.add(egui::Shape::line(points, Stroke::new(1.0, color)));
+}
+
+fn caption_ui(painter: &egui::Painter, content: Rect, caption: &str) {
+    let galley = painter.layout(
+        caption.to_owned(),
+        FontId::proportional(13.0),
+        theme::MAP_TEXT,
+        content.width() * 0.6,
+    );
+    let rect = Rect::from_min_size(
+        Pos2::new(content.max.x - galley.size().x - 16.0, content.min.y + 6.0),
+        galley.size() + Vec2::splat(8.0),
+    );
+    painter.rect_filled(rect, 4.0, theme::MAP_CAPTION_FILL);
+    painter.galley(rect.min + Vec2::splat(4.0), galley, theme::MAP_TEXT);
+}
+
+/// A small head of fixed size at `end`, pointing from `before` (egui's own
+/// arrow scales its head with the length, which buries long edges' ends).
+fn arrow_head(painter: &egui::Painter, before: Pos2, end: Pos2, stroke: Stroke) {
+    let dir = (end - before).normalized();
+    let normal = Vec2::new(-dir.y, dir.x);
+    let back = end - dir * 8.0;
+    painter.add(egui::Shape::convex_polygon(
+        vec![end, back + normal * 4.0, back - normal * 4.0],
+        stroke.color,
+        Stroke::NONE,
+    ));
+}
+
+fn legend_ui(painter: &egui::Painter, legend: &map_layout::LegendLayout, max_rate: f64) {
+    let font = FontId::proportional(11.0);
+    painter.rect_filled(legend.rect, 0.0, theme::MAP_BACKGROUND);
+    painter.rect(
+        legend.silent_swatch,
+        2.0,
+        theme::MAP_COLD,
+        Stroke::new(1.0, theme::MAP_NODE_OUTLINE),
+        egui::StrokeKind::Inside,
+    );
+    let text = |line: &map_layout::TextLine| {
+        painter.text(
+            line.rect.min,
+            Align2::LEFT_TOP,
+            &line.text,
+            font.clone(),
+            theme::AXIS_TEXT,
+        );
+    };
+    text(&legend.silent_text);
+    text(&legend.low_text);
     let steps = 24;
-    let width = 120.0;
     for i in 0..steps {
-        let t = i as f64 / (steps - 1) as f64;
-        let rate = if max_rate > 0.0 {
-            (t * (max_rate + 1.0).ln()).exp() - 1.0
-        } else {
-            0.0
-        };
-        let x = origin.x + width * i as f32 / steps as f32;
+        let t = i as f32 / steps as f32;
+        let x = legend.ramp.min.x + legend.ramp.width() * t;
         painter.rect_filled(
             Rect::from_min_size(
-                Pos2::new(x, origin.y),
-                Vec2::new(width / steps as f32 + 0.5, 10.0),
+                Pos2::new(x, legend.ramp.min.y),
+                Vec2::new(
+                    legend.ramp.width() / steps as f32 + 0.5,
+                    legend.ramp.height(),
+                ),
             ),
             0.0,
-            heat_color(rate.max(if i == 0 { 0.0 } else { 1e-9 }), max_rate.max(1.0)),
+            theme::viridis(0.15 + 0.85 * t),
         );
     }
+    let high = if max_rate > 0.0 {
+        format!("{} events/s", format_rate(max_rate))
+    } else {
+        "no events yet".to_owned()
+    };
     painter.text(
-        origin + Vec2::new(0.0, 12.0),
-        Align2::LEFT_TOP,
-        "0",
-        FontId::proportional(10.0),
+        legend.high_text.left_center(),
+        Align2::LEFT_CENTER,
+        high,
+        font.clone(),
         theme::AXIS_TEXT,
     );
-    painter.text(
-        origin + Vec2::new(width, 12.0),
-        Align2::RIGHT_TOP,
-        format!("{} events/s", format_rate(max_rate)),
-        FontId::proportional(10.0),
-        theme::AXIS_TEXT,
-    );
+    if let Some(hint) = &legend.hint {
+        text(hint);
+    }
 }
 
 fn first_sentence(text: &str) -> String {
@@ -402,6 +646,7 @@ fn details_ui(
                         probe_checkbox_ui(ui, model, probe, commands);
                         stacks_controls_ui(ui, model, probe, commands);
                     });
+                    counted_controls_ui(ui, model, probe, commands);
                     ui.weak(&probe.description);
                 });
             }
@@ -460,6 +705,35 @@ fn elsewhere_details_ui(
             mini_timeline_ui(ui, model, &probes);
             top_processes_ui(ui, model, &probes);
         });
+}
+
+/// For a default probe, counted in the kernel without events: says so, and
+/// offers to stream its events.
+fn counted_controls_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    probe: &Probe,
+    commands: &mut CommandQueue,
+) {
+    if !probe.enabled || !model.counted_in_kernel.contains(&probe.id) {
+        return;
+    }
+    ui.horizontal(|ui| counted_row_ui(ui, probe, commands));
+}
+
+fn counted_row_ui(ui: &mut egui::Ui, probe: &Probe, commands: &mut CommandQueue) {
+    ui.weak("counted in the kernel").on_hover_text(
+        "A default probe: its hits are counted in the kernel, which costs little, \
+             and no events are sent. Start the app with --no-default-probes to leave \
+             the defaults off.",
+    );
+    if ui
+        .small_button("stream events")
+        .on_hover_text("Send every event of this probe, with its fields, to the app.")
+        .clicked()
+    {
+        commands.send(crate::command::Command::StreamEvents(probe.id.clone()));
+    }
 }
 
 /// For a tracepoint: capture its stacks ("how did the kernel get here"),
@@ -596,12 +870,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn heat_runs_from_grey_through_blue_to_red() {
+    fn heat_runs_from_grey_through_dark_to_light() {
         assert_eq!(heat_color(0.0, 100.0), theme::MAP_COLD);
-        let low = egui::ecolor::Hsva::from(heat_color(1.0, 100_000.0));
-        let high = egui::ecolor::Hsva::from(heat_color(100_000.0, 100_000.0));
-        assert!(low.h > high.h, "low rates are bluer: {low:?} vs {high:?}");
-        assert!(high.h < 0.05, "the busiest node is red: {high:?}");
+        let luma = |c: Color32| {
+            let [r, g, b, _] = c.to_array();
+            0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b)
+        };
+        let low = heat_color(1.0, 100_000.0);
+        let mid = heat_color(300.0, 100_000.0);
+        let high = heat_color(100_000.0, 100_000.0);
+        // Busier is lighter, whatever the reader's colour vision.
+        assert!(
+            luma(low) < luma(mid) && luma(mid) < luma(high),
+            "{low:?} {mid:?} {high:?}"
+        );
+        assert_eq!(text_on(high), theme::MAP_TEXT_DARK);
+        assert_eq!(text_on(low), theme::MAP_TEXT);
     }
 
     #[test]

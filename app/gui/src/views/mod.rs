@@ -2,12 +2,14 @@
 //! reports what the user asked for as [`Command`](crate::command::Command)s.
 
 mod banner;
+pub(crate) mod cost_view;
 mod cpu_timeline_view;
 mod flame_view;
 mod graph_cache;
 mod histogram_view;
 mod inspector_view;
 mod map_view;
+mod pack_view;
 mod paths_view;
 pub(crate) mod probes_panel;
 mod replay_bar;
@@ -17,6 +19,7 @@ mod timeline_view;
 mod tools_view;
 
 pub use banner::{banner_text, banner_ui};
+pub use cost_view::{cost_ui, probe_cost_line_ui};
 pub use cpu_timeline_view::{CpuTimelineState, cpu_timeline_ui, slice_label};
 pub use flame_view::{
     BREADCRUMBS, DiffRanges, FRAMES, FlameLayout, FlameView, NO_SAMPLES_IN_RANGE, NO_STACKS,
@@ -24,6 +27,10 @@ pub use flame_view::{
 pub use histogram_view::histogram_ui;
 pub use inspector_view::{InspectorState, PAGE_EVENTS, inspector_ui};
 pub use map_view::{MapState, map_ui};
+pub use pack_view::{
+    MACHINE_WIDE, PackViewState, has_verifier_log, pack_ui, verifier_log_button_ui,
+    verifier_log_window_ui,
+};
 pub use paths_view::{CALL_GRAPH, PathsView};
 pub use probes_panel::probes_ui;
 pub use replay_bar::replay_bar_ui;
@@ -62,4 +69,10 @@ pub mod region {
     pub const FLAME: &str = "Flame graph";
     /// The paths (call graph) view.
     pub const PATHS: &str = "Call paths";
+    /// Pack probes' counter tables and histograms.
+    pub const PACKS: &str = "Pack maps";
+    /// The Cost view.
+    pub const COST: &str = "Cost view";
+    /// The Cost view's table, a row per attached probe.
+    pub const COST_TABLE: &str = "Cost table";
 }

@@ -19,6 +19,7 @@ pub fn probes_ui(
     model: &Model,
     map: &SubsystemMap,
     filter: &mut String,
+    show_cost: bool,
     commands: &mut CommandQueue,
 ) {
     ui.heading("Probes");
@@ -27,6 +28,7 @@ pub fn probes_ui(
         ui.weak("No probes yet: the list comes from the helper once it is connected.");
         return;
     }
+    cost_toggle_ui(ui, model, show_cost, commands);
     ui.add(
         egui::TextEdit::singleline(filter)
             .hint_text("Filter probes")
@@ -99,15 +101,48 @@ pub(crate) fn probe_checkbox_ui(
             probe.description,
             kind_note(probe)
         )),
-        Some(reason) => ui
-            .add_enabled(false, egui::Checkbox::new(&mut checked, &probe.id))
-            .on_disabled_hover_text(format!("Unavailable on this kernel: {reason}")),
+        Some(reason) => {
+            let response = ui
+                .add_enabled(false, egui::Checkbox::new(&mut checked, &probe.id))
+                .on_disabled_hover_text(format!("Unavailable on this kernel: {reason}"));
+            if crate::views::has_verifier_log(probe) {
+                crate::views::verifier_log_button_ui(ui, probe, commands);
+            }
+            response
+        }
     };
     if response.changed() && checked != wanted {
         commands.send(Command::SetProbeEnabled {
             probe: probe.id.clone(),
             enabled: checked,
         });
+    }
+    if wanted {
+        crate::views::probe_cost_line_ui(ui, model, probe.key);
+    }
+}
+
+/// "Show cost": what each enabled probe costs, under its checkbox, and the
+/// helper's own CPU and memory (live only).
+fn cost_toggle_ui(ui: &mut egui::Ui, model: &Model, show_cost: bool, commands: &mut CommandQueue) {
+    if model.is_replay() {
+        return;
+    }
+    let mut shown = show_cost;
+    if ui
+        .checkbox(&mut shown, "Show cost")
+        .on_hover_text(
+            "Measure what each probe costs the kernel (BPF run time per run, share of a CPU,              events/s, ring-buffer fill, drops). The kernel's run-time statistics stay on only              while you look; the Cost tab shows more.",
+        )
+        .changed()
+    {
+        commands.send(Command::ShowCost(shown));
+    }
+    if show_cost && let Some(latest) = model.cost.latest() {
+        ui.label(egui::RichText::new(latest.helper_summary()).small().weak());
+        if let Err(reason) = &latest.run_times {
+            ui.label(egui::RichText::new(reason).small().color(theme::WARNING));
+        }
     }
 }
 
@@ -122,6 +157,9 @@ fn kind_note(probe: &Probe) -> &'static str {
             "Counts calls and entry-to-exit time in the kernel; the timeline shows calls/s."
         }
         ProbeKind::Stacks => "Counts stacks in the kernel; see the flame graph.",
-        ProbeKind::Pack => "A pack's own BPF programs: counters and histograms read from its maps.",
+        ProbeKind::Pack => {
+            "A pack's own BPF programs: counters and histograms read from its maps, counted \
+             in the kernel for every client of the helper (machine-wide); see the Pack data tab."
+        }
     }
 }

@@ -368,6 +368,11 @@ impl Instance {
         })
     }
 
+    /// Run-time statistics of its programs.
+    pub fn program_runs(&self) -> Vec<crate::cost::ProgramRun> {
+        crate::cost::program_runs(self._ebpf.programs(), |_| true)
+    }
+
     /// Index of its probe in [`super::PackProbes`].
     pub fn index(&self) -> usize {
         self.index

@@ -279,6 +279,13 @@ impl PackProbes {
         Ok(())
     }
 
+    /// Run-time statistics of the programs of running probe `key`.
+    pub fn program_runs(&self, key: ProbeKey) -> Vec<crate::cost::ProgramRun> {
+        self.running
+            .get(&key)
+            .map_or_else(Vec::new, Instance::program_runs)
+    }
+
     /// Detaches probe `key` (drops its instance).
     pub fn detach(&mut self, key: ProbeKey) -> bool {
         self.running.remove(&key).is_some()

@@ -197,6 +197,79 @@ fn line_from(child: &mut Child, prefix: &str) -> String {
     }
 }
 
+/// A FUSE mount made with `bindfs` (installed by `cargo xtask setup`):
+/// the mirror of a directory holding a copy of this test binary, readable
+/// by every user (`allow_other`). Unmounted when dropped, also when the
+/// test fails.
+struct FuseMount {
+    _source: tempfile::TempDir,
+    mount: tempfile::TempDir,
+    /// The copied binary, seen through the FUSE mount.
+    binary: std::path::PathBuf,
+}
+
+impl FuseMount {
+    fn new() -> Self {
+        let source = tempfile::tempdir().unwrap();
+        let mount = tempfile::tempdir().unwrap();
+        for dir in [source.path(), mount.path()] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::copy(
+            std::env::current_exe().unwrap(),
+            source.path().join("on-fuse"),
+        )
+        .unwrap();
+        let output = Command::new("bindfs")
+            .args(["-o", "allow_other"])
+            .arg(source.path())
+            .arg(mount.path())
+            .output();
+        match output {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "bindfs could not mount a FUSE file system ({}: {}); the FUSE refusal \
+                 cannot be tested without one: check /dev/fuse and `bindfs SRC MNT` by hand",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(err) => panic!(
+                "could not run bindfs ({err}); `cargo xtask setup` installs it \
+                 (`apt-get install bindfs`)"
+            ),
+        }
+        let binary = mount.path().join("on-fuse");
+        let magic = nix::sys::statfs::statfs(&binary).unwrap().filesystem_type();
+        assert_eq!(
+            magic,
+            nix::sys::statfs::FUSE_SUPER_MAGIC,
+            "bindfs's mount at {} is not FUSE",
+            mount.path().display()
+        );
+        Self {
+            _source: source,
+            mount,
+            binary,
+        }
+    }
+}
+
+impl Drop for FuseMount {
+    fn drop(&mut self) {
+        let unmounted = Command::new("fusermount")
+            .arg("-u")
+            .arg(self.mount.path())
+            .status();
+        if !unmounted.is_ok_and(|s| s.success()) {
+            // Lazily, so the temporary directory can go all the same.
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.mount.path())
+                .status();
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
 fn uprobe_targets_that_are_not_plain_readable_files_are_refused() {
@@ -213,8 +286,10 @@ fn uprobe_targets_that_are_not_plain_readable_files_are_refused() {
     std::fs::copy(std::env::current_exe().unwrap(), &secret).unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let missing = dir.path().join("missing");
+    let fuse = FuseMount::new();
 
-    // As a group member (nobody), each refused with a sentence, at once.
+    // As a group member (nobody), each refused with a sentence, at once
+    // (a refusal after the helper's 1 s wait would be another sentence).
     let cases = [
         (fifo.as_path(), "not a regular file"),
         (Path::new("/dev/null"), "not a regular file"),
@@ -227,6 +302,7 @@ fn uprobe_targets_that_are_not_plain_readable_files_are_refused() {
             missing.as_path(),
             "does not exist or uid 65534 may not read it",
         ),
+        (fuse.binary.as_path(), "is on a FUSE file system"),
     ];
     let ids: Vec<String> = cases
         .iter()
@@ -254,14 +330,22 @@ fn uprobe_targets_that_are_not_plain_readable_files_are_refused() {
         eprintln!("{}: {reply}", path.display());
         assert!(reply.contains(want), "{}: {reply}", path.display());
     }
-    // The unreadable file and the missing one get the same sentence.
+    // The unreadable file and the missing one get the same sentence (the
+    // child's timing in parentheses aside).
+    let sentence = |reply: &str| reply.rsplit_once(" (").map_or(reply, |(s, _)| s).to_owned();
     assert_eq!(
-        replies[3].replace("secret", "X"),
-        replies[4].replace("missing", "X")
+        sentence(&replies[3]).replace("secret", "X"),
+        sentence(&replies[4]).replace("missing", "X")
     );
-    // Root may probe the root-only file; the helper never blocked.
+    // Root may probe the root-only file, not the one on FUSE; the helper
+    // never blocked.
     let mut root = helper.connect();
     enable(&mut root, &format!("uprobe:{}:main", secret.display()));
+    let err = root
+        .enable_probe(&format!("uprobe:{}:main", fuse.binary.display()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is on a FUSE file system"), "{err}");
     well_behaved_client_gets_every_event(&mut good, 1000);
     probes_answer(&helper);
     assert_memory_bounded(&helper, "hostile uprobe targets");
@@ -689,4 +773,164 @@ fn a_helper_killed_mid_stream_is_reported_and_the_recording_keeps_everything() {
     let mut reconnected = helper.connect();
     enable(&mut reconnected, "syscalls:sys_enter_openat");
     well_behaved_client_gets_every_event(&mut reconnected, 100);
+}
+
+/// Waits for the next update that `pick` accepts, skipping the others;
+/// fails after `SENTINEL_TIMEOUT` saying what it waited for.
+fn next_update_where<T>(
+    updates: &crossbeam_channel::Receiver<microscope_model::Update>,
+    what: &str,
+    mut pick: impl FnMut(microscope_model::Update) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + super::SENTINEL_TIMEOUT;
+    loop {
+        match updates.recv_deadline(deadline) {
+            Ok(update) => {
+                if let Some(found) = pick(update) {
+                    return found;
+                }
+            }
+            Err(err) => panic!("waiting for {what}: {err}"),
+        }
+    }
+}
+
+/// Opens `base` `count` times, then the sentinel `{base}-end`, and waits
+/// until the ingest delivers the sentinel's event.
+fn workload_through_the_ingest(
+    updates: &crossbeam_channel::Receiver<microscope_model::Update>,
+    base: &str,
+    count: usize,
+) {
+    let sentinel = format!("{base}-end");
+    for _ in 0..count {
+        let _ = std::fs::File::open(base);
+    }
+    open_sentinel(&sentinel);
+    next_update_where(updates, &format!("the sentinel {sentinel}"), |update| {
+        // With the filter on this process, its sentinel is the newest
+        // `openat` of its batch, so it is among the batch's recent events.
+        let microscope_model::Update::Events { recent, .. } = update else {
+            return None;
+        };
+        recent.iter().any(|e| opens(e, &sentinel)).then_some(())
+    });
+}
+
+#[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
+fn the_app_s_ingest_reconnects_to_a_killed_helper_and_its_recording_keeps_everything() {
+    use microscope_model::Update;
+    let mut helper = Helper::start();
+    // The app's own pipeline: the ingest threads and the Record button's
+    // recorder, as the window starts them.
+    let recorder = microscope_sources::Recorder::default();
+    let (update_tx, updates) = crossbeam_channel::bounded(4096);
+    let (commands, command_rx) = crossbeam_channel::bounded(64);
+    let _ingest = microscope_sources::spawn_ingest(
+        helper.socket.clone(),
+        update_tx,
+        command_rx,
+        std::sync::Arc::new(|| {}),
+        recorder.clone(),
+    )
+    .unwrap();
+    next_update_where(&updates, "the first connection", |u| {
+        matches!(u, Update::Connected(_)).then_some(())
+    });
+    next_update_where(&updates, "the probe list", |u| {
+        matches!(u, Update::Probes(_)).then_some(())
+    });
+    let probe = "syscalls:sys_enter_openat".to_owned();
+    commands
+        .send(ClientMessage::SetFilter(microscope_wire::ProcessFilter {
+            pid: Some(std::process::id()),
+            ..Default::default()
+        }))
+        .unwrap();
+    commands
+        .send(ClientMessage::Enable {
+            probe: probe.clone(),
+        })
+        .unwrap();
+    let enabled = |u: Update| match u {
+        Update::ProbeState { probe: p, enabled } if p == probe => {
+            assert!(enabled, "{p} was not enabled");
+            Some(())
+        }
+        Update::HelperError { message } => panic!("the helper refused: {message}"),
+        _ => None,
+    };
+    next_update_where(&updates, "the probe enabled", enabled);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reconnect.mscr");
+    recorder
+        .start(&file, &std::collections::BTreeSet::from([probe.clone()]))
+        .unwrap();
+
+    // Before the kill: everything up to a sentinel arrives and is recorded.
+    let base = format!(
+        "/tmp/microscope-reconnect-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    );
+    let (before, after) = (format!("{base}-before"), format!("{base}-after"));
+    const BEFORE: usize = 2000;
+    const AFTER: usize = 1500;
+    workload_through_the_ingest(&updates, &before, BEFORE);
+
+    // Killed mid-stream: the app says so in a sentence.
+    let mut killed = helper.child.take().unwrap();
+    super::signal(&killed, nix::sys::signal::Signal::SIGKILL);
+    killed.wait().unwrap();
+    let reason = next_update_where(&updates, "the disconnect", |u| match u {
+        Update::Disconnected { reason } => Some(reason),
+        _ => None,
+    });
+    eprintln!("the app said: {reason}");
+    assert_eq!(reason, "the helper closed the connection");
+    assert!(recorder.status().is_some(), "the recording goes on");
+
+    // Back on its socket: the ingest reconnects, sets its filter and
+    // enables the probe again without being asked, and events flow.
+    helper.restart();
+    next_update_where(&updates, "the reconnection", |u| match u {
+        Update::Connected(_) => Some(()),
+        Update::Disconnected { reason } => {
+            eprintln!("while the helper restarts: {reason}");
+            None
+        }
+        _ => None,
+    });
+    next_update_where(&updates, "the probe enabled again", enabled);
+    workload_through_the_ingest(&updates, &after, AFTER);
+
+    // The recording holds every event received, before and after.
+    let outcome = recorder.stop().unwrap();
+    eprintln!("{outcome}");
+    let recording = microscope_wire::Recording::open(&file).unwrap();
+    let (mut seen_before, mut seen_after, mut sentinels, mut hellos) = (0, 0, 0, 0);
+    for frame in recording.frames().unwrap() {
+        match frame.unwrap().message {
+            HelperMessage::Batch(batch) => {
+                for e in &batch.events {
+                    seen_before += usize::from(opens(e, &before));
+                    seen_after += usize::from(opens(e, &after));
+                    sentinels += usize::from(
+                        opens(e, &format!("{before}-end")) || opens(e, &format!("{after}-end")),
+                    );
+                }
+            }
+            HelperMessage::Hello(_) => hellos += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(seen_before, BEFORE, "events before the kill");
+    assert_eq!(seen_after, AFTER, "events after the reconnection");
+    assert_eq!(sentinels, 2);
+    assert_eq!(
+        hellos, 1,
+        "the second connection's hello is in the recording"
+    );
+    drop(commands);
 }

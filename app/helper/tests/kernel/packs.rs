@@ -618,7 +618,33 @@ fn pack_syscount_counts_calls_by_name_for_one_process() {
     assert_eq!(count("getuid"), Some(FieldValue::Uint(50)));
     // The read that waited for the start byte returned once.
     assert_eq!(count("read"), Some(FieldValue::Uint(1)));
-    println!("syscount: getppid 137, getuid 50, read 1 for the filtered child");
+
+    // The same reading through the app's path: converted as the ingest
+    // thread converts it, its table in the model keyed by the decoded names.
+    let mut model = microscope_model::Model::new(Instant::now());
+    model.apply(microscope_model::Update::Probes(vec![info.clone().into()]));
+    let update = microscope_model::update_from_message(
+        HelperMessage::PackData(data.clone()),
+        Instant::now(),
+    )
+    .expect("pack data is an update");
+    model.apply(update);
+    let table = &model.packs[&info.key].tables[0];
+    assert_eq!(table.rate_column_name(), Some("count"));
+    let value = |name: &str| {
+        table
+            .rows
+            .iter()
+            .find(|row| row.key == name)
+            .and_then(|row| row.value(table))
+    };
+    assert_eq!(
+        (value("getppid"), value("getuid")),
+        (Some(137.0), Some(50.0))
+    );
+    println!(
+        "syscount: getppid 137, getuid 50, read 1 for the filtered child, in the app's model too"
+    );
 }
 
 fn wake_often() {

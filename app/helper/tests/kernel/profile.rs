@@ -13,7 +13,7 @@ use microscoped::{
     FrameInterner, ProfileKind, Profiler, StackBatchParts, Symbolizer, lookup_addresses,
     monotonic_ns, tracefs,
 };
-use probes_common::{FILTER_PID, ProcessFilterConfig};
+use probes_common::{FILTER_PID, FilterTable, ProcessFilterConfig};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -154,12 +154,12 @@ impl Drop for Target {
     }
 }
 
-fn only_pid(pid: u32) -> ProcessFilterConfig {
-    ProcessFilterConfig {
+fn only_pid(pid: u32) -> FilterTable {
+    FilterTable::single(ProcessFilterConfig {
         flags: FILTER_PID,
         tgid: pid,
         ..ProcessFilterConfig::default()
-    }
+    })
 }
 
 /// Drains like the hub does (every `DRAIN_INTERVAL`) while `work` runs,
