@@ -26,6 +26,12 @@ use crate::proc::{self, ChildGuard};
 use crate::{run, setup, workspace};
 
 const PROBE: &str = "syscalls:sys_enter_openat";
+/// Microscope's counting-only probe: every syscall counted per number in
+/// the kernel, no event streamed.
+const COUNTS_PROBE: &str = "raw_syscalls:sys_enter";
+/// The floor any tracer pays: a program that does nothing, on the same
+/// tracepoint.
+const EMPTY_SCRIPT: &str = "tracepoint:syscalls:sys_enter_openat { }";
 /// The loop runs here; the tracers' consumers get the other CPUs.
 const LOOP_CPU: usize = 0;
 /// Microscope's streaming may cost at most this share of the untraced rate.
@@ -70,6 +76,9 @@ enum Bench {
     /// to any moment, UI time per frame, peak memory; and the Rates
     /// timeline with a million points.
     Replay(crate::bench_replay::Options),
+    /// Every benchmark, then BENCHMARKS.md with the machine and every
+    /// target (needs root; takes about 10 minutes).
+    All(crate::bench_all::Options),
 }
 
 /// One line of the results table.
@@ -82,6 +91,9 @@ struct Measured {
     ops_per_sec: f64,
     events: Option<u64>,
     drops: Option<Drops>,
+    /// The helper's resident memory before the client connected and its
+    /// peak by the end (`VmRSS`, `VmHWM`), in bytes.
+    helper_memory: Option<(u64, u64)>,
 }
 
 /// Events lost: in the kernel (ring buffer full) and in the helper (client
@@ -112,6 +124,7 @@ pub fn run(options: &Options) -> Result<()> {
         Bench::Profile(options) => return crate::bench_profile::run(options),
         Bench::Flame(options) => return crate::bench_flame::run(options),
         Bench::Replay(options) => return crate::bench_replay::run(options),
+        Bench::All(options) => return crate::bench_all::run(options),
     };
     if seconds == 0 || rounds == 0 {
         bail!("--seconds and --rounds must be at least 1");
@@ -142,10 +155,19 @@ pub fn run(options: &Options) -> Result<()> {
             ops_per_sec,
             events: None,
             drops: None,
+            helper_memory: None,
         });
         record("untraced", untraced);
-        record("microscope watch (stream)", with_microscope(seconds));
+        record("microscope watch (stream)", with_microscope(seconds, PROBE));
+        record(
+            "microscope (counts only)",
+            with_microscope(seconds, COUNTS_PROBE),
+        );
         if has_bpftrace {
+            record(
+                "empty BPF program (floor)",
+                with_bpftrace_quiet(EMPTY_SCRIPT, seconds),
+            );
             record("bpftrace count()", with_bpftrace_count(seconds));
             record("bpftrace printf", with_bpftrace_printf(seconds));
         }
@@ -197,14 +219,16 @@ fn open_loop(seconds: u64) -> Result<f64> {
         .with_context(|| format!("the load loop printed no rate: {stdout:?}"))
 }
 
-/// (b): the helper streams every openat event to `microscope watch`.
-fn with_microscope(seconds: u64) -> Result<Measured> {
+/// (b): the helper streams every openat event to `microscope watch` (or,
+/// for [`COUNTS_PROBE`], counts syscalls in the kernel).
+fn with_microscope(seconds: u64, probe: &str) -> Result<Measured> {
     let dir = std::env::temp_dir().join(format!("microscope-bench-{}", std::process::id()));
     fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
     let _cleanup = RemoveDir(dir.clone());
     let socket = dir.join("helper.sock");
 
-    let _helper = helper::start_own(&socket, "the benchmark")?;
+    let helper = helper::start_own(&socket, "the benchmark")?;
+    let idle = memory_of(helper.id(), "VmRSS:");
 
     // The client outlives the loop by a margin: it needs a moment to
     // subscribe, and its last line reports the final partial second.
@@ -214,7 +238,7 @@ fn with_microscope(seconds: u64) -> Result<Measured> {
     cmd.args([
         "watch",
         "--probe",
-        PROBE,
+        probe,
         "--seconds",
         &watch_seconds.to_string(),
     ])
@@ -225,7 +249,12 @@ fn with_microscope(seconds: u64) -> Result<Measured> {
     .stderr(Stdio::inherit());
     let mut watch = proc::spawn_guarded(&mut cmd, "microscope watch", "Run `cargo xtask setup`.")?;
     // The first per-second line means the subscription is live.
-    let (ready, lines) = read_lines(&mut watch, |line| line.starts_with(PROBE))?;
+    let first_line: fn(&str) -> bool = if probe == COUNTS_PROBE {
+        |line| line.starts_with(COUNTS_PROBE)
+    } else {
+        |line| line.starts_with(PROBE)
+    };
+    let (ready, lines) = read_lines(&mut watch, first_line)?;
     wait_ready(
         &ready,
         &mut watch,
@@ -242,18 +271,28 @@ fn with_microscope(seconds: u64) -> Result<Measured> {
     if !status.success() {
         bail!("microscope watch failed ({status}); its error is above");
     }
-    let (events, drops) = parse_watch(&lines);
+    let peak = memory_of(helper.id(), "VmHWM:");
+    let (events, drops) = parse_watch(&lines, probe);
     Ok(Measured {
         ops_per_sec,
         events: Some(events),
         drops: Some(drops),
+        helper_memory: idle.zip(peak),
     })
 }
 
-/// Sums the `syscalls:sys_enter_openat <n>` lines, and the `kernel=` and
-/// `client=` counts of `# drops <probe> kernel=<n> client=<n>` lines (the
-/// format `microscope watch` documents as stable).
-fn parse_watch(lines: &[String]) -> (u64, Drops) {
+/// A `kB` line of `/proc/PID/status`, in bytes.
+fn memory_of(pid: u32, key: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|line| line.strip_prefix(key))?;
+    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Sums the `<probe> <n>` lines, and the `kernel=` and `client=` counts of
+/// `# drops <probe> kernel=<n> client=<n>` lines (the format `microscope
+/// watch` documents as stable).
+fn parse_watch(lines: &[String], probe: &str) -> (u64, Drops) {
     let mut events = 0;
     let mut drops = Drops::default();
     for line in lines {
@@ -266,7 +305,7 @@ fn parse_watch(lines: &[String]) -> (u64, Drops) {
                 }
             }
         } else if let Some(count) = line
-            .strip_prefix(PROBE)
+            .strip_prefix(probe)
             .and_then(|rest| rest.strip_prefix(' '))
         {
             events += count.trim().parse::<u64>().unwrap_or(0);
@@ -316,13 +355,18 @@ fn with_bpftrace_count(seconds: u64) -> Result<Measured> {
         ops_per_sec,
         events: Some(events),
         drops: None,
+        helper_memory: None,
     })
 }
 
 /// (d): bpftrace prints every filename, to /dev/null.
 fn with_bpftrace_printf(seconds: u64) -> Result<Measured> {
-    let mut cmd =
-        bpftrace(PRINTF_SCRIPT).context("bpftrace needs root (or sudo without a password)")?;
+    with_bpftrace_quiet(PRINTF_SCRIPT, seconds)
+}
+
+/// bpftrace running `script`, its output to /dev/null.
+fn with_bpftrace_quiet(script: &str, seconds: u64) -> Result<Measured> {
+    let mut cmd = bpftrace(script).context("bpftrace needs root (or sudo without a password)")?;
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut tracer = proc::spawn_guarded(&mut cmd, "bpftrace", "Install bpftrace.")?
         .with_stop_signal(libc::SIGINT);
@@ -336,6 +380,7 @@ fn with_bpftrace_printf(seconds: u64) -> Result<Measured> {
         ops_per_sec,
         events: None,
         drops: None,
+        helper_memory: None,
     })
 }
 
@@ -513,7 +558,31 @@ fn print_table(rows: &[Row]) {
         "\ntarget: Microscope streaming costs at most {TARGET_OVERHEAD_PERCENT:.0} % of the \
          untraced loop rate: {verdict}"
     );
+    let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+    for row in rows {
+        if let Ok(Measured {
+            helper_memory: Some((idle, peak)),
+            ..
+        }) = &row.result
+        {
+            println!(
+                "helper memory, {}: {:.0} MiB idle, {:.0} MiB peak under the loop \
+                 (target: < {HELPER_MEMORY_TARGET_MIB} MiB: {})",
+                row.config,
+                mib(*idle),
+                mib(*peak),
+                if mib(*peak) < f64::from(HELPER_MEMORY_TARGET_MIB) {
+                    "met"
+                } else {
+                    "MISSED"
+                }
+            );
+        }
+    }
 }
+
+/// The helper's resident memory the hostile-client tests hold it to.
+const HELPER_MEMORY_TARGET_MIB: u32 = 160;
 
 #[cfg(test)]
 mod tests {
@@ -535,7 +604,7 @@ mod tests {
             kernel: 17,
             client: 3,
         };
-        assert_eq!(parse_watch(&lines), (250_001, drops));
-        assert_eq!(parse_watch(&[]), (0, Drops::default()));
+        assert_eq!(parse_watch(&lines, PROBE), (250_001, drops));
+        assert_eq!(parse_watch(&[], PROBE), (0, Drops::default()));
     }
 }

@@ -44,8 +44,11 @@ pub struct Options {
     pub file: Option<PathBuf>,
 }
 
-/// What `bench all` puts in its table.
-#[expect(dead_code, reason = "`bench all` (next) reads them")]
+/// What one run measured.
+#[expect(
+    dead_code,
+    reason = "kept for callers that want numbers rather than text"
+)]
 pub struct Summary {
     /// Events in the recording.
     pub events: u64,

@@ -12,6 +12,7 @@
 //! loop).
 
 mod bench;
+mod bench_all;
 mod bench_defaults;
 mod bench_flame;
 mod bench_profile;

@@ -50,6 +50,10 @@ pub struct Cli {
     /// waterfall: as soon as a recording has played, or at once when live.
     #[arg(long, value_name = "SYSCALL")]
     pub follow: Option<String>,
+    /// A second recording to compare with (with --replay, or live): the
+    /// flame graph, the rates and the latency histogram show both.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     /// What to do; opens the window if omitted.
     #[command(subcommand)]
     pub command: Option<CliCommand>,
@@ -126,6 +130,10 @@ pub enum CliCommand {
     Profile(ProfileArgs),
     /// Convert a recording for other tools.
     Export(ExportArgs),
+    /// What grew and what shrank between two recordings (their stacks, or
+    /// their events per command and probe), each as a share of its own
+    /// total.
+    Diff(DiffArgs),
     /// Internal: time the flame graph view per frame on synthetic stacks and
     /// print the numbers as JSON (`cargo xtask bench flame` runs it).
     #[command(name = "__bench-flame", hide = true)]
@@ -260,6 +268,39 @@ pub struct ExportArgs {
     /// Overwrite OUT if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Arguments of `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The recording to compare against.
+    #[arg(value_name = "BASELINE")]
+    pub baseline: PathBuf,
+    /// The recording compared.
+    #[arg(value_name = "COMPARISON")]
+    pub comparison: PathBuf,
+    /// `summary` (what grew and shrank, for a person) or `folded` (`stack
+    /// baseline comparison` lines for a differential flame graph).
+    #[arg(long, value_enum, default_value = "summary")]
+    pub format: DiffFormat,
+    /// Where to write; `-` for standard output.
+    #[arg(short = 'o', long = "output", value_name = "OUT", default_value = "-")]
+    pub output: PathBuf,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Functions listed as grown and as shrunk in the summary.
+    #[arg(long, default_value_t = 15)]
+    pub top: usize,
+}
+
+/// Output formats of `microscope diff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    /// What grew and what shrank, for a person.
+    Summary,
+    /// Two-count folded lines for flamegraph.pl / inferno-flamegraph.
+    Folded,
 }
 
 /// Output formats of `microscope export`.

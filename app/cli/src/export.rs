@@ -558,7 +558,7 @@ pub fn run_export(
     Ok(ExportOutcome { events, warning })
 }
 
-fn open_output(path: &Path, force: bool) -> Result<File, ExportError> {
+pub(crate) fn open_output(path: &Path, force: bool) -> Result<File, ExportError> {
     let mut options = OpenOptions::new();
     options.write(true);
     if force {

@@ -15,6 +15,7 @@
 //!   pure function from frames to a writer.
 //! - `profile`: stack batches from the helper folded into flame-graph input
 //!   (`microscope_model::FoldedProfile`, pure and unit-tested).
+//! - `diff`: what grew and shrank between two recordings.
 //! - `check_pack`: a probe pack checked against the built-in one.
 //! - `bench`: the hidden `__bench-flame` that `cargo xtask bench flame` runs.
 //!
@@ -37,6 +38,7 @@
 mod bench;
 mod check_pack;
 pub mod cli;
+mod diff;
 mod export;
 mod failure;
 mod info;
@@ -70,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         CliCommand::Info(args) => info::run(args),
         CliCommand::Profile(args) => profile::run(socket, args),
         CliCommand::Export(args) => export::run(args),
+        CliCommand::Diff(args) => diff::run(args),
         CliCommand::BenchFlame(args) => bench::run(args),
         CliCommand::BenchReplay(args) => bench::run_replay(args),
     }

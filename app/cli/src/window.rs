@@ -24,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.select,
         !cli.no_default_probes,
         start,
+        cli.baseline,
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -46,6 +46,9 @@ pub struct MicroscopeApp {
     /// Open the demo recording if the first connection attempt fails.
     demo_if_unreachable: bool,
     open_dialog: Option<egui_file::FileDialog>,
+    baseline_dialog: Option<egui_file::FileDialog>,
+    /// The baseline being read (its one answer comes here).
+    baseline: Option<Receiver<Update>>,
     commands: CommandQueue,
     follow_live: bool,
     tab: CentralTab,
@@ -98,6 +101,8 @@ impl MicroscopeApp {
             socket: None,
             demo_if_unreachable: false,
             open_dialog: None,
+            baseline_dialog: None,
+            baseline: None,
             commands: CommandQueue::default(),
             follow_live: true,
             tab: CentralTab::default(),
@@ -259,6 +264,7 @@ impl MicroscopeApp {
         self.follow_when_played();
         self.light_map();
         self.open_dialog_ui(ui.ctx());
+        self.baseline_dialog_ui(ui.ctx());
         views::tools_windows_ui(ui.ctx(), &self.model, &mut self.tools, &mut self.commands);
         views::verifier_log_window_ui(ui.ctx(), &self.model, &mut self.pack_view);
         self.top_panels_ui(ui, wall);
@@ -438,11 +444,16 @@ impl MicroscopeApp {
 
     /// Applies what the recording's browser read (few, large answers).
     fn drain_browser(&mut self) {
-        let Some((updates, _)) = &self.browser else {
-            return;
-        };
-        while let Ok(update) = updates.try_recv() {
+        if let Some((updates, _)) = &self.browser {
+            while let Ok(update) = updates.try_recv() {
+                self.model.apply(update);
+            }
+        }
+        if let Some(baseline) = &self.baseline
+            && let Ok(update) = baseline.try_recv()
+        {
             self.model.apply(update);
+            self.baseline = None;
         }
     }
 
@@ -491,7 +502,10 @@ impl MicroscopeApp {
 
     /// Replays `path` instead of what was shown before.
     pub fn start_replay(&mut self, path: PathBuf, demo: bool, ctx: &egui::Context) {
+        // A baseline stays open across recordings.
+        let baseline = self.model.browse.baseline.take();
         self.model = Model::for_replay(self.clock.now(), demo).with_clock(self.clock.clone());
+        self.model.browse.baseline = baseline;
         self.to_helper = None; // ends the ingest thread, so the helper detaches
         self.watching_cost = false;
         self.cpu_view = CpuTimelineState::default();
@@ -539,6 +553,34 @@ impl MicroscopeApp {
                 self.model.apply(Update::Disconnected {
                     reason: format!("could not start the connection thread: {err}"),
                 });
+            }
+        }
+    }
+
+    fn baseline_dialog_ui(&mut self, ctx: &egui::Context) {
+        let Some(dialog) = &mut self.baseline_dialog else {
+            return;
+        };
+        if dialog.show(ctx).selected()
+            && let Some(path) = dialog.path()
+        {
+            self.commands.send(Command::OpenBaseline(path.to_owned()));
+        }
+        if !dialog.visible() {
+            self.baseline_dialog = None;
+        }
+    }
+
+    /// Reads `path` as the baseline the flame graph, rates and histogram
+    /// compare with.
+    pub fn open_baseline(&mut self, path: PathBuf, ctx: &egui::Context) {
+        match sources::baseline(&path, wake(ctx)) {
+            Ok(updates) => self.baseline = Some(updates),
+            Err(err) => {
+                self.model.last_helper_error = Some(format!(
+                    "could not start reading {} as the baseline: {err}",
+                    path.display()
+                ));
             }
         }
     }
@@ -614,6 +656,14 @@ impl MicroscopeApp {
                     self.open_dialog = Some(dialog);
                 }
                 Command::OpenRecording(path) => self.start_replay(path, false, ctx),
+                Command::ShowBaselineDialog => {
+                    let mut dialog = egui_file::FileDialog::open_file()
+                        .title("Open a recording to compare with")
+                        .filename_filter(Box::new(|name: &str| name.ends_with(".mscr")));
+                    dialog.open();
+                    self.baseline_dialog = Some(dialog);
+                }
+                Command::OpenBaseline(path) => self.open_baseline(path, ctx),
                 Command::GoLive => self.go_live(ctx),
                 Command::SetStacks { probe, on } => {
                     if on {

@@ -27,6 +27,10 @@ pub enum Command {
         /// Right edge.
         to_secs: f64,
     },
+    /// Show the file picker for a baseline recording.
+    ShowBaselineDialog,
+    /// Read this recording as the baseline to compare with.
+    OpenBaseline(std::path::PathBuf),
     /// Show the file picker for a recording.
     ShowOpenDialog,
     /// Replay this recording instead of the live kernel.

@@ -80,7 +80,8 @@ pub fn catalogue_with_local_packs(
 /// as if their boxes were ticked; `tab` is the view to open on, `select` a
 /// subsystem whose details the map shows. With `default_probes`, a cheap
 /// default set of probes is counted in the kernel as soon as the helper
-/// answers, so the map lights at once.
+/// answers, so the map lights at once. `baseline` is a second recording to
+/// compare with.
 pub fn run_gui(
     socket: PathBuf,
     enable: Vec<String>,
@@ -89,6 +90,7 @@ pub fn run_gui(
     select: Option<String>,
     default_probes: bool,
     start: Vec<Command>,
+    baseline: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -125,6 +127,9 @@ pub fn run_gui(
             // A tour or a followed call asked for on the command line.
             for command in start {
                 app.request(command);
+            }
+            if let Some(path) = baseline {
+                app.request(Command::OpenBaseline(path));
             }
             match replay {
                 Some(path) => app.start_replay(path, false, &ctx),

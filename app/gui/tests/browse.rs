@@ -90,3 +90,35 @@ fn the_first_and_last_switch_and_event_of_a_recording_are_reachable() {
         .query_by_label_contains("of 137")
         .expect("the total");
 }
+
+#[test]
+fn a_baseline_recording_is_drawn_next_to_the_replay() {
+    #[path = "../../sources/tests/fixtures/recording.rs"]
+    mod recording;
+    let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let replayed = recording::write_recording(dir.path());
+    let baseline = recording::write_recording(other.path());
+    let (_updates, update_rx) = bounded(1);
+    let (to_helper, _helper_rx) = bounded(1);
+    let app = MicroscopeApp::new(update_rx, to_helper);
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, app: &mut MicroscopeApp| app.show_ui(ui), app);
+    let ctx = harness.ctx.clone();
+    harness.state_mut().start_replay(replayed, false, &ctx);
+    harness.state_mut().request(Command::OpenBaseline(baseline));
+    run_until(&mut harness, "the baseline", |h| {
+        h.state().model().browse.baseline.is_some()
+    });
+    harness
+        .state_mut()
+        .request(Command::ShowTab(CentralTab::Rates));
+    run_until(&mut harness, "the baseline's rates", |h| {
+        h.query_all_by_label_contains("syscalls:sys_enter_openat (baseline)")
+            .next()
+            .is_some()
+    });
+    harness
+        .query_by_label_contains("baseline: test.mscr")
+        .expect("named in the replay bar");
+}

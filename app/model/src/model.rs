@@ -57,6 +57,34 @@ pub struct Browse {
     pub page: Option<std::sync::Arc<crate::EventPage>>,
     /// Why reading failed, if it did.
     pub error: Option<String>,
+    /// A second recording to compare with, once read.
+    pub baseline: Option<std::sync::Arc<Baseline>>,
+}
+
+/// A second recording, read whole, that the flame graph, the rates and the
+/// latency histogram show next to the one replayed.
+#[derive(Debug)]
+pub struct Baseline {
+    /// Its file.
+    pub path: std::path::PathBuf,
+    /// Its stack samples.
+    pub stacks: crate::StackStore,
+    /// Its events per second, seconds counted from its own start.
+    pub timeline: crate::Timeline,
+    /// Its syscall latencies.
+    pub latency: crate::LatencyHistogram,
+}
+
+impl Baseline {
+    /// The baseline from a model that was fed the whole recording.
+    pub fn from_model(path: std::path::PathBuf, model: Model) -> Self {
+        Self {
+            path,
+            stacks: model.stacks,
+            timeline: model.timeline,
+            latency: model.latency,
+        }
+    }
 }
 
 impl Browse {
@@ -71,6 +99,7 @@ impl Browse {
             BrowseUpdate::CpuWindow(window) => self.cpu_window = Some(window),
             BrowseUpdate::Page(page) => self.page = Some(page),
             BrowseUpdate::Failed(reason) => self.error = Some(reason),
+            BrowseUpdate::Baseline(baseline) => self.baseline = Some(baseline),
         }
     }
 }

@@ -125,6 +125,8 @@ pub enum BrowseUpdate {
     Page(std::sync::Arc<crate::EventPage>),
     /// Reading failed; a sentence saying why and what to do.
     Failed(String),
+    /// A second recording to compare with, read whole.
+    Baseline(std::sync::Arc<crate::Baseline>),
 }
 
 impl PartialEq for BrowseUpdate {
@@ -136,6 +138,7 @@ impl PartialEq for BrowseUpdate {
             (Self::CpuWindow(a), Self::CpuWindow(b)) => Arc::ptr_eq(a, b),
             (Self::Page(a), Self::Page(b)) => Arc::ptr_eq(a, b),
             (Self::Failed(a), Self::Failed(b)) => a == b,
+            (Self::Baseline(a), Self::Baseline(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

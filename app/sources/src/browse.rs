@@ -115,6 +115,55 @@ pub fn spawn_browser(
         })
 }
 
+/// Reads the recording at `path` whole, as a replay would play it, into a
+/// [`Baseline`](microscope_model::Baseline) sent as one update; a file that
+/// cannot be read gets a sentence instead.
+pub fn spawn_baseline(
+    path: PathBuf,
+    updates: Sender<Update>,
+    wake: Wake,
+) -> std::io::Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name("microscope-baseline".to_owned())
+        .spawn(move || {
+            let update = match read_baseline(&path) {
+                Ok(baseline) => BrowseUpdate::Baseline(Arc::new(baseline)),
+                Err(reason) => BrowseUpdate::Failed(format!(
+                    "could not open {} as the baseline: {reason}",
+                    path.display()
+                )),
+            };
+            let _ = updates.send(Update::Browse(update));
+            wake();
+        })
+}
+
+fn read_baseline(path: &std::path::Path) -> Result<microscope_model::Baseline, String> {
+    use microscope_model::{Model, Probe, update_from_message};
+    let recording = Recording::open(path).map_err(|err| err.to_string())?;
+    let epoch = Instant::now();
+    let mut model = Model::for_replay(epoch, false);
+    let header = recording.header().clone();
+    model.apply(Update::Connected(header.helper.into()));
+    let mut probes: Vec<Probe> = header.probes.into_iter().map(Probe::from).collect();
+    for probe in &mut probes {
+        probe.enabled = true;
+    }
+    model.apply(Update::Probes(probes));
+    for frame in recording.frames().map_err(|err| err.to_string())? {
+        // Damage: compare what came before it.
+        let Ok(frame) = frame else { break };
+        let arrived = epoch + Duration::from_nanos(frame.recv_ns);
+        if let Some(update) = update_from_message(frame.message, arrived) {
+            model.apply(update);
+        }
+    }
+    Ok(microscope_model::Baseline::from_model(
+        path.to_owned(),
+        model,
+    ))
+}
+
 /// The newest request of each kind among `first` and those waiting.
 fn coalesce(first: BrowseRequest, requests: &Receiver<BrowseRequest>) -> Vec<BrowseRequest> {
     let mut window = None;

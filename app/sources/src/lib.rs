@@ -44,7 +44,8 @@ mod replay;
 mod tour_action;
 
 pub use browse::{
-    BrowseRequest, MAX_PAGE_EVENTS, MAX_WINDOW_SWITCHES, cpu_window, event_page, spawn_browser,
+    BrowseRequest, MAX_PAGE_EVENTS, MAX_WINDOW_SWITCHES, cpu_window, event_page, spawn_baseline,
+    spawn_browser,
 };
 pub use ingest::{RETRY_INTERVAL, spawn_ingest};
 pub use recorder::{Recorder, RecordingStatus, default_path};
@@ -105,6 +106,14 @@ pub fn browse(
     let (request_tx, request_rx) = bounded(COMMAND_CHANNEL_CAPACITY);
     spawn_browser(path.to_owned(), update_tx, request_rx, wake)?;
     Ok((update_rx, request_tx))
+}
+
+/// Reads `path` whole in a thread, as the baseline to compare with; the
+/// answer (or a sentence saying why not) comes on the returned channel.
+pub fn baseline(path: &Path, wake: Wake) -> std::io::Result<Receiver<Update>> {
+    let (update_tx, update_rx) = bounded(1);
+    spawn_baseline(path.to_owned(), update_tx, wake)?;
+    Ok(update_rx)
 }
 
 /// Answers waiting for the UI: a few progress reports, an overview, windows.

@@ -99,3 +99,38 @@ fn every_switch_and_event_of_a_recording_beyond_the_memory_caps_is_reachable() {
         assert_eq!(filename(event.unwrap()), expected);
     }
 }
+
+#[test]
+fn a_baseline_recording_is_read_whole() {
+    #[path = "fixtures/recording.rs"]
+    mod recording;
+    let dir = tempfile::tempdir().unwrap();
+    let path = recording::write_recording(dir.path());
+    let updates = microscope_sources::baseline(&path, Arc::new(|| {})).unwrap();
+    let BrowseUpdate::Baseline(baseline) = next_answer(&updates) else {
+        panic!("no baseline");
+    };
+    assert_eq!(baseline.path, path);
+    let series = baseline
+        .timeline
+        .series("syscalls:sys_enter_openat")
+        .expect("the probe's rates");
+    let events: f64 = series
+        .points()
+        .iter()
+        .map(|p| p[1] * microscope_model::BUCKET.as_secs_f64())
+        .sum();
+    assert_eq!(
+        events.round() as u64,
+        recording::BATCHES * recording::EVENTS_PER_BATCH as u64
+    );
+
+    // A file that is not a recording: a sentence, not a panic.
+    let garbage = dir.path().join("garbage.mscr");
+    std::fs::write(&garbage, b"not a recording").unwrap();
+    let updates = microscope_sources::baseline(&garbage, Arc::new(|| {})).unwrap();
+    let BrowseUpdate::Failed(reason) = next_answer(&updates) else {
+        panic!("a garbage baseline was accepted");
+    };
+    assert!(reason.contains("garbage.mscr"), "{reason}");
+}

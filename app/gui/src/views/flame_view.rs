@@ -76,6 +76,8 @@ struct Settings {
     filters: StackFilters,
     by_process: bool,
     diff: Option<DiffRanges>,
+    /// Compared with the baseline recording (its whole profile).
+    against_baseline: bool,
 }
 
 /// The flame graph view and everything it remembers between frames.
@@ -87,6 +89,8 @@ pub struct FlameView {
     /// Put each process as the first frame under the root.
     pub by_process: bool,
     diff: Option<DiffRanges>,
+    /// Compare with the baseline recording, when one is open.
+    pub against_baseline: bool,
     search: String,
     /// Names from below the root to the zoomed frame; survives rebuilds.
     zoom: Vec<String>,
@@ -116,6 +120,7 @@ impl FlameView {
             layout: FlameLayout::default(),
             by_process: true,
             diff: None,
+            against_baseline: true,
             search: String::new(),
             zoom: Vec::new(),
             cache: GraphCache::default(),
@@ -231,7 +236,19 @@ impl FlameView {
             ui.weak(NO_STACKS);
             return;
         }
-        self.refresh(ui.ctx(), store, model.clock().now());
+        let baseline = model
+            .browse
+            .baseline
+            .as_deref()
+            .filter(|_| self.against_baseline && self.diff.is_none());
+        self.refresh(ui.ctx(), store, baseline, model.clock().now());
+        if let Some(baseline) = baseline {
+            ui.weak(format!(
+                "Compared with the baseline {}: red frames grew, blue frames shrank, each \
+                 recording as a share of its own total.",
+                baseline.path.display()
+            ));
+        }
         self.search_row_ui(ui);
         if self.cache.is_building() {
             ui.horizontal(|ui| {
@@ -285,11 +302,18 @@ impl FlameView {
 
     /// Rebuilds the graph if its inputs changed, and the search if it or
     /// the graph changed.
-    fn refresh(&mut self, ctx: &egui::Context, store: &StackStore, now: Instant) {
+    fn refresh(
+        &mut self,
+        ctx: &egui::Context,
+        store: &StackStore,
+        against: Option<&microscope_model::Baseline>,
+        now: Instant,
+    ) {
         let settings = Settings {
             filters: self.filters.settings(),
             by_process: self.by_process,
             diff: self.diff,
+            against_baseline: against.is_some(),
         };
         let base = self.filters.query(store);
         let queries = match self.diff {
@@ -318,7 +342,11 @@ impl FlameView {
             || {
                 let (comparison, baseline) = queries;
                 let comparison = store.slice(comparison);
-                let baseline = baseline.map(|query| store.slice(query));
+                let baseline = match against {
+                    // The other recording's whole profile.
+                    Some(against) => Some(against.stacks.slice(StackQuery::all())),
+                    None => baseline.map(|query| store.slice(query)),
+                };
                 let stacks = comparison.len() + baseline.as_ref().map_or(0, StackSlice::len);
                 BuildJob {
                     inline: stacks <= INLINE_BUILD_MAX_STACKS,
@@ -358,6 +386,12 @@ impl FlameView {
             self.filters.live_ui(ui, store);
             ui.checkbox(&mut self.by_process, "Split by process")
                 .on_hover_text("Put each process as the first frame above the root.");
+            if model.browse.baseline.is_some() && self.diff.is_none() {
+                ui.checkbox(&mut self.against_baseline, "Against the baseline")
+                    .on_hover_text(
+                        "Colour what grew (red) and shrank (blue) since the baseline recording.",
+                    );
+            }
             let mut diff = self.diff.is_some();
             if ui
                 .checkbox(&mut diff, "Diff")

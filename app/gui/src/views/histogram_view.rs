@@ -63,7 +63,81 @@ pub fn histogram_ui(ui: &mut egui::Ui, model: &Model, shown: &mut Option<String>
         ui.weak(hint);
         return;
     }
-    bars_ui(ui, &model.latency.counts(), "syscalls");
+    match model
+        .browse
+        .baseline
+        .as_ref()
+        .filter(|b| b.latency.has_data())
+    {
+        Some(baseline) => {
+            ui.weak(
+                "Each recording as a share of its own calls: this one, and the baseline \
+                 (lighter).",
+            );
+            shares_ui(ui, &model.latency.counts(), &baseline.latency.counts());
+        }
+        None => bars_ui(ui, &model.latency.counts(), "syscalls"),
+    }
+}
+
+/// Two histograms side by side, each bucket as a percentage of its own
+/// total.
+fn shares_ui(ui: &mut egui::Ui, counts: &[u64], baseline: &[u64]) {
+    let percent = |counts: &[u64]| -> Vec<f64> {
+        let total: u64 = counts.iter().sum();
+        counts
+            .iter()
+            .map(|&c| {
+                if total == 0 {
+                    0.0
+                } else {
+                    100.0 * c as f64 / total as f64
+                }
+            })
+            .collect()
+    };
+    let (now, before) = (percent(counts), percent(baseline));
+    let buckets = now.len().max(before.len());
+    let bars = |values: &[f64], offset: f64| -> Vec<Bar> {
+        (0..buckets)
+            .map(|bucket| {
+                Bar::new(
+                    bucket as f64 + offset,
+                    values.get(bucket).copied().unwrap_or(0.0),
+                )
+                .width(0.4)
+                .name(format!(
+                    "{} – {}",
+                    bucket_label(bucket),
+                    bucket_label(bucket + 1)
+                ))
+            })
+            .collect()
+    };
+    Plot::new("latency-compared")
+        .x_axis_label("latency (log2 buckets, lower bound)")
+        .y_axis_label("% of calls")
+        .x_axis_formatter(|mark, _range| {
+            let bucket = mark.value;
+            if bucket >= 0.0 && bucket.fract() == 0.0 {
+                bucket_label(bucket as usize)
+            } else {
+                String::new()
+            }
+        })
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .include_y(0.0)
+        .show(ui, |plot_ui| {
+            plot_ui.bar_chart(
+                BarChart::new("this recording", bars(&now, -0.2)).color(theme::HISTOGRAM_BAR),
+            );
+            plot_ui.bar_chart(
+                BarChart::new("baseline", bars(&before, 0.2))
+                    .color(theme::HISTOGRAM_BAR.gamma_multiply(0.45)),
+            );
+        });
 }
 
 fn bars_ui(ui: &mut egui::Ui, counts: &[u64], what: &str) {

@@ -94,6 +94,25 @@ pub fn replay_bar_ui(
         if ui.button("Open recording…").clicked() {
             commands.send(Command::ShowOpenDialog);
         }
+        let baseline = model
+            .browse
+            .baseline
+            .as_ref()
+            .and_then(|b| b.path.file_name())
+            .map(|name| name.to_string_lossy().into_owned());
+        if ui
+            .button("Open baseline…")
+            .on_hover_text(
+                "A second recording to compare with: the flame graph, the rates and the latency \
+                 histogram show both.",
+            )
+            .clicked()
+        {
+            commands.send(Command::ShowBaselineDialog);
+        }
+        if let Some(name) = baseline {
+            ui.weak(format!("baseline: {name}"));
+        }
         if ui
             .button("Go live")
             .on_hover_text("Connect to the helper and show this kernel live.")

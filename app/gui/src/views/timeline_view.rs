@@ -74,6 +74,22 @@ pub fn timeline_ui(
             y_max = points.iter().map(|p| p[1]).fold(y_max, f64::max);
             plot_ui
                 .line(Line::new(probe, PlotPoints::new(points)).color(theme::series_color(index)));
+            // The baseline recording's rate of the same probe, dashed, on
+            // the same axis (seconds since each recording started).
+            if let Some(series) = model
+                .browse
+                .baseline
+                .as_ref()
+                .and_then(|b| b.timeline.series(probe))
+            {
+                let points = decimate_min_max(series.points(), x_min, x_max, columns);
+                y_max = points.iter().map(|p| p[1]).fold(y_max, f64::max);
+                plot_ui.line(
+                    Line::new(format!("{probe} (baseline)"), PlotPoints::new(points))
+                        .color(theme::series_color(index))
+                        .style(egui_plot::LineStyle::dashed_loose()),
+                );
+            }
         }
         if follow_live {
             plot_ui.set_plot_bounds_x(x_min..=x_max);
