@@ -265,6 +265,32 @@ impl ProbeSet {
             + self.packs.detach_all()
     }
 
+    /// Whether probe `key` is only counted in the kernel now.
+    pub fn counts_only(&self, key: ProbeKey) -> bool {
+        self.registry.get(key).is_some_and(|p| p.options.count_only)
+    }
+
+    /// Switches counting-only of the attached probe `id` on or off, keeping
+    /// its other options.
+    pub fn set_count_only(
+        &mut self,
+        id: &str,
+        count_only: bool,
+        peer: &Peer,
+        in_use: impl Fn(ProbeKey) -> bool,
+    ) -> Result<ProbeKey, String> {
+        let key = self
+            .key_of(id)
+            .ok_or_else(|| format!("unknown probe `{id}`"))?;
+        let mut options = self
+            .registry
+            .get(key)
+            .map(|p| p.options.clone())
+            .unwrap_or_default();
+        options.count_only = count_only;
+        self.set_options(id, options, true, peer, in_use)
+    }
+
     /// Changes how probe `id` collects; re-attaches it (for `peer`) if
     /// `attached`.
     pub fn set_options(

@@ -265,6 +265,11 @@ struct ClientState {
     frames_sent: u32,
     /// It asked for cost reports ([`ClientMessage::WatchCost`]).
     watches_cost: bool,
+    /// Probes it asked to have only counted in the kernel
+    /// ([`microscope_wire::ProbeOptions::count_only`]). A probe only counts
+    /// while every client that has it enabled asked so: one client's
+    /// choice never stops another's stream.
+    count_only: BTreeSet<ProbeKey>,
 }
 
 impl ClientState {
@@ -280,6 +285,7 @@ impl ClientState {
             client_drops: HashMap::new(),
             frames_sent: 0,
             watches_cost: false,
+            count_only: BTreeSet::new(),
         }
     }
 
@@ -890,6 +896,19 @@ impl Hub {
                 if let Some(client) = self.clients.get_mut(&id) {
                     client.enabled.insert(key);
                 }
+                // A client that did not ask for counting only gets the stream,
+                // even if another client's options counted the probe.
+                let streams_for_it = self
+                    .clients
+                    .get(&id)
+                    .is_some_and(|c| !c.count_only.contains(&key));
+                if streams_for_it && probes.counts_only(key) {
+                    let clients = &self.clients;
+                    let in_use = |key| clients.values().any(|c| c.wants(key));
+                    if let Err(message) = probes.set_count_only(&probe, false, &peer, in_use) {
+                        return error(message);
+                    }
+                }
                 let mut replies: Vec<HelperMessage> =
                     added.into_iter().map(HelperMessage::ProbeAdded).collect();
                 replies.push(HelperMessage::ProbeState {
@@ -915,13 +934,31 @@ impl Hub {
                     enabled: false,
                 }]
             }
-            ClientMessage::SetOptions { probe, options } => {
+            ClientMessage::SetOptions { probe, mut options } => {
                 let clients = &self.clients;
-                let attached = probes
-                    .key_of(&probe)
-                    .is_some_and(|key| clients.values().any(|c| c.wants(key)));
+                let key = probes.key_of(&probe);
+                let attached = key.is_some_and(|key| clients.values().any(|c| c.wants(key)));
+                // Counting only is honoured when no other client streams it.
+                if options.count_only
+                    && key.is_some_and(|key| {
+                        clients.iter().any(|(other, c)| {
+                            *other != id && c.wants(key) && !c.count_only.contains(&key)
+                        })
+                    })
+                {
+                    options.count_only = false;
+                }
+                let asked_count_only = options.count_only;
                 let in_use = |key| clients.values().any(|c| c.wants(key));
-                match probes.set_options(&probe, options, attached, &peer, in_use) {
+                let result = probes.set_options(&probe, options, attached, &peer, in_use);
+                if let (Ok(key), Some(client)) = (&result, self.clients.get_mut(&id)) {
+                    if asked_count_only {
+                        client.count_only.insert(*key);
+                    } else {
+                        client.count_only.remove(key);
+                    }
+                }
+                match result {
                     Ok(key) => vec![HelperMessage::ProbeState {
                         probe,
                         enabled: self.clients.get(&id).is_some_and(|c| c.wants(key)),

@@ -251,3 +251,74 @@ fn a_ninth_distinct_filter_is_refused_with_a_sentence() {
         }
     });
 }
+
+/// Counts `getppid` events of this process that `conn` receives until the
+/// openat of `sentinel`.
+fn getppid_events_until(conn: &mut Connection, sentinel: &str) -> usize {
+    let me = std::process::id();
+    let mut seen = 0;
+    super::collect_until_sentinel(conn, |event| {
+        if super::opens(event, sentinel) {
+            return true;
+        }
+        if event.tgid == me && matches!(event.data, microscope_wire::EventData::Fields(_)) {
+            seen += 1;
+        }
+        false
+    });
+    seen
+}
+
+fn count_only(conn: &mut Connection, probe: &str) {
+    conn.send(&ClientMessage::SetOptions {
+        probe: probe.to_owned(),
+        options: microscope_wire::ProbeOptions {
+            count_only: true,
+            ..Default::default()
+        },
+    })
+    .expect("send the options");
+}
+
+/// One client's "count it in the kernel only" never stops another client's
+/// stream of the same tracepoint, whichever asked first.
+#[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
+fn one_client_counting_only_does_not_stop_another_s_stream() {
+    const CALLS: usize = 500;
+    let probe = "syscalls:sys_enter_getppid";
+    let helper = Helper::start();
+    let me = ProcessFilter {
+        pid: Some(std::process::id()),
+        ..Default::default()
+    };
+    for counting_first in [true, false] {
+        let mut counting = helper.connect();
+        let mut streaming = helper.connect();
+        set_filter(&mut streaming, me.clone());
+        if counting_first {
+            count_only(&mut counting, probe);
+            enable(&mut counting, probe);
+            enable(&mut streaming, probe);
+        } else {
+            enable(&mut streaming, probe);
+            count_only(&mut counting, probe);
+            enable(&mut counting, probe);
+        }
+        enable(&mut streaming, "syscalls:sys_enter_openat");
+        let sentinel = format!(
+            "/tmp/microscope-count-only-{}-{counting_first}",
+            std::process::id()
+        );
+        for _ in 0..CALLS {
+            nix::unistd::getppid();
+        }
+        super::open_sentinel(&sentinel);
+        assert_eq!(
+            getppid_events_until(&mut streaming, &sentinel),
+            CALLS,
+            "the streaming client gets every call (the other client asked to count only {})",
+            if counting_first { "first" } else { "second" }
+        );
+    }
+}
