@@ -172,6 +172,16 @@ pub fn run(options: &Options) -> Result<()> {
     let mut app = proc::spawn_guarded(&mut cmd, "the app", "Run `cargo xtask setup`.")?;
 
     let window = find_window(display, &mut app)?;
+    // The pointer starts in the middle of the screen, over the app, where
+    // its tooltip would spoil the shot: park it in the corner outside the
+    // window (the screen is larger than the window).
+    proc::run_checked(
+        Command::new("xdotool")
+            .env("DISPLAY", format!(":{display}"))
+            .args(["mousemove", "1279", "899"]),
+        "moving the pointer out of the window with xdotool",
+        "Run `cargo xtask setup` to install xdotool.",
+    )?;
     let settle = if on_demo { DEMO_SETTLE } else { SETTLE };
     println!(
         "screenshot: window {window}; waiting {} s",

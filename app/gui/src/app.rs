@@ -341,7 +341,9 @@ impl MicroscopeApp {
     /// The row of tabs above the central area.
     fn tabs_ui(&mut self, ui: &mut egui::Ui) {
         ui.scope_builder(UiBuilder::new().accessibility_label(region::TABS), |ui| {
-            ui.horizontal(|ui| {
+            // Wrapped: with a tour's panel open at 1280 px the last tab
+            // ("Cost") was cut off.
+            ui.horizontal_wrapped(|ui| {
                 for tab in CentralTab::ALL {
                     if ui.selectable_label(self.tab == tab, tab.title()).clicked() {
                         self.commands.send(Command::ShowTab(tab));
