@@ -1,7 +1,7 @@
 //! `microscope` with no subcommand: the window.
 
 use crate::cli::{Cli, View};
-use microscope_gui::Command;
+use microscope_gui::{Command, WindowOptions};
 use std::process::ExitCode;
 
 /// Opens the window with the options of `cli` until it is closed.
@@ -16,15 +16,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(call) = cli.follow {
         start.push(Command::FollowWhenPlayed(call));
     }
-    microscope_gui::run_gui(
-        cli.socket,
-        cli.enable,
-        cli.replay,
-        cli.view.map(View::tab),
-        cli.select,
-        !cli.no_default_probes,
+    microscope_gui::run_gui(WindowOptions {
+        socket: cli.socket,
+        enable: cli.enable,
+        replay: cli.replay,
+        tab: cli.view.map(View::tab),
+        select: cli.select,
+        default_probes: !cli.no_default_probes,
         start,
-        cli.baseline,
-    )?;
+        baseline: cli.baseline,
+    })?;
     Ok(ExitCode::SUCCESS)
 }

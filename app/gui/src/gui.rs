@@ -74,24 +74,42 @@ pub fn catalogue_with_local_packs(
     }
 }
 
+/// What the window opens on, from the command line.
+#[derive(Debug, Default)]
+pub struct WindowOptions {
+    /// The helper's socket.
+    pub socket: PathBuf,
+    /// Probes switched on as if their boxes were ticked.
+    pub enable: Vec<String>,
+    /// A recording to replay instead of connecting.
+    pub replay: Option<PathBuf>,
+    /// The view to open on.
+    pub tab: Option<CentralTab>,
+    /// A subsystem whose details the map shows.
+    pub select: Option<String>,
+    /// Count a cheap default set of probes in the kernel as soon as the
+    /// helper answers, so the map lights at once.
+    pub default_probes: bool,
+    /// Commands to run first (a tour, a followed call).
+    pub start: Vec<Command>,
+    /// A second recording to compare with.
+    pub baseline: Option<PathBuf>,
+}
+
 /// Opens the window until it is closed: replaying `replay` if given, else
 /// connected to the helper at `socket` (falling back to the bundled demo
-/// recording when no helper answers). The probes in `enable` are switched on
-/// as if their boxes were ticked; `tab` is the view to open on, `select` a
-/// subsystem whose details the map shows. With `default_probes`, a cheap
-/// default set of probes is counted in the kernel as soon as the helper
-/// answers, so the map lights at once. `baseline` is a second recording to
-/// compare with.
-pub fn run_gui(
-    socket: PathBuf,
-    enable: Vec<String>,
-    replay: Option<PathBuf>,
-    tab: Option<CentralTab>,
-    select: Option<String>,
-    default_probes: bool,
-    start: Vec<Command>,
-    baseline: Option<PathBuf>,
-) -> anyhow::Result<()> {
+/// recording when no helper answers); see [`WindowOptions`].
+pub fn run_gui(window: WindowOptions) -> anyhow::Result<()> {
+    let WindowOptions {
+        socket,
+        enable,
+        replay,
+        tab,
+        select,
+        default_probes,
+        start,
+        baseline,
+    } = window;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(WINDOW_TITLE)

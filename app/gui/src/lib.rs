@@ -50,7 +50,7 @@ mod views;
 
 pub use app::MicroscopeApp;
 pub use command::{Command, CommandQueue};
-pub use gui::{WINDOW_TITLE, catalogue_with_local_packs, pack_dirs, run_gui};
+pub use gui::{WINDOW_TITLE, WindowOptions, catalogue_with_local_packs, pack_dirs, run_gui};
 pub use tab::CentralTab;
 pub use views::{
     BREADCRUMBS, CALL_GRAPH, CpuTimelineState, DiffRanges, FRAMES, FlameLayout, FlameView,
