@@ -134,6 +134,14 @@ fn the_recorded_uncached_read_is_a_waterfall_whose_parts_add_up() {
     });
     harness.run_steps(2);
     assert_eq!(harness.state().tab(), CentralTab::Waterfall);
+    // The inspector has forgotten the scheduler events around an older
+    // call; the waterfall reads them from the file.
+    run_until(
+        &mut harness,
+        "the call's events read from the file",
+        |app| app.waterfall().reading.is_none(),
+    );
+    assert!(harness.state().waterfall().from_file);
     let waterfall = match &harness.state().waterfall().current {
         Some(Ok(w)) => w.clone(),
         other => panic!("no waterfall: {other:?}"),
@@ -162,12 +170,30 @@ fn the_recorded_uncached_read_is_a_waterfall_whose_parts_add_up() {
     // The breakdown adds up to the measured latency, exactly.
     let sum: u64 = waterfall.breakdown.iter().map(|p| p.ns).sum();
     assert_eq!(sum, waterfall.latency_ns());
+    // Every milestone was seen, so no part merges two: the wait for a CPU
+    // after the wake-up is its own part, and so is the time back on a CPU.
+    let labels: Vec<&str> = waterfall
+        .breakdown
+        .iter()
+        .map(|p| p.label.as_str())
+        .collect();
+    for part in [
+        "on the device",
+        "waiting for a CPU after the wake-up",
+        "back on a CPU: copy to the program, return",
+    ] {
+        assert!(labels.contains(&part), "no part {part:?} in {labels:?}");
+    }
     assert!(
-        waterfall
-            .breakdown
-            .iter()
-            .any(|p| p.label == "on the device")
+        labels.iter().all(|l| !l.contains(" + ")),
+        "merged parts: {labels:?}"
     );
+    let back = waterfall
+        .steps
+        .iter()
+        .position(|s| s.label == "back on a CPU")
+        .unwrap_or_else(|| panic!("no switch back in {waterfall:#?}"));
+    assert!(wakeup < back && back < exit);
 
     // The view lists the same bars, in the same order.
     let rows: Vec<String> = harness
@@ -186,3 +212,4 @@ fn the_recorded_uncached_read_is_a_waterfall_whose_parts_add_up() {
         assert!(highlight.has_node(node), "{highlight:?}");
     }
 }
+
