@@ -194,6 +194,18 @@ fn the_recorded_uncached_read_is_a_waterfall_whose_parts_add_up() {
         .position(|s| s.label == "back on a CPU")
         .unwrap_or_else(|| panic!("no switch back in {waterfall:#?}"));
     assert!(wakeup < back && back < exit);
+    // The device's interrupt handler that completed the request, linked by
+    // CPU and time: inferred, before the completion.
+    let interrupt = waterfall
+        .steps
+        .iter()
+        .position(|s| s.label.starts_with("completion interrupt: irq "))
+        .unwrap_or_else(|| panic!("no completion interrupt in {waterfall:#?}"));
+    assert_eq!(
+        waterfall.steps[interrupt].link,
+        microscope_model::waterfall::Link::Inferred
+    );
+    assert!(issue < interrupt && interrupt < complete, "{waterfall:#?}");
 
     // The view lists the same bars, in the same order.
     let rows: Vec<String> = harness
@@ -213,3 +225,48 @@ fn the_recorded_uncached_read_is_a_waterfall_whose_parts_add_up() {
     }
 }
 
+/// The probes each tour step shows, and what must come from the demo's
+/// `tour-*` threads (the workload doing the step's action), where the
+/// recording has them.
+const FROM_THE_WORKLOAD: &[&str] = &[
+    "exceptions:page_fault_user",
+    "kmem:mm_page_alloc",
+    "syscalls:sys_enter_fsync",
+    "readahead:page_cache_sync_ra",
+    "filemap:mm_filemap_add_to_page_cache",
+];
+
+#[test]
+fn every_step_of_every_tour_finds_its_evidence_in_the_demo() {
+    let mut harness = demo_app();
+    play_to_the_end(&mut harness);
+    let catalogue = Catalogue::builtin();
+    let tours = catalogue.tours().to_vec();
+    assert!(tours.len() >= 5, "{} tours", tours.len());
+    for tour in &tours {
+        harness
+            .state_mut()
+            .request(Command::StartTour(tour.id.clone()));
+        harness.run_steps(2);
+        for (i, step) in tour.steps.iter().enumerate() {
+            harness.state_mut().request(Command::TourStep(i));
+            harness.run_steps(2);
+            let place = format!("tour {} step {} ({})", tour.id, i + 1, step.title);
+            for probe in &step.probes {
+                let model = harness.state().model();
+                let kept = model
+                    .probe(probe)
+                    .and_then(|p| model.recent.get(&p.key))
+                    .map_or(0, |events| events.len());
+                assert!(kept > 0, "{place}: no {probe} event in the demo");
+                // The step panel shows them.
+                let whose = if FROM_THE_WORKLOAD.contains(&probe.as_str()) {
+                    " (from the thread that did the action)"
+                } else {
+                    ""
+                };
+                harness.get_by_label_contains(&format!("{probe}: {kept} events kept{whose}"));
+            }
+        }
+    }
+}

@@ -527,6 +527,9 @@ fn link_steps(
         .collect();
     // Interrupts already linked (one may complete several requests).
     let mut interrupts: Vec<(u32, u64)> = Vec::new();
+    // Bars of the thread's other probes: index in `steps`, events.
+    let mut repeated: std::collections::HashMap<String, (usize, usize)> =
+        std::collections::HashMap::new();
     let completion_of = |r: &Request, from: u64| {
         during.iter().find(|e| {
             e.ts_ns >= from
@@ -640,7 +643,18 @@ fn link_steps(
                 ));
             }
             Kind::Other | Kind::SyscallEnter(_) | Kind::SyscallExit(..) if mine => {
-                steps.push(step(e, e.probe.clone(), e.ts_ns, Link::SameThread));
+                // A readahead of 1 MiB allocates and caches 256 pages: one
+                // bar per probe, from its first event to its last.
+                if let Some((index, count)) = repeated.get_mut(&e.probe)
+                    && let Some(bar) = steps.get_mut(*index)
+                {
+                    *count += 1;
+                    bar.end_ns = e.ts_ns.max(bar.end_ns);
+                    bar.label = format!("{} ×{count}, first to last", e.probe);
+                } else {
+                    repeated.insert(e.probe.clone(), (steps.len(), 1));
+                    steps.push(step(e, e.probe.clone(), e.ts_ns, Link::SameThread));
+                }
             }
             _ => {}
         }
@@ -1167,6 +1181,25 @@ mod tests {
             !w.steps.iter().any(|s| s.probe == "irq:irq_handler_entry"),
             "{:#?}",
             w.steps
+        );
+    }
+
+    #[test]
+    fn repeated_events_of_a_probe_in_the_thread_are_one_bar() {
+        let mut events = uncached_read();
+        for (i, ts) in [1_300, 1_350, 1_400].into_iter().enumerate() {
+            events.insert(2 + i, ev(ts, 7, "kmem:mm_page_alloc", Kind::Other));
+        }
+        let w = follow(&events, 7, 1_000).unwrap();
+        let bars: Vec<&Step> = w
+            .steps
+            .iter()
+            .filter(|s| s.probe == "kmem:mm_page_alloc")
+            .collect();
+        assert_eq!(bars.len(), 1, "{:#?}", w.steps);
+        assert_eq!(
+            (bars[0].start_ns, bars[0].end_ns, bars[0].label.as_str()),
+            (1_300, 1_400, "kmem:mm_page_alloc ×3, first to last")
         );
     }
 
