@@ -255,3 +255,106 @@ impl Drop for JournaledDir {
         let _ignored = fs::remove_file(&self.image);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use microscope_wire::{
+        Availability, Capabilities, Event, EventBatch, EventData, HelperInfo, ProbeInfo, ProbeKind,
+        RecordingHeader,
+    };
+
+    fn probe(id: &str, key: u64) -> ProbeInfo {
+        ProbeInfo {
+            fields: Vec::new(),
+            id: id.into(),
+            key,
+            subsystem: "test".into(),
+            description: id.into(),
+            kind: ProbeKind::Stream,
+            availability: Availability::yes("test"),
+            enabled: true,
+        }
+    }
+
+    fn event(probe: u64, tgid: u32) -> Event {
+        Event {
+            probe,
+            cpu: 0,
+            ts_ns: 1_000,
+            pid: tgid,
+            tgid,
+            comm: "test".into(),
+            data: EventData::Openat {
+                dfd: -100,
+                filename: "/x".into(),
+                flags: 0,
+                mode: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn other_processes_faults_are_left_out_and_everything_else_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (raw, out) = (dir.path().join("all.mscr"), dir.path().join("demo.mscr"));
+        let yes = || Availability::yes("test");
+        let header = RecordingHeader::new(
+            HelperInfo {
+                helper_version: "0.1.0".into(),
+                kernel_release: "6.18.0-test".into(),
+                capabilities: Capabilities {
+                    tracefs: yes(),
+                    btf: yes(),
+                    kprobes: yes(),
+                    fentry: yes(),
+                    uprobes: yes(),
+                },
+            },
+            vec![
+                probe("exceptions:page_fault_user", 1),
+                probe("sched:sched_switch", 2),
+            ],
+            "microscope record",
+        );
+        let mut writer = RecordingWriter::create(&raw, &header, false).unwrap();
+        let events = vec![event(1, 42), event(1, 99), event(2, 42), event(2, 99)];
+        for recv_ns in [10, 20] {
+            let batch = EventBatch {
+                events: events.clone(),
+                stats: vec![],
+            };
+            writer.write(recv_ns, &HelperMessage::Batch(batch)).unwrap();
+        }
+        writer.finish().unwrap();
+
+        let kept = keep_own_events(&raw, &out, 42).unwrap();
+        assert_eq!((kept.events, kept.left_out), (6, 2));
+        let demo = Recording::open(&out).unwrap();
+        assert!(demo.header().note.starts_with("microscope record · "));
+        assert!(demo.header().note.contains("exceptions:page_fault_user"));
+        let mut seen = Vec::new();
+        for frame in demo.frames().unwrap() {
+            let frame = frame.unwrap();
+            if let HelperMessage::Batch(batch) = frame.message {
+                seen.extend(
+                    batch
+                        .events
+                        .iter()
+                        .map(|e| (frame.recv_ns, e.probe, e.tgid)),
+                );
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (10, 1, 42),
+                (10, 2, 42),
+                (10, 2, 99),
+                (20, 1, 42),
+                (20, 2, 42),
+                (20, 2, 99)
+            ]
+        );
+    }
+}
