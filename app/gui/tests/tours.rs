@@ -270,3 +270,74 @@ fn every_step_of_every_tour_finds_its_evidence_in_the_demo() {
         }
     }
 }
+
+#[test]
+fn a_call_the_inspector_has_forgotten_is_followed_from_the_file() {
+    // The demo's first read that went to the disk: thousands of events later, the
+    // inspector (newest 2 000 events per probe) no longer holds its block
+    // requests and scheduler events.
+    let recording =
+        microscope_wire::Recording::open(microscope_sources::demo_file().unwrap()).unwrap();
+    let key = |id: &str| {
+        recording
+            .header()
+            .probes
+            .iter()
+            .find(|p| p.id == id)
+            .unwrap()
+            .key
+    };
+    let (enter_key, bio_key) = (key("syscalls:sys_enter_read"), key("block:block_bio_queue"));
+    let mut events: Vec<microscope_wire::Event> = recording
+        .frames()
+        .unwrap()
+        .filter_map(|frame| match frame.unwrap().message {
+            microscope_wire::HelperMessage::Batch(batch) => Some(batch.events),
+            _ => None,
+        })
+        .flatten()
+        .filter(|e| e.comm == "tour-read" && (e.probe == enter_key || e.probe == bio_key))
+        .collect();
+    events.sort_by_key(|e| e.ts_ns);
+    // The first read whose next event is a bio it queued: one that went
+    // to the disk with every probe already attached.
+    let (tid, enter_ns) = events
+        .windows(2)
+        .find(|w| w[0].probe == enter_key && w[1].probe == bio_key)
+        .map(|w| (w[0].pid, w[0].ts_ns))
+        .unwrap();
+
+    let mut harness = demo_app();
+    play_to_the_end(&mut harness);
+    let inspector = harness.state().model().observed_events();
+    // From the inspector alone the call is not followed, or looks like a
+    // cache hit: its block requests and wake-up are no longer kept.
+    let from_inspector = microscope_model::waterfall::follow(&inspector, tid, enter_ns);
+    assert!(
+        from_inspector.as_ref().map_or(true, |w| !w.went_to_disk()),
+        "the inspector still holds the first read's requests: the test proves nothing"
+    );
+    harness.state_mut().request(Command::FollowCall {
+        tid,
+        ts_ns: enter_ns,
+    });
+    harness.run_steps(2);
+    run_until(
+        &mut harness,
+        "the call's events read from the file",
+        |app| app.waterfall().reading.is_none(),
+    );
+    let state = harness.state().waterfall();
+    let waterfall = match &state.current {
+        Some(Ok(w)) => w.clone(),
+        other => panic!("not followed from the file: {other:?}"),
+    };
+    assert!(state.from_file);
+    assert_eq!((waterfall.tid, waterfall.enter_ns), (tid, enter_ns));
+    assert!(waterfall.went_to_disk(), "{waterfall:#?}");
+    assert_eq!(
+        waterfall.breakdown.iter().map(|p| p.ns).sum::<u64>(),
+        waterfall.latency_ns()
+    );
+    harness.get_by_label_contains("every event around it, read from the recording");
+}

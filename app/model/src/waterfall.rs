@@ -444,6 +444,11 @@ pub fn follow(events: &[Observed], tid: u32, at_ns: u64) -> Result<Waterfall, Fo
             tid,
         })?;
     let exit = &events[exit_index];
+    if exit.ts_ns < at_ns {
+        // The entry found belongs to an earlier call; the one running at
+        // `at_ns` entered before the events kept begin.
+        return Err(FollowError::NoEntry { tid });
+    }
     let during = &events[enter_index + 1..exit_index];
     let steps = link_steps(enter, exit, during, tid, &call);
     let breakdown = breakdown(enter.ts_ns, exit.ts_ns, &steps);
@@ -1014,6 +1019,12 @@ mod tests {
         let events = uncached_read();
         let err = follow(&events, 99, 5_000).unwrap_err();
         assert_eq!(err, FollowError::NoEntry { tid: 99 });
+        // A moment after the call returned, whose own entry is not kept,
+        // is not that call.
+        assert_eq!(
+            follow(&events, 7, 9_950).unwrap_err(),
+            FollowError::NoEntry { tid: 7 }
+        );
         let unfinished: Vec<Observed> = events[..10].to_vec();
         let err = follow(&unfinished, 7, 1_000).unwrap_err();
         assert!(err.to_string().contains("has not returned"), "{err}");
