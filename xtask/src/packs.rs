@@ -33,7 +33,12 @@ pub fn run(options: &Options) -> Result<()> {
     let assets = workspace::root().join("assets/packs");
     let c = out.join("example-c");
     copy_manifests(&assets.join("example-c"), &c)?;
-    build_c(&c.join("sleeps.bpf.c"), &c.join("sleeps.bpf.o"))?;
+    for program in ["sleeps", "offcpu"] {
+        build_c(
+            &c.join(format!("{program}.bpf.c")),
+            &c.join(format!("{program}.bpf.o")),
+        )?;
+    }
     let rust = out.join("example-rust");
     copy_manifests(&assets.join("example-rust"), &rust)?;
     build_rust(

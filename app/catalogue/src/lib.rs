@@ -112,7 +112,7 @@ mod tour;
 
 pub use bpf::{
     AttachChoice, AttachPoint, AttachSlot, BpfProbe, Buckets, Decode, FieldSpec, FieldType, Knob,
-    KnobValue, Layout, ObjectDef, Output, OutputKind, Role, Unit,
+    KnobValue, Layout, ObjectDef, Output, OutputKind, Role, StacksSpec, Unit,
 };
 pub use builtin::BUILTIN_ORIGIN;
 pub use catalogue::Catalogue;

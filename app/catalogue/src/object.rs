@@ -305,6 +305,15 @@ pub fn inspect(object: &str, bytes: &[u8]) -> Result<ObjectInfo, Vec<String>> {
 /// The kernel's name of a map type, for messages.
 fn map_type_name(map_type: u32) -> &'static str {
     match map_type {
+        map_type::HASH => "hash",
+        map_type::ARRAY => "array",
+        map_type::PERF_EVENT_ARRAY => "perf_event_array",
+        map_type::PERCPU_HASH => "percpu_hash",
+        map_type::PERCPU_ARRAY => "percpu_array",
+        map_type::STACK_TRACE => "stack_trace",
+        map_type::LRU_HASH => "lru_hash",
+        map_type::LRU_PERCPU_HASH => "lru_percpu_hash",
+        map_type::RINGBUF => "ringbuf",
         3 => "prog_array: tail calls",
         12 => "array_of_maps",
         13 => "hash_of_maps",
@@ -450,9 +459,59 @@ pub fn check_probe(pack: &str, probe_id: &str, probe: &BpfProbe, info: &ObjectIn
                     ));
                 }
             }
+            OutputKind::Stacks(spec) => {
+                if !matches!(
+                    map.map_type,
+                    map_type::HASH
+                        | map_type::PERCPU_HASH
+                        | map_type::LRU_HASH
+                        | map_type::LRU_PERCPU_HASH
+                ) {
+                    problems.push(format!(
+                        "{whose}: output `{}` holds stack counts but the map is of type `{}` ({}), not a hash map of counts keyed by stack ids",
+                        output.map,
+                        map_type_name(map.map_type),
+                        map.map_type
+                    ));
+                }
+                problems.extend(sizes(spec.key.size, spec.value.size));
+                problems.extend(check_stack_map(&whose, &output.map, &spec.stack_map, info));
+            }
         }
     }
     problems
+}
+
+/// The stack map of a `stacks` output: present, a
+/// `BPF_MAP_TYPE_STACK_TRACE` with 4-byte keys (stack ids) and values of
+/// whole 8-byte addresses.
+fn check_stack_map(whose: &str, counts: &str, name: &str, info: &ObjectInfo) -> Option<String> {
+    let Some(map) = info.maps.get(name) else {
+        return Some(format!(
+            "{whose}: output `{counts}` names the stack map `{name}`, which the object does not have (it has {})",
+            list(info.maps.keys().filter(|m| !m.starts_with('.')))
+        ));
+    };
+    if map.map_type != map_type::STACK_TRACE {
+        return Some(format!(
+            "{whose}: `{name}` is a map of type `{}` ({}), not a stack map (BPF_MAP_TYPE_STACK_TRACE); name the map `bpf_get_stackid` writes into",
+            map_type_name(map.map_type),
+            map.map_type
+        ));
+    }
+    if map.key_size != 4 {
+        return Some(format!(
+            "{whose}: stack map `{name}` has {}-byte keys; a stack map's keys are 4-byte stack ids",
+            map.key_size
+        ));
+    }
+    if map.value_size == 0 || map.value_size % 8 != 0 {
+        return Some(format!(
+            "{whose}: stack map `{name}` has {}-byte values; they must be a positive multiple of 8 (one 64-bit address per frame, e.g. `__uint(value_size, 127 * sizeof(__u64))`)",
+            map.value_size
+        ));
+    }
+    None
 }
 
 /// The BPF objects embedded in a program (as bcc's libbpf-tools embed their

@@ -426,6 +426,11 @@ impl ProbeSet {
         if !at_tracepoints.is_empty() {
             self.profiler.submit(at_tracepoints);
         }
+        // So do packs' stack counts.
+        let of_packs = self.packs.take_stacks();
+        if !of_packs.is_empty() {
+            self.profiler.submit(of_packs);
+        }
         self.profiler.drain(now_ns)
     }
 
@@ -441,6 +446,7 @@ impl ProbeSet {
             self.registry
                 .get(*key)
                 .is_some_and(|p| p.info.kind == ProbeKind::Stacks || p.options.stacks)
+                || self.packs.has_stacks(*key)
         })
     }
 

@@ -19,6 +19,7 @@
 mod decode;
 mod instance;
 mod rawmap;
+mod stacks;
 pub mod trust;
 
 use microscope_wire::ProbeKey;
@@ -252,6 +253,14 @@ impl PackProbes {
             description,
             kind: if events.is_some() {
                 ProbeKind::Fields
+            } else if p
+                .bpf
+                .outputs
+                .iter()
+                .any(|o| matches!(&o.kind, OutputKind::Stacks(spec) if spec.unit.is_time()))
+            {
+                // The catalogue refuses time stacks beside events.
+                ProbeKind::TimeStacks
             } else {
                 ProbeKind::Pack
             },
@@ -334,6 +343,20 @@ impl PackProbes {
             }
         }
         n
+    }
+
+    /// Whether running probe `key` counts stacks.
+    pub fn has_stacks(&self, key: ProbeKey) -> bool {
+        self.running.get(&key).is_some_and(Instance::has_stacks)
+    }
+
+    /// What the stack counts of every running probe grew by since the last
+    /// call (see [`stacks`]), as addresses for the symbolizer.
+    pub fn take_stacks(&mut self) -> Vec<crate::raw_stack::RawStack> {
+        self.running
+            .values_mut()
+            .flat_map(Instance::take_stacks)
+            .collect()
     }
 
     /// Events lost in the kernel, per running probe with events.
