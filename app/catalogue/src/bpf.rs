@@ -931,10 +931,10 @@ impl RawOutput {
             return Err(at.err(self.count.as_ref().unwrap_or(&self.kind), format!("output `{map}` of probe `{probe}`: the stacks' count `{count}` must be an integer value field (the value has {})", field_names(&value))));
         }
         let unit = self.unit.as_ref().map_or(Unit::Count, |u| *u.get_ref());
-        if !(unit.is_time() || unit == Unit::Count) {
-            if let Some(spanned) = &self.unit {
-                return Err(at.err(spanned, format!("output `{map}` of probe `{probe}`: stacks count hits (`unit = \"count\"`, the default) or sum a time (`ns`, `us`, `ms`, `s`), not `{}`", unit.symbol())));
-            }
+        if !(unit.is_time() || unit == Unit::Count)
+            && let Some(spanned) = &self.unit
+        {
+            return Err(at.err(spanned, format!("output `{map}` of probe `{probe}`: stacks count hits (`unit = \"count\"`, the default) or sum a time (`ns`, `us`, `ms`, `s`), not `{}`", unit.symbol())));
         }
         Ok(StacksSpec {
             stack_map: stack_map_name.to_owned(),
