@@ -17,7 +17,13 @@ use crate::setup::{C_PACK_PACKAGES, install_apt_packages};
 use crate::workspace;
 
 /// The libbpf-tools whose objects the pack uses.
-const LIBBPF_TOOLS: [&str; 4] = ["exitsnoop", "execsnoop", "runqlat", "syscount"];
+const LIBBPF_TOOLS: [&str; 5] = [
+    "exitsnoop",
+    "execsnoop",
+    "runqlat",
+    "syscount",
+    "offcputime",
+];
 
 /// `cargo xtask packs` options.
 #[derive(Debug, clap::Args)]

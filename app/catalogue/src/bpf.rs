@@ -51,8 +51,22 @@ pub struct ObjectDef {
     pub id: String,
     /// The file, relative to the pack's directory (no `..`, not absolute).
     pub file: String,
+    /// Map sizes to write into the object before loading, as a libbpf
+    /// tool's own loader sets them (`maps = { NAME = { value_size = N,
+    /// max_entries = N } }`), by map name.
+    pub map_sizes: BTreeMap<String, MapSizes>,
     /// Where it is declared.
     pub defined_at: Location,
+}
+
+/// Sizes of one map the manifest sets (see [`ObjectDef::map_sizes`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapSizes {
+    /// Bytes per value.
+    pub value_size: Option<u32>,
+    /// Entries.
+    pub max_entries: Option<u32>,
 }
 
 /// What a `bpf` probe loads, attaches and reads.
@@ -588,6 +602,8 @@ impl Unit {
 pub(crate) struct RawObject {
     id: Spanned<String>,
     file: Spanned<String>,
+    #[serde(default)]
+    maps: Option<Spanned<BTreeMap<String, MapSizes>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -681,9 +697,32 @@ impl RawObject {
                 ),
             ));
         }
+        let map_sizes = match &self.maps {
+            None => BTreeMap::new(),
+            Some(maps) => {
+                for (map, sizes) in maps.get_ref() {
+                    if !is_symbol(map) {
+                        return Err(
+                            at.err(maps, format!("object `{id}`: `{map}` is not a map name"))
+                        );
+                    }
+                    if sizes.value_size.is_none() && sizes.max_entries.is_none() {
+                        return Err(at.err(maps, format!("object `{id}`: map `{map}` sets neither `value_size` nor `max_entries`")));
+                    }
+                    if sizes.value_size == Some(0) || sizes.max_entries == Some(0) {
+                        return Err(at.err(
+                            maps,
+                            format!("object `{id}`: map `{map}` cannot have a size of 0"),
+                        ));
+                    }
+                }
+                maps.get_ref().clone()
+            }
+        };
         Ok(ObjectDef {
             id: id.to_owned(),
             file: file.to_owned(),
+            map_sizes,
             defined_at: at.of(&self.id),
         })
     }

@@ -155,6 +155,28 @@ fn tracing_kind(prefix: &str) -> Option<&'static str> {
     })
 }
 
+/// `bytes` with the map sizes `def` sets written in (see
+/// [`ObjectDef::map_sizes`]): what the helper loads and `check-pack`
+/// inspects. A sentence per map it could not set.
+pub fn prepare(def: &crate::ObjectDef, bytes: Vec<u8>) -> Result<Vec<u8>, Vec<String>> {
+    let mut bytes = bytes;
+    let mut problems = Vec::new();
+    for (map, sizes) in &def.map_sizes {
+        match crate::btf_patch::set_map_sizes(&bytes, map, sizes.value_size, sizes.max_entries) {
+            Ok(patched) => bytes = patched,
+            Err(why) => problems.push(format!(
+                "{}: cannot set the sizes of map `{map}` given in its `[[object]]`: {why}",
+                def.file
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(bytes)
+    } else {
+        Err(problems)
+    }
+}
+
 /// Reads `bytes` (a BPF ELF object) and refuses what cannot be loaded
 /// safely: a sentence per problem, naming `object` (a file name) and the
 /// program, map or symbol at fault.
@@ -268,7 +290,11 @@ pub fn inspect(object: &str, bytes: &[u8]) -> Result<ObjectInfo, Vec<String>> {
         }
         if map_info.map_type == map_type::STACK_TRACE && map_info.value_size == 0 {
             problems.push(format!(
-                "{object}: stack map `{name}` declares no value size, which aya 0.14 cannot create; add `__uint(value_size, PERF_MAX_STACK_DEPTH * sizeof(__u64))`"
+                "{object}: stack map `{name}` declares no value size, which aya 0.14 cannot create; add `__uint(value_size, PERF_MAX_STACK_DEPTH * sizeof(__u64))`, or, for an object you cannot change, set it in its `[[object]]`: `maps = {{ {name} = {{ value_size = 1016, max_entries = 16384 }} }}`"
+            ));
+        } else if map_info.map_type == map_type::STACK_TRACE && map_info.max_entries == 0 {
+            problems.push(format!(
+                "{object}: stack map `{name}` declares no size (`max_entries`); add `__uint(max_entries, 16384)`, or set it in its `[[object]]`: `maps = {{ {name} = {{ max_entries = 16384 }} }}`"
             ));
         }
         if !matches!(

@@ -282,3 +282,41 @@ fn the_object_check_refuses_missing_and_mistyped_maps() {
         );
     }
 }
+
+#[test]
+fn an_object_may_set_map_sizes_its_own_loader_would() {
+    let load_pack = |maps: &str| {
+        let pack = PACK.replace(
+            "file = \"demo.bpf.o\"\n",
+            &format!("file = \"demo.bpf.o\"\n{maps}\n"),
+        );
+        Pack::from_files("packs/demo", &[("pack.toml", &pack)]).map_err(|e| e.to_string())
+    };
+    let pack = load_pack("maps = { stacks = { value_size = 1016, max_entries = 16384 } }").unwrap();
+    let sizes = &pack.objects()[0].map_sizes["stacks"];
+    assert_eq!(
+        (sizes.value_size, sizes.max_entries),
+        (Some(1016), Some(16384))
+    );
+    for (maps, expected) in [
+        (
+            "maps = { stacks = { value_size = 0 } }",
+            "packs/demo/pack.toml:10:8: object `demo`: map `stacks` cannot have a size of 0",
+        ),
+        (
+            "maps = { stacks = {} }",
+            "object `demo`: map `stacks` sets neither `value_size` nor `max_entries`",
+        ),
+        (
+            "maps = { stacks = { key_size = 4 } }",
+            "unknown field `key_size`",
+        ),
+        (
+            "maps = { \"9x\" = { max_entries = 4 } }",
+            "`9x` is not a map name",
+        ),
+    ] {
+        let err = load_pack(maps).unwrap_err();
+        assert!(err.contains(expected), "{maps}: {err}");
+    }
+}

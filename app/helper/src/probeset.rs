@@ -434,6 +434,11 @@ impl ProbeSet {
         self.profiler.drain(now_ns)
     }
 
+    /// Whether probe `key` is a running pack probe with stack outputs.
+    pub fn has_pack_stacks(&self, key: ProbeKey) -> bool {
+        self.packs.has_stacks(key)
+    }
+
     /// Every frame name the stack batches use, by id.
     pub fn frames(&self) -> &FrameInterner {
         self.profiler.interner()

@@ -147,8 +147,10 @@ impl PackProbes {
                     path.display()
                 )
             })?;
-            let info = object::inspect(&def.file, &bytes)
-                .map_err(|problems| format!("pack `{pack_id}` refused: {}", problems.join("; ")))?;
+            let info = object::prepare(def, bytes)
+                .and_then(|bytes| Ok((object::inspect(&def.file, &bytes)?, bytes)))
+                .map_err(|problems| format!("pack `{pack_id}` refused: {}", problems.join("; ")));
+            let (info, bytes) = info?;
             objects.insert(def.id.clone(), (Arc::new(bytes), path, info));
         }
         for def in pack.probes() {

@@ -100,16 +100,37 @@ impl StacksOutput {
             );
         }
         self.truncated = truncated;
+        // The command name may be in the value (offcputime keeps it there).
+        let value_comm = self
+            .spec
+            .value
+            .fields
+            .iter()
+            .find(|f| f.role == Some(Role::Comm));
+        let mut comms: HashMap<Vec<u8>, String> = HashMap::new();
         let totals: Vec<(Vec<u8>, u64)> = entries
             .into_iter()
             .filter_map(|(key, value)| {
                 let value = merged_value(&self.spec.value, &value, self.per_cpu);
                 let total = field_u64(&self.spec.value, &self.spec.count, &value)?;
+                if let Some(f) = value_comm {
+                    comms.insert(key.clone(), comm_of(f, &value));
+                }
                 Some((key, total))
             })
             .collect();
         let grown = growth(&mut self.previous, totals);
-        self.raw_stacks(probe, &grown)
+        let mut stacks = self.raw_stacks(probe, &grown);
+        if value_comm.is_some() {
+            for (stack, (key, _)) in stacks.iter_mut().zip(&grown) {
+                if stack.comm.is_empty()
+                    && let Some(comm) = comms.remove(key)
+                {
+                    stack.comm = comm;
+                }
+            }
+        }
+        stacks
     }
 
     /// The grown keys as stacks of addresses, each stack id read once.
