@@ -303,6 +303,170 @@ mod tests {
         );
     }
 
+    fn words(words: &[u32]) -> Vec<u8> {
+        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    /// A minimal ELF object (null, `.shstrtab`, `.BTF` sections) holding
+    /// the BTF of `struct { __uint(type, 7); __uint(key_size, 4); } stackmap`.
+    fn object() -> Vec<u8> {
+        let strings = b"\0int\0__ARRAY_SIZE_TYPE__\0type\0key_size\0stackmap\0";
+        let (int, size_type, ty, key_size, stackmap) = (1, 5, 25, 30, 39);
+        let types = words(&[
+            int,
+            KIND_INT << 24,
+            4,
+            32, // [1] int
+            size_type,
+            KIND_INT << 24,
+            4,
+            32, // [2] __ARRAY_SIZE_TYPE__
+            0,
+            KIND_ARRAY << 24,
+            0,
+            1,
+            2,
+            7, // [3] int[7]
+            0,
+            KIND_PTR << 24,
+            3, // [4]
+            0,
+            KIND_ARRAY << 24,
+            0,
+            1,
+            2,
+            4, // [5] int[4]
+            0,
+            KIND_PTR << 24,
+            5, // [6]
+            0,
+            KIND_STRUCT << 24 | 2,
+            16,
+            ty,
+            4,
+            0,
+            key_size,
+            6,
+            64, // [7]
+            stackmap,
+            KIND_VAR << 24,
+            7,
+            1, // [8]
+        ]);
+        let mut btf = vec![0x9f, 0xeb, 1, 0];
+        btf.extend(words(&[24, 0, types.len() as u32, types.len() as u32]));
+        btf.extend(words(&[strings.len() as u32]));
+        btf.extend(&types);
+        btf.extend(strings);
+        let shstrtab = b"\0.shstrtab\0.BTF\0";
+        let mut elf = vec![0u8; 64];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        let shstrtab_at = elf.len() as u64;
+        elf.extend(shstrtab);
+        let btf_at = elf.len() as u64;
+        elf.extend(&btf);
+        elf.resize(elf.len().next_multiple_of(8), 0);
+        let shoff = elf.len() as u64;
+        let section = |name: u32, kind: u32, offset: u64, size: u64| {
+            let mut h = vec![0u8; 64];
+            h[..4].copy_from_slice(&name.to_le_bytes());
+            h[4..8].copy_from_slice(&kind.to_le_bytes());
+            h[24..32].copy_from_slice(&offset.to_le_bytes());
+            h[32..40].copy_from_slice(&size.to_le_bytes());
+            h
+        };
+        elf.extend(vec![0u8; 64]);
+        elf.extend(section(1, 3, shstrtab_at, shstrtab.len() as u64));
+        elf.extend(section(11, 1, btf_at, btf.len() as u64));
+        elf[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        elf[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        elf[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        elf
+    }
+
+    /// The map's members after patching: name → N of `int (*name)[N]`,
+    /// with their bit offsets, and the struct's size.
+    fn members_of(elf: &[u8], map: &str) -> (Vec<(String, u32, u32)>, u32) {
+        let (_, off, len) = btf_section(elf).unwrap();
+        let btf = &elf[off..off + len];
+        let (hdr, type_len, str_off) = (
+            u32_at(btf, 4).unwrap() as usize,
+            u32_at(btf, 12).unwrap() as usize,
+            u32_at(btf, 16).unwrap() as usize,
+        );
+        let section = &btf[hdr..hdr + type_len];
+        let strings = &btf[hdr + str_off..];
+        let all = types(section).unwrap();
+        let by_id = |id: u32| &all[id as usize - 1];
+        let var = all
+            .iter()
+            .find(|t| t.kind == KIND_VAR && name(strings, t.name_off) == map.as_bytes())
+            .unwrap();
+        let def = by_id(var.size_or_type);
+        let members = (0..def.vlen)
+            .map(|i| {
+                let at = def.offset + 12 + 12 * i;
+                let ptr = by_id(u32_at(section, at + 4).unwrap());
+                let array = by_id(ptr.size_or_type);
+                (
+                    String::from_utf8_lossy(name(strings, u32_at(section, at).unwrap()))
+                        .into_owned(),
+                    u32_at(section, array.offset + 20).unwrap(),
+                    u32_at(section, at + 8).unwrap(),
+                )
+            })
+            .collect();
+        (members, def.size_or_type)
+    }
+
+    #[test]
+    fn sizes_are_added_to_the_map_definition_without_growing_it() {
+        let elf = object();
+        assert_eq!(
+            members_of(&elf, "stackmap"),
+            (vec![("type".into(), 7, 0), ("key_size".into(), 4, 64)], 16)
+        );
+        let patched = set_map_sizes(&elf, "stackmap", Some(1016), Some(16384)).unwrap();
+        assert_eq!(
+            members_of(&patched, "stackmap"),
+            (
+                vec![
+                    ("type".into(), 7, 0),
+                    ("key_size".into(), 4, 64),
+                    ("value_size".into(), 1016, 64),
+                    ("max_entries".into(), 16384, 64),
+                ],
+                16
+            )
+        );
+        // The original bytes are all still there, only the .BTF header moved.
+        assert_eq!(patched[64..elf.len() - 192], elf[64..elf.len() - 192]);
+        // Setting again replaces, never duplicates.
+        let again = set_map_sizes(&patched, "stackmap", Some(8), None).unwrap();
+        let (members, _) = members_of(&again, "stackmap");
+        assert_eq!(
+            members
+                .iter()
+                .map(|(n, v, _)| (n.as_str(), *v))
+                .collect::<Vec<_>>(),
+            [
+                ("type", 7),
+                ("key_size", 4),
+                ("max_entries", 16384),
+                ("value_size", 8)
+            ]
+        );
+        assert_eq!(
+            set_map_sizes(&elf, "other", Some(8), None).unwrap_err(),
+            "its BTF has no map `other`"
+        );
+        // Cut anywhere, the object is refused with a sentence, never a panic.
+        for cut in (0..elf.len()).step_by(7) {
+            let _ = set_map_sizes(&elf[..cut], "stackmap", Some(8), None);
+        }
+    }
+
     #[test]
     fn strings_are_found_or_appended() {
         let mut strings = b"\0type\0key_size\0".to_vec();
