@@ -119,7 +119,7 @@ impl StacksOutput {
                 Some((key, total))
             })
             .collect();
-        let grown = growth(&mut self.previous, totals);
+        let grown = growth(&mut self.previous, totals, truncated == 0);
         let mut stacks = self.raw_stacks(probe, &grown);
         if value_comm.is_some() {
             for (stack, (key, _)) in stacks.iter_mut().zip(&grown) {
@@ -174,9 +174,13 @@ impl StacksOutput {
 /// What each key's total grew by since `previous`, which becomes `totals`.
 /// A key whose total shrank was deleted and created again by the program:
 /// all of its new total is growth. Keys that did not grow are left out.
+/// When the reading was cut short (`complete` false), the keys it did not
+/// reach keep their previous totals (up to twice [`MAX_ENTRIES`] keys in
+/// all), so that reaching them later does not count their whole past again.
 fn growth(
     previous: &mut HashMap<Vec<u8>, u64>,
     totals: Vec<(Vec<u8>, u64)>,
+    complete: bool,
 ) -> Vec<(Vec<u8>, u64)> {
     let mut now = HashMap::with_capacity(totals.len());
     let mut grown = Vec::new();
@@ -187,6 +191,14 @@ fn growth(
             grown.push((key.clone(), delta));
         }
         now.insert(key, total);
+    }
+    if !complete {
+        for (key, total) in previous.drain() {
+            if now.len() >= 2 * MAX_ENTRIES {
+                break;
+            }
+            now.entry(key).or_insert(total);
+        }
     }
     *previous = now;
     grown
@@ -283,18 +295,25 @@ mod tests {
         let mut previous = HashMap::new();
         let k = |b: u8| vec![b];
         assert_eq!(
-            growth(&mut previous, vec![(k(1), 5), (k(2), 0)]),
+            growth(&mut previous, vec![(k(1), 5), (k(2), 0)], true),
             [(k(1), 5)]
         );
         assert_eq!(
-            growth(&mut previous, vec![(k(1), 5), (k(2), 3)]),
+            growth(&mut previous, vec![(k(1), 5), (k(2), 3)], true),
             [(k(2), 3)]
         );
         // Key 1 deleted and created again with 2; key 2 gone.
-        assert_eq!(growth(&mut previous, vec![(k(1), 2)]), [(k(1), 2)]);
+        assert_eq!(growth(&mut previous, vec![(k(1), 2)], true), [(k(1), 2)]);
         assert_eq!(previous.len(), 1);
-        assert!(growth(&mut previous, Vec::new()).is_empty());
+        assert!(growth(&mut previous, Vec::new(), true).is_empty());
         assert!(previous.is_empty());
+        // A reading cut short keeps the totals of the keys it missed.
+        growth(&mut previous, vec![(k(1), 4), (k(2), 6)], true);
+        assert!(growth(&mut previous, vec![(k(1), 4)], false).is_empty());
+        assert_eq!(
+            growth(&mut previous, vec![(k(1), 4), (k(2), 7)], true),
+            [(k(2), 1)]
+        );
     }
 
     #[test]
