@@ -8,7 +8,7 @@
 //! ```
 //!
 //! First it reads every frame once, fast (borrowed strings, no allocation
-//! per event: [`Recording::glance`]), into a
+//! per event: [`Recording::glance`]), on every core (`overview.rs`), into a
 //! [`RecordingOverview`](microscope_model::RecordingOverview), reporting
 //! its progress. Then it answers requests: the scheduler slices of a time
 //! range ([`CpuWindow`]), built with the same [`CpuTimeline`] code as live
@@ -23,11 +23,12 @@
 //! serves the views that show single events.
 
 use crate::Wake;
+use crate::overview::build_overview;
 use crossbeam_channel::{Receiver, Sender};
 use microscope_model::waterfall::{CallEvents, MAX_CALL_EVENTS, observe_keyed};
 use microscope_model::{
-    BrowseUpdate, CpuTimeline, CpuWindow, EventPage, OverviewBuilder, Probe, RecordingOverview,
-    Update, sched_records,
+    BrowseUpdate, CpuTimeline, CpuWindow, EventPage, Probe, RecordingOverview, Update,
+    sched_records,
 };
 use microscope_wire::{HelperMessage, ProbeKey, Recording};
 use std::path::PathBuf;
@@ -35,8 +36,6 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// How often progress is reported while the overview is built.
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
 /// Most `sched_switch` events read for one window; a larger request gets
 /// the start of its range (the view asks for far less: see the CPU
 /// timeline view).
@@ -208,41 +207,6 @@ fn coalesce(first: BrowseRequest, requests: &Receiver<BrowseRequest>) -> Vec<Bro
         }
     }
     window.into_iter().chain(page).chain(call).collect()
-}
-
-/// Reads every frame once into an overview, reporting progress; `None` when
-/// the UI is gone.
-fn build_overview(
-    recording: &Recording,
-    send: &impl Fn(BrowseUpdate) -> bool,
-) -> Option<RecordingOverview> {
-    let totals = recording.summary().totals;
-    let mut builder = OverviewBuilder::new(totals.event_span_ns);
-    let (start, end) = (recording.data_start(), recording.data_end());
-    let mut last_report = Instant::now();
-    let mut gone = false;
-    let result = recording.glance(start, |offset, recv_ns, events| {
-        builder.frame(offset, recv_ns, events);
-        if last_report.elapsed() >= PROGRESS_INTERVAL {
-            last_report = Instant::now();
-            let share = (offset - start) as f32 / (end - start).max(1) as f32;
-            gone = !send(BrowseUpdate::Progress(share));
-        }
-        !gone
-    });
-    if gone {
-        return None;
-    }
-    if let Err(err) = result {
-        // Damage in the middle: browse what came before it, and say so.
-        log::warn!("{err}");
-        if !send(BrowseUpdate::Failed(format!(
-            "the recording can be browsed only up to the damage: {err}"
-        ))) {
-            return None;
-        }
-    }
-    Some(builder.finish(end))
 }
 
 /// The slices of `from_ns..to_ns`, from the chunks that hold them.
