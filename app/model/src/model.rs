@@ -488,7 +488,11 @@ impl Model {
             let total = match kind {
                 // A tracepoint that only counts in the kernel
                 // (`ProbeOptions::count_only`) reports its hits as calls.
-                ProbeKind::Stream | ProbeKind::Fields | ProbeKind::Stacks | ProbeKind::Pack => {
+                ProbeKind::Stream
+                | ProbeKind::Fields
+                | ProbeKind::Stacks
+                | ProbeKind::Pack
+                | ProbeKind::TimeStacks => {
                     let Some((_, hits, _)) = functions.iter().find(|(k, _, _)| *k == key) else {
                         continue;
                     };
@@ -545,7 +549,7 @@ impl Model {
         let map_only = self
             .probes
             .iter()
-            .find(|p| p.key == key && p.kind == ProbeKind::Pack)
+            .find(|p| p.key == key && matches!(p.kind, ProbeKind::Pack | ProbeKind::TimeStacks))
             .map(|p| p.id.clone());
         if let Some(id) = map_only {
             self.record_total(&id, arrived, total);
@@ -574,17 +578,16 @@ impl Model {
 
     /// Files a batch of stack counts: frame names first (interned by id),
     /// then each stack at the end of the interval it covers. Off-CPU
-    /// stacks count nanoseconds blocked, the others samples.
+    /// stacks and those of [`ProbeKind::TimeStacks`] pack probes count
+    /// nanoseconds, the others samples.
     fn add_stacks(&mut self, batch: microscope_wire::StackBatch) {
         for frame in batch.frames {
             self.stacks.intern_frame(frame.id, frame.name, frame.kernel);
         }
         for stack in &batch.stacks {
-            if self
-                .probes
-                .iter()
-                .any(|p| p.key == stack.probe && p.id == OFF_CPU_PROBE)
-            {
+            if self.probes.iter().any(|p| {
+                p.key == stack.probe && (p.id == OFF_CPU_PROBE || p.kind == ProbeKind::TimeStacks)
+            }) {
                 self.stacks
                     .set_unit(stack.probe, crate::stacks::ValueUnit::Nanoseconds);
             }

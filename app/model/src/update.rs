@@ -29,6 +29,9 @@ pub enum ProbeKind {
     /// histograms read from its maps (a pack probe with events is
     /// [`ProbeKind::Fields`], and may have maps too).
     Pack,
+    /// A pack probe whose stack counts sum time (nanoseconds off the CPU,
+    /// say) rather than count hits; it may have maps too, never events.
+    TimeStacks,
 }
 
 impl ProbeKind {
