@@ -265,7 +265,7 @@ fn every_step_of_every_tour_finds_its_evidence_in_the_demo() {
                 let cache_hit = step.action == Some(TourAction::ReadFile)
                     && probe == "filemap:mm_filemap_add_to_page_cache";
                 let whose = if cache_hit {
-                    ", none from the thread that did the action"
+                    ", none in the thread that did the action"
                 } else if FROM_THE_WORKLOAD.contains(&probe.as_str())
                     || probe == "filemap:mm_filemap_add_to_page_cache"
                 {

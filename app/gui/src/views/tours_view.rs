@@ -314,7 +314,7 @@ fn evidence_ui(
     let whose = if shown.iter().any(|e| ours(e)) {
         " (from the thread that did the action)"
     } else if acted {
-        ", none from the thread that did the action"
+        ", none in the thread that did the action"
     } else {
         ""
     };
