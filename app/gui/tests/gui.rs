@@ -337,3 +337,31 @@ fn the_status_bar_rate_falls_to_zero_when_a_replay_stops() {
     fixture.harness.run_steps(2);
     assert_eq!(rate_label(&fixture), "0 events/s");
 }
+
+#[test]
+fn a_long_probe_id_stays_on_one_line_and_keeps_its_whole_name() {
+    let mut fixture = fixture();
+    let long = "workqueue:workqueue_queue_work_with_a_name_longer_than_the_panel";
+    fixture.updates.send(Update::Connected(helper())).unwrap();
+    fixture
+        .updates
+        .send(Update::Probes(vec![
+            probe("sched:sched_switch", 1, "Scheduler", None),
+            probe(long, 2, "Scheduler", None),
+        ]))
+        .unwrap();
+    fixture.harness.run_steps(2);
+    let panel = fixture.harness.get_by_label(region::PROBES);
+    let short = panel
+        .get_by_role_and_label(Role::CheckBox, "sched:sched_switch")
+        .rect();
+    // Found by its whole id (the cut is only drawn), and as tall as a
+    // one-line checkbox: not wrapped mid-word onto a second line.
+    let cut = panel.get_by_role_and_label(Role::CheckBox, long).rect();
+    assert!(
+        cut.height() <= short.height() + 0.5,
+        "the long id took {} px, a one-line checkbox {} px",
+        cut.height(),
+        short.height()
+    );
+}

@@ -78,13 +78,27 @@ pub(crate) fn probe_checkbox_ui(
     probe: &Probe,
     commands: &mut CommandQueue,
 ) {
+    // A probe id has no spaces ("workqueue:workqueue_queue_work"): wrapped,
+    // it breaks mid-word; cut with "…" instead, the whole id on hover.
+    ui.scope(|ui| {
+        ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
+        probe_checkbox_row_ui(ui, model, probe, commands);
+    });
+}
+
+fn probe_checkbox_row_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    probe: &Probe,
+    commands: &mut CommandQueue,
+) {
     if model.is_replay() {
         // A recording holds what it holds: show it, but nothing to toggle.
         let mut recorded = probe.enabled;
         ui.add_enabled(false, egui::Checkbox::new(&mut recorded, &probe.id))
             .on_disabled_hover_text(format!(
-                "{}
-{} Press Go live to choose probes on your own kernel.",
+                "{}\n{}\n{} Press Go live to choose probes on your own kernel.",
+                probe.id,
                 probe.description,
                 if recorded {
                     "Recorded."
@@ -98,14 +112,18 @@ pub(crate) fn probe_checkbox_ui(
     let mut checked = wanted;
     let response = match &probe.unavailable_reason {
         None => ui.checkbox(&mut checked, &probe.id).on_hover_text(format!(
-            "{}\n{}",
+            "{}\n{}\n{}",
+            probe.id,
             probe.description,
             kind_note(probe)
         )),
         Some(reason) => {
             let response = ui
                 .add_enabled(false, egui::Checkbox::new(&mut checked, &probe.id))
-                .on_disabled_hover_text(format!("Unavailable on this kernel: {reason}"));
+                .on_disabled_hover_text(format!(
+                    "{}\nUnavailable on this kernel: {reason}",
+                    probe.id
+                ));
             if crate::views::has_verifier_log(probe) {
                 crate::views::verifier_log_button_ui(ui, probe, commands);
             }
