@@ -291,17 +291,14 @@ impl ProbeSet {
         self.set_options(id, options, true, peer, in_use)
     }
 
-    /// Changes how probe `id` collects; re-attaches it (for `peer`) if
-    /// `attached`.
-    pub fn set_options(
-        &mut self,
+    /// Whether probe `key` (named `id`) can collect as `options` ask; the
+    /// reason as a sentence if not.
+    pub fn check_options(
+        &self,
+        key: ProbeKey,
         id: &str,
-        options: ProbeOptions,
-        attached: bool,
-        peer: &Peer,
-        in_use: impl Fn(ProbeKey) -> bool,
-    ) -> Result<ProbeKey, String> {
-        let (key, _) = self.resolve(id, peer, in_use)?;
+        options: &ProbeOptions,
+    ) -> Result<(), String> {
         if (options.stacks || options.count_only)
             && !matches!(
                 self.registry.get(key).map(|p| &p.source),
@@ -318,6 +315,26 @@ impl ProbeSet {
                  named `category:name` (for example block:block_rq_issue)"
             ));
         }
+        Ok(())
+    }
+
+    /// The id of probe `key`.
+    pub fn id_of(&self, key: ProbeKey) -> Option<String> {
+        self.registry.get(key).map(|p| p.info.id.clone())
+    }
+
+    /// Changes how probe `id` collects; re-attaches it (for `peer`) if
+    /// `attached`.
+    pub fn set_options(
+        &mut self,
+        id: &str,
+        options: ProbeOptions,
+        attached: bool,
+        peer: &Peer,
+        in_use: impl Fn(ProbeKey) -> bool,
+    ) -> Result<ProbeKey, String> {
+        let (key, _) = self.resolve(id, peer, in_use)?;
+        self.check_options(key, id, &options)?;
         self.registry.set_options(key, options);
         let is_profile = matches!(
             self.registry.get(key).map(|p| &p.source),

@@ -841,6 +841,7 @@ impl Hub {
                 if let Some(client) = self.clients.remove(&id) {
                     for key in client.enabled {
                         self.retire_if_unwanted(probes, key);
+                        self.log_count_only_error(self.apply_count_only(probes, key));
                     }
                 }
                 if self.clients.is_empty() {
@@ -898,16 +899,8 @@ impl Hub {
                 }
                 // A client that did not ask for counting only gets the stream,
                 // even if another client's options counted the probe.
-                let streams_for_it = self
-                    .clients
-                    .get(&id)
-                    .is_some_and(|c| !c.count_only.contains(&key));
-                if streams_for_it && probes.counts_only(key) {
-                    let clients = &self.clients;
-                    let in_use = |key| clients.values().any(|c| c.wants(key));
-                    if let Err(message) = probes.set_count_only(&probe, false, &peer, in_use) {
-                        return error(message);
-                    }
+                if let Err(message) = self.apply_count_only(probes, key) {
+                    return error(message);
                 }
                 let mut replies: Vec<HelperMessage> =
                     added.into_iter().map(HelperMessage::ProbeAdded).collect();
@@ -929,34 +922,37 @@ impl Hub {
                     client.pending_bytes = client.pending.iter().map(event_bytes).sum();
                 }
                 self.retire_if_unwanted(probes, key);
+                // Its last streaming client gone, a probe the others only
+                // count goes back to counting.
+                self.log_count_only_error(self.apply_count_only(probes, key));
                 vec![HelperMessage::ProbeState {
                     probe,
                     enabled: false,
                 }]
             }
             ClientMessage::SetOptions { probe, mut options } => {
-                let clients = &self.clients;
                 let key = probes.key_of(&probe);
-                let attached = key.is_some_and(|key| clients.values().any(|c| c.wants(key)));
-                // Counting only is honoured when no other client streams it.
-                if options.count_only
-                    && key.is_some_and(|key| {
-                        clients.iter().any(|(other, c)| {
-                            *other != id && c.wants(key) && !c.count_only.contains(&key)
-                        })
-                    })
-                {
-                    options.count_only = false;
-                }
+                // The client's wish is kept as asked; what the kernel does
+                // follows every client that has the probe enabled, the
+                // wish included (see `effective_count_only`).
                 let asked_count_only = options.count_only;
+                if let Some(key) = key {
+                    // Refused as asked, even where the others' streams
+                    // would keep the probe streaming anyway.
+                    if let Err(message) = probes.check_options(key, &probe, &options) {
+                        return error(message);
+                    }
+                    let wished_before = self.wish_count_only(id, key, asked_count_only);
+                    options.count_only = self.effective_count_only(key).unwrap_or(asked_count_only);
+                    // Undone below if the options are refused.
+                    self.wish_count_only(id, key, wished_before);
+                }
+                let clients = &self.clients;
+                let attached = key.is_some_and(|key| clients.values().any(|c| c.wants(key)));
                 let in_use = |key| clients.values().any(|c| c.wants(key));
                 let result = probes.set_options(&probe, options, attached, &peer, in_use);
-                if let (Ok(key), Some(client)) = (&result, self.clients.get_mut(&id)) {
-                    if asked_count_only {
-                        client.count_only.insert(*key);
-                    } else {
-                        client.count_only.remove(key);
-                    }
+                if let Ok(key) = &result {
+                    self.wish_count_only(id, *key, asked_count_only);
                 }
                 match result {
                     Ok(key) => vec![HelperMessage::ProbeState {
@@ -1069,6 +1065,60 @@ impl Hub {
                     self.kernel_filter = ProcessFilter::default();
                 }
             }
+        }
+    }
+
+    /// Whether probe `key` is to be only counted in the kernel: every
+    /// client that has it enabled asked so, so no one loses a stream.
+    /// `None` when no client has it enabled.
+    fn effective_count_only(&self, key: ProbeKey) -> Option<bool> {
+        let mut users = self.clients.values().filter(|c| c.wants(key)).peekable();
+        users.peek()?;
+        Some(users.all(|c| c.count_only.contains(&key)))
+    }
+
+    /// Records whether client `id` wishes probe `key` only counted; returns
+    /// its wish before.
+    fn wish_count_only(&mut self, id: ClientId, key: ProbeKey, wish: bool) -> bool {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return false;
+        };
+        if wish {
+            !client.count_only.insert(key)
+        } else {
+            client.count_only.remove(&key)
+        }
+    }
+
+    /// Makes the kernel count or stream probe `key` as
+    /// [`effective_count_only`](Self::effective_count_only) says, after a
+    /// client enabled it, disabled it or left. Re-attaches it only when
+    /// that changes.
+    fn apply_count_only(&self, probes: &mut ProbeSet, key: ProbeKey) -> Result<(), String> {
+        let Some(count_only) = self.effective_count_only(key) else {
+            return Ok(());
+        };
+        if count_only == probes.counts_only(key) {
+            return Ok(());
+        }
+        let (Some(id), Some(user)) = (
+            probes.id_of(key),
+            self.clients.values().find(|c| c.wants(key)),
+        ) else {
+            return Ok(());
+        };
+        let clients = &self.clients;
+        let in_use = |key| clients.values().any(|c| c.wants(key));
+        probes
+            .set_count_only(&id, count_only, &user.peer, in_use)
+            .map(|_| ())
+    }
+
+    /// Logs a failure of [`apply_count_only`](Self::apply_count_only) where
+    /// no client waits for an answer (a client left or disabled the probe).
+    fn log_count_only_error(&self, result: Result<(), String>) {
+        if let Err(message) = result {
+            log::error!("could not switch a probe between counting and streaming: {message}");
         }
     }
 

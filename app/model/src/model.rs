@@ -59,6 +59,8 @@ pub struct Browse {
     pub error: Option<String>,
     /// A second recording to compare with, once read.
     pub baseline: Option<std::sync::Arc<Baseline>>,
+    /// The latest events around a followed call, read from the file.
+    pub call_events: Option<std::sync::Arc<crate::waterfall::CallEvents>>,
 }
 
 /// A second recording, read whole, that the flame graph, the rates and the
@@ -100,6 +102,7 @@ impl Browse {
             BrowseUpdate::Page(page) => self.page = Some(page),
             BrowseUpdate::Failed(reason) => self.error = Some(reason),
             BrowseUpdate::Baseline(baseline) => self.baseline = Some(baseline),
+            BrowseUpdate::CallEvents(events) => self.call_events = Some(events),
         }
     }
 }
@@ -274,20 +277,7 @@ impl Model {
     /// Every kept event (the inspector's), as the waterfall reads them:
     /// sorted by time, switches split into their two halves.
     pub fn observed_events(&self) -> Vec<crate::waterfall::Observed> {
-        let names: HashMap<ProbeKey, (&str, Vec<String>)> = self
-            .probes
-            .iter()
-            .map(|p| {
-                let names = p.fields.iter().map(|(name, _)| name.clone()).collect();
-                (p.key, (p.id.as_str(), names))
-            })
-            .collect();
-        crate::waterfall::observe_all(self.recent.iter().flat_map(|(key, events)| {
-            let (probe, fields) = names
-                .get(key)
-                .map_or(("?", &[][..]), |(id, f)| (*id, f.as_slice()));
-            events.iter().map(move |e| (probe, fields, e))
-        }))
+        crate::waterfall::observe_keyed(&self.probes, self.recent.values().flatten())
     }
 
     /// Ids of the probes the helper currently sends us.

@@ -28,7 +28,8 @@
 
 use crate::cpu_timeline::{ClockAnchor, CpuTimeline};
 use microscope_wire::{Event, EventGlance, ProbeKey};
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 /// Most time buckets of the CPU columns.
@@ -82,6 +83,29 @@ struct LaneColumns {
     switches: Vec<u32>,
 }
 
+impl LaneColumns {
+    /// Adds the columns of the same CPU over later frames: busy shares and
+    /// switches add up, the longest stay is the longer one (ours on a tie,
+    /// as when one builder sees both).
+    fn add(&mut self, later: &LaneColumns) {
+        for (busy, more) in self.busy.iter_mut().zip(&later.busy) {
+            *busy = (*busy + more).min(1.0);
+        }
+        for (switches, more) in self.switches.iter_mut().zip(&later.switches) {
+            *switches = switches.saturating_add(*more);
+        }
+        let longest = self.longest.iter_mut().zip(self.pid.iter_mut());
+        for ((longest, pid), (&stay, &later_pid)) in
+            longest.zip(later.longest.iter().zip(&later.pid))
+        {
+            if stay > *longest {
+                *longest = stay;
+                *pid = later_pid;
+            }
+        }
+    }
+}
+
 /// What one pixel column of a zoomed-out CPU lane shows.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Column {
@@ -116,8 +140,8 @@ pub struct RecordingOverview {
     pub ignored_cpu_events: u64,
     lanes: BTreeMap<u32, LaneColumns>,
     comms: Vec<String>,
-    comm_of_pid: HashMap<u32, u32>,
-    tgid_of_pid: HashMap<u32, u32>,
+    comm_of_pid: FxHashMap<u32, u32>,
+    tgid_of_pid: FxHashMap<u32, u32>,
 }
 
 impl RecordingOverview {
@@ -277,13 +301,27 @@ struct Running {
 }
 
 /// Builds a [`RecordingOverview`] from every frame of a recording, in order.
+///
+/// A recording can also be built in parts, one per thread: give each part's
+/// frames, in order, to a builder of its own (all made with the same
+/// `event_span_ns`), then [`merge`](Self::merge) the parts in file order and
+/// [`finish`](Self::finish) the result. The only state that crosses a seam
+/// is the task running on each CPU when the earlier part ended: its stay
+/// lasts until the first switch the later part saw on that CPU, and `merge`
+/// spreads it then. The result is the one a single builder makes, except
+/// that chunks also start at the seams.
 #[derive(Debug)]
 pub struct OverviewBuilder {
     overview: RecordingOverview,
     buckets: usize,
     chunk: Option<(Chunk, u64, BTreeMap<ProbeKey, u64>)>,
-    running: HashMap<u32, (Running, u64)>,
-    comm_ids: HashMap<String, u32>,
+    /// Per CPU: the task running since its last switch, and the time of
+    /// the newest switch seen there.
+    running: FxHashMap<u32, (Running, u64)>,
+    /// Per CPU: the time of the first switch seen there (where a stay that
+    /// began in an earlier part ends).
+    first_switch_ns: FxHashMap<u32, u64>,
+    comm_ids: FxHashMap<String, u32>,
 }
 
 impl OverviewBuilder {
@@ -307,13 +345,14 @@ impl OverviewBuilder {
                 ignored_cpu_events: 0,
                 lanes: BTreeMap::new(),
                 comms: Vec::new(),
-                comm_of_pid: HashMap::new(),
-                tgid_of_pid: HashMap::new(),
+                comm_of_pid: FxHashMap::default(),
+                tgid_of_pid: FxHashMap::default(),
             },
             buckets,
             chunk: None,
-            running: HashMap::new(),
-            comm_ids: HashMap::new(),
+            running: FxHashMap::default(),
+            first_switch_ns: FxHashMap::default(),
+            comm_ids: FxHashMap::default(),
         }
     }
 
@@ -403,15 +442,7 @@ impl OverviewBuilder {
                 .tgid_of_pid
                 .insert(switch.prev_pid, event.tgid);
         }
-        if self.overview.comms.len() < MAX_COMMS || self.comm_ids.contains_key(switch.next_comm) {
-            let next = self.overview.comms.len() as u32;
-            let id = *self
-                .comm_ids
-                .entry(switch.next_comm.to_owned())
-                .or_insert(next);
-            if id == next {
-                self.overview.comms.push(switch.next_comm.to_owned());
-            }
+        if let Some(id) = self.comm_id(switch.next_comm) {
             self.overview.comm_of_pid.insert(switch.next_pid, id);
         }
         let bucket = self.bucket(event.ts_ns);
@@ -439,14 +470,32 @@ impl OverviewBuilder {
                 event.ts_ns,
             ),
         );
-        if let Some((running, last_ns)) = previous {
-            if event.ts_ns < last_ns {
+        match previous {
+            Some((running, last_ns)) if event.ts_ns < last_ns => {
                 // Out of order on this CPU: keep what was running.
                 self.running.insert(event.cpu, (running, last_ns));
-                return;
             }
-            self.stay(event.cpu, running, event.ts_ns);
+            Some((running, _)) => self.stay(event.cpu, running, event.ts_ns),
+            None => {
+                self.first_switch_ns.insert(event.cpu, event.ts_ns);
+            }
         }
+    }
+
+    /// The id of a command name, interned on first sight (the name is
+    /// copied only then: this runs for every switch); `None` once
+    /// [`MAX_COMMS`] names are known.
+    fn comm_id(&mut self, comm: &str) -> Option<u32> {
+        if let Some(&id) = self.comm_ids.get(comm) {
+            return Some(id);
+        }
+        if self.overview.comms.len() >= MAX_COMMS {
+            return None;
+        }
+        let id = self.overview.comms.len() as u32;
+        self.comm_ids.insert(comm.to_owned(), id);
+        self.overview.comms.push(comm.to_owned());
+        Some(id)
     }
 
     /// Spreads a stay of `running` until `end_ns` over its buckets.
@@ -473,6 +522,108 @@ impl OverviewBuilder {
             {
                 *longest = share;
                 *pid = running.pid;
+            }
+        }
+    }
+
+    /// Appends `later`, a builder given the frames that follow this one's
+    /// in the file (see the type's docs).
+    pub fn merge(&mut self, later: OverviewBuilder) {
+        let OverviewBuilder {
+            overview: later_overview,
+            chunk: later_chunk,
+            running: later_running,
+            first_switch_ns: later_first_switch_ns,
+            ..
+        } = later;
+        self.stitch(&later_running, &later_first_switch_ns);
+        self.append_chunks(later_overview.chunks, later_chunk);
+        self.merge_tasks(
+            later_overview.comms,
+            later_overview.comm_of_pid,
+            later_overview.tgid_of_pid,
+        );
+        self.merge_lanes(later_overview.lanes);
+        for (probe, count) in later_overview.events_per_probe {
+            *self.overview.events_per_probe.entry(probe).or_default() += count;
+        }
+        self.overview.ignored_cpu_events += later_overview.ignored_cpu_events;
+        self.overview.anchor = self.overview.anchor.or(later_overview.anchor);
+    }
+
+    /// The stays running at the seam: each CPU's task when this part
+    /// ended ran until the later part's first switch there.
+    fn stitch(
+        &mut self,
+        later_running: &FxHashMap<u32, (Running, u64)>,
+        later_first_switch_ns: &FxHashMap<u32, u64>,
+    ) {
+        for (&cpu, &first_ns) in later_first_switch_ns {
+            match self.running.get(&cpu).copied() {
+                // An out-of-order seam (a damaged or hand-made file) drops
+                // that one stay rather than spread it backwards.
+                Some((running, last_ns)) if first_ns >= last_ns => {
+                    self.stay(cpu, running, first_ns);
+                }
+                Some(_) => {}
+                None => {
+                    self.first_switch_ns.insert(cpu, first_ns);
+                }
+            }
+        }
+        // Where the later part switched, its task runs on; elsewhere ours.
+        self.running
+            .extend(later_running.iter().map(|(&cpu, &r)| (cpu, r)));
+    }
+
+    /// The later part's chunks after ours; our open chunk ends where the
+    /// later part's first one begins.
+    fn append_chunks(
+        &mut self,
+        chunks: Vec<Chunk>,
+        open: Option<(Chunk, u64, BTreeMap<ProbeKey, u64>)>,
+    ) {
+        let Some(seam) = chunks
+            .first()
+            .or(open.as_ref().map(|(chunk, _, _)| chunk))
+            .map(|chunk| chunk.offset)
+        else {
+            // The later part had no frames: our chunk goes on.
+            return;
+        };
+        self.close_chunk(seam);
+        self.overview.chunks.extend(chunks);
+        self.chunk = open;
+    }
+
+    /// Command names (interned again, in the later part's order of first
+    /// sight, so ids are those one builder would give) and the later
+    /// part's view of each thread, which is newer than ours.
+    fn merge_tasks(
+        &mut self,
+        comms: Vec<String>,
+        comm_of_pid: FxHashMap<u32, u32>,
+        tgid_of_pid: FxHashMap<u32, u32>,
+    ) {
+        let ids: Vec<Option<u32>> = comms.iter().map(|comm| self.comm_id(comm)).collect();
+        for (pid, later_id) in comm_of_pid {
+            if let Some(&Some(id)) = ids.get(later_id as usize) {
+                self.overview.comm_of_pid.insert(pid, id);
+            }
+        }
+        self.overview.tgid_of_pid.extend(tgid_of_pid);
+    }
+
+    /// Adds the later part's columns to ours, CPU by CPU.
+    fn merge_lanes(&mut self, lanes: BTreeMap<u32, LaneColumns>) {
+        for (cpu, later) in lanes {
+            if let Some(lane) = self.overview.lanes.get_mut(&cpu) {
+                lane.add(&later);
+            } else if self.overview.lanes.len() < MAX_OVERVIEW_CPUS {
+                self.overview.lanes.insert(cpu, later);
+            } else {
+                self.overview.ignored_cpu_events +=
+                    later.switches.iter().map(|&n| u64::from(n)).sum::<u64>();
             }
         }
     }
@@ -624,5 +775,129 @@ mod tests {
         // too, to know what was running.
         assert_eq!(overview.chunks_for_window(2000, 2500), 0..3);
         assert_eq!(overview.chunks_for_window(50_000, 60_000), 0..0);
+    }
+
+    /// Frames of random events in time order: switches on 3 CPUs among 5
+    /// tasks, wake-ups and other events, a few per frame.
+    fn random_frames(seed: u64, frames: usize) -> Vec<Vec<EventGlance<'static>>> {
+        const COMMS: [&str; 5] = ["swapper", "burn", "cat", "sh", "kworker"];
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut ts_ns = 1_000;
+        (0..frames)
+            .map(|_| {
+                (0..rng.usize(0..6))
+                    .map(|_| {
+                        ts_ns += rng.u64(1..400);
+                        let next = rng.usize(0..COMMS.len());
+                        match rng.u8(0..10) {
+                            0 => other(ts_ns),
+                            1 => EventGlance {
+                                wakeup: true,
+                                ..other(ts_ns)
+                            },
+                            _ => switch(
+                                rng.u32(0..3),
+                                ts_ns,
+                                rng.u32(0..5) * 10,
+                                next as u32 * 10,
+                                COMMS[next],
+                            ),
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// One builder over `frames` (frame `i` at offset `i * gap`).
+    fn build(frames: &[Vec<EventGlance<'static>>], gap: u64, span: (u64, u64)) -> OverviewBuilder {
+        build_from(frames, 0, gap, span)
+    }
+
+    fn build_from(
+        frames: &[Vec<EventGlance<'static>>],
+        first: usize,
+        gap: u64,
+        span: (u64, u64),
+    ) -> OverviewBuilder {
+        let mut builder = OverviewBuilder::new(Some(span));
+        for (i, events) in frames.iter().enumerate() {
+            let index = (first + i) as u64;
+            builder.frame(index * gap, index * 7, &mut events.iter().copied());
+        }
+        builder
+    }
+
+    #[test]
+    fn parts_merged_in_order_make_the_overview_one_builder_makes() {
+        for seed in 0..20 {
+            let frames = random_frames(seed, 120);
+            let span = (1_000, 1_000 + 120 * 6 * 400);
+            let end = frames.len() as u64 * CHUNK_BYTES;
+            // Frames 1 MiB apart: a chunk each, so even the chunks match.
+            let whole = build(&frames, CHUNK_BYTES, span).finish(end);
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut cuts: Vec<usize> = (0..rng.usize(1..5)).map(|_| rng.usize(0..=120)).collect();
+            cuts.extend([0, 120]);
+            cuts.sort_unstable();
+            let mut parts = cuts
+                .windows(2)
+                .map(|w| build_from(&frames[w[0]..w[1]], w[0], CHUNK_BYTES, span));
+            let mut merged = parts.next().expect("a part");
+            for part in parts {
+                merged.merge(part);
+            }
+            assert_eq!(merged.finish(end), whole, "seed {seed}, cuts {cuts:?}");
+        }
+    }
+
+    #[test]
+    fn parts_cut_inside_a_chunk_start_a_chunk_at_the_seam() {
+        let frames = random_frames(7, 100);
+        let span = (1_000, 1_000 + 100 * 6 * 400);
+        let whole = build(&frames, 10, span).finish(1000);
+        let mut merged = build_from(&frames[..37], 0, 10, span);
+        merged.merge(build_from(&frames[37..37], 37, 10, span));
+        merged.merge(build_from(&frames[37..], 37, 10, span));
+        let merged = merged.finish(1000);
+        let offsets = |o: &RecordingOverview| {
+            o.chunks
+                .iter()
+                .map(|c| (c.offset, c.end_offset))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(offsets(&whole), vec![(0, 1000)]);
+        assert_eq!(offsets(&merged), vec![(0, 370), (370, 1000)]);
+        let switches = |o: &RecordingOverview| o.chunks.iter().map(|c| c.switches).sum::<u64>();
+        assert_eq!(switches(&merged), switches(&whole));
+        assert_eq!(
+            RecordingOverview {
+                chunks: Vec::new(),
+                ..merged
+            },
+            RecordingOverview {
+                chunks: Vec::new(),
+                ..whole
+            }
+        );
+    }
+
+    #[test]
+    fn a_stay_across_a_seam_counts_once_whole() {
+        // burn runs on CPU 0 from 0 to 800 ns; the seam is at 500.
+        let mut early = OverviewBuilder::new(Some((0, 1000)));
+        early.frame(0, 0, &mut vec![switch(0, 0, 0, 7, "burn")].into_iter());
+        let mut late = OverviewBuilder::new(Some((0, 1000)));
+        late.frame(
+            50,
+            1,
+            &mut vec![switch(0, 800, 7, 0, "swapper")].into_iter(),
+        );
+        early.merge(late);
+        let overview = early.finish(100);
+        let column = overview.column(0, 0, 1000).expect("a column");
+        assert!((column.busy - 0.8).abs() < 0.01, "{column:?}");
+        assert_eq!((column.pid, column.switches), (7, 2));
+        assert_eq!(overview.comm_of(7), "burn");
     }
 }

@@ -17,6 +17,7 @@
 //! - `browse`: reads a replayed recording for the views that show single
 //!   events (CPU timeline, inspector): its overview, then windows and pages
 //!   on demand, so nothing of a large recording is lost to a memory cap.
+//!   `overview`: that overview, read in parts on every core and merged.
 //! - `recorder`: the window's *Record* button; the reader thread hands it
 //!   every message before converting it.
 //! - `tour_action`: what a guided tour's step does for the student (read a
@@ -39,6 +40,7 @@
 
 mod browse;
 mod ingest;
+mod overview;
 mod recorder;
 mod replay;
 mod tour_action;

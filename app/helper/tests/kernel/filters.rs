@@ -322,3 +322,53 @@ fn one_client_counting_only_does_not_stop_another_s_stream() {
         );
     }
 }
+
+/// When the last client that streams a probe disables it, or leaves, the
+/// probe goes back to being only counted in the kernel for the clients
+/// that asked so: their counts arrive again.
+#[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
+fn a_probe_counts_again_when_its_last_streaming_client_goes() {
+    const CALLS: u64 = 300;
+    let probe = "syscalls:sys_enter_getppid";
+    let helper = Helper::start();
+    for leaves in [false, true] {
+        let mut streaming = helper.connect();
+        let (key, _) = super::enable_generic(&mut streaming, probe);
+        let mut counting = helper.connect();
+        set_filter(&mut counting, only(std::process::id()));
+        count_only(&mut counting, probe);
+        enable(&mut counting, probe);
+        if leaves {
+            drop(streaming);
+        } else {
+            streaming
+                .send(&ClientMessage::Disable {
+                    probe: probe.to_owned(),
+                })
+                .unwrap();
+        }
+        // The hub handles the departure soon but at a moment of its own:
+        // call in rounds until the counting client's aggregates count a
+        // whole round. Without the switch back they never count any.
+        let deadline = Instant::now() + super::SENTINEL_TIMEOUT;
+        let how = if leaves { "leaves" } else { "disables it" };
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "no kernel count of {probe} after the streaming client {how}"
+            );
+            for _ in 0..CALLS {
+                nix::unistd::getppid();
+            }
+            let counted = aggregates_after(&mut counting, microscope_wire::monotonic_ns())
+                .functions
+                .iter()
+                .find(|f| f.probe == key)
+                .map_or(0, |f| f.calls);
+            if counted >= CALLS {
+                break;
+            }
+        }
+    }
+}
