@@ -29,20 +29,27 @@ const KIND_VAR: u32 = 14;
 const SHT_NOBITS: u32 = 8;
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// Overwrites `bytes.len()` bytes of `buf` at `at`.
 fn put(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), String> {
-    buf.get_mut(at..at + bytes.len())
+    at.checked_add(bytes.len())
+        .and_then(|end| buf.get_mut(at..end))
         .ok_or_else(|| "a header points outside the file".to_owned())?
         .copy_from_slice(bytes);
     Ok(())
@@ -130,14 +137,14 @@ fn btf_section(elf: &[u8]) -> Result<(usize, usize, usize), String> {
     let shstrndx = usize::from(u16_at(elf, 0x3e).ok_or_else(bad)?);
     let header = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
     let names_at = header(shstrndx).ok_or_else(bad)?;
-    let names_off = u64_at(elf, names_at + 24).ok_or_else(bad)? as usize;
+    let names_off = u64_at(elf, names_at.saturating_add(24)).ok_or_else(bad)? as usize;
     for i in 0..shnum {
         let at = header(i).ok_or_else(bad)?;
         let (Some(name_off), Some(kind), Some(offset), Some(size)) = (
             u32_at(elf, at),
-            u32_at(elf, at + 4),
-            u64_at(elf, at + 24),
-            u64_at(elf, at + 32),
+            u32_at(elf, at.saturating_add(4)),
+            u64_at(elf, at.saturating_add(24)),
+            u64_at(elf, at.saturating_add(32)),
         ) else {
             return Err(bad());
         };
@@ -461,6 +468,11 @@ mod tests {
             set_map_sizes(&elf, "other", Some(8), None).unwrap_err(),
             "its BTF has no map `other`"
         );
+        // A section header table placed at the end of the address space
+        // (what the fuzzer found first) is refused, not an overflow.
+        let mut far = elf.clone();
+        far[0x28..0x30].copy_from_slice(&(u64::MAX - 74).to_le_bytes());
+        assert!(set_map_sizes(&far, "stackmap", Some(8), None).is_err());
         // Cut anywhere, the object is refused with a sentence, never a panic.
         for cut in (0..elf.len()).step_by(7) {
             let _ = set_map_sizes(&elf[..cut], "stackmap", Some(8), None);
