@@ -107,13 +107,43 @@ impl From<&ProbeInfo> for WatchProbe {
 pub struct WatchLine {
     /// Probe id.
     pub probe: String,
-    /// Events in the second.
+    /// Events in the second (for a pack probe without events, what its
+    /// counters and histograms grew by).
     pub events: u64,
+    /// For a probe whose stacks sum time ([`ProbeKind::TimeStacks`]): the
+    /// time its stacks added in the second, ns.
+    pub time_ns: Option<u64>,
 }
 
 impl fmt::Display for WatchLine {
+    /// `probe 42`, or for time stacks `probe 830.5 ms/s` (and the maps'
+    /// growth after it when the probe has counters or histograms too).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.probe, self.events)
+        match self.time_ns {
+            None => write!(f, "{} {}", self.probe, self.events),
+            Some(ns) => {
+                write!(f, "{} {} ms/s", self.probe, format_ms(ns))?;
+                if self.events > 0 {
+                    write!(f, " {}", self.events)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Nanoseconds as milliseconds with three significant digits or more:
+/// `0.001`, `8.25`, `40.0`, `1250`.
+fn format_ms(ns: u64) -> String {
+    let ms = ns as f64 / 1e6;
+    if ms >= 100.0 {
+        format!("{ms:.0}")
+    } else if ms >= 10.0 {
+        format!("{ms:.1}")
+    } else if ms >= 0.01 || ns == 0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.3}")
     }
 }
 
@@ -150,6 +180,8 @@ struct DropTotals {
 pub struct WatchTally {
     probes: Vec<WatchProbe>,
     window: Vec<u64>,
+    /// Time added by time stacks in the window, ns, per probe.
+    window_time_ns: Vec<u64>,
     counters: Vec<CumulativeCounter>,
     /// First and last drop totals seen, per probe key.
     drops: BTreeMap<ProbeKey, DropTotals>,
@@ -162,6 +194,7 @@ impl WatchTally {
         Self {
             probes,
             window: vec![0; n],
+            window_time_ns: vec![0; n],
             counters: vec![CumulativeCounter::new(); n],
             drops: BTreeMap::new(),
         }
@@ -228,14 +261,20 @@ impl WatchTally {
             }
             HelperMessage::Stacks(batch) => {
                 for stack in &batch.stacks {
-                    for (probe, count) in self.probes.iter().zip(&mut self.window) {
+                    for ((probe, count), time_ns) in self
+                        .probes
+                        .iter()
+                        .zip(&mut self.window)
+                        .zip(&mut self.window_time_ns)
+                    {
+                        if probe.key != stack.probe {
+                            continue;
+                        }
                         // A pack's stack counts are what its count map grew by.
-                        if matches!(
-                            probe.kind,
-                            ProbeKind::Stacks | ProbeKind::TimeStacks | ProbeKind::Pack
-                        ) && probe.key == stack.probe
-                        {
-                            *count += stack.value;
+                        match probe.kind {
+                            ProbeKind::Stacks | ProbeKind::Pack => *count += stack.value,
+                            ProbeKind::TimeStacks => *time_ns = time_ns.saturating_add(stack.value),
+                            _ => {}
                         }
                     }
                 }
@@ -289,12 +328,15 @@ impl WatchTally {
             .probes
             .iter()
             .zip(&self.window)
-            .map(|(probe, &events)| WatchLine {
+            .zip(&self.window_time_ns)
+            .map(|((probe, &events), &time_ns)| WatchLine {
                 probe: probe.id.clone(),
                 events,
+                time_ns: (probe.kind == ProbeKind::TimeStacks).then_some(time_ns),
             })
             .collect();
         self.window.fill(0);
+        self.window_time_ns.fill(0);
         lines
     }
 
@@ -593,5 +635,65 @@ mod tests {
             }]
         );
         assert_eq!(drops[0].to_string(), "# drops a kernel=15 client=2");
+    }
+
+    fn stacks(values: &[(ProbeKey, u64)]) -> HelperMessage {
+        HelperMessage::Stacks(microscope_wire::StackBatch {
+            start_ns: 0,
+            end_ns: 1_000_000_000,
+            frames: Vec::new(),
+            stacks: values
+                .iter()
+                .map(|&(probe, value)| microscope_wire::StackCount {
+                    probe,
+                    tgid: 7,
+                    comm: "sleeper".into(),
+                    frames: vec![0],
+                    value,
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn time_stacks_print_milliseconds_per_second() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let probes = vec![
+            probe("example-c:offcpu", 1, ProbeKind::TimeStacks),
+            probe("demo:hits", 2, ProbeKind::Pack),
+        ];
+        let messages = vec![
+            // 30 ms and 10 ms off the CPU; 7 hits of the other probe.
+            (at(500), stacks(&[(1, 30_000_000), (1, 10_000_000), (2, 7)])),
+            (at(1500), stacks(&[(1, 1_250)])),
+        ];
+        let (lines, _) = tally_seconds(probes, start, 3, messages);
+        let text: Vec<Vec<String>> = lines
+            .iter()
+            .map(|second| second.iter().map(ToString::to_string).collect())
+            .collect();
+        assert_eq!(
+            text,
+            vec![
+                vec!["example-c:offcpu 40.0 ms/s", "demo:hits 7"],
+                vec!["example-c:offcpu 0.001 ms/s", "demo:hits 0"],
+                vec!["example-c:offcpu 0.00 ms/s", "demo:hits 0"],
+            ]
+        );
+    }
+
+    #[test]
+    fn milliseconds_read_well() {
+        assert_eq!(format_ms(0), "0.00");
+        assert_eq!(format_ms(999), "0.001");
+        assert_eq!(format_ms(8_250_000), "8.25");
+        assert_eq!(format_ms(1_250_000_000), "1250");
+        let line = WatchLine {
+            probe: "p".into(),
+            events: 3,
+            time_ns: Some(2_000_000),
+        };
+        assert_eq!(line.to_string(), "p 2.00 ms/s 3");
     }
 }

@@ -376,3 +376,51 @@ fn pack_stacks_open_as_call_paths() {
     paths.get_by_label_contains("microscope_sleep_wait");
     assert!(paths.query_all_by_label_contains("30.0 ms").count() > 0);
 }
+
+/// The Scheduler node's label on the map.
+fn scheduler_label(fixture: &Fixture) -> String {
+    fixture
+        .harness
+        .get_by_label(region::MAP)
+        .get_all_by_role(Role::Button)
+        .filter_map(|n| n.accesskit_node().label())
+        .find(|label| label.starts_with("Scheduler"))
+        .expect("a Scheduler node")
+}
+
+#[test]
+fn a_pack_probe_with_only_stacks_lights_its_node_with_a_rate() {
+    let mut fixture = fed();
+    fixture.clock.advance(Duration::from_millis(1_000));
+    fixture.harness.run_steps(2);
+    let before = scheduler_label(&fixture);
+    fixture.receive(pack_stacks());
+    fixture.harness.run_steps(1);
+    // The drain covers the second before it arrived; the node shows the
+    // last second of complete buckets.
+    fixture.clock.advance(Duration::from_millis(300));
+    fixture.harness.run_steps(2);
+    let after = scheduler_label(&fixture);
+    // Without the stacks the node is dark (runqlat's samples are past).
+    assert_eq!(before, "Scheduler — 0 events/s");
+    assert_ne!(before, after, "the stacks light the node: {after}");
+    fixture
+        .harness
+        .get_by_label(region::MAP)
+        .get_by_label(&after)
+        .click();
+    fixture.harness.run_steps(2);
+    let details = fixture.harness.get_by_label(region::MAP_DETAILS);
+    // Two stacks of example-c:offcpu grew, by 40 ms, over the 1 s drain.
+    details.get_by_label(
+        "Its rate is the stacks (a thread's code path) whose time grew: 2.0/s; time they added: \
+         40.0 ms per second (Flame tab)",
+    );
+    details.get_by_label("Its rate is its stacks' samples: 7.0/s (Flame tab)");
+    // The Rates timeline plots it (its legend entry).
+    show_tab(&mut fixture, "Rates");
+    fixture
+        .harness
+        .get_by_label(region::TIMELINE)
+        .get_by_role_and_label(Role::CheckBox, "example-c:offcpu");
+}

@@ -93,7 +93,9 @@ pub use folded::{
     FoldedProfile, KERNEL_SUFFIX, UNKNOWN_COMM, comm_frame, folded_frame, sanitize_frame,
 };
 pub use histogram::{LatencyHistogram, bucket_label, log2_bucket_label};
-pub use model::{Baseline, Browse, ConnectionState, Model, RECENT_EVENTS, SCHED_SWITCH};
+pub use model::{
+    Baseline, Browse, ConnectionState, Model, PackStackRate, RECENT_EVENTS, SCHED_SWITCH,
+};
 pub use overview::{
     CHUNK_BYTES, Chunk, Column, CpuWindow, EventPage, LOOKBACK_SWITCHES, MAX_OVERVIEW_CPUS,
     OVERVIEW_BUCKETS, OverviewBuilder, RecordingOverview,

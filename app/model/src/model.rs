@@ -107,6 +107,42 @@ impl Browse {
     }
 }
 
+/// What a pack probe whose only data are stacks grew by in its latest
+/// drain (the helper drains stacks once a second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackStackRate {
+    /// End of the drain's interval, kernel ns.
+    pub end_ns: u64,
+    /// Length of the interval, ns.
+    pub interval_ns: u64,
+    /// Stacks (thread and code path) whose count grew.
+    pub stacks: u64,
+    /// What their counts grew by: samples, or ns for a time sum.
+    pub value: u64,
+    /// Whether `value` is time (ns) rather than samples.
+    pub time: bool,
+}
+
+impl PackStackRate {
+    /// Stacks that grew per second of the interval.
+    pub fn stacks_per_sec(&self) -> f64 {
+        per_sec(self.stacks, self.interval_ns)
+    }
+
+    /// Samples per second, or for a time sum ns per second.
+    pub fn value_per_sec(&self) -> f64 {
+        per_sec(self.value, self.interval_ns)
+    }
+}
+
+fn per_sec(amount: u64, interval_ns: u64) -> f64 {
+    if interval_ns == 0 {
+        0.0
+    } else {
+        amount as f64 * 1e9 / interval_ns as f64
+    }
+}
+
 /// The UI's state.
 #[derive(Debug)]
 pub struct Model {
@@ -165,6 +201,9 @@ pub struct Model {
     /// What each pack probe's counter and histogram maps last held, by
     /// probe key.
     pub packs: BTreeMap<ProbeKey, PackProbeData>,
+    /// The latest drain of each pack probe whose only data are stacks, by
+    /// probe key: what lights its node and feeds its rate.
+    pub pack_stack_rates: BTreeMap<ProbeKey, PackStackRate>,
     /// Verifier logs the helper sent, by probe id.
     pub verifier_logs: BTreeMap<String, String>,
     /// What tracing costs: the latest reports, while the app watches.
@@ -206,6 +245,7 @@ impl Model {
             comm_counts: HashMap::new(),
             recent: HashMap::new(),
             packs: BTreeMap::new(),
+            pack_stack_rates: BTreeMap::new(),
             verifier_logs: BTreeMap::new(),
             cost: crate::cost::CostHistory::default(),
             epoch,
@@ -535,7 +575,63 @@ impl Model {
     fn stacks_arrived(&mut self, batch: microscope_wire::StackBatch) {
         let arrived_ns = (self.timeline.secs_since_epoch(self.now(self.clock.now())) * 1e9) as i128;
         self.stack_clock_offset_ns = Some(i128::from(batch.end_ns) - arrived_ns);
+        self.pack_stacks_arrived(&batch);
         self.add_stacks(batch);
+    }
+
+    /// Puts the stacks of pack probes that have no other data (no events,
+    /// counters or histograms) on the timeline, so that their node lights
+    /// and the Rates tab plots them: a count's samples, or for a time sum
+    /// the stacks that grew (summing nanoseconds into a node's events/s
+    /// would mix units); the time per second is kept beside.
+    fn pack_stacks_arrived(&mut self, batch: &microscope_wire::StackBatch) {
+        let interval_ns = batch.end_ns.saturating_sub(batch.start_ns);
+        let arrived = self.clock.now();
+        let from = arrived
+            .checked_sub(Duration::from_nanos(interval_ns))
+            .unwrap_or(arrived);
+        let stacks_only: Vec<(String, ProbeKey, ProbeKind)> = self
+            .probes
+            .iter()
+            .filter(|p| {
+                matches!(p.kind, ProbeKind::Pack | ProbeKind::TimeStacks)
+                    && !self.packs.contains_key(&p.key)
+            })
+            .map(|p| (p.id.clone(), p.key, p.kind))
+            .collect();
+        for (id, key, kind) in stacks_only {
+            let mut grown = PackStackRate {
+                end_ns: batch.end_ns,
+                interval_ns,
+                stacks: 0,
+                value: 0,
+                time: kind == ProbeKind::TimeStacks,
+            };
+            for stack in batch.stacks.iter().filter(|s| s.probe == key) {
+                grown.stacks += 1;
+                grown.value = grown.value.saturating_add(stack.value);
+            }
+            if grown.stacks == 0 {
+                continue;
+            }
+            let increase = if grown.time {
+                grown.stacks
+            } else {
+                grown.value
+            };
+            // A drain too big for one batch comes in several with the same
+            // interval: each adds to it.
+            match self.pack_stack_rates.get_mut(&key) {
+                Some(rate) if rate.end_ns == grown.end_ns => {
+                    rate.stacks = rate.stacks.saturating_add(grown.stacks);
+                    rate.value = rate.value.saturating_add(grown.value);
+                }
+                _ => {
+                    self.pack_stack_rates.insert(key, grown);
+                }
+            }
+            self.timeline.record_spread(&id, from, arrived, increase);
+        }
     }
 
     /// Files a reading of a pack probe's maps. A probe whose data are only
@@ -607,6 +703,7 @@ impl Model {
         self.latency.reset();
         // Keys are the connection's: a new one may number probes afresh.
         self.packs.clear();
+        self.pack_stack_rates.clear();
     }
 }
 

@@ -650,6 +650,7 @@ fn details_ui(
                         stacks_controls_ui(ui, model, probe, commands);
                     });
                     crate::views::probe_cost_line_ui(ui, model, probe);
+                    pack_stacks_line_ui(ui, model, probe);
                     counted_controls_ui(ui, model, probe, commands);
                     ui.weak(&probe.description);
                 });
@@ -710,6 +711,32 @@ fn elsewhere_details_ui(
             mini_timeline_ui(ui, model, &probes);
             top_processes_ui(ui, model, &probes);
         });
+}
+
+/// For a pack probe whose only data are stacks: what its rate counts, and
+/// for a time sum the time per second, which the node's events/s leaves out.
+fn pack_stacks_line_ui(ui: &mut egui::Ui, model: &Model, probe: &Probe) {
+    let Some(rate) = model.pack_stack_rates.get(&probe.key) else {
+        return;
+    };
+    ui.label(pack_stacks_line(rate));
+}
+
+/// The sentence of [`pack_stacks_line_ui`].
+fn pack_stacks_line(rate: &microscope_model::PackStackRate) -> String {
+    if rate.time {
+        format!(
+            "Its rate is the stacks (a thread's code path) whose time grew: {}/s; \
+             time they added: {} per second (Flame tab)",
+            format_rate(rate.stacks_per_sec()),
+            microscope_model::format_duration_ns(rate.value_per_sec() as u64),
+        )
+    } else {
+        format!(
+            "Its rate is its stacks' samples: {}/s (Flame tab)",
+            format_rate(rate.value_per_sec())
+        )
+    }
 }
 
 /// For a default probe, counted in the kernel without events: says so, and
