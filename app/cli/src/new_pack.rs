@@ -68,18 +68,43 @@ pub fn new_pack(dir: &Path, lang: PackLanguage) -> Result<String, String> {
             .replace("CRATE_NAME", &crate_name);
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    let d = dir.display();
+    Ok(next_steps(
+        &shell_quote(&dir.display().to_string()),
+        &id,
+        &crate_name,
+        lang,
+    ))
+}
+
+/// What to run next, each line from the directory `new-pack` ran in (so
+/// they can be pasted one after the other), as docs/packs.md does.
+fn next_steps(d: &str, id: &str, crate_name: &str, lang: PackLanguage) -> String {
     let build = match lang {
-        PackLanguage::C => format!("cd {d} && make"),
+        PackLanguage::C => format!("make -C {d}"),
         PackLanguage::Rust => format!(
-            "cd {d}/program && cargo build --release && cp target/bpfel-unknown-none/release/{crate_name} ../{id}.bpf.o"
+            "(cd {d}/program && cargo build --release) && cp {d}/program/target/bpfel-unknown-none/release/{crate_name} {d}/{id}.bpf.o"
         ),
     };
-    Ok(format!(
+    format!(
         "wrote the pack `{id}` in {d}: a probe `{id}:opens` that counts openat() calls per process and reports each failure.\n\
-         next:\n  {build}\n  microscope check-pack {d}\n  \
-         sudo cp -r {d} /etc/microscope/packs/ && sudo microscoped   # see docs/packs.md\n"
-    ))
+         next (docs/packs.md explains each step):\n  \
+         {build}\n  \
+         microscope check-pack {d}\n  \
+         sudo install -d /etc/microscope/packs/{id} && sudo cp {d}/*.toml {d}/{id}.bpf.o /etc/microscope/packs/{id}/\n  \
+         sudo microscoped   # (re)start it: the helper reads packs when it starts\n  \
+         microscope watch --probe {id}:opens\n"
+    )
+}
+
+/// `path` as one shell word: as it is when it has only safe characters,
+/// else in single quotes.
+fn shell_quote(path: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c);
+    if !path.is_empty() && path.chars().all(safe) {
+        path.to_owned()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
 }
 
 /// The directory's name as a pack id: lowercase, `[a-z0-9_-]`.
@@ -134,6 +159,32 @@ mod tests {
                 assert!(cargo.contains("name = \"my_pack\""));
             }
         }
+    }
+
+    #[test]
+    fn the_next_steps_run_from_where_new_pack_ran() {
+        let c = next_steps("packs/mine", "mine", "mine", PackLanguage::C);
+        assert!(c.contains("\n  make -C packs/mine\n"), "{c}");
+        assert!(c.contains("\n  microscope check-pack packs/mine\n"), "{c}");
+        assert!(
+            c.contains(
+                "sudo cp packs/mine/*.toml packs/mine/mine.bpf.o /etc/microscope/packs/mine/"
+            ),
+            "{c}"
+        );
+        let rust = next_steps("my-pack", "my-pack", "my_pack", PackLanguage::Rust);
+        assert!(
+            rust.contains(
+                "(cd my-pack/program && cargo build --release) && cp \
+                 my-pack/program/target/bpfel-unknown-none/release/my_pack my-pack/my-pack.bpf.o"
+            ),
+            "{rust}"
+        );
+        // Only the pack's files are installed, not the program's build.
+        assert!(!rust.contains("cp -r"), "{rust}");
+        assert_eq!(shell_quote("/tmp/My Pack"), "'/tmp/My Pack'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("a/b-c_d.e"), "a/b-c_d.e");
     }
 
     #[test]

@@ -17,7 +17,8 @@ struct Args {
     group: String,
     /// A trusted directory of probe packs (or one pack), besides
     /// /usr/share/microscope/packs and /etc/microscope/packs. It and every
-    /// directory above it must be owned by root and not writable by others.
+    /// directory above it must be owned by root and not writable by group or
+    /// others (a root-owned sticky directory such as /tmp may be on the way).
     /// Repeatable.
     #[arg(long = "pack-dir", value_name = "DIR")]
     pack_dirs: Vec<PathBuf>,
