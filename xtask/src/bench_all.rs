@@ -144,22 +144,46 @@ fn run_teed(cmd: &mut Command) -> Result<(bool, String)> {
     }
     let status = child.wait().context("could not wait for the benchmark")?;
     let errors = errors.join().unwrap_or_default();
-    // Cargo's build lines are noise in the file; errors are not.
     let errors: String = errors
         .lines()
-        .filter(|line| {
-            let line = line.trim_start();
-            !(line.starts_with("Compiling")
-                || line.starts_with("Finished")
-                || line.starts_with("Running")
-                || line.starts_with("Blocking"))
-        })
+        .filter(|line| !is_noise(line))
         .map(|line| format!("{line}\n"))
         .collect();
     if !errors.trim().is_empty() {
         output.push_str(&errors);
     }
     Ok((status.success(), output))
+}
+
+/// Whether a line of a benchmark's stderr is left out of the file: cargo's
+/// build lines (also as echoed by the helper's build script, `warning:
+/// microscoped@…: Compiling …`) and the helper's own log below errors
+/// (`[2026-11-30T15:57:40Z INFO  microscoped…]`). Errors stay.
+fn is_noise(line: &str) -> bool {
+    let line = line.trim_start();
+    let build = |text: &str| {
+        let text = text.trim_start();
+        ["Compiling", "Finished", "Running", "Blocking", "Checking"]
+            .iter()
+            .any(|word| text.starts_with(word))
+    };
+    if build(line) {
+        return true;
+    }
+    if let Some(rest) = line.strip_prefix("warning: ")
+        && let Some((package, echoed)) = rest.split_once(": ")
+        && package.contains('@')
+    {
+        return build(echoed);
+    }
+    if let Some(rest) = line.strip_prefix('[')
+        && let Some((_, after_time)) = rest.split_once(' ')
+    {
+        return ["INFO ", "WARN ", "DEBUG ", "TRACE "]
+            .iter()
+            .any(|level| after_time.starts_with(level));
+    }
+    false
 }
 
 /// What the machine is.
@@ -217,12 +241,16 @@ fn machine() -> String {
 }
 
 /// The target lines of a benchmark's output: `target…`, `targets:…`,
-/// `helper memory…`.
+/// `helper memory…`, `floor:…`.
 fn target_lines(output: &str) -> Vec<&str> {
     output
         .lines()
         .map(str::trim)
-        .filter(|line| line.starts_with("target") || line.starts_with("helper memory"))
+        .filter(|line| {
+            line.starts_with("target")
+                || line.starts_with("helper memory")
+                || line.starts_with("floor:")
+        })
         .collect()
 }
 
@@ -268,6 +296,25 @@ fn markdown(results: &[Outcome], seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_lines_and_the_helper_s_log_are_noise_but_errors_are_not() {
+        assert!(is_noise("   Compiling serde v1.0.0"));
+        assert!(is_noise(
+            "warning: microscoped@0.1.0:    Compiling aya-ebpf v0.2.1"
+        ));
+        assert!(is_noise(
+            "[2026-11-30T15:57:40Z INFO  microscoped] microscoped 0.1.0 listening"
+        ));
+        assert!(is_noise(
+            "[2026-11-30T15:57:40Z WARN  microscoped] probe func:vfs_read unavailable"
+        ));
+        assert!(!is_noise(
+            "[2026-11-30T15:57:40Z ERROR microscoped] could not attach"
+        ));
+        assert!(!is_noise("warning: unused variable: `x`"));
+        assert!(!is_noise("error: could not compile `microscoped`"));
+    }
 
     #[test]
     fn target_lines_are_found() {

@@ -27,13 +27,14 @@ use crate::proc::{describe, run_checked, stdout_of};
 use crate::workspace;
 
 /// Every fuzz target (`app/fuzz/Cargo.toml`), in the order they run.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "wire_client",
     "wire_helper",
     "recording",
     "tracefs_format",
     "generic_record",
     "pack_manifest",
+    "pack_object",
 ];
 /// The cargo-fuzz release known to work with the installed nightly.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -291,6 +292,21 @@ pub fn print_reports(reports: &[Report]) {
     }
 }
 
+/// The C example pack's objects, compiled with clang-22 (one with a stack
+/// map), as seeds for `pack_object`.
+fn pack_objects(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let sources = workspace::root().join("assets/packs/example-c");
+    let mut objects = Vec::new();
+    for name in ["sleeps", "offcpu"] {
+        let object = dir.join(format!("{name}.bpf.o"));
+        crate::packs::build_c(&sources.join(format!("{name}.bpf.c")), &object)?;
+        let bytes = fs::read(&object).with_context(|| format!("reading {}", object.display()))?;
+        fs::remove_file(&object)?;
+        objects.push((name.to_owned(), bytes));
+    }
+    Ok(objects)
+}
+
 /// Writes each target's seeds into `dir/<target>/`. Every input starts with
 /// the mode byte of `app/fuzz/src/lib.rs` (0: as it is, 1: repaired).
 fn write_seeds(dir: &Path) -> Result<()> {
@@ -327,6 +343,9 @@ fn write_seeds(dir: &Path) -> Result<()> {
     }
     seeds.push(("generic_record", "specs".into(), generic_specs()));
     seeds.push(("pack_manifest", "builtin".into(), builtin_pack()?));
+    for (name, object) in pack_objects(dir)? {
+        seeds.push(("pack_object", name, object));
+    }
 
     for target in TARGETS {
         let target_dir = dir.join(target);

@@ -17,7 +17,13 @@ use crate::setup::{C_PACK_PACKAGES, install_apt_packages};
 use crate::workspace;
 
 /// The libbpf-tools whose objects the pack uses.
-const LIBBPF_TOOLS: [&str; 4] = ["exitsnoop", "execsnoop", "runqlat", "syscount"];
+const LIBBPF_TOOLS: [&str; 5] = [
+    "exitsnoop",
+    "execsnoop",
+    "runqlat",
+    "syscount",
+    "offcputime",
+];
 
 /// `cargo xtask packs` options.
 #[derive(Debug, clap::Args)]
@@ -33,7 +39,12 @@ pub fn run(options: &Options) -> Result<()> {
     let assets = workspace::root().join("assets/packs");
     let c = out.join("example-c");
     copy_manifests(&assets.join("example-c"), &c)?;
-    build_c(&c.join("sleeps.bpf.c"), &c.join("sleeps.bpf.o"))?;
+    for program in ["sleeps", "offcpu"] {
+        build_c(
+            &c.join(format!("{program}.bpf.c")),
+            &c.join(format!("{program}.bpf.o")),
+        )?;
+    }
     let rust = out.join("example-rust");
     copy_manifests(&assets.join("example-rust"), &rust)?;
     build_rust(

@@ -12,24 +12,40 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 
 /// Background threads that keep the traced views busy until dropped: one
-/// opens `/dev/null`, spawns `true` and touches fresh memory a few times a
-/// second (syscalls, fork/exec/exit, context switches, page faults), one
-/// writes and fsyncs a file (file system and block I/O), one reads a file
-/// whose pages it has just dropped from the page cache (`tour-read`: an
-/// uncached read, down to the disk, for the `read()` tour), one sends over
-/// loopback TCP.
+/// opens `/dev/null` and spawns `true` a few times a second (syscalls,
+/// fork/exec/exit, context switches), one (`tour-fault`) maps and touches
+/// fresh memory (page faults, for the page-fault tour), one (`tour-write`)
+/// writes and fsyncs a file (file system, journal and block I/O), one
+/// reads a file whose pages it has just dropped from the page cache
+/// (`tour-read`: an uncached read, down to the disk, for the `read()`
+/// tour), one sends over loopback TCP. Threads named `tour-*` are the ones
+/// the tours show first in a recording.
 pub struct Workload {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    /// The written and synced file.
     scratch: PathBuf,
+    /// The file read uncached.
+    read_file: PathBuf,
 }
 
 impl Workload {
-    /// Starts the threads.
+    /// Starts the threads, with their files in the temporary directory.
     pub fn start() -> Result<Self> {
+        Self::start_in(&std::env::temp_dir())
+    }
+
+    /// Starts the threads, with the written and synced file in `write_dir`
+    /// (the demo puts it on a file system with a journal, so `fsync` shows
+    /// a jbd2 commit) and the file read uncached in the temporary directory
+    /// (on a real disk, whose interrupt completes the read, where the
+    /// demo's journaled loop device would complete it in a kernel thread
+    /// from the cached image).
+    pub fn start_in(write_dir: &Path) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let scratch =
-            std::env::temp_dir().join(format!("microscope-workload-{}", std::process::id()));
+        let name = format!("microscope-workload-{}", std::process::id());
+        let scratch = write_dir.join(&name);
+        let read_file = std::env::temp_dir().join(name).with_extension("read");
         let mut threads = Vec::new();
 
         let flag = Arc::clone(&stop);
@@ -42,7 +58,6 @@ impl Workload {
                             let _file = File::open("/dev/null");
                         }
                         let _status = Command::new("true").status();
-                        touch_fresh_memory();
                         thread::sleep(Duration::from_millis(200));
                     }
                 })
@@ -50,10 +65,23 @@ impl Workload {
         );
 
         let flag = Arc::clone(&stop);
+        threads.push(
+            thread::Builder::new()
+                .name("tour-fault".to_owned())
+                .spawn(move || {
+                    while !flag.load(Ordering::Relaxed) {
+                        touch_fresh_memory();
+                        thread::sleep(Duration::from_millis(FAULT_PERIOD_MS));
+                    }
+                })
+                .context("could not start the page-fault workload thread")?,
+        );
+
+        let flag = Arc::clone(&stop);
         let path = scratch.clone();
         threads.push(
             thread::Builder::new()
-                .name("workload-io".to_owned())
+                .name("tour-write".to_owned())
                 .spawn(move || {
                     let block = vec![0x5au8; 256 * 1024];
                     while !flag.load(Ordering::Relaxed) {
@@ -71,7 +99,7 @@ impl Workload {
         );
 
         let flag = Arc::clone(&stop);
-        let path = scratch.with_extension("read");
+        let path = read_file.clone();
         threads.push(
             thread::Builder::new()
                 .name("tour-read".to_owned())
@@ -117,6 +145,7 @@ impl Workload {
             stop,
             threads,
             scratch,
+            read_file,
         })
     }
 }
@@ -128,7 +157,7 @@ impl Drop for Workload {
             let _panicked = thread.join();
         }
         let _ignored = fs::remove_file(&self.scratch);
-        let _ignored = fs::remove_file(self.scratch.with_extension("read"));
+        let _ignored = fs::remove_file(&self.read_file);
     }
 }
 
@@ -158,14 +187,42 @@ fn uncached_reads(path: &Path, stop: &AtomicBool) {
     }
 }
 
-/// Maps 4 MiB of fresh memory and writes one byte per page: 1 024 page
-/// faults.
+/// Pages [`touch_fresh_memory`] touches each time: 256 KiB, so 64 page
+/// faults and page allocations of this thread.
+const FAULT_PAGES: usize = 64;
+/// How often it does, in ms: with [`FAULT_PAGES`], 128 faults a second, a
+/// rate the pipeline keeps and a recording of a few seconds can hold (the
+/// demo keeps only this process's faults; see `xtask/src/demo.rs`).
+const FAULT_PERIOD_MS: u64 = 500;
+
+/// Maps [`FAULT_PAGES`] pages of fresh anonymous memory with `mmap`, writes
+/// one byte per page (one page fault and one page allocation each), and
+/// unmaps them. `mmap` directly rather than a `Vec`: the allocator would
+/// reuse memory it already has, which faults no more.
 fn touch_fresh_memory() {
-    let mut memory = vec![0u8; 4 << 20];
-    for page in memory.chunks_mut(4096) {
-        if let Some(first) = page.first_mut() {
-            *first = 1;
-        }
+    const PAGE: usize = 4096;
+    let bytes = FAULT_PAGES * PAGE;
+    // SAFETY: a new private anonymous mapping, asked of the kernel with no
+    // address hint; nothing else refers to it.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return; // Only makes the load lighter; nothing to report.
     }
-    std::hint::black_box(&memory);
+    for page in 0..FAULT_PAGES {
+        // SAFETY: `page * PAGE` is inside the `bytes`-long writable mapping
+        // just made; a volatile write so the touch is not optimised away.
+        unsafe { base.cast::<u8>().add(page * PAGE).write_volatile(1) };
+    }
+    // SAFETY: the mapping made above, unmapped once; no reference to it
+    // outlives this call.
+    unsafe { libc::munmap(base, bytes) };
 }

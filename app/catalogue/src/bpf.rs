@@ -51,8 +51,22 @@ pub struct ObjectDef {
     pub id: String,
     /// The file, relative to the pack's directory (no `..`, not absolute).
     pub file: String,
+    /// Map sizes to write into the object before loading, as a libbpf
+    /// tool's own loader sets them (`maps = { NAME = { value_size = N,
+    /// max_entries = N } }`), by map name.
+    pub map_sizes: BTreeMap<String, MapSizes>,
     /// Where it is declared.
     pub defined_at: Location,
+}
+
+/// Sizes of one map the manifest sets (see [`ObjectDef::map_sizes`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapSizes {
+    /// Bytes per value.
+    pub value_size: Option<u32>,
+    /// Entries.
+    pub max_entries: Option<u32>,
 }
 
 /// What a `bpf` probe loads, attaches and reads.
@@ -287,15 +301,48 @@ pub enum OutputKind {
         /// Unit of the histogrammed values.
         unit: Unit,
     },
+    /// Stack counts: a hash map (this output's `map`) whose key holds stack
+    /// ids into a `BPF_MAP_TYPE_STACK_TRACE` map, and whose value counts
+    /// hits or sums a time per stack. Shown in the flame graph and the
+    /// paths view like the profiler's stacks.
+    Stacks(StacksSpec),
+}
+
+/// How a `stacks` output reads its maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StacksSpec {
+    /// The `BPF_MAP_TYPE_STACK_TRACE` map the ids point into.
+    pub stack_map: String,
+    /// The count map's key layout.
+    pub key: Layout,
+    /// The count map's value layout.
+    pub value: Layout,
+    /// The key field holding the kernel stack id (negative: none).
+    pub kernel_stack: Option<String>,
+    /// The key field holding the user stack id (negative: none).
+    pub user_stack: Option<String>,
+    /// The value field with the count or time.
+    pub count: String,
+    /// What `count` measures: `count` (hits) or a time unit (a time sum,
+    /// as off-CPU tools keep).
+    pub unit: Unit,
+}
+
+impl StacksSpec {
+    /// The key field with `role`, if any.
+    pub fn key_role(&self, role: Role) -> Option<&FieldSpec> {
+        self.key.fields.iter().find(|f| f.role == Some(role))
+    }
 }
 
 impl OutputKind {
-    /// `events`, `counters` or `histogram`.
+    /// `events`, `counters`, `histogram` or `stacks`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Events { .. } => "events",
             Self::Counters { .. } => "counters",
             Self::Histogram { .. } => "histogram",
+            Self::Stacks(_) => "stacks",
         }
     }
 }
@@ -555,6 +602,8 @@ impl Unit {
 pub(crate) struct RawObject {
     id: Spanned<String>,
     file: Spanned<String>,
+    #[serde(default)]
+    maps: Option<Spanned<BTreeMap<String, MapSizes>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -587,6 +636,9 @@ pub(crate) struct RawOutput {
     bucket: Option<Spanned<String>>,
     count: Option<Spanned<String>>,
     unit: Option<Spanned<Unit>>,
+    stack_map: Option<Spanned<String>>,
+    kernel_stack: Option<Spanned<String>>,
+    user_stack: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -645,9 +697,32 @@ impl RawObject {
                 ),
             ));
         }
+        let map_sizes = match &self.maps {
+            None => BTreeMap::new(),
+            Some(maps) => {
+                for (map, sizes) in maps.get_ref() {
+                    if !is_symbol(map) {
+                        return Err(
+                            at.err(maps, format!("object `{id}`: `{map}` is not a map name"))
+                        );
+                    }
+                    if sizes.value_size.is_none() && sizes.max_entries.is_none() {
+                        return Err(at.err(maps, format!("object `{id}`: map `{map}` sets neither `value_size` nor `max_entries`")));
+                    }
+                    if sizes.value_size == Some(0) || sizes.max_entries == Some(0) {
+                        return Err(at.err(
+                            maps,
+                            format!("object `{id}`: map `{map}` cannot have a size of 0"),
+                        ));
+                    }
+                }
+                maps.get_ref().clone()
+            }
+        };
         Ok(ObjectDef {
             id: id.to_owned(),
             file: file.to_owned(),
+            map_sizes,
             defined_at: at.of(&self.id),
         })
     }
@@ -804,17 +879,110 @@ impl RawOutput {
                     unit: self.unit.as_ref().map_or(Unit::Count, |u| *u.get_ref()),
                 }
             }
+            "stacks" => {
+                not_for(self.slots.as_ref(), "slots", "stacks")?;
+                not_for(self.bucket.as_ref(), "bucket", "stacks")?;
+                self.no_fields(at, probe, &map)?;
+                OutputKind::Stacks(self.stacks(
+                    at,
+                    probe,
+                    &map,
+                    layout(&self.key, "key")?,
+                    layout(&self.value, "value")?,
+                )?)
+            }
             other => {
                 return Err(at.err(
                     &self.kind,
-                    format!("output `{map}` of probe `{probe}` has kind `{other}`; the kinds are `events`, `counters` and `histogram`"),
+                    format!("output `{map}` of probe `{probe}` has kind `{other}`; the kinds are `events`, `counters`, `histogram` and `stacks`"),
                 ));
             }
         };
+        if !matches!(kind, OutputKind::Stacks(_)) {
+            for (key, spanned) in [
+                ("stack_map", &self.stack_map),
+                ("kernel_stack", &self.kernel_stack),
+                ("user_stack", &self.user_stack),
+            ] {
+                not_for(spanned.as_ref(), key, kind.as_str())?;
+            }
+        }
         Ok(Output {
             map,
             kind,
             defined_at: at.of(&self.map),
+        })
+    }
+
+    /// The `stacks` keys: the stack map, which key fields hold the stack
+    /// ids, which value field the count, and its unit.
+    fn stacks(
+        &self,
+        at: &At<'_>,
+        probe: &str,
+        map: &str,
+        key: Layout,
+        value: Layout,
+    ) -> Result<StacksSpec, CatalogueError> {
+        let Some(stack_map) = &self.stack_map else {
+            return Err(at.err(&self.kind, format!("output `{map}` of probe `{probe}` holds stacks but names no `stack_map = \"...\"` (the BPF_MAP_TYPE_STACK_TRACE map its stack ids point into)")));
+        };
+        let stack_map_name = stack_map.get_ref().trim();
+        if !is_symbol(stack_map_name) {
+            return Err(at.err(
+                stack_map,
+                format!("probe `{probe}`: `{stack_map_name}` is not a map name"),
+            ));
+        }
+        if stack_map_name == map {
+            return Err(at.err(stack_map, format!("output `{map}` of probe `{probe}`: the stack map must be another map than the count map `{map}`")));
+        }
+        let id_field = |spanned: &Option<Spanned<String>>,
+                        what: &str|
+         -> Result<Option<String>, CatalogueError> {
+            let Some(spanned) = spanned else {
+                return Ok(None);
+            };
+            let name = spanned.get_ref().trim();
+            match key.field(name).map(|f| f.ty) {
+                Some(FieldType::Int { bytes: 4 | 8, .. }) => Ok(Some(name.to_owned())),
+                Some(_) => Err(at.err(spanned, format!("output `{map}` of probe `{probe}`: `{what} = \"{name}\"` must name a 4- or 8-byte integer key field (a stack id as `bpf_get_stackid` returns it)"))),
+                None => Err(at.err(spanned, format!("output `{map}` of probe `{probe}`: `{what} = \"{name}\"` is not a key field (the key has {})", field_names(&key)))),
+            }
+        };
+        let kernel_stack = id_field(&self.kernel_stack, "kernel_stack")?;
+        let user_stack = id_field(&self.user_stack, "user_stack")?;
+        if kernel_stack.is_none() && user_stack.is_none() {
+            return Err(at.err(&self.kind, format!("output `{map}` of probe `{probe}` holds stacks but says neither `kernel_stack = \"FIELD\"` nor `user_stack = \"FIELD\"` (the key fields with the stack ids)")));
+        }
+        if kernel_stack.is_some() && kernel_stack == user_stack {
+            return Err(at.err(self.user_stack.as_ref().unwrap_or(&self.kind), format!("output `{map}` of probe `{probe}`: `kernel_stack` and `user_stack` name the same key field")));
+        }
+        let count = match &self.count {
+            Some(count) => count.get_ref().trim().to_owned(),
+            None if value.fields.len() == 1 => value.fields.first().map(|f| f.name.clone()).unwrap_or_default(),
+            None => return Err(at.err(&self.kind, format!("output `{map}` of probe `{probe}` has {} value fields; say which holds the count or time with `count = \"FIELD\"`", value.fields.len()))),
+        };
+        if !matches!(
+            value.field(&count).map(|f| f.ty),
+            Some(FieldType::Int { .. })
+        ) {
+            return Err(at.err(self.count.as_ref().unwrap_or(&self.kind), format!("output `{map}` of probe `{probe}`: the stacks' count `{count}` must be an integer value field (the value has {})", field_names(&value))));
+        }
+        let unit = self.unit.as_ref().map_or(Unit::Count, |u| *u.get_ref());
+        if !(unit.is_time() || unit == Unit::Count)
+            && let Some(spanned) = &self.unit
+        {
+            return Err(at.err(spanned, format!("output `{map}` of probe `{probe}`: stacks count hits (`unit = \"count\"`, the default) or sum a time (`ns`, `us`, `ms`, `s`), not `{}`", unit.symbol())));
+        }
+        Ok(StacksSpec {
+            stack_map: stack_map_name.to_owned(),
+            key,
+            value,
+            kernel_stack,
+            user_stack,
+            count,
+            unit,
         })
     }
 
@@ -1013,6 +1181,16 @@ fn decode(at: &At<'_>, f: &RawField, name: &str, ty: FieldType) -> Result<Decode
         ));
     }
     Ok(decode)
+}
+
+/// `a`, `b` and `c`: a layout's field names, for sentences.
+fn field_names(layout: &Layout) -> String {
+    let names: Vec<String> = layout
+        .fields
+        .iter()
+        .map(|f| format!("`{}`", f.name))
+        .collect();
+    names.join(", ")
 }
 
 /// A C identifier (a symbol of the object or a kernel function), possibly

@@ -56,7 +56,9 @@ pub fn check_pack_dir(dir: &Path) -> Result<PackCheck, CatalogueError> {
                 "cannot read the object {} ({err}); build it first (see docs/packs.md)",
                 path.display()
             )),
-            Ok(bytes) => match object::inspect(&def.file, &bytes) {
+            Ok(bytes) => match object::prepare(def, bytes)
+                .and_then(|bytes| object::inspect(&def.file, &bytes))
+            {
                 Ok(info) => objects.push((def.id.clone(), info)),
                 Err(problems) => object_problems.extend(problems),
             },

@@ -99,6 +99,7 @@
 //! errors, so a misspelt `sumary` is caught rather than silently ignored.
 
 mod bpf;
+mod btf_patch;
 mod builtin;
 mod catalogue;
 mod check;
@@ -112,7 +113,7 @@ mod tour;
 
 pub use bpf::{
     AttachChoice, AttachPoint, AttachSlot, BpfProbe, Buckets, Decode, FieldSpec, FieldType, Knob,
-    KnobValue, Layout, ObjectDef, Output, OutputKind, Role, Unit,
+    KnobValue, Layout, MapSizes, ObjectDef, Output, OutputKind, Role, StacksSpec, Unit,
 };
 pub use builtin::BUILTIN_ORIGIN;
 pub use catalogue::Catalogue;

@@ -710,7 +710,41 @@ impl RawProbe {
                     format!("probe `{id}` reads the map `{}` twice", output.map),
                 ));
             }
+            // A stack map is read with its count map: no other output may
+            // read it, and no two stacks outputs may share it.
+            let stack_maps = |o: &bpf::Output| match &o.kind {
+                bpf::OutputKind::Stacks(spec) => Some(spec.stack_map.clone()),
+                _ => None,
+            };
+            if let Some(clash) = outputs.iter().find(|o| {
+                stack_maps(&output).is_some_and(|s| s == o.map || stack_maps(o) == Some(s))
+                    || stack_maps(o).is_some_and(|s| s == output.map)
+            }) {
+                return Err(CatalogueError::invalid(
+                    output.defined_at,
+                    format!(
+                        "probe `{id}`: outputs `{}` and `{}` read the same map (a stacks output's stack map is its own); give each output its own maps",
+                        clash.map, output.map
+                    ),
+                ));
+            }
             outputs.push(output);
+        }
+        let has_events = outputs
+            .iter()
+            .any(|o| matches!(o.kind, bpf::OutputKind::Events { .. }));
+        if has_events
+            && let Some(timed) = outputs
+                .iter()
+                .find(|o| matches!(&o.kind, bpf::OutputKind::Stacks(spec) if spec.unit.is_time()))
+        {
+            return Err(CatalogueError::invalid(
+                timed.defined_at.clone(),
+                format!(
+                    "probe `{id}` has events and a stacks output `{}` that sums time; the app shows a probe's stacks as time only when it has no events: make two probes of the same object, one with the events, one with the stacks",
+                    timed.map
+                ),
+            ));
         }
         let explanation = self
             .explanation

@@ -155,6 +155,28 @@ fn tracing_kind(prefix: &str) -> Option<&'static str> {
     })
 }
 
+/// `bytes` with the map sizes `def` sets written in (see
+/// [`ObjectDef::map_sizes`]): what the helper loads and `check-pack`
+/// inspects. A sentence per map it could not set.
+pub fn prepare(def: &crate::ObjectDef, bytes: Vec<u8>) -> Result<Vec<u8>, Vec<String>> {
+    let mut bytes = bytes;
+    let mut problems = Vec::new();
+    for (map, sizes) in &def.map_sizes {
+        match crate::btf_patch::set_map_sizes(&bytes, map, sizes.value_size, sizes.max_entries) {
+            Ok(patched) => bytes = patched,
+            Err(why) => problems.push(format!(
+                "{}: cannot set the sizes of map `{map}` given in its `[[object]]`: {why}",
+                def.file
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(bytes)
+    } else {
+        Err(problems)
+    }
+}
+
 /// Reads `bytes` (a BPF ELF object) and refuses what cannot be loaded
 /// safely: a sentence per problem, naming `object` (a file name) and the
 /// program, map or symbol at fault.
@@ -268,7 +290,11 @@ pub fn inspect(object: &str, bytes: &[u8]) -> Result<ObjectInfo, Vec<String>> {
         }
         if map_info.map_type == map_type::STACK_TRACE && map_info.value_size == 0 {
             problems.push(format!(
-                "{object}: stack map `{name}` declares no value size, which aya 0.14 cannot create; add `__uint(value_size, PERF_MAX_STACK_DEPTH * sizeof(__u64))`"
+                "{object}: stack map `{name}` declares no value size, which aya 0.14 cannot create; add `__uint(value_size, PERF_MAX_STACK_DEPTH * sizeof(__u64))`, or, for an object you cannot change, set it in its `[[object]]`: `maps = {{ {name} = {{ value_size = 1016, max_entries = 16384 }} }}`"
+            ));
+        } else if map_info.map_type == map_type::STACK_TRACE && map_info.max_entries == 0 {
+            problems.push(format!(
+                "{object}: stack map `{name}` declares no size (`max_entries`); add `__uint(max_entries, 16384)`, or set it in its `[[object]]`: `maps = {{ {name} = {{ max_entries = 16384 }} }}`"
             ));
         }
         if !matches!(
@@ -305,6 +331,15 @@ pub fn inspect(object: &str, bytes: &[u8]) -> Result<ObjectInfo, Vec<String>> {
 /// The kernel's name of a map type, for messages.
 fn map_type_name(map_type: u32) -> &'static str {
     match map_type {
+        map_type::HASH => "hash",
+        map_type::ARRAY => "array",
+        map_type::PERF_EVENT_ARRAY => "perf_event_array",
+        map_type::PERCPU_HASH => "percpu_hash",
+        map_type::PERCPU_ARRAY => "percpu_array",
+        map_type::STACK_TRACE => "stack_trace",
+        map_type::LRU_HASH => "lru_hash",
+        map_type::LRU_PERCPU_HASH => "lru_percpu_hash",
+        map_type::RINGBUF => "ringbuf",
         3 => "prog_array: tail calls",
         12 => "array_of_maps",
         13 => "hash_of_maps",
@@ -450,9 +485,59 @@ pub fn check_probe(pack: &str, probe_id: &str, probe: &BpfProbe, info: &ObjectIn
                     ));
                 }
             }
+            OutputKind::Stacks(spec) => {
+                if !matches!(
+                    map.map_type,
+                    map_type::HASH
+                        | map_type::PERCPU_HASH
+                        | map_type::LRU_HASH
+                        | map_type::LRU_PERCPU_HASH
+                ) {
+                    problems.push(format!(
+                        "{whose}: output `{}` holds stack counts but the map is of type `{}` ({}), not a hash map of counts keyed by stack ids",
+                        output.map,
+                        map_type_name(map.map_type),
+                        map.map_type
+                    ));
+                }
+                problems.extend(sizes(spec.key.size, spec.value.size));
+                problems.extend(check_stack_map(&whose, &output.map, &spec.stack_map, info));
+            }
         }
     }
     problems
+}
+
+/// The stack map of a `stacks` output: present, a
+/// `BPF_MAP_TYPE_STACK_TRACE` with 4-byte keys (stack ids) and values of
+/// whole 8-byte addresses.
+fn check_stack_map(whose: &str, counts: &str, name: &str, info: &ObjectInfo) -> Option<String> {
+    let Some(map) = info.maps.get(name) else {
+        return Some(format!(
+            "{whose}: output `{counts}` names the stack map `{name}`, which the object does not have (it has {})",
+            list(info.maps.keys().filter(|m| !m.starts_with('.')))
+        ));
+    };
+    if map.map_type != map_type::STACK_TRACE {
+        return Some(format!(
+            "{whose}: `{name}` is a map of type `{}` ({}), not a stack map (BPF_MAP_TYPE_STACK_TRACE); name the map `bpf_get_stackid` writes into",
+            map_type_name(map.map_type),
+            map.map_type
+        ));
+    }
+    if map.key_size != 4 {
+        return Some(format!(
+            "{whose}: stack map `{name}` has {}-byte keys; a stack map's keys are 4-byte stack ids",
+            map.key_size
+        ));
+    }
+    if map.value_size == 0 || map.value_size % 8 != 0 {
+        return Some(format!(
+            "{whose}: stack map `{name}` has {}-byte values; they must be a positive multiple of 8 (one 64-bit address per frame, e.g. `__uint(value_size, 127 * sizeof(__u64))`)",
+            map.value_size
+        ));
+    }
+    None
 }
 
 /// The BPF objects embedded in a program (as bcc's libbpf-tools embed their

@@ -171,7 +171,7 @@ fn malformed_bpf_probes_get_a_sentence_with_the_place() {
         ),
         (
             edit("kind = \"events\"", "kind = \"stream\""),
-            "packs/demo/exits.toml:20:8: output `events` of probe `demo:exits` has kind `stream`; the kinds are `events`, `counters` and `histogram`",
+            "packs/demo/exits.toml:20:8: output `events` of probe `demo:exits` has kind `stream`; the kinds are `events`, `counters`, `histogram` and `stacks`",
         ),
         (
             edit("slots = \"slots\"\n", ""),

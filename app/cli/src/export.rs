@@ -474,7 +474,12 @@ pub fn export_folded(
         })
         .or_else(|| with_stacks.first().copied());
     if let Some(probe) = preferred {
-        let off_cpu = names.name(probe) == "profile:offcpu";
+        // Time off the CPU, or a pack's time sums: ns, written as µs.
+        let off_cpu = names.name(probe) == "profile:offcpu"
+            || header
+                .probes
+                .iter()
+                .any(|p| p.key == probe && p.kind == microscope_wire::ProbeKind::TimeStacks);
         let mut profile = microscope_model::FoldedProfile::new(probe, None, off_cpu);
         for batch in &stacks {
             profile.add_batch(batch, 0);

@@ -88,7 +88,10 @@ pub fn format_info(recording: &Recording) -> String {
                 | ProbeKind::SyscallLatency
                 | ProbeKind::Function
                 | ProbeKind::Stacks
-                | ProbeKind::Pack => "- (aggregated in the kernel, see aggregates)".to_owned(),
+                | ProbeKind::Pack
+                | ProbeKind::TimeStacks => {
+                    "- (aggregated in the kernel, see aggregates)".to_owned()
+                }
             };
             rows.push((probe.id.clone(), events));
         }

@@ -225,7 +225,10 @@ pub fn format_probes(hello: &HelperInfo, probes: &[ProbeInfo]) -> String {
     if probes.is_empty() {
         let _ = writeln!(out, "  (none)");
     }
-    if probes.iter().any(|p| p.kind == ProbeKind::Pack) {
+    if probes
+        .iter()
+        .any(|p| matches!(p.kind, ProbeKind::Pack | ProbeKind::TimeStacks))
+    {
         let _ = writeln!(out, "{PACK_NOTE}");
     }
     out
@@ -234,7 +237,7 @@ pub fn format_probes(hello: &HelperInfo, probes: &[ProbeInfo]) -> String {
 /// Said under the list when it has `pack` probes: whose counts they are.
 pub const PACK_NOTE: &str = "note: `pack` probes count in their own maps in the kernel, once for \
      every client of the helper (machine-wide, or the processes every client's filter keeps); \
-     the window's Pack data tab shows their tables and histograms.";
+     the window's Pack data tab shows their tables and histograms, the flame graph their stacks.";
 
 fn kind_name(kind: ProbeKind) -> &'static str {
     match kind {
@@ -245,6 +248,7 @@ fn kind_name(kind: ProbeKind) -> &'static str {
         ProbeKind::Function => "function",
         ProbeKind::Stacks => "stacks",
         ProbeKind::Pack => "pack",
+        ProbeKind::TimeStacks => "pack-time-stacks",
     }
 }
 

@@ -229,7 +229,12 @@ impl WatchTally {
             HelperMessage::Stacks(batch) => {
                 for stack in &batch.stacks {
                     for (probe, count) in self.probes.iter().zip(&mut self.window) {
-                        if probe.kind == ProbeKind::Stacks && probe.key == stack.probe {
+                        // A pack's stack counts are what its count map grew by.
+                        if matches!(
+                            probe.kind,
+                            ProbeKind::Stacks | ProbeKind::TimeStacks | ProbeKind::Pack
+                        ) && probe.key == stack.probe
+                        {
                             *count += stack.value;
                         }
                     }
@@ -257,7 +262,9 @@ impl WatchTally {
                     .zip(&mut self.window)
                     .zip(&mut self.counters)
                 {
-                    if probe.kind == ProbeKind::Pack && probe.key == data.probe {
+                    if matches!(probe.kind, ProbeKind::Pack | ProbeKind::TimeStacks)
+                        && probe.key == data.probe
+                    {
                         *count += counter.advance(total);
                     }
                 }
@@ -399,7 +406,10 @@ pub fn run_watch(
     }
     // Whatever arrived while enabling only sets baselines.
     tally.end_window();
-    for probe in probes.iter().filter(|p| p.kind == ProbeKind::Pack) {
+    for probe in probes
+        .iter()
+        .filter(|p| matches!(p.kind, ProbeKind::Pack | ProbeKind::TimeStacks))
+    {
         eprintln!(
             "microscope: {} counts in its own maps in the kernel, for every client of the helper \
              (machine-wide): its lines are the growth of those maps.",

@@ -262,6 +262,7 @@ impl MicroscopeApp {
         );
         self.tours.poll_action();
         self.follow_when_played();
+        self.follow_from_file();
         self.light_map();
         self.open_dialog_ui(ui.ctx());
         self.baseline_dialog_ui(ui.ctx());
@@ -853,6 +854,71 @@ impl MicroscopeApp {
         }
     }
 
+    /// In a replay, asks the recording's browser for every event around the
+    /// call just followed: the inspector keeps only the newest events of
+    /// each probe, and a busy probe (`sched_switch`) has often forgotten
+    /// those around the call. `picked` is the moment asked for, used when
+    /// the inspector could not follow the call at all.
+    fn read_call_from_file(&mut self, tid: u32, picked_ns: u64) {
+        self.waterfall.from_file = false;
+        self.waterfall.reading = None;
+        if !self.model.is_replay() {
+            return;
+        }
+        let Some((_, requests)) = &self.browser else {
+            return;
+        };
+        let (at_ns, from_ns, to_ns) = match &self.waterfall.current {
+            Some(Ok(w)) => (w.enter_ns, w.enter_ns, w.exit_ns),
+            _ => (
+                picked_ns,
+                picked_ns.saturating_sub(CALL_SEARCH_NS),
+                picked_ns.saturating_add(CALL_SEARCH_NS),
+            ),
+        };
+        let request = BrowseRequest::CallEvents {
+            tid,
+            at_ns,
+            from_ns,
+            to_ns,
+        };
+        if requests.try_send(request).is_ok() {
+            self.waterfall.reading = Some((tid, at_ns));
+        } else {
+            log::warn!(
+                "the recording's browser is busy or gone; the waterfall stays as followed from the inspector's events"
+            );
+        }
+    }
+
+    /// Follows the call again through the events the browser read around
+    /// it, once they arrive; keeps what the inspector gave if the file
+    /// does not do better.
+    fn follow_from_file(&mut self) {
+        let Some((tid, at_ns)) = self.waterfall.reading else {
+            return;
+        };
+        let Some(read) = self.model.browse.call_events.clone() else {
+            return;
+        };
+        if (read.tid, read.at_ns) != (tid, at_ns) {
+            return; // an older answer
+        }
+        self.waterfall.reading = None;
+        match (read.follow(), &self.waterfall.current) {
+            (Ok(waterfall), _) => {
+                self.waterfall.current = Some(Ok(waterfall));
+                self.waterfall.from_file = true;
+            }
+            (Err(why), None | Some(Err(_))) => {
+                self.waterfall.current = Some(Err(why.to_string()));
+            }
+            (Err(why), Some(Ok(_))) => {
+                log::warn!("following the call through the recording's events failed: {why}");
+            }
+        }
+    }
+
     /// The current tour step, in a panel right of the central area.
     fn tour_panel_ui(&mut self, ui: &mut egui::Ui) {
         if self.tours.current(self.map.catalogue()).is_none() {
@@ -944,6 +1010,7 @@ impl MicroscopeApp {
                     microscope_model::waterfall::follow(&observed, tid, ts_ns)
                         .map_err(|e| e.to_string()),
                 );
+                self.read_call_from_file(tid, ts_ns);
                 self.waterfall.on_map = true;
                 self.tab = CentralTab::Waterfall;
             }
@@ -961,15 +1028,27 @@ impl MicroscopeApp {
                         )
                     }),
                 );
+                if let Some(Ok(w)) = &self.waterfall.current {
+                    let (tid, at_ns) = (w.tid, w.enter_ns);
+                    self.read_call_from_file(tid, at_ns);
+                }
                 self.waterfall.on_map = true;
                 self.tab = CentralTab::Waterfall;
             }
-            Command::ClearWaterfall => self.waterfall.current = None,
+            Command::ClearWaterfall => {
+                self.waterfall.current = None;
+                self.waterfall.reading = None;
+                self.waterfall.from_file = false;
+            }
             Command::FollowWhenPlayed(call) => self.waterfall.pending = Some(call),
             _ => {}
         }
     }
 }
+
+/// When a call cannot be followed from the inspector's events in a replay,
+/// how far either side of the picked moment the recording is read for it.
+const CALL_SEARCH_NS: u64 = 1_000_000_000;
 
 /// How many of the slowest calls are followed to find one that went to
 /// the disk.

@@ -15,8 +15,9 @@ use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use microscope_gui::{MACHINE_WIDE, MicroscopeApp, region};
 use microscope_model::{Clock, HelperSummary, Update, update_from_message};
 use microscope_wire::{
-    Availability, ClientMessage, Event, EventBatch, EventData, FieldInfo, FieldValue,
-    HelperMessage, PackData, PackHistogram, PackTable, ProbeInfo, ProbeKey, ProbeKind,
+    Availability, ClientMessage, Event, EventBatch, EventData, FieldInfo, FieldValue, Frame,
+    HelperMessage, PackData, PackHistogram, PackTable, ProbeInfo, ProbeKey, ProbeKind, StackBatch,
+    StackCount,
 };
 use std::time::{Duration, Instant};
 
@@ -75,7 +76,44 @@ fn catalogue() -> Vec<ProbeInfo> {
             enabled: false,
             ..info("broken:probe", 4, "sched", ProbeKind::Pack)
         },
+        info("example-c:offcpu", 5, "sched", ProbeKind::TimeStacks),
+        info("demo:hits", 6, "sched", ProbeKind::Pack),
     ]
+}
+
+/// One drain of pack stacks as the helper sends them: the frame names,
+/// then time off the CPU per stack of `example-c:offcpu` (ns) and hits per
+/// stack of `demo:hits`.
+fn pack_stacks() -> HelperMessage {
+    let frame = |id: u32, name: &str, kernel: bool| Frame {
+        id,
+        name: name.into(),
+        kernel,
+    };
+    let stack = |probe: ProbeKey, frames: Vec<u32>, value: u64| StackCount {
+        probe,
+        tgid: 77,
+        comm: "sleeper".into(),
+        frames,
+        value,
+    };
+    HelperMessage::Stacks(StackBatch {
+        start_ns: 1_000_000_000,
+        end_ns: 2_000_000_000,
+        frames: vec![
+            frame(0, "main", false),
+            frame(1, "microscope_sleep_wait", false),
+            frame(2, "do_nanosleep", true),
+            frame(3, "schedule", true),
+            frame(4, "read_input", false),
+            frame(5, "pipe_read", true),
+        ],
+        stacks: vec![
+            stack(5, vec![0, 1, 2, 3], 30_000_000),
+            stack(5, vec![0, 4, 5, 3], 10_000_000),
+            stack(6, vec![0, 4], 7),
+        ],
+    })
 }
 
 fn runqlat(ts_ns: u64, first: Vec<u64>) -> HelperMessage {
@@ -293,4 +331,48 @@ fn a_refused_pack_probe_shows_its_verifier_log() {
     fixture
         .harness
         .get_by_label_contains("R1 invalid mem access 'scalar'");
+}
+
+#[test]
+fn pack_stacks_feed_the_flame_graph_in_their_unit() {
+    let mut fixture = fed();
+    fixture.receive(pack_stacks());
+    fixture.harness.run_steps(2);
+    show_tab(&mut fixture, "Flame");
+    let flame = fixture.harness.get_by_label(region::FLAME);
+    // Time off the CPU, as time: 30 ms of the 40 ms in microscope_sleep_wait.
+    flame.get_by_label_contains("microscope_sleep_wait — 30.0 ms (75.0 %)");
+    flame.get_by_label_contains("do_nanosleep — 30.0 ms");
+    flame.get_by_label_contains("pipe_read — 10.0 ms");
+    // Hits of the other pack probe do not add to time: pick it.
+    flame
+        .get_by_role_and_label(
+            Role::ComboBox,
+            "Which probe's stacks to show (on-CPU samples and time blocked do not add up).",
+        )
+        .click();
+    fixture.harness.run_steps(2);
+    // The popup's entry (the probe panel has a checkbox of that name too).
+    fixture
+        .harness
+        .query_all_by_label("demo:hits")
+        .find(|n| n.accesskit_node().role() != Role::CheckBox)
+        .expect("demo:hits in the probe selector")
+        .click();
+    fixture.harness.run_steps(2);
+    fixture
+        .harness
+        .get_by_label(region::FLAME)
+        .get_by_label_contains("read_input — 7 samples (100.0 %)");
+}
+
+#[test]
+fn pack_stacks_open_as_call_paths() {
+    let mut fixture = fed();
+    fixture.receive(pack_stacks());
+    fixture.harness.run_steps(2);
+    show_tab(&mut fixture, "Paths");
+    let paths = fixture.harness.get_by_label(region::PATHS);
+    paths.get_by_label_contains("microscope_sleep_wait");
+    assert!(paths.query_all_by_label_contains("30.0 ms").count() > 0);
 }

@@ -134,6 +134,14 @@ fn the_recorded_uncached_read_is_a_waterfall_whose_parts_add_up() {
     });
     harness.run_steps(2);
     assert_eq!(harness.state().tab(), CentralTab::Waterfall);
+    // The inspector has forgotten the scheduler events around an older
+    // call; the waterfall reads them from the file.
+    run_until(
+        &mut harness,
+        "the call's events read from the file",
+        |app| app.waterfall().reading.is_none(),
+    );
+    assert!(harness.state().waterfall().from_file);
     let waterfall = match &harness.state().waterfall().current {
         Some(Ok(w)) => w.clone(),
         other => panic!("no waterfall: {other:?}"),
@@ -162,12 +170,42 @@ fn the_recorded_uncached_read_is_a_waterfall_whose_parts_add_up() {
     // The breakdown adds up to the measured latency, exactly.
     let sum: u64 = waterfall.breakdown.iter().map(|p| p.ns).sum();
     assert_eq!(sum, waterfall.latency_ns());
+    // Every milestone was seen, so no part merges two: the wait for a CPU
+    // after the wake-up is its own part, and so is the time back on a CPU.
+    let labels: Vec<&str> = waterfall
+        .breakdown
+        .iter()
+        .map(|p| p.label.as_str())
+        .collect();
+    for part in [
+        "on the device",
+        "waiting for a CPU after the wake-up",
+        "back on a CPU: copy to the program, return",
+    ] {
+        assert!(labels.contains(&part), "no part {part:?} in {labels:?}");
+    }
     assert!(
-        waterfall
-            .breakdown
-            .iter()
-            .any(|p| p.label == "on the device")
+        labels.iter().all(|l| !l.contains(" + ")),
+        "merged parts: {labels:?}"
     );
+    let back = waterfall
+        .steps
+        .iter()
+        .position(|s| s.label == "back on a CPU")
+        .unwrap_or_else(|| panic!("no switch back in {waterfall:#?}"));
+    assert!(wakeup < back && back < exit);
+    // The device's interrupt handler that completed the request, linked by
+    // CPU and time: inferred, before the completion.
+    let interrupt = waterfall
+        .steps
+        .iter()
+        .position(|s| s.label.starts_with("completion interrupt: irq "))
+        .unwrap_or_else(|| panic!("no completion interrupt in {waterfall:#?}"));
+    assert_eq!(
+        waterfall.steps[interrupt].link,
+        microscope_model::waterfall::Link::Inferred
+    );
+    assert!(issue < interrupt && interrupt < complete, "{waterfall:#?}");
 
     // The view lists the same bars, in the same order.
     let rows: Vec<String> = harness
@@ -185,4 +223,121 @@ fn the_recorded_uncached_read_is_a_waterfall_whose_parts_add_up() {
     for node in ["syscalls", "block"] {
         assert!(highlight.has_node(node), "{highlight:?}");
     }
+}
+
+/// The probes each tour step shows, and what must come from the demo's
+/// `tour-*` threads (the workload doing the step's action), where the
+/// recording has them.
+const FROM_THE_WORKLOAD: &[&str] = &[
+    "exceptions:page_fault_user",
+    "kmem:mm_page_alloc",
+    "syscalls:sys_enter_fsync",
+    "readahead:page_cache_sync_ra",
+    "filemap:mm_filemap_add_to_page_cache",
+];
+
+#[test]
+fn every_step_of_every_tour_finds_its_evidence_in_the_demo() {
+    let mut harness = demo_app();
+    play_to_the_end(&mut harness);
+    let catalogue = Catalogue::builtin();
+    let tours = catalogue.tours().to_vec();
+    assert!(tours.len() >= 5, "{} tours", tours.len());
+    for tour in &tours {
+        harness
+            .state_mut()
+            .request(Command::StartTour(tour.id.clone()));
+        harness.run_steps(2);
+        for (i, step) in tour.steps.iter().enumerate() {
+            harness.state_mut().request(Command::TourStep(i));
+            harness.run_steps(2);
+            let place = format!("tour {} step {} ({})", tour.id, i + 1, step.title);
+            for probe in &step.probes {
+                let model = harness.state().model();
+                let kept = model
+                    .probe(probe)
+                    .and_then(|p| model.recent.get(&p.key))
+                    .map_or(0, |events| events.len());
+                assert!(kept > 0, "{place}: no {probe} event in the demo");
+                // The step panel shows them.
+                let whose = if FROM_THE_WORKLOAD.contains(&probe.as_str()) {
+                    " (from the thread that did the action)"
+                } else {
+                    ""
+                };
+                harness.get_by_label_contains(&format!("{probe}: {kept} events kept{whose}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_call_the_inspector_has_forgotten_is_followed_from_the_file() {
+    // The demo's first read that went to the disk: thousands of events later, the
+    // inspector (newest 2 000 events per probe) no longer holds its block
+    // requests and scheduler events.
+    let recording =
+        microscope_wire::Recording::open(microscope_sources::demo_file().unwrap()).unwrap();
+    let key = |id: &str| {
+        recording
+            .header()
+            .probes
+            .iter()
+            .find(|p| p.id == id)
+            .unwrap()
+            .key
+    };
+    let (enter_key, bio_key) = (key("syscalls:sys_enter_read"), key("block:block_bio_queue"));
+    let mut events: Vec<microscope_wire::Event> = recording
+        .frames()
+        .unwrap()
+        .filter_map(|frame| match frame.unwrap().message {
+            microscope_wire::HelperMessage::Batch(batch) => Some(batch.events),
+            _ => None,
+        })
+        .flatten()
+        .filter(|e| e.comm == "tour-read" && (e.probe == enter_key || e.probe == bio_key))
+        .collect();
+    events.sort_by_key(|e| e.ts_ns);
+    // The first read whose next event is a bio it queued: one that went
+    // to the disk with every probe already attached.
+    let (tid, enter_ns) = events
+        .windows(2)
+        .find(|w| w[0].probe == enter_key && w[1].probe == bio_key)
+        .map(|w| (w[0].pid, w[0].ts_ns))
+        .unwrap();
+
+    let mut harness = demo_app();
+    play_to_the_end(&mut harness);
+    let inspector = harness.state().model().observed_events();
+    // From the inspector alone the call is not followed, or looks like a
+    // cache hit: its block requests and wake-up are no longer kept.
+    let from_inspector = microscope_model::waterfall::follow(&inspector, tid, enter_ns);
+    assert!(
+        from_inspector.as_ref().map_or(true, |w| !w.went_to_disk()),
+        "the inspector still holds the first read's requests: the test proves nothing"
+    );
+    harness.state_mut().request(Command::FollowCall {
+        tid,
+        ts_ns: enter_ns,
+    });
+    harness.run_steps(2);
+    run_until(
+        &mut harness,
+        "the call's events read from the file",
+        |app| app.waterfall().reading.is_none(),
+    );
+    let state = harness.state().waterfall();
+    let waterfall = match &state.current {
+        Some(Ok(w)) => w.clone(),
+        other => panic!("not followed from the file: {other:?}"),
+    };
+    assert!(state.from_file);
+    assert_eq!((waterfall.tid, waterfall.enter_ns), (tid, enter_ns));
+    assert!(waterfall.went_to_disk(), "{waterfall:#?}");
+    assert_eq!(
+        waterfall.breakdown.iter().map(|p| p.ns).sum::<u64>(),
+        waterfall.latency_ns()
+    );
+    harness.get_by_label_contains("every event around it, read from the recording");
 }

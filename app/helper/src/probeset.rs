@@ -443,7 +443,17 @@ impl ProbeSet {
         if !at_tracepoints.is_empty() {
             self.profiler.submit(at_tracepoints);
         }
+        // So do packs' stack counts.
+        let of_packs = self.packs.take_stacks();
+        if !of_packs.is_empty() {
+            self.profiler.submit(of_packs);
+        }
         self.profiler.drain(now_ns)
+    }
+
+    /// Whether probe `key` is a running pack probe with stack outputs.
+    pub fn has_pack_stacks(&self, key: ProbeKey) -> bool {
+        self.packs.has_stacks(key)
     }
 
     /// Every frame name the stack batches use, by id.
@@ -458,6 +468,7 @@ impl ProbeSet {
             self.registry
                 .get(*key)
                 .is_some_and(|p| p.info.kind == ProbeKind::Stacks || p.options.stacks)
+                || self.packs.has_stacks(*key)
         })
     }
 

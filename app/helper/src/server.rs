@@ -1214,13 +1214,21 @@ impl Hub {
             if !probes.wants_stacks(&client.enabled) {
                 continue;
             }
-            let refine = !client.filter.is_empty() && client.filter != *kernel_filter;
+            // The kernel filtered the main object's and the profiler's
+            // stacks by the filter every client shares; a pack's program
+            // filters by its own knobs, if at all, so its stacks are always
+            // refined here.
+            let refine_all = !client.filter.is_empty() && client.filter != *kernel_filter;
+            let refine_packs = !client.filter.is_empty();
             let (batch, _) =
                 parts.batch_for(probes.frames(), client.frames_sent, |p| client.wants(p));
             let stacks: Vec<StackCount> = batch
                 .stacks
                 .into_iter()
-                .filter(|s| !refine || keeps(&client.filter, s.tgid, &s.comm, cgroups))
+                .filter(|s| {
+                    let refine = refine_all || (refine_packs && probes.has_pack_stacks(s.probe));
+                    !refine || keeps(&client.filter, s.tgid, &s.comm, cgroups)
+                })
                 .collect();
             send_stack_batches(client, batch.start_ns, batch.end_ns, batch.frames, stacks);
         }

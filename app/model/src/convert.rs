@@ -19,6 +19,7 @@ impl From<wire::ProbeKind> for ProbeKind {
             wire::ProbeKind::Function => Self::Function,
             wire::ProbeKind::Stacks => Self::Stacks,
             wire::ProbeKind::Pack => Self::Pack,
+            wire::ProbeKind::TimeStacks => Self::TimeStacks,
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct Browse {
     pub error: Option<String>,
     /// A second recording to compare with, once read.
     pub baseline: Option<std::sync::Arc<Baseline>>,
+    /// The latest events around a followed call, read from the file.
+    pub call_events: Option<std::sync::Arc<crate::waterfall::CallEvents>>,
 }
 
 /// A second recording, read whole, that the flame graph, the rates and the
@@ -100,6 +102,7 @@ impl Browse {
             BrowseUpdate::Page(page) => self.page = Some(page),
             BrowseUpdate::Failed(reason) => self.error = Some(reason),
             BrowseUpdate::Baseline(baseline) => self.baseline = Some(baseline),
+            BrowseUpdate::CallEvents(events) => self.call_events = Some(events),
         }
     }
 }
@@ -274,20 +277,7 @@ impl Model {
     /// Every kept event (the inspector's), as the waterfall reads them:
     /// sorted by time, switches split into their two halves.
     pub fn observed_events(&self) -> Vec<crate::waterfall::Observed> {
-        let names: HashMap<ProbeKey, (&str, Vec<String>)> = self
-            .probes
-            .iter()
-            .map(|p| {
-                let names = p.fields.iter().map(|(name, _)| name.clone()).collect();
-                (p.key, (p.id.as_str(), names))
-            })
-            .collect();
-        crate::waterfall::observe_all(self.recent.iter().flat_map(|(key, events)| {
-            let (probe, fields) = names
-                .get(key)
-                .map_or(("?", &[][..]), |(id, f)| (*id, f.as_slice()));
-            events.iter().map(move |e| (probe, fields, e))
-        }))
+        crate::waterfall::observe_keyed(&self.probes, self.recent.values().flatten())
     }
 
     /// Ids of the probes the helper currently sends us.
@@ -498,7 +488,11 @@ impl Model {
             let total = match kind {
                 // A tracepoint that only counts in the kernel
                 // (`ProbeOptions::count_only`) reports its hits as calls.
-                ProbeKind::Stream | ProbeKind::Fields | ProbeKind::Stacks | ProbeKind::Pack => {
+                ProbeKind::Stream
+                | ProbeKind::Fields
+                | ProbeKind::Stacks
+                | ProbeKind::Pack
+                | ProbeKind::TimeStacks => {
                     let Some((_, hits, _)) = functions.iter().find(|(k, _, _)| *k == key) else {
                         continue;
                     };
@@ -555,7 +549,7 @@ impl Model {
         let map_only = self
             .probes
             .iter()
-            .find(|p| p.key == key && p.kind == ProbeKind::Pack)
+            .find(|p| p.key == key && matches!(p.kind, ProbeKind::Pack | ProbeKind::TimeStacks))
             .map(|p| p.id.clone());
         if let Some(id) = map_only {
             self.record_total(&id, arrived, total);
@@ -584,17 +578,16 @@ impl Model {
 
     /// Files a batch of stack counts: frame names first (interned by id),
     /// then each stack at the end of the interval it covers. Off-CPU
-    /// stacks count nanoseconds blocked, the others samples.
+    /// stacks and those of [`ProbeKind::TimeStacks`] pack probes count
+    /// nanoseconds, the others samples.
     fn add_stacks(&mut self, batch: microscope_wire::StackBatch) {
         for frame in batch.frames {
             self.stacks.intern_frame(frame.id, frame.name, frame.kernel);
         }
         for stack in &batch.stacks {
-            if self
-                .probes
-                .iter()
-                .any(|p| p.key == stack.probe && p.id == OFF_CPU_PROBE)
-            {
+            if self.probes.iter().any(|p| {
+                p.key == stack.probe && (p.id == OFF_CPU_PROBE || p.kind == ProbeKind::TimeStacks)
+            }) {
                 self.stacks
                     .set_unit(stack.probe, crate::stacks::ValueUnit::Nanoseconds);
             }

@@ -29,6 +29,9 @@ pub enum ProbeKind {
     /// histograms read from its maps (a pack probe with events is
     /// [`ProbeKind::Fields`], and may have maps too).
     Pack,
+    /// A pack probe whose stack counts sum time (nanoseconds off the CPU,
+    /// say) rather than count hits; it may have maps too, never events.
+    TimeStacks,
 }
 
 impl ProbeKind {
@@ -127,6 +130,8 @@ pub enum BrowseUpdate {
     Failed(String),
     /// A second recording to compare with, read whole.
     Baseline(std::sync::Arc<crate::Baseline>),
+    /// The events around a call, read from the file for the waterfall.
+    CallEvents(std::sync::Arc<crate::waterfall::CallEvents>),
 }
 
 impl PartialEq for BrowseUpdate {
@@ -139,6 +144,7 @@ impl PartialEq for BrowseUpdate {
             (Self::Page(a), Self::Page(b)) => Arc::ptr_eq(a, b),
             (Self::Failed(a), Self::Failed(b)) => a == b,
             (Self::Baseline(a), Self::Baseline(b)) => Arc::ptr_eq(a, b),
+            (Self::CallEvents(a), Self::CallEvents(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

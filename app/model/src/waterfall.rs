@@ -1,8 +1,11 @@
 //! One system call followed end to end: the kernel events it caused, on a
 //! time axis, and where its latency went.
 //!
-//! The events come from the probes a person switched on (the inspector's
-//! recent events, live or replayed). They are linked to the call in three
+//! The events come from the probes a person switched on: the inspector's
+//! recent events live, and in a replay the events around the call read
+//! from the recording ([`CallEvents`]), since the inspector keeps only the
+//! newest events of each probe and a busy probe such as `sched_switch`
+//! forgets the ones around an older call. They are linked to the call in three
 //! ways, and each step says which:
 //!
 //! - **same thread**: the event ran in the calling thread between its entry
@@ -55,6 +58,18 @@ pub enum Kind {
     Wakeup {
         /// The task woken.
         pid: u32,
+    },
+    /// An interrupt handler starts (`irq_handler_entry`).
+    IrqEntry {
+        /// The interrupt number.
+        irq: i64,
+        /// The handler's name (`virtio1-req.0`), empty when not recorded.
+        name: String,
+    },
+    /// An interrupt handler ends (`irq_handler_exit`).
+    IrqExit {
+        /// The interrupt number.
+        irq: i64,
     },
     /// Anything else, linked only if it ran in the thread during the call.
     Other,
@@ -138,6 +153,27 @@ fn kind_of(probe: &str, names: &[String], event: &Event) -> Kind {
                 _ => None,
             })
     };
+    match probe {
+        "irq:irq_handler_entry" => {
+            let name = values
+                .iter()
+                .find_map(|(n, f)| match f {
+                    Field::Text(text) if *n == "name" => Some((*text).to_owned()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            return Kind::IrqEntry {
+                irq: number("irq").unwrap_or(-1),
+                name,
+            };
+        }
+        "irq:irq_handler_exit" => {
+            return Kind::IrqExit {
+                irq: number("irq").unwrap_or(-1),
+            };
+        }
+        _ => {}
+    }
     if let Some(call) = probe.strip_prefix("syscalls:sys_enter_") {
         return Kind::SyscallEnter(call.to_owned());
     }
@@ -197,6 +233,57 @@ pub fn observe_all<'a>(
     all.sort_by_key(|o| o.ts_ns);
     all
 }
+
+/// `observe_all` for events named by probe key: the probes say each key's
+/// id and field names (a key no probe names is `?`).
+pub fn observe_keyed<'a>(
+    probes: &[crate::Probe],
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Vec<Observed> {
+    let names: std::collections::HashMap<microscope_wire::ProbeKey, (&str, Vec<String>)> = probes
+        .iter()
+        .map(|p| {
+            let names = p.fields.iter().map(|(name, _)| name.clone()).collect();
+            (p.key, (p.id.as_str(), names))
+        })
+        .collect();
+    observe_all(events.into_iter().map(|e| {
+        names
+            .get(&e.probe)
+            .map_or(("?", &[][..], e), |(id, f)| (*id, f.as_slice(), e))
+    }))
+}
+
+/// The events of a time range around one call, read from a recording so
+/// the waterfall sees every event, not only those the inspector still
+/// keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallEvents {
+    /// The thread whose call was asked for.
+    pub tid: u32,
+    /// The moment picked in the call (its entry, or any event in it).
+    pub at_ns: u64,
+    /// Start of the range read, kernel ns.
+    pub from_ns: u64,
+    /// End of the range read, kernel ns.
+    pub to_ns: u64,
+    /// Every event of the range, as [`observe_all`] gives them.
+    pub events: Vec<Observed>,
+    /// Whether the range held more than [`MAX_CALL_EVENTS`] events and only
+    /// its start was kept.
+    pub truncated: bool,
+}
+
+impl CallEvents {
+    /// Follows the asked call through these events.
+    pub fn follow(&self) -> Result<Waterfall, FollowError> {
+        follow(&self.events, self.tid, self.at_ns)
+    }
+}
+
+/// Most events read from a recording around one call (about 100 bytes
+/// each in memory).
+pub const MAX_CALL_EVENTS: usize = 1_000_000;
 
 /// How an event is tied to the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -357,6 +444,11 @@ pub fn follow(events: &[Observed], tid: u32, at_ns: u64) -> Result<Waterfall, Fo
             tid,
         })?;
     let exit = &events[exit_index];
+    if exit.ts_ns < at_ns {
+        // The entry found belongs to an earlier call; the one running at
+        // `at_ns` entered before the events kept begin.
+        return Err(FollowError::NoEntry { tid });
+    }
     let during = &events[enter_index + 1..exit_index];
     let steps = link_steps(enter, exit, during, tid, &call);
     let breakdown = breakdown(enter.ts_ns, exit.ts_ns, &steps);
@@ -438,6 +530,11 @@ fn link_steps(
             _ => None,
         })
         .collect();
+    // Interrupts already linked (one may complete several requests).
+    let mut interrupts: Vec<(u32, u64)> = Vec::new();
+    // Bars of the thread's other probes: index in `steps`, events.
+    let mut repeated: std::collections::HashMap<String, (usize, usize)> =
+        std::collections::HashMap::new();
     let completion_of = |r: &Request, from: u64| {
         during.iter().find(|e| {
             e.ts_ns >= from
@@ -503,6 +600,12 @@ fn link_steps(
                     e.ts_ns,
                     link,
                 ));
+                if let Some((entry, irq_step)) = completion_interrupt(during, e)
+                    && !interrupts.contains(&(entry.cpu, entry.ts_ns))
+                {
+                    interrupts.push((entry.cpu, entry.ts_ns));
+                    steps.push(irq_step);
+                }
             }
             Kind::SwitchOut { pid, state } if *pid == tid => {
                 let back = during.iter().find(|b| {
@@ -545,7 +648,18 @@ fn link_steps(
                 ));
             }
             Kind::Other | Kind::SyscallEnter(_) | Kind::SyscallExit(..) if mine => {
-                steps.push(step(e, e.probe.clone(), e.ts_ns, Link::SameThread));
+                // A readahead of 1 MiB allocates and caches 256 pages: one
+                // bar per probe, from its first event to its last.
+                if let Some((index, count)) = repeated.get_mut(&e.probe)
+                    && let Some(bar) = steps.get_mut(*index)
+                {
+                    *count += 1;
+                    bar.end_ns = e.ts_ns.max(bar.end_ns);
+                    bar.label = format!("{} ×{count}, first to last", e.probe);
+                } else {
+                    repeated.insert(e.probe.clone(), (steps.len(), 1));
+                    steps.push(step(e, e.probe.clone(), e.ts_ns, Link::SameThread));
+                }
             }
             _ => {}
         }
@@ -556,7 +670,65 @@ fn link_steps(
         exit.ts_ns,
         Link::Call,
     ));
+    // An interrupt is found when its completion is: put it in time order
+    // (stable, so the call stays first and its return last).
+    steps.sort_by_key(|s| s.start_ns);
     steps
+}
+
+/// How long before a request's completion its interrupt handler may have
+/// started.
+pub const IRQ_WINDOW_NS: u64 = 1_000_000;
+
+/// The interrupt handler that most likely completed the request of
+/// `complete`: the last one to start at most [`IRQ_WINDOW_NS`] before it on
+/// the same CPU (a device's handler completes its requests), else on any
+/// CPU (the completion was passed to another CPU). Matched by CPU and time
+/// only — inferred, as its label says.
+fn completion_interrupt<'a>(
+    during: &'a [Observed],
+    complete: &Observed,
+) -> Option<(&'a Observed, Step)> {
+    let candidates = || {
+        during.iter().filter(|e| {
+            matches!(e.kind, Kind::IrqEntry { .. })
+                && e.ts_ns <= complete.ts_ns
+                && complete.ts_ns - e.ts_ns <= IRQ_WINDOW_NS
+        })
+    };
+    let entry = candidates()
+        .filter(|e| e.cpu == complete.cpu)
+        .max_by_key(|e| e.ts_ns)
+        .or_else(|| candidates().max_by_key(|e| e.ts_ns))?;
+    let Kind::IrqEntry { irq, name } = &entry.kind else {
+        return None;
+    };
+    let exit = during.iter().find(|e| {
+        e.cpu == entry.cpu
+            && e.ts_ns >= entry.ts_ns
+            && matches!(e.kind, Kind::IrqExit { irq: x } if x == *irq)
+    });
+    let handler = if name.is_empty() {
+        format!("irq {irq}")
+    } else {
+        format!("irq {irq} ({name})")
+    };
+    let place = if entry.cpu == complete.cpu {
+        format!("on CPU {}", entry.cpu)
+    } else {
+        format!("on CPU {}, completed on CPU {}", entry.cpu, complete.cpu)
+    };
+    let step = Step {
+        label: format!("completion interrupt: {handler} {place}"),
+        probe: entry.probe.clone(),
+        start_ns: entry.ts_ns,
+        end_ns: exit.map_or(entry.ts_ns, |x| x.ts_ns),
+        cpu: entry.cpu,
+        comm: entry.comm.clone(),
+        pid: entry.pid,
+        link: Link::Inferred,
+    };
+    Some((entry, step))
 }
 
 /// Cuts `[enter, exit]` at the milestones the steps show.
@@ -847,6 +1019,12 @@ mod tests {
         let events = uncached_read();
         let err = follow(&events, 99, 5_000).unwrap_err();
         assert_eq!(err, FollowError::NoEntry { tid: 99 });
+        // A moment after the call returned, whose own entry is not kept,
+        // is not that call.
+        assert_eq!(
+            follow(&events, 7, 9_950).unwrap_err(),
+            FollowError::NoEntry { tid: 7 }
+        );
         let unfinished: Vec<Observed> = events[..10].to_vec();
         let err = follow(&unfinished, 7, 1_000).unwrap_err();
         assert!(err.to_string().contains("has not returned"), "{err}");
@@ -921,6 +1099,118 @@ mod tests {
         assert_eq!(
             w.breakdown.iter().map(|p| p.ns).sum::<u64>(),
             w.latency_ns()
+        );
+    }
+
+    #[test]
+    fn the_completion_interrupt_is_linked_by_cpu_and_time_as_inferred() {
+        let mut events = uncached_read();
+        let on_cpu = |mut e: Observed, cpu: u32| {
+            e.cpu = cpu;
+            e
+        };
+        // The disk's handler on CPU 0 (where the completion ran), and
+        // another interrupt on CPU 1 just before the completion: the one
+        // on the completion's CPU wins.
+        let irq = |ts, cpu, kind| on_cpu(ev(ts, 0, "irq:irq_handler_entry", kind), cpu);
+        events.insert(
+            6,
+            irq(
+                8_900,
+                0,
+                Kind::IrqEntry {
+                    irq: 36,
+                    name: "virtio1-req.0".into(),
+                },
+            ),
+        );
+        events.insert(
+            7,
+            irq(
+                8_950,
+                1,
+                Kind::IrqEntry {
+                    irq: 38,
+                    name: "virtio2-input.0".into(),
+                },
+            ),
+        );
+        let mut exit = ev(9_050, 0, "irq:irq_handler_exit", Kind::IrqExit { irq: 36 });
+        exit.cpu = 0;
+        events.insert(10, exit);
+        events.sort_by_key(|e| e.ts_ns);
+        let w = follow(&events, 7, 1_000).unwrap();
+        let irqs: Vec<&Step> = w
+            .steps
+            .iter()
+            .filter(|s| s.probe == "irq:irq_handler_entry")
+            .collect();
+        assert_eq!(irqs.len(), 1, "{:#?}", w.steps);
+        assert_eq!(
+            (irqs[0].start_ns, irqs[0].end_ns, irqs[0].link),
+            (8_900, 9_050, Link::Inferred)
+        );
+        assert_eq!(
+            irqs[0].label,
+            "completion interrupt: irq 36 (virtio1-req.0) on CPU 0"
+        );
+        let starts: Vec<u64> = w.steps.iter().map(|s| s.start_ns).collect();
+        assert!(starts.windows(2).all(|p| p[0] <= p[1]), "{starts:?}");
+        assert_eq!(w.steps.last().unwrap().probe, "syscalls:sys_exit_read");
+        assert_eq!(
+            w.breakdown.iter().map(|p| p.ns).sum::<u64>(),
+            w.latency_ns()
+        );
+
+        // Only a handler on another CPU: linked, and the label says where.
+        events.retain(|e| !(e.probe == "irq:irq_handler_entry" && e.cpu == 0));
+        let w = follow(&events, 7, 1_000).unwrap();
+        let irq = w
+            .steps
+            .iter()
+            .find(|s| s.probe == "irq:irq_handler_entry")
+            .unwrap();
+        assert_eq!(
+            irq.label,
+            "completion interrupt: irq 38 (virtio2-input.0) on CPU 1, completed on CPU 0"
+        );
+
+        // A handler that starts after the completion did not complete it.
+        let mut late: Vec<Observed> = events
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                if e.probe == "irq:irq_handler_entry" {
+                    e.ts_ns = 9_200;
+                }
+                e
+            })
+            .collect();
+        late.sort_by_key(|e| e.ts_ns);
+        let w = follow(&late, 7, 1_000).unwrap();
+        assert!(
+            !w.steps.iter().any(|s| s.probe == "irq:irq_handler_entry"),
+            "{:#?}",
+            w.steps
+        );
+    }
+
+    #[test]
+    fn repeated_events_of_a_probe_in_the_thread_are_one_bar() {
+        let mut events = uncached_read();
+        for (i, ts) in [1_300, 1_350, 1_400].into_iter().enumerate() {
+            events.insert(2 + i, ev(ts, 7, "kmem:mm_page_alloc", Kind::Other));
+        }
+        let w = follow(&events, 7, 1_000).unwrap();
+        let bars: Vec<&Step> = w
+            .steps
+            .iter()
+            .filter(|s| s.probe == "kmem:mm_page_alloc")
+            .collect();
+        assert_eq!(bars.len(), 1, "{:#?}", w.steps);
+        assert_eq!(
+            (bars[0].start_ns, bars[0].end_ns, bars[0].label.as_str()),
+            (1_300, 1_400, "kmem:mm_page_alloc ×3, first to last")
         );
     }
 

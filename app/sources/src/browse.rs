@@ -13,7 +13,9 @@
 //! its progress. Then it answers requests: the scheduler slices of a time
 //! range ([`CpuWindow`]), built with the same [`CpuTimeline`] code as live
 //! data from the chunks of the file that hold them, and pages of one
-//! probe's events ([`EventPage`]) for the inspector. Requests that queued up
+//! probe's events ([`EventPage`]) for the inspector, and every event of a
+//! time range around one system call ([`CallEvents`]) for the waterfall.
+//! Requests that queued up
 //! while it was busy are coalesced: only the newest of each kind is read.
 //!
 //! The replay thread still plays the recording into the model for the
@@ -23,8 +25,10 @@
 use crate::Wake;
 use crate::overview::build_overview;
 use crossbeam_channel::{Receiver, Sender};
+use microscope_model::waterfall::{CallEvents, MAX_CALL_EVENTS, observe_keyed};
 use microscope_model::{
-    BrowseUpdate, CpuTimeline, CpuWindow, EventPage, RecordingOverview, Update, sched_records,
+    BrowseUpdate, CpuTimeline, CpuWindow, EventPage, Probe, RecordingOverview, Update,
+    sched_records,
 };
 use microscope_wire::{HelperMessage, ProbeKey, Recording};
 use std::path::PathBuf;
@@ -58,6 +62,18 @@ pub enum BrowseRequest {
         /// How many (at most [`MAX_PAGE_EVENTS`]).
         count: usize,
     },
+    /// Every event of `from_ns..=to_ns`, to follow the call of thread `tid`
+    /// running at `at_ns` (at most [`MAX_CALL_EVENTS`]).
+    CallEvents {
+        /// The calling thread.
+        tid: u32,
+        /// A moment in the call (its entry, or an event in it).
+        at_ns: u64,
+        /// Start of the range, kernel ns.
+        from_ns: u64,
+        /// End of the range, kernel ns.
+        to_ns: u64,
+    },
 }
 
 /// Starts the browser of the recording at `path`. Dropping the request
@@ -87,6 +103,13 @@ pub fn spawn_browser(
                 return;
             };
             let overview = Arc::new(overview);
+            let probes: Vec<Probe> = recording
+                .header()
+                .probes
+                .iter()
+                .cloned()
+                .map(Probe::from)
+                .collect();
             if !send(BrowseUpdate::Overview(Arc::clone(&overview))) {
                 return;
             }
@@ -103,6 +126,15 @@ pub fn spawn_browser(
                             count,
                         } => event_page(&recording, &overview, probe, first, count)
                             .map(|page| BrowseUpdate::Page(Arc::new(page))),
+                        BrowseRequest::CallEvents {
+                            tid,
+                            at_ns,
+                            from_ns,
+                            to_ns,
+                        } => {
+                            call_events(&recording, &overview, &probes, tid, at_ns, from_ns..=to_ns)
+                                .map(|events| BrowseUpdate::CallEvents(Arc::new(events)))
+                        }
                     };
                     let update = update.unwrap_or_else(BrowseUpdate::Failed);
                     if !send(update) {
@@ -166,13 +198,15 @@ fn read_baseline(path: &std::path::Path) -> Result<microscope_model::Baseline, S
 fn coalesce(first: BrowseRequest, requests: &Receiver<BrowseRequest>) -> Vec<BrowseRequest> {
     let mut window = None;
     let mut page = None;
+    let mut call = None;
     for request in std::iter::once(first).chain(requests.try_iter()) {
         match request {
             BrowseRequest::CpuWindow { .. } => window = Some(request),
             BrowseRequest::Events { .. } => page = Some(request),
+            BrowseRequest::CallEvents { .. } => call = Some(request),
         }
     }
-    window.into_iter().chain(page).collect()
+    window.into_iter().chain(page).chain(call).collect()
 }
 
 /// The slices of `from_ns..to_ns`, from the chunks that hold them.
@@ -258,4 +292,55 @@ pub fn event_page(
         }
     }
     Ok(page)
+}
+
+/// Every event of `range` (kernel ns), from the chunks whose events
+/// overlap it, for following the call of `tid` at `at_ns`.
+pub fn call_events(
+    recording: &Recording,
+    overview: &RecordingOverview,
+    probes: &[Probe],
+    tid: u32,
+    at_ns: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<CallEvents, String> {
+    let overlaps = |chunk: &&microscope_model::Chunk| {
+        chunk
+            .ts_span
+            .is_some_and(|(first, last)| first <= *range.end() && last >= *range.start())
+    };
+    let mut raw = Vec::new();
+    let mut truncated = false;
+    for chunk in overview.chunks.iter().filter(overlaps) {
+        let mut frames = recording
+            .frames_from(chunk.offset)
+            .map_err(|err| err.to_string())?;
+        while frames.offset() < chunk.end_offset {
+            let Some(frame) = frames.next() else {
+                break;
+            };
+            let frame = frame.map_err(|err| err.to_string())?;
+            let HelperMessage::Batch(batch) = frame.message else {
+                continue;
+            };
+            for event in batch.events {
+                if !range.contains(&event.ts_ns) {
+                    continue;
+                }
+                if raw.len() >= MAX_CALL_EVENTS {
+                    truncated = true;
+                    break;
+                }
+                raw.push(event);
+            }
+        }
+    }
+    Ok(CallEvents {
+        tid,
+        at_ns,
+        from_ns: *range.start(),
+        to_ns: *range.end(),
+        events: observe_keyed(probes, &raw),
+        truncated,
+    })
 }

@@ -73,6 +73,44 @@ fn every_switch_and_event_of_a_recording_beyond_the_memory_caps_is_reachable() {
         assert_eq!(window.timeline.anchor(), overview.anchor);
     }
 
+    // Every event of a time range, for the waterfall: the first switch,
+    // read back from the start of the file, split into its two halves,
+    // and nothing outside the range.
+    requests
+        .send(BrowseRequest::CallEvents {
+            tid: 7,
+            at_ns: large.first_switch_ns,
+            from_ns: large.first_switch_ns,
+            to_ns: large.first_switch_ns,
+        })
+        .unwrap();
+    let BrowseUpdate::CallEvents(call) = next_answer(&updates) else {
+        panic!("no call events");
+    };
+    assert_eq!(
+        (call.tid, call.at_ns, call.truncated),
+        (7, large.first_switch_ns, false)
+    );
+    let kinds: Vec<_> = call
+        .events
+        .iter()
+        .map(|o| (o.ts_ns, o.probe.as_str(), std::mem::discriminant(&o.kind)))
+        .collect();
+    assert_eq!(kinds.len(), 2, "{:?}", call.events);
+    assert!(
+        call.events
+            .iter()
+            .all(|o| o.ts_ns == large.first_switch_ns && o.probe == "sched:sched_switch"),
+        "{:?}",
+        call.events
+    );
+    assert!(matches!(
+        call.events[1].kind,
+        microscope_model::waterfall::Kind::SwitchIn { .. }
+    ));
+    // No system call there: following says so plainly.
+    assert!(call.follow().is_err());
+
     // The inspector's first and last pages.
     let filename = |event: &microscope_wire::Event| match &event.data {
         EventData::Openat { filename, .. } => filename.clone(),

@@ -225,3 +225,105 @@ fn pack_readings_replay_into_tables_and_the_timeline() {
         .sum();
     assert_eq!(calls, 175.0, "the growth after the first reading");
 }
+
+/// A pack probe's stacks (`example-c:offcpu`, time off the CPU per stack)
+/// go through the window's recorder like every helper message and replay
+/// into the same flame-graph data: names, totals, and nanoseconds as the
+/// unit.
+#[test]
+fn pack_stacks_record_and_replay_with_their_unit() {
+    use microscope_model::{StackQuery, ValueUnit};
+    use microscope_sources::Recorder;
+    use microscope_wire::{Frame, HelperMessage, ProbeInfo, ProbeKind, StackBatch, StackCount};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stacks.mscr");
+    let live = header();
+    let mut probes = live.probes.clone();
+    probes.push(ProbeInfo {
+        id: "example-c:offcpu".into(),
+        key: 7,
+        subsystem: "sched".into(),
+        kind: ProbeKind::TimeStacks,
+        ..probes[0].clone()
+    });
+    let recorder = Recorder::default();
+    recorder.observe(&HelperMessage::Hello(live.helper.clone()));
+    recorder.observe(&HelperMessage::Probes(probes));
+    recorder
+        .start(&path, &["example-c:offcpu".to_owned()].into())
+        .unwrap();
+    let frame = |id: u32, name: &str, kernel: bool| Frame {
+        id,
+        name: name.into(),
+        kernel,
+    };
+    for drain in 0..3u64 {
+        // Names once, in the first batch; each drain adds 10 ms and 2 ms.
+        let frames = if drain == 0 {
+            vec![
+                frame(0, "main", false),
+                frame(1, "microscope_sleep_wait", false),
+                frame(2, "do_nanosleep", true),
+                frame(3, "pipe_read", true),
+            ]
+        } else {
+            Vec::new()
+        };
+        let stack = |frames: Vec<u32>, value: u64| StackCount {
+            probe: 7,
+            tgid: 4242,
+            comm: "sleeper".into(),
+            frames,
+            value,
+        };
+        recorder.observe(&HelperMessage::Stacks(StackBatch {
+            start_ns: 1_000_000_000 * (drain + 1),
+            end_ns: 1_000_000_000 * (drain + 2),
+            frames,
+            stacks: vec![
+                stack(vec![0, 1, 2], 10_000_000),
+                stack(vec![0, 3], 2_000_000),
+            ],
+        }));
+    }
+    let outcome = recorder.stop().expect("a recording was running");
+    assert!(outcome.starts_with("recorded 0 events"), "{outcome}");
+
+    let (update_tx, updates) = bounded(1024);
+    let (controls, control_rx) = bounded(16);
+    controls
+        .send(ReplayControl::Speed(ReplaySpeed::Max))
+        .unwrap();
+    let epoch = Instant::now();
+    spawn_replay(path, epoch, update_tx, control_rx, Arc::new(|| {})).unwrap();
+    let mut model = microscope_model::Model::for_replay(epoch, false);
+    for update in drain_until_end(&updates) {
+        model.apply(update);
+    }
+    assert_eq!(model.stacks.unit(7), ValueUnit::Nanoseconds);
+    let slice = model.stacks.slice(StackQuery::all().with_probe(Some(7)));
+    assert_eq!(slice.unit(), ValueUnit::Nanoseconds);
+    let mut totals: Vec<(String, u64)> = slice
+        .iter()
+        .map(|s| {
+            let names: Vec<String> = s
+                .frames
+                .iter()
+                .map(|id| slice.frame_name(*id).into_owned())
+                .collect();
+            assert_eq!((s.tgid, s.comm), (4242, "sleeper"));
+            (names.join(";"), s.value)
+        })
+        .collect();
+    totals.sort();
+    assert_eq!(
+        totals,
+        [
+            (
+                "main;microscope_sleep_wait;do_nanosleep".to_owned(),
+                30_000_000
+            ),
+            ("main;pipe_read".to_owned(), 6_000_000),
+        ]
+    );
+}

@@ -20,7 +20,10 @@ pub const MAGIC: [u8; 4] = *b"MSCP";
 /// made before decode unchanged.
 /// v5 also: [`crate::ProbeOptions::count_only`] (a tracepoint counted in the kernel,
 /// reported in [`crate::Aggregates::functions`]).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// v6: pack stacks: [`crate::ProbeKind::TimeStacks`] (a pack probe whose stack
+/// counts are nanoseconds); pack probes' stacks arrive in
+/// [`crate::HelperMessage::Stacks`] like the profiler's.
+pub const PROTOCOL_VERSION: u32 = 6;
 /// Largest frame a client accepts from the helper (16 MiB). The helper
 /// splits batches and frame-name tables well below this; a larger length
 /// prefix means a corrupt or hostile peer.

@@ -442,6 +442,12 @@ pub enum ProbeKind {
     /// [`ProbeInfo::fields`], counters and histograms in
     /// [`HelperMessage::PackData`]. Added in protocol 3.
     Pack,
+    /// A pack probe with a `stacks` output that sums time: its stack counts
+    /// in [`HelperMessage::Stacks`] are nanoseconds (as off-CPU tools
+    /// keep), not hits. Its events, if any, come as for [`Self::Fields`],
+    /// its counters and histograms as for [`Self::Pack`]. Added in
+    /// protocol 6, at the end so that older recordings decode unchanged.
+    TimeStacks,
 }
 
 /// One entry of the probe catalogue.

@@ -401,6 +401,56 @@ fn folded_export_of_a_profile_writes_its_call_stacks() {
     );
 }
 
+#[test]
+fn folded_export_of_pack_time_stacks_writes_microseconds() {
+    let mut with_pack = header();
+    with_pack
+        .probes
+        .push(probe("example-c:offcpu", 12, ProbeKind::TimeStacks));
+    let batch = |frames, value| {
+        HelperMessage::Stacks(microscope_wire::StackBatch {
+            start_ns: 0,
+            end_ns: 1_000_000_000,
+            frames,
+            stacks: vec![microscope_wire::StackCount {
+                probe: 12,
+                tgid: 7,
+                comm: "sleeper".into(),
+                frames: vec![0, 1],
+                value,
+            }],
+        })
+    };
+    let frame = |id, name: &str, kernel| microscope_wire::Frame {
+        id,
+        name: name.into(),
+        kernel,
+    };
+    let frames: Vec<RecordedFrame> = [
+        batch(
+            vec![
+                frame(0, "microscope_sleep_wait", false),
+                frame(1, "do_nanosleep", true),
+            ],
+            90_000,
+        ),
+        batch(Vec::new(), 9_000),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, message)| RecordedFrame {
+        recv_ns: i as u64,
+        message,
+    })
+    .collect();
+    let mut out = Vec::new();
+    export_folded(&with_pack, frames, &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "sleeper;microscope_sleep_wait;do_nanosleep_[k] 99\n"
+    );
+}
+
 /// A recording with syscount's counter table and runqlat's histogram, read
 /// twice 250 ms apart, written to a file and read back as a user would.
 fn pack_recording(dir: &Path) -> PathBuf {

@@ -156,8 +156,13 @@ fn kind_note(probe: &Probe) -> &'static str {
         }
         ProbeKind::Stacks => "Counts stacks in the kernel; see the flame graph.",
         ProbeKind::Pack => {
-            "A pack's own BPF programs: counters and histograms read from its maps, counted \
-             in the kernel for every client of the helper (machine-wide); see the Pack data tab."
+            "A pack's own BPF programs: counters, histograms and stack counts read from its \
+             maps, counted in the kernel for every client of the helper (machine-wide); see \
+             the Pack data tab and, for stacks, the flame graph."
+        }
+        ProbeKind::TimeStacks => {
+            "A pack's own BPF programs: time summed per stack in the kernel (machine-wide, for \
+             every client of the helper); see the flame graph and the paths view."
         }
     }
 }

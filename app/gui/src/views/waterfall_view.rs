@@ -31,6 +31,12 @@ pub struct WaterfallState {
     pub on_map: bool,
     /// A system call to follow once the replay has played.
     pub pending: Option<String>,
+    /// In a replay: the call (`tid`, a moment in it) whose events were asked
+    /// of the recording's browser, until they arrive.
+    pub reading: Option<(u32, u64)>,
+    /// Whether [`Self::current`] was followed through every event of the
+    /// file around the call (a replay), not only the inspector's.
+    pub from_file: bool,
 }
 
 /// The subsystem of the map a probe's events belong to.
@@ -96,7 +102,7 @@ pub fn waterfall_ui(
         }
         Some(Ok(waterfall)) => {
             egui::ScrollArea::vertical().show(ui, |ui| {
-                header_ui(ui, waterfall, commands);
+                header_ui(ui, waterfall, state, commands);
                 bars_ui(ui, waterfall);
                 ui.add_space(theme::SECTION_GAP);
                 breakdown_ui(ui, waterfall);
@@ -152,7 +158,19 @@ fn pick_ui(ui: &mut egui::Ui, model: &Model, commands: &mut CommandQueue) {
     }
 }
 
-fn header_ui(ui: &mut egui::Ui, w: &Waterfall, commands: &mut CommandQueue) {
+fn header_ui(
+    ui: &mut egui::Ui,
+    w: &Waterfall,
+    state: &WaterfallState,
+    commands: &mut CommandQueue,
+) {
+    let source = if state.from_file {
+        " (every event around it, read from the recording)"
+    } else if state.reading.is_some() {
+        " (reading every event around it from the recording…)"
+    } else {
+        ""
+    };
     ui.heading(format!(
         "{}() by {} (thread {}): {}",
         w.call,
@@ -162,9 +180,10 @@ fn header_ui(ui: &mut egui::Ui, w: &Waterfall, commands: &mut CommandQueue) {
     ));
     ui.horizontal(|ui| {
         ui.label(format!(
-            "returned {} · {} events linked · {}",
+            "returned {} · {} events linked{} · {}",
             w.ret,
             w.steps.len(),
+            source,
             if w.went_to_disk() {
                 "it went to the disk"
             } else {

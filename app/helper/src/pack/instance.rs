@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::os::fd::AsFd as _;
 
 use aya::maps::perf::{PerfEvent, PerfEventArray, PerfEventArrayBuffer};
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::{Map, MapData, RingBuf, StackTraceMap};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::uprobe::UProbeScope;
 use aya::programs::{
@@ -20,6 +20,7 @@ use microscope_catalogue::{
 };
 use microscope_wire::{Event, EventData, FieldValue, PackData, PackHistogram, PackTable};
 
+use super::stacks::StacksOutput;
 use super::{PackProbe, decode, is_int, rawmap};
 
 /// Most rows of one counter map sent per snapshot.
@@ -254,6 +255,7 @@ pub struct Instance {
     key: ProbeKey,
     events: Vec<EventsOutput>,
     maps: Vec<MapOutput>,
+    stacks: Vec<StacksOutput>,
     lost: u64,
     // Dropped last: detaches the programs.
     _ebpf: Ebpf,
@@ -276,6 +278,7 @@ impl Instance {
         }
         let mut events = Vec::new();
         let mut maps = Vec::new();
+        let mut stacks = Vec::new();
         for (i, output) in probe.bpf.outputs.iter().enumerate() {
             let Some(map) = ebpf.take_map(&output.map) else {
                 return Err(format!(
@@ -326,6 +329,39 @@ impl Instance {
                         source,
                     });
                 }
+                OutputKind::Stacks(spec) => {
+                    let (per_cpu, counts) = match map {
+                        Map::HashMap(d) | Map::LruHashMap(d) => (false, d),
+                        Map::PerCpuHashMap(d) | Map::PerCpuLruHashMap(d) => (true, d),
+                        _ => {
+                            return Err(format!(
+                                "pack `{}`: map `{}` holds stack counts but is not a hash map",
+                                probe.def.pack, output.map
+                            ));
+                        }
+                    };
+                    let Some(stack_map) = ebpf.take_map(&spec.stack_map) else {
+                        return Err(format!(
+                            "pack `{}`: the object has no map `{}` (or another output of the probe already reads it)",
+                            probe.def.pack, spec.stack_map
+                        ));
+                    };
+                    let stack_map = StackTraceMap::try_from(stack_map).map_err(|e| {
+                        format!(
+                            "pack `{}`: `{}` is not a stack map (BPF_MAP_TYPE_STACK_TRACE): {}",
+                            probe.def.pack,
+                            spec.stack_map,
+                            chain(&e)
+                        )
+                    })?;
+                    stacks.push(StacksOutput::new(
+                        spec.clone(),
+                        output.map.clone(),
+                        counts,
+                        stack_map,
+                        per_cpu,
+                    ));
+                }
                 OutputKind::Counters { key: k, value: v }
                 | OutputKind::Histogram {
                     key: k, value: v, ..
@@ -363,6 +399,7 @@ impl Instance {
             key,
             events,
             maps,
+            stacks,
             lost: 0,
             _ebpf: ebpf,
         })
@@ -381,6 +418,17 @@ impl Instance {
     /// Whether it streams events.
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()
+    }
+
+    /// Whether it counts stacks.
+    pub fn has_stacks(&self) -> bool {
+        !self.stacks.is_empty()
+    }
+
+    /// What its stack counts grew by since the last call, as addresses.
+    pub fn take_stacks(&mut self) -> Vec<crate::raw_stack::RawStack> {
+        let key = self.key;
+        self.stacks.iter_mut().flat_map(|s| s.take(key)).collect()
     }
 
     /// Records the kernel reported lost (perf buffers only: a full ring
@@ -539,7 +587,7 @@ impl Instance {
                         });
                     }
                 }
-                OutputKind::Events { .. } => {}
+                OutputKind::Events { .. } | OutputKind::Stacks(_) => {}
             }
         }
         Some(data)
@@ -558,7 +606,7 @@ fn int_of(spec: &microscope_catalogue::FieldSpec, bytes: &[u8]) -> Option<i64> {
 
 /// A value as one CPU's layout: per-CPU copies summed (integers and
 /// integer arrays), strings taken from the first CPU that has one.
-fn merged_value(layout: &Layout, raw: &[u8], per_cpu: bool) -> Vec<u8> {
+pub(super) fn merged_value(layout: &Layout, raw: &[u8], per_cpu: bool) -> Vec<u8> {
     let size = layout.size as usize;
     if !per_cpu {
         return raw.to_vec();

@@ -19,6 +19,7 @@
 mod decode;
 mod instance;
 mod rawmap;
+mod stacks;
 pub mod trust;
 
 use microscope_wire::ProbeKey;
@@ -146,8 +147,10 @@ impl PackProbes {
                     path.display()
                 )
             })?;
-            let info = object::inspect(&def.file, &bytes)
-                .map_err(|problems| format!("pack `{pack_id}` refused: {}", problems.join("; ")))?;
+            let info = object::prepare(def, bytes)
+                .and_then(|bytes| Ok((object::inspect(&def.file, &bytes)?, bytes)))
+                .map_err(|problems| format!("pack `{pack_id}` refused: {}", problems.join("; ")));
+            let (info, bytes) = info?;
             objects.insert(def.id.clone(), (Arc::new(bytes), path, info));
         }
         for def in pack.probes() {
@@ -252,6 +255,14 @@ impl PackProbes {
             description,
             kind: if events.is_some() {
                 ProbeKind::Fields
+            } else if p
+                .bpf
+                .outputs
+                .iter()
+                .any(|o| matches!(&o.kind, OutputKind::Stacks(spec) if spec.unit.is_time()))
+            {
+                // The catalogue refuses time stacks beside events.
+                ProbeKind::TimeStacks
             } else {
                 ProbeKind::Pack
             },
@@ -334,6 +345,20 @@ impl PackProbes {
             }
         }
         n
+    }
+
+    /// Whether running probe `key` counts stacks.
+    pub fn has_stacks(&self, key: ProbeKey) -> bool {
+        self.running.get(&key).is_some_and(Instance::has_stacks)
+    }
+
+    /// What the stack counts of every running probe grew by since the last
+    /// call (see [`stacks`]), as addresses for the symbolizer.
+    pub fn take_stacks(&mut self) -> Vec<crate::raw_stack::RawStack> {
+        self.running
+            .values_mut()
+            .flat_map(Instance::take_stacks)
+            .collect()
     }
 
     /// Events lost in the kernel, per running probe with events.

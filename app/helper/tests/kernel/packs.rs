@@ -15,14 +15,21 @@ use super::{Helper, rand_suffix};
 use microscope_wire::ProbeKey;
 use microscope_wire::{
     ClientError, ClientMessage, Connection, EventData, FieldValue, HelperMessage, PackData,
-    ProbeInfo, ProcessFilter,
+    ProbeInfo, ProbeKind, ProcessFilter, StackBatch,
 };
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const LIBBPF_TOOLS: [&str; 4] = ["exitsnoop", "execsnoop", "runqlat", "syscount"];
+const LIBBPF_TOOLS: [&str; 5] = [
+    "exitsnoop",
+    "execsnoop",
+    "runqlat",
+    "syscount",
+    "offcputime",
+];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -134,6 +141,7 @@ fn trusted_packs() -> tempfile::TempDir {
     let c = dir.path().join("example-c");
     copy_pack("example-c", &c);
     clang(&c.join("sleeps.bpf.c"), &c.join("sleeps.bpf.o"));
+    clang(&c.join("offcpu.bpf.c"), &c.join("offcpu.bpf.o"));
     let rust = dir.path().join("example-rust");
     copy_pack("example-rust", &rust);
     std::fs::copy(rust_example_object(), rust.join("writes.bpf.o")).unwrap();
@@ -513,6 +521,144 @@ fn pack_c_example_counts_sleeps_of_one_process() {
     );
 }
 
+/// Stack batches until one that covers `after_ns` (its counts were read
+/// later), with every frame name defined on the way.
+fn stacks_after(
+    conn: &mut Connection,
+    after_ns: u64,
+) -> (Vec<StackBatch>, HashMap<u32, (String, bool)>) {
+    conn.set_recv_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut batches, mut names) = (Vec::new(), HashMap::new());
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no stack batch read after the workload ended within 20 s"
+        );
+        match conn.recv() {
+            Ok(HelperMessage::Stacks(batch)) => {
+                for frame in &batch.frames {
+                    names.insert(frame.id, (frame.name.clone(), frame.kernel));
+                }
+                let last = batch.end_ns > after_ns;
+                batches.push(batch);
+                if last {
+                    return (batches, names);
+                }
+            }
+            Ok(_) | Err(ClientError::Timeout(_)) => {}
+            Err(err) => panic!("connection failed: {err}"),
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
+fn pack_c_offcpu_stacks_name_the_sleeping_function_and_sum_its_sleeps() {
+    off_cpu_stacks_of_a_sleeper("example-c:offcpu");
+}
+
+/// bcc's offcputime, unmodified, with the stack map sizes its command line
+/// would set written into its BTF by the helper. Its program counts every
+/// thread of the machine: the workload's stacks reach this client only
+/// through the hub's refinement by the client's process filter.
+#[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
+fn pack_offcputime_stacks_name_the_sleeping_function_and_sum_its_sleeps() {
+    off_cpu_stacks_of_a_sleeper("libbpf-tools:offcputime");
+}
+
+/// Enables off-CPU stacks probe `id` for the profiler's workload thread
+/// that sleeps 20 × 20 ms in `microscope_sleep_wait`, and checks the
+/// stacks that reach the client: only the workload's, naming the function
+/// and the kernel's nanosleep path, with a time that agrees with what the
+/// workload measured.
+fn off_cpu_stacks_of_a_sleeper(id: &str) {
+    let packs = trusted_packs();
+    let Some(helper) = start(packs.path()) else {
+        return;
+    };
+    let mut conn = helper.connect();
+    const SLEEPS: u64 = 20;
+    const SLEEP_MS: u64 = 20;
+    // A thread named `sleeper` calls nanosleep() SLEEPS times from
+    // `microscope_sleep_wait` (profile_target.rs, built with frame pointers).
+    let mut target =
+        super::profile::Target::spawn(&["sleep", &SLEEPS.to_string(), &SLEEP_MS.to_string()]);
+    let pid = target.pid();
+    set_filter_pid(&mut conn, pid);
+    let info = enable_available(&mut conn, id);
+    assert_eq!(info.kind, ProbeKind::TimeStacks, "its stacks sum time");
+    target.go();
+    let line = target.read_line();
+    let measured_ns: u64 = line
+        .strip_prefix("slept_ns ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the workload said {line:?}"));
+    target.expect_line("done");
+    let done = monotonic_ns();
+    // The sentinel: wake the workload's main thread (blocked reading its
+    // stdin) once more, so its count grows and a drain after `done` sends
+    // a batch; that batch's counts were read after every sleep was counted.
+    target.go();
+    let (batches, names) = stacks_after(&mut conn, done);
+
+    let mut slept_ns = 0;
+    let mut example = Vec::new();
+    let mut stacks = 0;
+    for stack in batches.iter().flat_map(|b| &b.stacks) {
+        assert_eq!(stack.probe, info.key, "only the enabled probe's stacks");
+        assert_eq!(
+            stack.tgid, pid,
+            "another process's stack reached the client"
+        );
+        stacks += 1;
+        let frames: Vec<&(String, bool)> = stack
+            .frames
+            .iter()
+            .map(|id| {
+                names
+                    .get(id)
+                    .unwrap_or_else(|| panic!("frame {id} has no name"))
+            })
+            .collect();
+        let in_sleeper = frames
+            .iter()
+            .any(|(n, k)| !k && n == "microscope_sleep_wait");
+        let in_nanosleep = frames.iter().any(|(n, k)| *k && n.contains("nanosleep"));
+        if in_sleeper && in_nanosleep {
+            assert_eq!(stack.comm, "sleeper");
+            slept_ns += stack.value;
+            example = frames.iter().map(|(n, _)| n.clone()).collect();
+        }
+    }
+    println!(
+        "{id}: {stacks} stacks; {:.1} ms off the CPU in the nanosleep path of \
+         microscope_sleep_wait; asked for {} ms, the workload measured {:.1} ms; stack: {}",
+        slept_ns as f64 / 1e6,
+        SLEEPS * SLEEP_MS,
+        measured_ns as f64 / 1e6,
+        example.join(";")
+    );
+    assert!(
+        !example.is_empty(),
+        "no stack names both microscope_sleep_wait and a nanosleep kernel function"
+    );
+    // Off-CPU time runs from leaving the CPU to running again: never more
+    // than the wall time the workload measured around its calls, and the
+    // calls do little else than sleep.
+    assert!(
+        slept_ns <= measured_ns,
+        "{slept_ns} ns off the CPU > {measured_ns} ns measured"
+    );
+    assert!(
+        slept_ns >= measured_ns * 8 / 10,
+        "{slept_ns} ns off the CPU is under 80 % of the {measured_ns} ns the workload measured"
+    );
+    assert!(slept_ns >= SLEEPS * SLEEP_MS * 1_000_000 * 8 / 10);
+}
+
 fn known_writes() {
     let null = c"/dev/null";
     let buf = [0u8; 5000];
@@ -668,11 +814,16 @@ fn pack_runqlat_histogram_total_equals_the_switches_to_the_thread() {
     // Every time the child was put on a CPU after waiting in the run queue.
     let mut switches_in = 0u64;
     let mut left_for_good = false;
+    // Drop counters as of the newest batch: the hub reads the kernel's in
+    // the same turn as it sends the pack's snapshot, so a batch queued after
+    // the snapshot carries every drop of the workload.
+    let (mut kernel_drops, mut client_drops) = (0u64, 0u64);
+    let mut batch_after_data = false;
     conn.set_recv_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let mut data = None;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while (data.is_none() || !left_for_good) && Instant::now() < deadline {
+    while (data.is_none() || !left_for_good || !batch_after_data) && Instant::now() < deadline {
         match conn.recv() {
             Ok(HelperMessage::Batch(batch)) => {
                 for e in &batch.events {
@@ -692,9 +843,9 @@ fn pack_runqlat_histogram_total_equals_the_switches_to_the_thread() {
                         }
                     }
                 }
-                for stats in &batch.stats {
-                    assert_eq!(stats.kernel_drops, 0, "scheduler events were lost");
-                }
+                kernel_drops = batch.stats.iter().map(|s| s.kernel_drops).sum();
+                client_drops = batch.stats.iter().map(|s| s.client_drops).sum();
+                batch_after_data = data.is_some();
             }
             Ok(HelperMessage::PackData(d)) if d.probe == info.key && d.ts_ns > done => {
                 data = Some(d);
@@ -703,6 +854,14 @@ fn pack_runqlat_histogram_total_equals_the_switches_to_the_thread() {
             Err(err) => panic!("connection failed: {err}"),
         }
     }
+    // Exact counts need every scheduler event: say so plainly when the
+    // machine was too busy for the helper to keep them all.
+    assert_eq!(
+        (kernel_drops, client_drops),
+        (0, 0),
+        "scheduler events were lost (in the kernel, for this client) while the child ran; \
+         the child was seen switched in {switches_in} times"
+    );
     assert!(left_for_good, "no final sched_switch of the child");
     let data = data.expect("a runqlat snapshot after the child ended");
     let hist = data

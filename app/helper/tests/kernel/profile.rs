@@ -81,7 +81,7 @@ fn target_binary() -> &'static Path {
 }
 
 /// The workload process, killed when dropped.
-struct Target {
+pub(super) struct Target {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
@@ -89,7 +89,7 @@ struct Target {
 
 impl Target {
     /// Starts it; returns once it is ready and waiting for [`go`](Self::go).
-    fn spawn(args: &[&str]) -> Self {
+    pub(super) fn spawn(args: &[&str]) -> Self {
         let mut child = Command::new(target_binary())
             .args(args)
             .stdin(Stdio::piped())
@@ -107,23 +107,23 @@ impl Target {
         target
     }
 
-    fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn go(&mut self) {
+    pub(super) fn go(&mut self) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         stdin.write_all(b"go\n").expect("write to the workload");
         stdin.flush().expect("flush");
     }
 
-    fn read_line(&mut self) -> String {
+    pub(super) fn read_line(&mut self) -> String {
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("read the workload");
         line.trim().to_owned()
     }
 
-    fn expect_line(&mut self, want: &str) {
+    pub(super) fn expect_line(&mut self, want: &str) {
         let line = self.read_line();
         assert_eq!(line, want, "the workload said {line:?}");
     }
