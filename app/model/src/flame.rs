@@ -996,11 +996,8 @@ idle 5
             by_command: true,
             ..BuildOptions::default()
         };
-        let g = FlameGraph::differential_from_slices(
-            &before.slice(all),
-            &after.slice(all),
-            by_command,
-        );
+        let g =
+            FlameGraph::differential_from_slices(&before.slice(all), &after.slice(all), by_command);
         let hot = g.find_path(&["burn", "main", "hot"]).expect("one burn");
         assert_eq!(g.baseline(hot).map(|v| v.total), Some(100));
         assert_eq!(g.values(hot).total, 200);
