@@ -2,7 +2,11 @@
 //! reachable (`assets/demo.mscr`), on the real kernel, with the real helper.
 //!
 //! Anyone with root can rerun it to refresh the demo; the app embeds the file
-//! at build time.
+//! at build time. Besides the helper it needs `mkfs.ext4` and a loop device
+//! (see [`JournaledDir`]). It records everything, then writes the demo with
+//! only the workload's events of the busiest memory probes
+//! ([`OWN_PROCESS_ONLY`]) and prints its size and event count; check the
+//! drops with `microscope info assets/demo.mscr`.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -11,15 +11,16 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
-/// Background threads that keep the traced views busy until dropped: one
-/// opens `/dev/null` and spawns `true` a few times a second (syscalls,
-/// fork/exec/exit, context switches), one (`tour-fault`) maps and touches
-/// fresh memory (page faults, for the page-fault tour), one (`tour-write`)
-/// writes and fsyncs a file (file system, journal and block I/O), one
-/// reads a file whose pages it has just dropped from the page cache
-/// (`tour-read`: an uncached read, down to the disk, for the `read()`
-/// tour), one sends over loopback TCP. Threads named `tour-*` are the ones
-/// the tours show first in a recording.
+/// Background threads that keep the traced views busy until dropped, each
+/// doing one guided tour's action over and over, named as
+/// `TourAction::demo_thread` says (a tour step shows that thread's events
+/// first in a recording): `tour-exec` opens `/dev/null` and spawns `true`
+/// a few times a second (syscalls, fork/exec/exit, context switches),
+/// `tour-fault` maps and touches fresh memory (page faults), `tour-write`
+/// writes and fsyncs a file (file system, journal and block I/O),
+/// `tour-hit` reads a small cached file (a page-cache hit), `tour-read`
+/// reads a file whose pages it has just dropped from the page cache (an
+/// uncached read, down to the disk), `tour-tcp` sends over loopback TCP.
 pub struct Workload {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -27,6 +28,8 @@ pub struct Workload {
     scratch: PathBuf,
     /// The file read uncached.
     read_file: PathBuf,
+    /// The small file read from the cache.
+    hit_file: PathBuf,
 }
 
 impl Workload {
@@ -45,13 +48,14 @@ impl Workload {
         let stop = Arc::new(AtomicBool::new(false));
         let name = format!("microscope-workload-{}", std::process::id());
         let scratch = write_dir.join(&name);
-        let read_file = std::env::temp_dir().join(name).with_extension("read");
+        let read_file = std::env::temp_dir().join(&name).with_extension("read");
+        let hit_file = std::env::temp_dir().join(name).with_extension("hit");
         let mut threads = Vec::new();
 
         let flag = Arc::clone(&stop);
         threads.push(
             thread::Builder::new()
-                .name("workload-procs".to_owned())
+                .name("tour-exec".to_owned())
                 .spawn(move || {
                     while !flag.load(Ordering::Relaxed) {
                         for _ in 0..20 {
@@ -99,6 +103,15 @@ impl Workload {
         );
 
         let flag = Arc::clone(&stop);
+        let path = hit_file.clone();
+        threads.push(
+            thread::Builder::new()
+                .name("tour-hit".to_owned())
+                .spawn(move || cached_reads(&path, &flag))
+                .context("could not start the cached-read workload thread")?,
+        );
+
+        let flag = Arc::clone(&stop);
         let path = read_file.clone();
         threads.push(
             thread::Builder::new()
@@ -119,7 +132,7 @@ impl Workload {
         let flag = Arc::clone(&stop);
         threads.push(
             thread::Builder::new()
-                .name("workload-net".to_owned())
+                .name("tour-tcp".to_owned())
                 .spawn(move || {
                     let chunk = vec![0x42u8; 64 * 1024];
                     let mut sink = vec![0u8; 64 * 1024];
@@ -146,6 +159,7 @@ impl Workload {
             threads,
             scratch,
             read_file,
+            hit_file,
         })
     }
 }
@@ -158,6 +172,7 @@ impl Drop for Workload {
         }
         let _ignored = fs::remove_file(&self.scratch);
         let _ignored = fs::remove_file(&self.read_file);
+        let _ignored = fs::remove_file(&self.hit_file);
     }
 }
 
@@ -181,6 +196,23 @@ fn uncached_reads(path: &Path, stop: &AtomicBool) {
             // cached pages of this file and reads no memory of ours.
             let _ =
                 unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            let _ = file.read(&mut buffer);
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Writes a 16 KiB file once, then until `stop` reads it whole five times
+/// a second: after the first read its pages stay cached, so each read is
+/// a page-cache hit that adds nothing to the cache.
+fn cached_reads(path: &Path, stop: &AtomicBool) {
+    use std::io::Read as _;
+    if fs::write(path, vec![0x68; 16 << 10]).is_err() {
+        return;
+    }
+    let mut buffer = vec![0u8; 16 << 10];
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(mut file) = File::open(path) {
             let _ = file.read(&mut buffer);
         }
         thread::sleep(Duration::from_millis(200));

@@ -76,6 +76,20 @@ impl TourAction {
         }
     }
 
+    /// The thread of the bundled demo's workload (`cargo xtask demo`,
+    /// `xtask/src/workload.rs`) that does this action over and over: in a
+    /// recording, the step's evidence shows its events first.
+    pub fn demo_thread(self) -> &'static str {
+        match self {
+            Self::ReadFile => "tour-hit",
+            Self::ReadUncached => "tour-read",
+            Self::WriteFsync => "tour-write",
+            Self::RunProgram => "tour-exec",
+            Self::TcpLoopback => "tour-tcp",
+            Self::TouchMemory => "tour-fault",
+        }
+    }
+
     /// What the button says, for a student.
     pub fn button_text(self) -> &'static str {
         match self {

@@ -513,6 +513,8 @@ impl MicroscopeApp {
         self.watching_cost = false;
         self.cpu_view = CpuTimelineState::default();
         self.inspector = InspectorState::default();
+        // The browser asked for the call's events is replaced below.
+        self.waterfall.reading = None;
         self.browser = match sources::browse(&path, wake(ctx)) {
             Ok(browser) => Some(browser),
             Err(err) => {
@@ -544,6 +546,7 @@ impl MicroscopeApp {
         };
         self.replay_controls = None; // ends the replay thread
         self.browser = None; // and the browser
+        self.waterfall.reading = None;
         self.model = Model::new(self.clock.now()).with_clock(self.clock.clone());
         match sources::live(&socket, wake(ctx), self.recorder.clone()) {
             Ok((updates, to_helper)) => {

@@ -10,7 +10,7 @@ use crossbeam_channel::bounded;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
-use microscope_catalogue::Catalogue;
+use microscope_catalogue::{Catalogue, TourAction};
 use microscope_gui::{CentralTab, Command, MicroscopeApp, start_label};
 use std::time::{Duration, Instant};
 
@@ -225,15 +225,16 @@ fn the_recorded_uncached_read_is_a_waterfall_whose_parts_add_up() {
     }
 }
 
-/// The probes each tour step shows, and what must come from the demo's
-/// `tour-*` threads (the workload doing the step's action), where the
-/// recording has them.
+/// Probes whose evidence must come from the demo workload's thread for the
+/// step's action (`tour-fault`, `tour-write`, `tour-read`, `tour-hit`...).
 const FROM_THE_WORKLOAD: &[&str] = &[
     "exceptions:page_fault_user",
     "kmem:mm_page_alloc",
     "syscalls:sys_enter_fsync",
     "readahead:page_cache_sync_ra",
-    "filemap:mm_filemap_add_to_page_cache",
+    "syscalls:sys_exit_read",
+    "sock:sock_send_length",
+    "sched:sched_process_fork",
 ];
 
 #[test]
@@ -259,8 +260,15 @@ fn every_step_of_every_tour_finds_its_evidence_in_the_demo() {
                     .and_then(|p| model.recent.get(&p.key))
                     .map_or(0, |events| events.len());
                 assert!(kept > 0, "{place}: no {probe} event in the demo");
-                // The step panel shows them.
-                let whose = if FROM_THE_WORKLOAD.contains(&probe.as_str()) {
+                // The step panel shows them; for a cache hit, the page
+                // cache gains nothing from the thread that reads.
+                let cache_hit = step.action == Some(TourAction::ReadFile)
+                    && probe == "filemap:mm_filemap_add_to_page_cache";
+                let whose = if cache_hit {
+                    ", none in the thread that did the action"
+                } else if FROM_THE_WORKLOAD.contains(&probe.as_str())
+                    || probe == "filemap:mm_filemap_add_to_page_cache"
+                {
                     " (from the thread that did the action)"
                 } else {
                     ""
@@ -273,9 +281,9 @@ fn every_step_of_every_tour_finds_its_evidence_in_the_demo() {
 
 #[test]
 fn a_call_the_inspector_has_forgotten_is_followed_from_the_file() {
-    // The demo's first read that went to the disk: thousands of events later, the
-    // inspector (newest 2 000 events per probe) no longer holds its block
-    // requests and scheduler events.
+    // The demo's first read that went to the disk: thousands of events
+    // later, the inspector (newest 2 000 events per probe) no longer holds
+    // its scheduler events.
     let recording =
         microscope_wire::Recording::open(microscope_sources::demo_file().unwrap()).unwrap();
     let key = |id: &str| {
@@ -310,12 +318,20 @@ fn a_call_the_inspector_has_forgotten_is_followed_from_the_file() {
     let mut harness = demo_app();
     play_to_the_end(&mut harness);
     let inspector = harness.state().model().observed_events();
-    // From the inspector alone the call is not followed, or looks like a
-    // cache hit: its block requests and wake-up are no longer kept.
+    // Complete: it went to the disk, was woken and got a CPU again, and no
+    // part of its latency merges two milestones.
+    let complete = |w: &microscope_model::waterfall::Waterfall| {
+        w.went_to_disk()
+            && w.steps.iter().any(|s| s.probe == "sched:sched_wakeup")
+            && w.steps.iter().any(|s| s.label == "back on a CPU")
+            && w.breakdown.iter().all(|p| !p.label.contains(" + "))
+    };
+    // From the inspector alone the call is not followed or is incomplete:
+    // its older events are no longer kept.
     let from_inspector = microscope_model::waterfall::follow(&inspector, tid, enter_ns);
     assert!(
-        from_inspector.as_ref().map_or(true, |w| !w.went_to_disk()),
-        "the inspector still holds the first read's requests: the test proves nothing"
+        from_inspector.as_ref().map_or(true, |w| !complete(w)),
+        "the inspector still holds all of the first read's events: the test proves nothing"
     );
     harness.state_mut().request(Command::FollowCall {
         tid,
@@ -334,7 +350,7 @@ fn a_call_the_inspector_has_forgotten_is_followed_from_the_file() {
     };
     assert!(state.from_file);
     assert_eq!((waterfall.tid, waterfall.enter_ns), (tid, enter_ns));
-    assert!(waterfall.went_to_disk(), "{waterfall:#?}");
+    assert!(complete(&waterfall), "{waterfall:#?}");
     assert_eq!(
         waterfall.breakdown.iter().map(|p| p.ns).sum::<u64>(),
         waterfall.latency_ns()

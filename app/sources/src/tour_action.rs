@@ -16,9 +16,10 @@ use std::process::Command;
 
 use crate::Wake;
 
-/// Name of the thread that does an action. Threads named `tour-*` in a
-/// recording (the demo's `tour-read`) are taken as the ones that did a
-/// tour's action: the tour shows their events first.
+/// Name of the thread that does an action. In a recording, the thread
+/// named by `TourAction::demo_thread` (the demo's `tour-read`, `tour-hit`,
+/// ...) is taken as the one that did a step's action, and any `tour-*`
+/// thread for a step without one: the tour shows their events first.
 pub const ACTION_THREAD: &str = "tour-action";
 
 /// Size of the file the read actions read: 1 MiB, a few block requests.

@@ -6,7 +6,7 @@
 use crate::command::{Command, CommandQueue};
 use crate::theme;
 use crossbeam_channel::Receiver;
-use microscope_catalogue::{Catalogue, Tour, TourStep};
+use microscope_catalogue::{Catalogue, Tour, TourAction, TourStep};
 use microscope_model::map::MapHighlight;
 use microscope_model::{Model, fields};
 use microscope_sources::ActionReport;
@@ -161,7 +161,7 @@ pub fn tour_step_ui(
         ui.add_space(theme::SECTION_GAP);
         ui.strong("Evidence: the newest events of this step's probes");
         for probe in &step.probes {
-            evidence_ui(ui, model, state, probe);
+            evidence_ui(ui, model, state, step.action, probe);
         }
     });
 }
@@ -271,7 +271,13 @@ fn action_ui(
 }
 
 /// The newest events of `probe`, those of the action's thread first.
-fn evidence_ui(ui: &mut egui::Ui, model: &Model, state: &ToursState, probe: &str) {
+fn evidence_ui(
+    ui: &mut egui::Ui,
+    model: &Model,
+    state: &ToursState,
+    action: Option<TourAction>,
+    probe: &str,
+) {
     let Some(p) = model.probe(probe) else {
         return;
     };
@@ -280,13 +286,16 @@ fn evidence_ui(ui: &mut egui::Ui, model: &Model, state: &ToursState, probe: &str
         return;
     };
     let names: Vec<String> = p.fields.iter().map(|(n, _)| n.clone()).collect();
-    // The action's thread when the app did one; else, in a recording,
-    // threads named `tour-*` (the demo's workload names its threads so).
-    let ours = |e: &Event| match &state.last_report {
-        Some(r) => {
+    // The action's thread when the app did one; else, in a recording, the
+    // demo workload's thread for the step's action (`tour-hit` reads a
+    // cached file, `tour-read` an uncached one...), or any `tour-*` thread
+    // for a step without an action.
+    let ours = |e: &Event| match (&state.last_report, action) {
+        (Some(r), _) => {
             e.pid == r.tid || r.child_pid.is_some_and(|c| e.tgid == c) || event_names_pid(e, r.tid)
         }
-        None => e.comm.starts_with("tour-"),
+        (None, Some(action)) => e.comm == action.demo_thread(),
+        (None, None) => e.comm.starts_with("tour-"),
     };
     let mine: Vec<&Event> = events
         .iter()
@@ -299,8 +308,13 @@ fn evidence_ui(ui: &mut egui::Ui, model: &Model, state: &ToursState, probe: &str
     } else {
         mine
     };
+    // Saying "none" only where a thread did the action: live before the
+    // button is pressed, nobody has.
+    let acted = state.last_report.is_some() || (model.is_replay() && action.is_some());
     let whose = if shown.iter().any(|e| ours(e)) {
         " (from the thread that did the action)"
+    } else if acted {
+        ", none in the thread that did the action"
     } else {
         ""
     };
