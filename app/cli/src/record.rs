@@ -9,12 +9,17 @@
 use crate::cli::RecordArgs;
 use crate::failure::Failure;
 use microscope_wire::{
-    ClientError, Connection, RecordingError, RecordingHeader, RecordingTotals, RecordingWriter,
+    ClientError, Connection, HelperMessage, RecordingError, RecordingHeader, RecordingTotals,
+    RecordingWriter, monotonic_ns,
 };
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+/// After the time is up, how long to wait for the stack batch covering its
+/// end (the helper drains stack counts about once a second).
+const LAST_BATCH_GRACE: Duration = Duration::from_secs(15);
 
 /// Why `record` failed.
 #[derive(Debug, thiserror::Error)]
@@ -76,9 +81,14 @@ impl fmt::Display for RecordOutcome {
                 c + drops.client_drops_during(),
             )
         });
+        // A profile streams no events: its samples come in stack batches.
+        let stacks = match self.totals.stack_batches {
+            0 => String::new(),
+            n => format!(" and {n} stack batches"),
+        };
         write!(
             f,
-            "recorded {} events in {:.1} s to {} ({} bytes); drops: kernel={kernel} client={client}",
+            "recorded {} events{stacks} in {:.1} s to {} ({} bytes); drops: kernel={kernel} client={client}",
             self.totals.events,
             span_ns as f64 / 1e9,
             self.path.display(),
@@ -184,15 +194,31 @@ fn record_into(
         }
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let end_ns = monotonic_ns() + seconds * 1_000_000_000;
+    // Stack counts (a profile, stacks at a tracepoint) are drained about
+    // once a second: after the time is up, wait for the batch that covers
+    // its end, or the last second would be missing.
+    let mut stacks_end_ns: Option<u64> = None;
     loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        let until = match stacks_end_ns {
+            Some(covered) if now >= deadline && covered < end_ns => deadline + LAST_BATCH_GRACE,
+            _ => deadline,
+        };
+        let remaining = until.saturating_duration_since(now);
         // A zero read timeout would mean "forever".
         if remaining < Duration::from_millis(1) {
             return Ok(None);
         }
         connection.set_recv_timeout(Some(remaining))?;
         match connection.recv() {
-            Ok(message) => writer.write_received(&message)?,
+            Ok(message) => {
+                if let HelperMessage::Stacks(batch) = &message {
+                    stacks_end_ns = Some(stacks_end_ns.unwrap_or(0).max(batch.end_ns));
+                }
+                writer.write_received(&message)?;
+            }
+            Err(ClientError::Timeout(_)) if stacks_end_ns.is_some_and(|c| c < end_ns) => {}
             Err(ClientError::Timeout(_)) => return Ok(None),
             Err(err @ (ClientError::Closed | ClientError::Io(_) | ClientError::Wire(_))) => {
                 return Ok(Some(err.to_string()));

@@ -74,11 +74,18 @@ pub struct BuildOptions {
     /// Put each process (`comm (tgid)`) as the first frame under the root,
     /// as `perf script | stackcollapse` does.
     pub by_process: bool,
+    /// With `by_process`, name a process by its command only (`comm`):
+    /// for comparing two recordings, where the same program runs with
+    /// other process ids (else every process frame would read as new).
+    pub by_command: bool,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        Self { by_process: true }
+        Self {
+            by_process: true,
+            by_command: false,
+        }
     }
 }
 
@@ -673,11 +680,16 @@ impl Builder {
         for stack in slice.iter() {
             let start = self.buffer.len();
             if options.by_process {
-                let name = match process_names.get(&(stack.tgid, stack.comm)) {
+                let tgid = if options.by_command { 0 } else { stack.tgid };
+                let name = match process_names.get(&(tgid, stack.comm)) {
                     Some(&name) => name,
                     None => {
-                        let name = self.name_id(&format!("{} ({})", stack.comm, stack.tgid));
-                        process_names.insert((stack.tgid, stack.comm), name);
+                        let name = if options.by_command {
+                            self.name_id(stack.comm)
+                        } else {
+                            self.name_id(&format!("{} ({})", stack.comm, stack.tgid))
+                        };
+                        process_names.insert((tgid, stack.comm), name);
                         name
                     }
                 };
@@ -887,7 +899,10 @@ idle 5
         let plain = FlameGraph::from_store(
             &store,
             StackQuery::all(),
-            BuildOptions { by_process: false },
+            BuildOptions {
+                by_process: false,
+                ..BuildOptions::default()
+            },
         );
         assert_eq!(FlameGraph::from_folded(&plain.to_folded()).unwrap(), plain);
     }
@@ -902,7 +917,10 @@ idle 5
         let g = FlameGraph::from_store(
             &store,
             StackQuery::all(),
-            BuildOptions { by_process: false },
+            BuildOptions {
+                by_process: false,
+                ..BuildOptions::default()
+            },
         );
         assert_eq!(g.len(), 2);
         assert_eq!(g.to_folded(), "vfs_read 5\n");
@@ -943,7 +961,10 @@ idle 5
         store.intern_frame(3, "vfs_read".into(), false);
         store.add(10, 1, 42, "cat", &[1, 2], 2);
         store.add(11, 1, 42, "cat", &[1, 3], 1);
-        let options = BuildOptions { by_process: false };
+        let options = BuildOptions {
+            by_process: false,
+            ..BuildOptions::default()
+        };
         let g = FlameGraph::from_store(&store, StackQuery::all(), options);
         assert_eq!(g.to_folded(), "main;vfs_read 1\nmain;vfs_read_[k] 2\n");
         let main = g.find_path(&["main"]).unwrap();
@@ -955,6 +976,42 @@ idle 5
         assert_eq!(FlameGraph::from_folded(&g.to_folded()).unwrap(), g);
         // Search looks at the function name, not the suffix.
         assert_eq!(g.search("[k]").count(), 0);
+    }
+
+    #[test]
+    fn two_recordings_compare_a_program_by_its_command_not_its_pid() {
+        // The same program, run once per recording: another pid each time.
+        let store = |pid: u32, hot: u64| {
+            let mut store = StackStore::new();
+            store.intern_frame(1, "main".into(), false);
+            store.intern_frame(2, "hot".into(), false);
+            store.intern_frame(3, "cold".into(), false);
+            store.add(10, 1, pid, "burn", &[1, 2], hot);
+            store.add(11, 1, pid, "burn", &[1, 3], 300 - hot);
+            store
+        };
+        let (before, after) = (store(100, 100), store(200, 200));
+        let all = StackQuery::all();
+        let by_command = BuildOptions {
+            by_command: true,
+            ..BuildOptions::default()
+        };
+        let g =
+            FlameGraph::differential_from_slices(&before.slice(all), &after.slice(all), by_command);
+        let hot = g.find_path(&["burn", "main", "hot"]).expect("one burn");
+        assert_eq!(g.baseline(hot).map(|v| v.total), Some(100));
+        assert_eq!(g.values(hot).total, 200);
+        assert!(g.diff_ratio(hot).is_some_and(|r| r > 0.0), "hot grew");
+        let cold = g.find_path(&["burn", "main", "cold"]).unwrap();
+        assert!(g.diff_ratio(cold).is_some_and(|r| r < 0.0), "cold shrank");
+        // By pid, the two runs are two processes: all new, all gone.
+        let by_pid = FlameGraph::differential_from_slices(
+            &before.slice(all),
+            &after.slice(all),
+            BuildOptions::default(),
+        );
+        assert!(by_pid.find_path(&["burn (200)", "main", "hot"]).is_some());
+        assert!(by_pid.find_path(&["burn", "main"]).is_none());
     }
 
     #[test]
@@ -1077,7 +1134,14 @@ idle 5
              cat_(100);entry;vfs_read;[unknown_frame_#9] 2\n\
              dd_(200);entry 4\n"
         );
-        let flat = FlameGraph::from_store(&store, query, BuildOptions { by_process: false });
+        let flat = FlameGraph::from_store(
+            &store,
+            query,
+            BuildOptions {
+                by_process: false,
+                ..BuildOptions::default()
+            },
+        );
         assert_eq!(flat.values(node(&flat, &["entry"])).total, 9);
         let only_dd =
             FlameGraph::from_store(&store, query.with_tgid(Some(200)), BuildOptions::default());

@@ -390,11 +390,6 @@ impl OverviewBuilder {
                 });
                 chunk.switches += u64::from(event.switch.is_some());
             }
-            *self
-                .overview
-                .events_per_probe
-                .entry(event.probe)
-                .or_default() += 1;
             if event.switch.is_some() || event.wakeup {
                 newest_sched = Some(newest_sched.map_or(event.ts_ns, |n| n.max(event.ts_ns)));
             }
@@ -416,6 +411,10 @@ impl OverviewBuilder {
     fn close_chunk(&mut self, end_offset: u64) {
         if let Some((mut chunk, _, counts)) = self.chunk.take() {
             chunk.end_offset = end_offset;
+            // Counted per chunk as events come, for the whole file here.
+            for (&probe, &count) in &counts {
+                *self.overview.events_per_probe.entry(probe).or_default() += count;
+            }
             chunk.events = counts.into_iter().collect();
             self.overview.chunks.push(chunk);
         }
@@ -442,7 +441,15 @@ impl OverviewBuilder {
                 .tgid_of_pid
                 .insert(switch.prev_pid, event.tgid);
         }
-        if let Some(id) = self.comm_id(switch.next_comm) {
+        // A thread mostly keeps its name: compare with the one it had before
+        // hashing the name.
+        let same_name = self
+            .overview
+            .comm_of_pid
+            .get(&switch.next_pid)
+            .and_then(|&id| self.overview.comms.get(id as usize))
+            .is_some_and(|name| name == switch.next_comm);
+        if !same_name && let Some(id) = self.comm_id(switch.next_comm) {
             self.overview.comm_of_pid.insert(switch.next_pid, id);
         }
         let bucket = self.bucket(event.ts_ns);

@@ -57,7 +57,10 @@ fn the_profile_and_the_flame_graph_name_every_frame_alike() {
     // the command name) is what *Export folded…* writes.
     let mut model = Model::new(std::time::Instant::now());
     model.apply(Update::Stacks(batch));
-    let options = BuildOptions { by_process: false };
+    let options = BuildOptions {
+        by_process: false,
+        ..BuildOptions::default()
+    };
     let graph = FlameGraph::from_store(&model.stacks, StackQuery::all(), options);
 
     let expected = [

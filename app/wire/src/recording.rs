@@ -1281,8 +1281,9 @@ impl Recording {
     /// offset, `recv_ns` and a glance at each of its streamed events, until
     /// `visit` returns `false` or the data ends. A damaged frame ends the
     /// pass with [`RecordingError::Corrupt`] (the frames before it were
-    /// visited). About 1.8 s for 10 million events on the development
-    /// machine: what building a recording's overview costs.
+    /// visited). Several passes may run at once from different offsets
+    /// (each opens the file itself): the app's overview is read in parts,
+    /// one per core, each part's `visit` stopping at the next one's start.
     pub fn glance(
         &self,
         offset: u64,

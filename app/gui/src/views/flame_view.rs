@@ -331,6 +331,8 @@ impl FlameView {
         };
         let options = BuildOptions {
             by_process: self.by_process,
+            // Two recordings: the same programs ran with other process ids.
+            by_command: against.is_some(),
         };
         self.cache.refresh(
             settings,

@@ -690,3 +690,118 @@ fn stacks_at_a_tracepoint_are_counted_and_named() {
     assert!(hits >= CALLS, "only {hits} of {CALLS} calls counted");
     assert!(through_syscall_entry * 10 >= hits * 9);
 }
+
+/// Two real recordings of the same program at two intensities (a third,
+/// then two thirds of its CPU time in one function), written to files and
+/// read back as the app reads a baseline: the differential flame graph
+/// shows the hot function grown and the cold one shrunk, each recording as
+/// a share of its own total, and the program as one process frame.
+#[test]
+#[ignore = "needs root to load eBPF; `cargo xtask test` runs it as root"]
+fn two_recordings_at_two_intensities_compare_as_expected() {
+    use microscope_model::{BrowseUpdate, BuildOptions, FlameGraph, StackQuery, Update};
+    use microscope_wire::{ClientMessage, HelperMessage, ProcessFilter, RecordingHeader};
+    let _serial = ONE_AT_A_TIME.lock();
+    let helper = super::Helper::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut recordings = Vec::new();
+    for hot_thirds in ["1", "2"] {
+        // A fixed amount of work: about a second of CPU here.
+        let mut target = Target::spawn(&["split", hot_thirds, "1500000000"]);
+        let mut conn = helper.connect();
+        conn.send(&ClientMessage::SetFilter(ProcessFilter {
+            pid: Some(target.pid()),
+            ..ProcessFilter::default()
+        }))
+        .unwrap();
+        let probes = conn.list_probes().unwrap();
+        let header = RecordingHeader::new(conn.hello().clone(), probes, "two intensities");
+        let path = dir.path().join(format!("third-{hot_thirds}.mscr"));
+        let mut writer = microscope_wire::RecordingWriter::create(&path, &header, false).unwrap();
+        for message in conn.enable_probe("profile:cpu").unwrap() {
+            writer.write_received(&message).unwrap();
+        }
+        target.go();
+        // Record until a stack batch covers the moment the work ended.
+        let until_ns = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                conn.set_recv_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    assert!(Instant::now() < deadline, "no stack batch covered the work");
+                    match conn.recv() {
+                        Ok(message) => {
+                            writer.write_received(&message).unwrap();
+                            let end = until_ns.load(std::sync::atomic::Ordering::Acquire);
+                            if let HelperMessage::Stacks(batch) = &message
+                                && end > 0
+                                && batch.end_ns >= end
+                            {
+                                break;
+                            }
+                        }
+                        Err(microscope_wire::ClientError::Timeout(_)) => {}
+                        Err(err) => panic!("connection failed: {err}"),
+                    }
+                }
+            });
+            target.expect_line("done");
+            until_ns.store(monotonic_ns(), std::sync::atomic::Ordering::Release);
+        });
+        writer.finish().unwrap();
+        recordings.push(path);
+    }
+
+    // Read back as the app's *Open baseline…* reads a recording.
+    let read = |path: &Path| {
+        let updates = microscope_sources::baseline(path, std::sync::Arc::new(|| {})).unwrap();
+        match updates.recv_timeout(Duration::from_secs(60)).unwrap() {
+            Update::Browse(BrowseUpdate::Baseline(baseline)) => baseline,
+            other => panic!("not a baseline: {other:?}"),
+        }
+    };
+    let (before, after) = (read(&recordings[0]), read(&recordings[1]));
+    let all = StackQuery::all();
+    let graph = FlameGraph::differential_from_slices(
+        &before.stacks.slice(all),
+        &after.stacks.slice(all),
+        BuildOptions {
+            by_command: true,
+            ..BuildOptions::default()
+        },
+    );
+    let (total_before, total_after) = (graph.baseline_total(), graph.total());
+    let share = |name: &str| {
+        let found = graph.search(name);
+        let nodes: Vec<_> = found.matched_nodes().collect();
+        let before: u64 = nodes
+            .iter()
+            .filter_map(|&n| graph.baseline(n))
+            .map(|v| v.total)
+            .sum();
+        let after: u64 = nodes.iter().map(|&n| graph.values(n).total).sum();
+        (
+            before as f64 / total_before.max(1) as f64,
+            after as f64 / total_after.max(1) as f64,
+        )
+    };
+    let (hot, cold) = (share("microscope_hot_part"), share("microscope_cold_part"));
+    eprintln!(
+        "samples {total_before} -> {total_after}; hot {:.2} -> {:.2}, cold {:.2} -> {:.2}",
+        hot.0, hot.1, cold.0, cold.1
+    );
+    assert!(
+        total_before > 30 && total_after > 30,
+        "too few samples to compare"
+    );
+    // A third, then two thirds: the hot part's share grew past the middle.
+    assert!(hot.0 < 0.5 && hot.1 > 0.5, "hot part {hot:?}");
+    assert!(cold.0 > 0.5 && cold.1 < 0.5, "cold part {cold:?}");
+    let process = graph
+        .children(microscope_model::NodeId::ROOT)
+        .map(|n| graph.name(n).to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(process, ["profile_target"], "one process frame, by command");
+}

@@ -2,7 +2,10 @@
 //! the test itself with `rustc -O -g -C force-frame-pointers=yes`: user
 //! stacks are walked by frame pointers, and DWARF names the inlined code.
 //!
-//! `profile_target burn SECONDS` or `profile_target sleep COUNT MS`. It
+//! `profile_target burn SECONDS`, `profile_target sleep COUNT MS` or
+//! `profile_target split HOT_THIRDS STEPS` (STEPS spin steps in all, a share
+//! of HOT_THIRDS thirds of them in `microscope_hot_part`, the rest in
+//! `microscope_cold_part`: a fixed amount of work, not of time). It
 //! prints `ready`, waits for a line on stdin, runs the workload (`sleep`
 //! then prints `slept_ns N`, the wall time of its sleeps), prints `done`
 //! and waits for stdin to close, so the test can profile exactly the
@@ -23,6 +26,29 @@ pub fn microscope_burn_cpu(seconds: f64) -> u64 {
         for _ in 0..1_000_000 {
             x = spin_step(black_box(x));
         }
+    }
+    x
+}
+
+/// `steps` spin steps; the hot part of `split`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub fn microscope_hot_part(steps: u64) -> u64 {
+    let mut x = 3u64;
+    for _ in 0..steps {
+        x = spin_step(black_box(x));
+    }
+    x
+}
+
+/// `steps` spin steps; the cold part of `split` (another body than the hot
+/// part's, so the linker cannot fold the two into one symbol).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub fn microscope_cold_part(steps: u64) -> u64 {
+    let mut x = 5u64;
+    for _ in 0..steps {
+        x = spin_step(black_box(x)) ^ 1;
     }
     x
 }
@@ -73,6 +99,16 @@ fn main() {
             let seconds = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0);
             black_box(microscope_burn_cpu(seconds));
         }
+        Some("split") => {
+            let hot_thirds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
+            let steps: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1 << 30);
+            // Rounds of 3 million steps, so both parts run all along.
+            let round = 1_000_000;
+            for _ in 0..steps / (3 * round) {
+                black_box(microscope_hot_part(round * hot_thirds));
+                black_box(microscope_cold_part(round * (3 - hot_thirds.min(3))));
+            }
+        }
         Some("sleep") => {
             let count = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
             let ms = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(50);
@@ -84,7 +120,9 @@ fn main() {
             println!("slept_ns {slept_ns}");
         }
         _ => {
-            eprintln!("usage: profile_target burn SECONDS | sleep COUNT MS");
+            eprintln!(
+                "usage: profile_target burn SECONDS | sleep COUNT MS | split HOT_THIRDS STEPS"
+            );
             std::process::exit(2);
         }
     }

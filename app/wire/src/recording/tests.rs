@@ -124,6 +124,10 @@ fn every_event_kind(ts_ns: u64) -> Vec<Event> {
                 FieldValue::Str("sda".into()),
                 FieldValue::Bytes(vec![1, 2, 3]),
                 FieldValue::Missing,
+                FieldValue::Named {
+                    value: -2,
+                    text: "ENOENT".into(),
+                },
             ]),
         ),
         event(
@@ -309,6 +313,42 @@ fn every_message_and_event_kind_round_trips_through_a_file() {
         assert_eq!(drops.kernel_drops_during(), 4);
         assert_eq!(drops.client_drops_during(), 2);
         assert_eq!(summary.file_bytes, std::fs::metadata(&path).unwrap().len());
+
+        // The glance sees every event as it was written.
+        let mut glanced = Vec::new();
+        recording
+            .glance(recording.data_start(), |_, _, events| {
+                glanced.extend(events.map(|e| {
+                    let next = e
+                        .switch
+                        .map(|s| (s.prev_pid, s.next_pid, s.next_comm.to_owned()));
+                    (e.probe, e.cpu, e.ts_ns, e.pid, e.tgid, e.wakeup, next)
+                }));
+                true
+            })
+            .unwrap();
+        let written: Vec<_> = frames
+            .iter()
+            .filter_map(|frame| match &frame.message {
+                HelperMessage::Batch(batch) => Some(batch.events.iter()),
+                _ => None,
+            })
+            .flatten()
+            .map(|e| {
+                let next = match &e.data {
+                    EventData::SchedSwitch {
+                        prev_pid,
+                        next_pid,
+                        next_comm,
+                        ..
+                    } => Some((*prev_pid, *next_pid, next_comm.clone())),
+                    _ => None,
+                };
+                let wakeup = matches!(e.data, EventData::SchedWakeup { .. });
+                (e.probe, e.cpu, e.ts_ns, e.pid, e.tgid, wakeup, next)
+            })
+            .collect();
+        assert_eq!(glanced, written);
     }
 }
 
