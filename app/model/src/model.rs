@@ -726,6 +726,80 @@ mod tests {
     }
 
     #[test]
+    fn stacks_only_pack_probes_get_a_rate_and_others_do_not() {
+        let epoch = Instant::now();
+        let clock = Clock::manual(epoch);
+        let mut model = Model::new(epoch).with_clock(clock.clone());
+        model.apply(Update::Probes(vec![
+            probe("p:offcpu", 1, ProbeKind::TimeStacks),
+            probe("p:hits", 2, ProbeKind::Pack),
+            probe("p:maps", 3, ProbeKind::Pack),
+            probe("sched:sched_switch", 4, ProbeKind::Stream),
+        ]));
+        // p:maps has counters: its maps give its rate, not its stacks.
+        model.apply(Update::PackData {
+            arrived: clock.now(),
+            data: microscope_wire::PackData {
+                probe: 3,
+                ts_ns: 0,
+                tables: Vec::new(),
+                histograms: Vec::new(),
+            },
+        });
+        let stack = |probe, value| microscope_wire::StackCount {
+            probe,
+            tgid: 7,
+            comm: "sleeper".into(),
+            frames: Vec::new(),
+            value,
+        };
+        let batch = |stacks| microscope_wire::StackBatch {
+            start_ns: 1_000_000_000,
+            end_ns: 1_500_000_000,
+            frames: Vec::new(),
+            stacks,
+        };
+        clock.advance(Duration::from_secs(2));
+        // A drain of half a second, cut in two batches.
+        model.apply(Update::Stacks(batch(vec![
+            stack(1, 30_000_000),
+            stack(2, 7),
+            stack(3, 100),
+            stack(4, 5),
+        ])));
+        model.apply(Update::Stacks(batch(vec![stack(1, 10_000_000)])));
+        let offcpu = model.pack_stack_rates[&1];
+        assert_eq!(
+            (offcpu.stacks, offcpu.value, offcpu.time),
+            (2, 40_000_000, true)
+        );
+        assert_eq!(offcpu.stacks_per_sec(), 4.0);
+        assert_eq!(offcpu.value_per_sec(), 80_000_000.0);
+        assert_eq!(model.pack_stack_rates[&2].value_per_sec(), 14.0);
+        assert!(!model.pack_stack_rates.contains_key(&3));
+        assert!(!model.pack_stack_rates.contains_key(&4));
+        // On the timeline: stacks that grew for time, samples for counts.
+        let events = |id: &str| {
+            model.timeline.series(id).map_or(0.0, |s| {
+                s.points()
+                    .iter()
+                    .map(|p| p[1] * crate::timeline::BUCKET.as_secs_f64())
+                    .sum::<f64>()
+            })
+        };
+        assert_eq!(events("p:offcpu"), 2.0);
+        assert_eq!(events("p:hits"), 7.0);
+        assert_eq!(events("p:maps"), 0.0);
+        // The next drain replaces the rate.
+        model.apply(Update::Stacks(microscope_wire::StackBatch {
+            start_ns: 1_500_000_000,
+            end_ns: 2_500_000_000,
+            ..batch(vec![stack(1, 1)])
+        }));
+        assert_eq!(model.pack_stack_rates[&1].value_per_sec(), 1.0);
+    }
+
+    #[test]
     fn stack_batches_fill_the_flame_graph_store() {
         let epoch = Instant::now();
         let mut model = Model::new(epoch);
