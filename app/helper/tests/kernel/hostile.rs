@@ -545,6 +545,24 @@ fn a_client_that_never_reads_does_not_hold_back_one_that_does() {
     let helper = Helper::start_for_group(NOGROUP);
     let mut good = helper.connect();
     enable(&mut good, "syscalls:sys_enter_openat");
+    // The reading client keeps only this test's own opens: what it must
+    // receive then does not depend on how many files the machine's other
+    // processes open meanwhile (a CI build opens tens of thousands a
+    // second, and a test thread starved of CPU for a second behind them
+    // could rightly overflow its own 4 MiB queue). The others filter
+    // nothing, so the kernel still streams every open to the hub.
+    good.send(&ClientMessage::SetFilter(microscope_wire::ProcessFilter {
+        pid: Some(std::process::id()),
+        ..microscope_wire::ProcessFilter::default()
+    }))
+    .unwrap();
+    loop {
+        match good.recv().unwrap() {
+            HelperMessage::Filter(_) => break,
+            HelperMessage::Error { message } => panic!("setting the filter failed: {message}"),
+            _ => {}
+        }
+    }
     // The stalled client asks for the same events and more, and never
     // reads: 100 000 opens fill its 4 MiB queue several times over.
     let mut stalled = helper.connect();
