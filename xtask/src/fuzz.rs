@@ -346,6 +346,25 @@ fn write_seeds(dir: &Path) -> Result<()> {
     for (name, object) in pack_objects(dir)? {
         seeds.push(("pack_object", name, object));
     }
+    // Inputs that once crashed a target, kept so every run tries them again.
+    for target in TARGETS {
+        let kept = workspace::root().join("app/fuzz/regressions").join(target);
+        let Ok(entries) = fs::read_dir(&kept) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("could not list {}", kept.display()))?
+                .path();
+            let bytes =
+                fs::read(&path).with_context(|| format!("could not read {}", path.display()))?;
+            let name = format!(
+                "regression-{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            );
+            seeds.push((target, name, bytes));
+        }
+    }
 
     for target in TARGETS {
         let target_dir = dir.join(target);

@@ -7,13 +7,13 @@
 //! instead of allocated: a 10-million-event scan went from 3.0 s to 1.8 s
 //! (`cargo xtask bench recording`).
 //!
-//! Strings the scan does not read are borrowed as bytes, which skips their
-//! UTF-8 check (postcard writes a string and a byte slice alike: a length,
-//! then the bytes), and a generic event's fields are read one by one and
-//! dropped ([`SkippedFields`]) instead of collected: with the work split
-//! over the cores this made the overview of the 10-million-event bench
-//! recording another ~25 % cheaper (`perf` showed `from_utf8` at 9 % of
-//! the pass).
+//! A generic event's fields are read one by one and dropped
+//! ([`SkippedFields`]) instead of collected. Strings stay `&str`, UTF-8
+//! checked, even those the scan does not read: borrowing them as bytes
+//! skipped the check (`from_utf8` was 9 % of the overview pass) but let the
+//! scan accept frames the decoder refuses, which the `recording` fuzz
+//! target caught ("a frame the scan accepted fails to decode"); what the
+//! scan accepts must decode.
 //!
 //! They must match `messages.rs` field for field and variant for variant.
 //! The round-trip tests check it: a scan of every message and event kind
@@ -184,7 +184,7 @@ struct ScanEvent<'a> {
     ts_ns: u64,
     pid: u32,
     tgid: u32,
-    comm: &'a [u8],
+    comm: &'a str,
     #[serde(borrow)]
     data: ScanEventData<'a>,
 }
@@ -194,7 +194,7 @@ struct ScanEvent<'a> {
 enum ScanEventData<'a> {
     SchedSwitch {
         prev_pid: u32,
-        prev_comm: &'a [u8],
+        prev_comm: &'a str,
         prev_prio: i32,
         prev_state: u64,
         next_pid: u32,
@@ -203,7 +203,7 @@ enum ScanEventData<'a> {
     },
     SchedWakeup {
         pid: u32,
-        comm: &'a [u8],
+        comm: &'a str,
         prio: i32,
         target_cpu: u32,
     },
@@ -214,7 +214,7 @@ enum ScanEventData<'a> {
     SchedExec {
         pid: u32,
         old_pid: u32,
-        filename: &'a [u8],
+        filename: &'a str,
     },
     SchedExit {
         pid: u32,
@@ -223,7 +223,7 @@ enum ScanEventData<'a> {
     },
     Openat {
         dfd: i32,
-        filename: &'a [u8],
+        filename: &'a str,
         flags: u32,
         mode: u32,
     },
@@ -258,8 +258,8 @@ impl<'de> Deserialize<'de> for SkippedFields {
 enum ScanFieldValue<'a> {
     Int(i64),
     Uint(u64),
-    Str(&'a [u8]),
+    Str(&'a str),
     Bytes(&'a [u8]),
     Missing,
-    Named { value: i64, text: &'a [u8] },
+    Named { value: i64, text: &'a str },
 }
