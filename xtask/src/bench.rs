@@ -595,12 +595,20 @@ fn print_table(rows: &[Row]) {
     // What the floor already costs: no tracer of this tracepoint can cost
     // less, so a target below it cannot be met by anyone.
     if let (Some(floor), Some(stream)) = (cost_of(FLOOR), cost_of(STREAM)) {
-        println!(
-            "floor: an empty program on {PROBE} costs {floor:.1} % on its own; \
-             Microscope's streaming adds {:.1} points to it (reserving, filling and \
-             submitting each record, and the helper draining them on another CPU)",
-            stream - floor
-        );
+        let added = if stream >= floor {
+            format!(
+                "Microscope's streaming adds {:.1} points to it (reserving, filling and \
+                 submitting each record, and the helper draining them on another CPU)",
+                stream - floor
+            )
+        } else {
+            format!(
+                "Microscope's streaming measured {:.1} points below it: no cost beyond the \
+                 floor could be told from the rounds' noise",
+                floor - stream
+            )
+        };
+        println!("floor: an empty program on {PROBE} costs {floor:.1} % on its own; {added}");
     }
     let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
     for row in rows {
