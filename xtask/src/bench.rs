@@ -33,7 +33,7 @@ const COUNTS_PROBE: &str = "raw_syscalls:sys_enter";
 /// tracepoint.
 const EMPTY_SCRIPT: &str = "tracepoint:syscalls:sys_enter_openat { }";
 /// The loop runs here; the tracers' consumers get the other CPUs.
-const LOOP_CPU: usize = 0;
+pub(crate) const LOOP_CPU: usize = 0;
 /// The configuration that streams every event.
 const STREAM: &str = "microscope watch (stream)";
 /// The configuration with an empty program.
@@ -159,7 +159,7 @@ pub fn run(options: &Options) -> Result<()> {
     };
     for round in 1..=rounds {
         println!("bench: round {round} of {rounds} ({seconds} s per configuration)");
-        let untraced = open_loop(seconds).map(|ops_per_sec| Measured {
+        let untraced = load_loop(seconds, false).map(|ops_per_sec| Measured {
             ops_per_sec,
             events: None,
             drops: None,
@@ -201,7 +201,7 @@ pub fn run(options: &Options) -> Result<()> {
             Row {
                 config,
                 result: median(results),
-                share_of_untraced: median_of(shares),
+                share_of_untraced: (!shares.is_empty()).then(|| median_of(&shares)),
             }
         })
         .collect();
@@ -224,14 +224,18 @@ pub fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Runs the pinned loop for `seconds` and returns its ops/s.
-fn open_loop(seconds: u64) -> Result<f64> {
+/// Runs the pinned `__openloop` for `seconds` (touching fresh pages instead
+/// of opening files with `touch_pages`) and returns its ops/s.
+pub(crate) fn load_loop(seconds: u64, touch_pages: bool) -> Result<f64> {
     let exe = std::env::current_exe().context("could not find the xtask binary")?;
     let mut cmd = Command::new(exe);
     cmd.args(["__openloop", "--seconds", &seconds.to_string()])
         .args(["--cpu", &LOOP_CPU.to_string()])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());
+    if touch_pages {
+        cmd.arg("--touch-pages");
+    }
     let output = cmd
         .output()
         .with_context(|| format!("could not start the load loop `{}`", proc::describe(&cmd)))?;
@@ -292,7 +296,7 @@ fn with_microscope(seconds: u64, probe: &str) -> Result<Measured> {
         "microscope watch",
     )?;
 
-    let ops_per_sec = open_loop(seconds)?;
+    let ops_per_sec = load_loop(seconds, false)?;
 
     let status = watch
         .wait_timeout(Duration::from_secs(watch_seconds + 10))?
@@ -371,7 +375,7 @@ fn with_bpftrace_count(seconds: u64) -> Result<Measured> {
     let (ready, lines) = read_lines(&mut tracer, |line| line.starts_with("Attaching"))?;
     wait_ready(&ready, &mut tracer, Duration::from_secs(30), "bpftrace")?;
 
-    let ops_per_sec = open_loop(seconds)?;
+    let ops_per_sec = load_loop(seconds, false)?;
 
     // On SIGINT bpftrace prints the map (`@[pid]: count`) and exits.
     tracer.stop()?;
@@ -404,7 +408,7 @@ fn with_bpftrace_quiet(script: &str, seconds: u64) -> Result<Measured> {
     // perf event it attaches the program through instead.
     wait_attached(&mut tracer)?;
 
-    let ops_per_sec = open_loop(seconds)?;
+    let ops_per_sec = load_loop(seconds, false)?;
     tracer.stop()?;
     Ok(Measured {
         ops_per_sec,
@@ -523,10 +527,12 @@ fn load_average() -> Option<f64> {
 }
 
 /// The median round by ops/s, or the first error if no round succeeded.
-/// The median of `values`, `None` when there are none.
-fn median_of(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
+/// The median of `values` (the upper middle one of an even count); NaN when
+/// there are none. Every benchmark's medians of rates and costs.
+pub(crate) fn median_of(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn median(results: Vec<Result<Measured>>) -> Result<Measured> {

@@ -24,7 +24,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -34,13 +33,12 @@ use clap::Args;
 use microscope_model::live_defaults::DEFAULT_PROBES;
 use microscope_wire::{ClientError, ClientMessage, Connection, HelperMessage, ProbeOptions};
 
+use crate::bench::{load_loop, median_of};
 use crate::bench_profile::{BpfStats, programs_stats};
 use crate::helper::{self, Started};
 use crate::proc::RemoveDir;
 use crate::{proc, run, setup, workspace};
 
-/// The loops run here; the helper gets the other CPUs.
-const LOOP_CPU: usize = 0;
 /// What lights the "System calls" node: counted per syscall in the kernel.
 const SYSCALL_COUNTS: &str = "raw_syscalls:sys_enter";
 /// `prog_type` of tracepoint programs in `/proc/PID/fdinfo`.
@@ -185,39 +183,6 @@ struct Row {
     seconds: f64,
 }
 
-/// Runs the pinned loop for `seconds` and returns its ops/s.
-fn load_loop(seconds: u64, touch_pages: bool) -> Result<f64> {
-    let exe = std::env::current_exe().context("could not find the xtask binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.args(["__openloop", "--seconds", &seconds.to_string()])
-        .args(["--cpu", &LOOP_CPU.to_string()])
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit());
-    if touch_pages {
-        cmd.arg("--touch-pages");
-    }
-    let output = cmd
-        .output()
-        .with_context(|| format!("could not start the load loop `{}`", proc::describe(&cmd)))?;
-    if !output.status.success() {
-        bail!(
-            "the load loop failed ({}); its error is above",
-            output.status
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("ops_per_sec "))
-        .and_then(|rate| rate.trim().parse().ok())
-        .with_context(|| format!("the load loop printed no rate: {stdout:?}"))
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn print_table(rows: &[Row]) {
     println!();
     println!(
@@ -241,9 +206,9 @@ fn print_table(rows: &[Row]) {
             "| {} | {} | {:.0} | {:.0} | {:+.1} % | {:+.1} … {:+.1} % | {:.0} | {per_hit} | {:.3} % of a CPU |",
             row.load,
             row.traced,
-            median(row.untraced.clone()),
-            median(row.traced_rates.clone()),
-            -100.0 * median(row.pair_costs.clone()),
+            median_of(&row.untraced),
+            median_of(&row.traced_rates),
+            -100.0 * median_of(&row.pair_costs),
             -100.0 * high,
             -100.0 * low,
             row.runs as f64 / row.seconds,
@@ -263,7 +228,7 @@ fn print_table(rows: &[Row]) {
                 "MISSED"
             },
             row.runs as f64 / row.seconds,
-            -100.0 * median(row.pair_costs.clone()),
+            -100.0 * median_of(&row.pair_costs),
         );
     }
 }

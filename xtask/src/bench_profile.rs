@@ -35,6 +35,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 use microscope_wire::{ClientError, ClientMessage, Connection, HelperMessage, ProbeOptions};
 
+use crate::bench::median_of;
 use crate::proc::RemoveDir;
 use crate::{helper, proc, run, setup};
 
@@ -179,8 +180,8 @@ fn measure_rate(
     thread::sleep(Duration::from_millis(1500));
     Ok(RateResult {
         hz,
-        median_off: median(&mut offs),
-        median_on: median(&mut ons),
+        median_off: median_of(&offs),
+        median_on: median_of(&ons),
         pair_costs,
         extra_interrupts,
         extra_interrupted_us,
@@ -447,11 +448,6 @@ impl Drop for BpfStats {
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn print_table(results: &[RateResult]) {
     println!(
         "\n{:>7}  {:>10}  {:>10}  {:>9}  {:>16}  {:>13}  {:>13}  {:>12}",
@@ -467,7 +463,8 @@ fn print_table(results: &[RateResult]) {
     println!("{}", "-".repeat(7 + 10 + 10 + 9 + 16 + 13 + 13 + 12 + 14));
     for r in results {
         let mut costs = r.pair_costs.clone();
-        let cost = median(&mut costs);
+        costs.sort_by(f64::total_cmp);
+        let cost = median_of(&costs);
         let (low, high) = (
             costs.first().copied().unwrap_or(f64::NAN),
             costs.last().copied().unwrap_or(f64::NAN),
@@ -477,8 +474,8 @@ fn print_table(results: &[RateResult]) {
             || "-".to_owned(),
             |ns| format!("{:.3} %", ns * f64::from(r.hz) / 1e7),
         );
-        let interrupts = median(&mut r.extra_interrupts.clone());
-        let interrupted_us = median(&mut r.extra_interrupted_us.clone());
+        let interrupts = median_of(&r.extra_interrupts);
+        let interrupted_us = median_of(&r.extra_interrupted_us);
         println!(
             "{:>4} Hz  {:>10.0}  {:>10.0}  {:>7.2} %  {:>6.1} … {:>5.1} %  {:>13}  {:>+11.0}/s  {:>10.3} %",
             r.hz,
@@ -511,8 +508,8 @@ fn print_table(results: &[RateResult]) {
     );
     let verdict = match results.first() {
         Some(r) => {
-            let cost = median(&mut r.pair_costs.clone());
-            let interrupted = median(&mut r.extra_interrupted_us.clone()) / 1e4;
+            let cost = median_of(&r.pair_costs);
+            let interrupted = median_of(&r.extra_interrupted_us) / 1e4;
             let met = |c: f64| {
                 if c <= TARGET_OVERHEAD_PERCENT {
                     "met"
