@@ -551,18 +551,13 @@ fn a_client_that_never_reads_does_not_hold_back_one_that_does() {
     // second, and a test thread starved of CPU for a second behind them
     // could rightly overflow its own 4 MiB queue). The others filter
     // nothing, so the kernel still streams every open to the hub.
-    good.send(&ClientMessage::SetFilter(microscope_wire::ProcessFilter {
-        pid: Some(std::process::id()),
-        ..microscope_wire::ProcessFilter::default()
-    }))
-    .unwrap();
-    loop {
-        match good.recv().unwrap() {
-            HelperMessage::Filter(_) => break,
-            HelperMessage::Error { message } => panic!("setting the filter failed: {message}"),
-            _ => {}
-        }
-    }
+    super::set_filter(
+        &mut good,
+        microscope_wire::ProcessFilter {
+            pid: Some(std::process::id()),
+            ..microscope_wire::ProcessFilter::default()
+        },
+    );
     // The stalled client asks for the same events and more, and never
     // reads: 100 000 opens fill its 4 MiB queue several times over.
     let mut stalled = helper.connect();

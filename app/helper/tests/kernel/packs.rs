@@ -188,18 +188,13 @@ fn enable_available(conn: &mut Connection, id: &str) -> ProbeInfo {
 }
 
 fn set_filter_pid(conn: &mut Connection, pid: u32) {
-    conn.send(&ClientMessage::SetFilter(ProcessFilter {
-        pid: Some(pid),
-        ..ProcessFilter::default()
-    }))
-    .unwrap();
-    loop {
-        match conn.recv().unwrap() {
-            HelperMessage::Filter(_) => return,
-            HelperMessage::Error { message } => panic!("setting the filter failed: {message}"),
-            _ => {}
-        }
-    }
+    super::set_filter(
+        conn,
+        ProcessFilter {
+            pid: Some(pid),
+            ..ProcessFilter::default()
+        },
+    );
 }
 
 fn monotonic_ns() -> u64 {
